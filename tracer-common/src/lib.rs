@@ -1,0 +1,99 @@
+//! Types shared by tracer's kernel programs (`tracer-ebpf`) and its userspace (`tracer`).
+//!
+//! Everything here is `#[repr(C)]`, `Copy`, free of implicit padding, and checked by a
+//! size assertion, so both sides agree on the bytes in the maps.
+#![no_std]
+
+pub mod hist;
+
+/// Syscall numbers are folded into this many slots per traced process. x86_64 numbers
+/// stop below 512; anything at or above (x32 numbers, garbage) lands in the last slot.
+pub const SYSCALL_SLOTS: u32 = 512;
+/// The slot that collects syscall numbers that do not fit.
+pub const SYSCALL_OTHER: u32 = SYSCALL_SLOTS - 1;
+
+/// Largest number of processes given on the command line (each gets its own slot).
+pub const MAX_TARGETS: u32 = 64;
+
+/// Map names, shared so that userspace asks for exactly what the kernel side declares.
+pub mod maps {
+    /// `Array<u32>` indexed by tgid: 0 = not traced, otherwise target slot + 1.
+    pub const TARGETS: &str = "TARGETS";
+    /// `Array<ThreadState>` indexed by tid: the syscall a thread is in, and since when.
+    pub const THREADS: &str = "THREADS";
+    /// `PerCpuArray<SyscallStats>` indexed by `slot * SYSCALL_SLOTS + nr`.
+    pub const SYSCALL_STATS: &str = "SYSCALL_STATS";
+    /// `PerCpuHashMap<ErrnoKey, u64>`: failed calls per (slot, syscall, errno).
+    pub const ERRNOS: &str = "ERRNOS";
+    /// `PerCpuArray<u64>` indexed by [`crate::Drop`]: what the kernel side could not record.
+    pub const DROPS: &str = "DROPS";
+}
+
+/// Why the kernel side failed to record something. Index into [`maps::DROPS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// The per-errno map was full: the call and its error were counted, its errno was not.
+    ErrnoMapFull = 0,
+    /// A thread id beyond the per-thread array (pid_max was raised after tracer started).
+    ThreadOutOfRange = 1,
+}
+pub const DROP_KINDS: u32 = 2;
+
+/// Per-thread state carried from syscall entry to exit. `start_ns == 0` means "not in a
+/// traced syscall", which is how sys_exit leaves at once for every untraced thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadState {
+    pub start_ns: u64,
+    /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`).
+    pub stats_idx: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<ThreadState>() == 16);
+
+/// Aggregate for one (process, syscall) on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallStats {
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    /// Latency histogram; see [`hist`] for the bucket layout.
+    pub hist: [u64; hist::BUCKETS],
+}
+const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * hist::BUCKETS);
+
+impl Default for SyscallStats {
+    fn default() -> Self {
+        Self {
+            calls: 0,
+            errors: 0,
+            total_ns: 0,
+            max_ns: 0,
+            hist: [0; hist::BUCKETS],
+        }
+    }
+}
+
+/// Key of [`maps::ERRNOS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ErrnoKey {
+    /// Same index as in [`maps::SYSCALL_STATS`].
+    pub stats_idx: u32,
+    /// Positive errno value (1..=4095).
+    pub errno: u32,
+}
+const _: () = assert!(core::mem::size_of::<ErrnoKey>() == 8);
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: all of these are repr(C), Copy, made only of integers, with no padding.
+    unsafe impl aya::Pod for super::ThreadState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SyscallStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ErrnoKey {}
+}

@@ -1,0 +1,120 @@
+//! Syscall enter/exit on raw tracepoints (cheaper than the classic `raw_syscalls`
+//! tracepoints: no record is built). Entry stores the start time and the aggregate index
+//! in the thread's slot; exit folds the duration into the per-CPU aggregate of that
+//! (process, syscall). Hot path: one helper call and one inlined array lookup to leave
+//! for untraced processes; for traced ones two clock reads and two inlined array lookups.
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::{map, raw_tracepoint},
+    maps::{Array, PerCpuArray, PerCpuHashMap},
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    Drop, ErrnoKey, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, ThreadState, hist,
+};
+
+use crate::filter::{count_drop, target_slot};
+
+/// Indexed by tid; sized to pid_max by userspace.
+#[map(name = "THREADS")]
+static THREADS: Array<ThreadState> = Array::with_max_entries(1, 0);
+
+/// Indexed by `slot * SYSCALL_SLOTS + nr`; sized by userspace to the number of targets.
+#[map(name = "SYSCALL_STATS")]
+static SYSCALL_STATS: PerCpuArray<SyscallStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// Failed calls per (process, syscall, errno). Touched only when a call fails.
+#[map(name = "ERRNOS")]
+static ERRNOS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(8192, 0);
+
+/// x86_64 `exit` and `exit_group` never return: like `strace -c`, they are not counted,
+/// and not recording them keeps a dead thread's slot clean for the next owner of its tid.
+const NR_EXIT: u32 = 60;
+const NR_EXIT_GROUP: u32 = 231;
+const MAX_ERRNO: i64 = 4095;
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(slot) = target_slot((pid_tgid >> 32) as u32) else {
+        return 0;
+    };
+    // TP_PROTO(struct pt_regs *regs, long id)
+    let id: u64 = ctx.arg(1);
+    let nr = if id < SYSCALL_SLOTS as u64 {
+        id as u32
+    } else {
+        SYSCALL_OTHER
+    };
+    if nr == NR_EXIT || nr == NR_EXIT_GROUP {
+        return 0;
+    }
+    match THREADS.get_ptr_mut(pid_tgid as u32) {
+        Some(state) => {
+            // SAFETY: only this thread writes its own slot, and it is on this CPU now.
+            unsafe {
+                *state = ThreadState {
+                    start_ns: bpf_ktime_get_ns(),
+                    stats_idx: slot * SYSCALL_SLOTS + nr,
+                    _pad: 0,
+                }
+            }
+        }
+        None => count_drop(Drop::ThreadOutOfRange),
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(state) = THREADS.get_ptr_mut(tid) else {
+        return 0;
+    };
+    // SAFETY: as in sys_enter, the slot belongs to the running thread.
+    let (start, idx) = unsafe {
+        let s = &mut *state;
+        if s.start_ns == 0 {
+            // Untraced thread, or a call that began before tracer attached.
+            return 0;
+        }
+        let r = (s.start_ns, s.stats_idx);
+        s.start_ns = 0;
+        r
+    };
+    let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
+    // TP_PROTO(struct pt_regs *regs, long ret)
+    let ret: i64 = ctx.arg(1);
+    let Some(stats) = SYSCALL_STATS.get_ptr_mut(idx) else {
+        return 0;
+    };
+    // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
+    let s = unsafe { &mut *stats };
+    s.calls += 1;
+    s.total_ns += dur;
+    if dur > s.max_ns {
+        s.max_ns = dur;
+    }
+    if let Some(b) = s.hist.get_mut(hist::bucket(dur)) {
+        *b += 1;
+    }
+    if ret < 0 && ret >= -MAX_ERRNO {
+        s.errors += 1;
+        count_errno(ErrnoKey {
+            stats_idx: idx,
+            errno: (-ret) as u32,
+        });
+    }
+    0
+}
+
+#[inline(always)]
+fn count_errno(key: ErrnoKey) {
+    if let Some(n) = ERRNOS.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value, see above.
+        unsafe { *n += 1 };
+    } else if ERRNOS.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
+        count_drop(Drop::ErrnoMapFull);
+    }
+}

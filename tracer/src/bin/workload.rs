@@ -1,0 +1,56 @@
+//! Workloads with exactly known syscalls, for tracer's integration tests and benchmarks.
+//!
+//! `tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS`: makes exactly that many
+//! `getppid`s, `write`s of one byte to /dev/null, and `openat`s of a path that does not
+//! exist (each failing with ENOENT). With `--wait`, it first prints `ready` and waits for a
+//! line on stdin, so that a tracer can attach by PID before the counted work begins.
+use std::{
+    ffi::CString,
+    fs::OpenOptions,
+    io::{BufRead, Write},
+    os::fd::AsRawFd,
+};
+
+fn usage() -> ! {
+    eprintln!("usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS");
+    std::process::exit(2)
+}
+
+fn num(s: Option<String>) -> u64 {
+    s.and_then(|s| s.parse().ok()).unwrap_or_else(|| usage())
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    let wait = args.peek().map(String::as_str) == Some("--wait");
+    if wait {
+        args.next();
+    }
+    match args.next().as_deref() {
+        Some("syscalls") => {
+            let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
+            let devnull = OpenOptions::new().write(true).open("/dev/null").unwrap();
+            let missing = CString::new("/nonexistent/tracer-workload").unwrap();
+            if wait {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ready").unwrap();
+                out.flush().unwrap();
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).unwrap();
+            }
+            for _ in 0..getppid {
+                // SAFETY: getppid takes no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            for _ in 0..writes {
+                // SAFETY: writes one byte from a live buffer to an open descriptor.
+                unsafe { libc::write(devnull.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+            }
+            for _ in 0..opens {
+                // SAFETY: a NUL-terminated path; the call fails with ENOENT.
+                unsafe { libc::openat(libc::AT_FDCWD, missing.as_ptr(), libc::O_RDONLY) };
+            }
+        }
+        _ => usage(),
+    }
+}

@@ -1,0 +1,192 @@
+//! Command-line interface: clap types, and usage errors cut to one plain line.
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, ValueEnum, error::ErrorKind};
+
+const AFTER_HELP: &str = "\
+Examples:
+  sudo tracer --pid 2201                      live syscall table for a running process
+  sudo tracer --pid 2201 --duration 10 --output json -o run.json
+  sudo tracer -- dd if=/dev/zero of=/dev/null bs=1 count=100000
+
+The run ends at Ctrl-C, SIGTERM, the end of --duration, or when every traced process has
+exited; tracer then prints the final summary and detaches. With a command, tracer exits
+with the command's exit status (128+N if a signal N killed it).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracer",
+    version,
+    about = "Per-process tracer: syscall counts, latency and errors for one PID, live, with eBPF",
+    after_help = AFTER_HELP,
+    color = clap::ColorChoice::Never
+)]
+pub struct Cli {
+    /// Trace a running process (all its threads). Repeat for several processes.
+    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid)]
+    pub pids: Vec<u32>,
+
+    /// Stop after this many seconds.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+
+    /// Seconds between live reports (text: default 1; json: one NDJSON line per interval
+    /// only when given).
+    #[arg(short, long, value_name = "SECS", value_parser = parse_secs)]
+    pub interval: Option<Duration>,
+
+    /// Report format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub output: Format,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+
+    /// Benchmark only: attach empty programs to the same hooks (the cost floor) and report
+    /// nothing but the run's duration.
+    #[arg(long, hide = true)]
+    pub bench_floor: bool,
+
+    /// Command to launch and trace from its exec (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// What to trace, once the flags are known to agree.
+#[derive(Debug)]
+pub enum Mode {
+    Attach(Vec<u32>),
+    Launch(Vec<OsString>),
+}
+
+impl Cli {
+    pub fn mode(&self) -> Result<Mode, String> {
+        match (self.pids.is_empty(), self.command.is_empty()) {
+            (false, false) => Err("give either --pid or a command after --, not both".into()),
+            (true, true) => Err("nothing to trace: give --pid PID or -- CMD [ARGS...]".into()),
+            (false, true) => {
+                let mut pids = self.pids.clone();
+                pids.sort_unstable();
+                pids.dedup();
+                if pids.len() > tracer_common::MAX_TARGETS as usize {
+                    return Err(format!(
+                        "at most {} --pid values are supported",
+                        tracer_common::MAX_TARGETS
+                    ));
+                }
+                Ok(Mode::Attach(pids))
+            }
+            (true, false) => Ok(Mode::Launch(self.command.clone())),
+        }
+    }
+}
+
+/// Parses the command line. On a usage error, prints one line and returns exit code 2;
+/// `--help` and `--version` print as usual and return 0.
+pub fn parse() -> Result<(Cli, Mode), ExitCode> {
+    parse_from(std::env::args_os())
+}
+
+pub fn parse_from<I, T>(args: I) -> Result<(Cli, Mode), ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return Err(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(usage_error(&one_line(&e.to_string()))),
+    };
+    match cli.mode() {
+        Ok(mode) => Ok((cli, mode)),
+        Err(msg) => Err(usage_error(&msg)),
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("tracer: {msg} (see tracer --help)");
+    ExitCode::from(2)
+}
+
+/// clap's first line, without its `error: ` prefix.
+fn one_line(msg: &str) -> String {
+    let first = msg
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+fn parse_pid(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("PID 0 is not a process".into()),
+        Ok(p) if p > i32::MAX as u32 => Err(format!("{p} is not a valid PID")),
+        Ok(p) => Ok(p),
+        Err(_) => Err(format!("'{s}' is not a PID (a positive number)")),
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(Cli, Mode), String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| one_line(&e.to_string()))?;
+        let mode = cli.mode()?;
+        Ok((cli, mode))
+    }
+
+    #[test]
+    fn pids_are_repeatable_and_deduplicated() {
+        let (_, mode) = parse(&["tracer", "-p", "9", "--pid", "3", "-p", "9"]).unwrap();
+        assert!(matches!(mode, Mode::Attach(p) if p == vec![3, 9]));
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let (cli, mode) = parse(&["tracer", "--duration", "2.5", "--", "ls", "-l"]).unwrap();
+        assert_eq!(cli.duration, Some(Duration::from_millis(2500)));
+        assert!(matches!(mode, Mode::Launch(c) if c == vec!["ls", "-l"]));
+    }
+
+    #[test]
+    fn bad_input_is_one_line() {
+        for (args, needle) in [
+            (&["tracer", "--pid", "abc"][..], "not a PID"),
+            (&["tracer", "--pid", "0"][..], "PID 0"),
+            (&["tracer", "--pid", "-5"][..], "unexpected argument"),
+            (
+                &["tracer", "--interval", "0", "-p", "1"][..],
+                "positive number of seconds",
+            ),
+            (
+                &["tracer", "--output", "xml", "-p", "1"][..],
+                "invalid value 'xml'",
+            ),
+            (&["tracer", "-p", "1", "--", "ls"][..], "not both"),
+            (&["tracer"][..], "nothing to trace"),
+            (&["tracer", "ls"][..], "unexpected argument"),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+            assert!(!err.contains('\n'), "{args:?}: {err}");
+        }
+    }
+}

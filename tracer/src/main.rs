@@ -1,0 +1,32 @@
+//! tracer: what one process is doing to the operating system, live, with eBPF.
+//!
+//! Flow: `cli` -> `target` (what to trace) -> `probes` (load + attach) -> `collect` (read
+//! maps) -> `model` (pure numbers) -> `render` (text | json), driven by `run`.
+mod cli;
+mod collect;
+mod model;
+mod probes;
+mod render;
+mod run;
+mod target;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // A bug must still be one plain line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string().replace('\n', " ");
+        eprintln!("tracer: internal error: {msg}");
+    }));
+    let (cli, mode) = match cli::parse() {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    match run::run(cli, mode) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tracer: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The model: pure data and arithmetic, no I/O. `collect` fills a [`Sample`] (cumulative
+//! counters as read from the kernel); [`Sample::since`] turns two samples into the counts of
+//! one interval; [`Report::build`] turns counts into rows with rates and percentiles, which
+//! `render` prints.
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tracer_common::{SYSCALL_OTHER, hist};
+
+/// Counters of one (process slot, syscall), summed over CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyscallCounts {
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub hist: Vec<u64>,
+    /// errno -> failed calls.
+    pub errnos: BTreeMap<u32, u64>,
+}
+
+impl Default for SyscallCounts {
+    fn default() -> Self {
+        Self {
+            calls: 0,
+            errors: 0,
+            total_ns: 0,
+            max_ns: 0,
+            hist: vec![0; hist::BUCKETS],
+            errnos: BTreeMap::new(),
+        }
+    }
+}
+
+impl SyscallCounts {
+    /// Adds one CPU's (or one process's) counters into these.
+    pub fn add(&mut self, other: &Self) {
+        self.add_raw(
+            other.calls,
+            other.errors,
+            other.total_ns,
+            other.max_ns,
+            &other.hist,
+        );
+        for (e, n) in &other.errnos {
+            *self.errnos.entry(*e).or_default() += n;
+        }
+    }
+
+    pub fn add_raw(&mut self, calls: u64, errors: u64, total_ns: u64, max_ns: u64, h: &[u64]) {
+        self.calls += calls;
+        self.errors += errors;
+        self.total_ns += total_ns;
+        self.max_ns = self.max_ns.max(max_ns);
+        for (a, b) in self.hist.iter_mut().zip(h) {
+            *a += b;
+        }
+    }
+
+    /// Counts since `prev` (an earlier reading of the same counters). The kernel keeps a
+    /// running maximum, so the interval's max is bounded by the highest bucket that
+    /// received calls in the interval, and never above the running maximum.
+    pub fn since(&self, prev: &Self) -> Self {
+        let hist: Vec<u64> = self
+            .hist
+            .iter()
+            .zip(&prev.hist)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        let max_ns = if self.max_ns > prev.max_ns {
+            self.max_ns
+        } else {
+            hist.iter()
+                .rposition(|&n| n > 0)
+                .map_or(0, |b| (hist::upper_bound(b) - 1).min(self.max_ns))
+        };
+        let errnos = self
+            .errnos
+            .iter()
+            .map(|(e, n)| {
+                (
+                    *e,
+                    n.saturating_sub(prev.errnos.get(e).copied().unwrap_or(0)),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Self {
+            calls: self.calls.saturating_sub(prev.calls),
+            errors: self.errors.saturating_sub(prev.errors),
+            total_ns: self.total_ns.saturating_sub(prev.total_ns),
+            max_ns,
+            hist,
+            errnos,
+        }
+    }
+
+    /// The `q` quantile (0..=1) in ns, from the histogram: the bucket holding the rank,
+    /// interpolated linearly inside it, and clamped to the observed maximum.
+    pub fn quantile(&self, q: f64) -> u64 {
+        percentile(&self.hist, q).min(self.max_ns)
+    }
+}
+
+/// Quantile of a [`hist`]-layout histogram, interpolated inside the bucket.
+pub fn percentile(buckets: &[u64], q: f64) -> u64 {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    // Rank of the wanted observation, 1-based: the smallest r with r >= q * total.
+    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0u64;
+    for (b, &n) in buckets.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        if seen + n >= rank {
+            let lo = hist::lower_bound(b) as f64;
+            let hi = hist::upper_bound(b) as f64;
+            // Observations are spread evenly over the bucket; take the middle of the
+            // rank's share of it.
+            let frac = ((rank - seen) as f64 - 0.5) / n as f64;
+            return (lo + (hi - lo) * frac) as u64;
+        }
+        seen += n;
+    }
+    hist::lower_bound(buckets.len() - 1)
+}
+
+/// Everything read from the kernel at one moment; cumulative since attach.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// (target slot, syscall nr) -> counters.
+    pub syscalls: BTreeMap<(u32, u32), SyscallCounts>,
+    /// What the kernel side failed to record, by kind.
+    pub drops: Drops,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Drops {
+    /// Failed calls whose errno could not be recorded (the errno map was full).
+    pub errno_map_full: u64,
+    /// Syscalls of threads whose id was beyond the per-thread array.
+    pub thread_out_of_range: u64,
+}
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.errno_map_full + self.thread_out_of_range
+    }
+
+    fn since(&self, prev: &Self) -> Self {
+        Self {
+            errno_map_full: self.errno_map_full.saturating_sub(prev.errno_map_full),
+            thread_out_of_range: self
+                .thread_out_of_range
+                .saturating_sub(prev.thread_out_of_range),
+        }
+    }
+}
+
+impl Sample {
+    /// What happened between `prev` and `self`.
+    pub fn since(&self, prev: &Sample) -> Sample {
+        let empty = SyscallCounts::default();
+        let syscalls = self
+            .syscalls
+            .iter()
+            .map(|(k, v)| (*k, v.since(prev.syscalls.get(k).unwrap_or(&empty))))
+            .filter(|(_, v)| v.calls > 0)
+            .collect();
+        Sample {
+            syscalls,
+            drops: self.drops.since(&prev.drops),
+        }
+    }
+}
+
+/// A traced process, as the report names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub comm: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    Interval,
+    Final,
+}
+
+/// One row of the syscall table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SyscallRow {
+    pub name: String,
+    pub nr: u32,
+    pub calls: u64,
+    pub calls_per_s: f64,
+    pub errors: u64,
+    /// errno name -> count.
+    pub errnos: BTreeMap<String, u64>,
+    pub total_ns: u64,
+    pub avg_ns: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub calls: u64,
+    pub calls_per_s: f64,
+    pub errors: u64,
+    pub total_ns: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProcessReport {
+    pub pid: u32,
+    pub comm: String,
+    pub totals: Totals,
+    pub syscalls: Vec<SyscallRow>,
+}
+
+/// How a launched command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CommandExit {
+    pub pid: u32,
+    /// Exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// Signal name, if a signal killed it.
+    pub signal: Option<&'static str>,
+    #[serde(skip)]
+    pub signo: Option<i32>,
+}
+
+impl CommandExit {
+    /// tracer's own exit status: the command's, or 128+N for a signal N, as shells do.
+    pub fn status(&self) -> u8 {
+        match (self.exit_code, self.signo) {
+            (Some(c), _) => c as u8,
+            (None, Some(s)) => (128 + s) as u8,
+            _ => 1,
+        }
+    }
+}
+
+/// What one report says: the whole model, ready to render.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    #[serde(rename = "type")]
+    pub kind: ReportKind,
+    pub pids: Vec<u32>,
+    pub duration_s: f64,
+    /// Merged over all traced processes, sorted by total time, highest first.
+    pub syscalls: Vec<SyscallRow>,
+    pub totals: Totals,
+    /// Everything the kernel side could not record (sum of `drops`).
+    pub lost_events: u64,
+    pub drops: Drops,
+    pub processes: Vec<ProcessReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandExit>,
+}
+
+/// Names used in reports; kept as functions so the model stays testable without tables.
+pub fn syscall_name(nr: u32) -> String {
+    if nr == SYSCALL_OTHER {
+        return "other".into();
+    }
+    match syscalls::Sysno::new(nr as usize) {
+        Some(s) => s.name().to_string(),
+        None => format!("syscall_{nr}"),
+    }
+}
+
+pub fn errno_name(errno: u32) -> String {
+    match syscalls::Errno::new(errno as i32).name() {
+        Some(n) => n.to_string(),
+        None => format!("E{errno}"),
+    }
+}
+
+fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, Totals) {
+    let mut rows: Vec<SyscallRow> = counts
+        .iter()
+        .filter(|(_, c)| c.calls > 0)
+        .map(|(&nr, c)| SyscallRow {
+            name: syscall_name(nr),
+            nr,
+            calls: c.calls,
+            calls_per_s: rate(c.calls, secs),
+            errors: c.errors,
+            errnos: c.errnos.iter().map(|(e, n)| (errno_name(*e), *n)).collect(),
+            total_ns: c.total_ns,
+            avg_ns: c.total_ns / c.calls,
+            p50_ns: c.quantile(0.50),
+            p99_ns: c.quantile(0.99),
+            max_ns: c.max_ns,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then(b.calls.cmp(&a.calls))
+            .then(a.nr.cmp(&b.nr))
+    });
+    let mut t = Totals::default();
+    for r in &rows {
+        t.calls += r.calls;
+        t.errors += r.errors;
+        t.total_ns += r.total_ns;
+    }
+    t.calls_per_s = rate(t.calls, secs);
+    (rows, t)
+}
+
+pub fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+impl Report {
+    /// Builds a report from the counts of a window of `secs` seconds. `targets[slot]` names
+    /// the process of each slot.
+    pub fn build(
+        kind: ReportKind,
+        counts: &Sample,
+        targets: &[ProcessInfo],
+        secs: f64,
+        command: Option<CommandExit>,
+    ) -> Report {
+        let mut merged: BTreeMap<u32, SyscallCounts> = BTreeMap::new();
+        let mut per_slot: Vec<BTreeMap<u32, SyscallCounts>> = vec![BTreeMap::new(); targets.len()];
+        for (&(slot, nr), c) in &counts.syscalls {
+            merged.entry(nr).or_default().add(c);
+            if let Some(m) = per_slot.get_mut(slot as usize) {
+                m.entry(nr).or_default().add(c);
+            }
+        }
+        let (syscalls, totals) = rows(&merged, secs);
+        let processes = targets
+            .iter()
+            .zip(&per_slot)
+            .map(|(p, m)| {
+                let (syscalls, totals) = rows(m, secs);
+                ProcessReport {
+                    pid: p.pid,
+                    comm: p.comm.clone(),
+                    totals,
+                    syscalls,
+                }
+            })
+            .collect();
+        Report {
+            kind,
+            pids: targets.iter().map(|p| p.pid).collect(),
+            duration_s: secs,
+            syscalls,
+            totals,
+            lost_events: counts.drops.total(),
+            drops: counts.drops,
+            processes,
+            command,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts_of(latencies: &[u64]) -> SyscallCounts {
+        let mut c = SyscallCounts::default();
+        for &l in latencies {
+            c.calls += 1;
+            c.total_ns += l;
+            c.max_ns = c.max_ns.max(l);
+            c.hist[hist::bucket(l)] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn percentiles_land_in_the_right_bucket() {
+        // 98 fast calls around 1 us, two slow ones of 1 ms.
+        let mut lat = vec![1000u64; 98];
+        lat.extend([1_000_000, 1_000_000]);
+        let c = counts_of(&lat);
+        let p50 = c.quantile(0.5);
+        let p99 = c.quantile(0.99);
+        assert!((896..=1024).contains(&p50), "p50 {p50}");
+        assert!((786_432..=1_000_000).contains(&p99), "p99 {p99}");
+        assert_eq!(c.quantile(1.0), c.max_ns.min(c.quantile(1.0)));
+    }
+
+    #[test]
+    fn percentile_error_is_bounded_for_uniform_latencies() {
+        let lat: Vec<u64> = (1..=10_000u64).map(|i| i * 100).collect();
+        let c = counts_of(&lat);
+        for q in [0.5, 0.9, 0.99] {
+            let exact = lat[((q * lat.len() as f64).ceil() as usize) - 1] as f64;
+            let got = c.quantile(q) as f64;
+            assert!(
+                (got - exact).abs() / exact < 0.13,
+                "q={q} exact={exact} got={got}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_histogram_gives_zero() {
+        assert_eq!(SyscallCounts::default().quantile(0.99), 0);
+    }
+
+    #[test]
+    fn since_subtracts_and_bounds_the_interval_max() {
+        let before = counts_of(&[100, 200, 5_000_000]);
+        let mut after = before.clone();
+        after.add(&counts_of(&[300, 400]));
+        let d = after.since(&before);
+        assert_eq!((d.calls, d.total_ns), (2, 700));
+        // The running max (5 ms) is from before the interval: the interval's max is the top
+        // of the highest bucket it filled, not 5 ms.
+        assert!(d.max_ns >= 400 && d.max_ns < 512, "{}", d.max_ns);
+        let mut later = after.clone();
+        later.add(&counts_of(&[9_000_000]));
+        assert_eq!(later.since(&after).max_ns, 9_000_000);
+    }
+
+    #[test]
+    fn sample_since_drops_idle_syscalls_and_errnos() {
+        let mut a = Sample::default();
+        let mut c = counts_of(&[10, 20]);
+        c.errors = 1;
+        c.errnos.insert(2, 1);
+        a.syscalls.insert((0, 2), c.clone());
+        a.syscalls.insert((0, 39), counts_of(&[5]));
+        let mut b = a.clone();
+        b.syscalls.get_mut(&(0, 2)).unwrap().add(&counts_of(&[30]));
+        b.drops.errno_map_full = 3;
+        let d = b.since(&a);
+        assert_eq!(d.syscalls.len(), 1);
+        let row = &d.syscalls[&(0, 2)];
+        assert_eq!((row.calls, row.errors), (1, 0));
+        assert!(row.errnos.is_empty());
+        assert_eq!(d.drops.total(), 3);
+    }
+
+    #[test]
+    fn report_merges_processes_sorts_by_time_and_totals() {
+        let mut s = Sample::default();
+        let mut openat = counts_of(&[1000; 4]);
+        openat.errors = 3;
+        openat.errnos.insert(2, 3);
+        s.syscalls.insert((0, 257), openat);
+        s.syscalls.insert((0, 0), counts_of(&[10; 10]));
+        s.syscalls.insert((1, 0), counts_of(&[10; 5]));
+        let targets = [
+            ProcessInfo {
+                pid: 10,
+                comm: "a".into(),
+            },
+            ProcessInfo {
+                pid: 11,
+                comm: "b".into(),
+            },
+        ];
+        let r = Report::build(ReportKind::Final, &s, &targets, 2.0, None);
+        assert_eq!(r.pids, vec![10, 11]);
+        let names: Vec<_> = r.syscalls.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["openat", "read"]);
+        assert_eq!(r.syscalls[1].calls, 15);
+        assert_eq!(r.syscalls[1].calls_per_s, 7.5);
+        assert_eq!(r.syscalls[0].errnos.get("ENOENT"), Some(&3));
+        assert_eq!(r.syscalls[0].avg_ns, 1000);
+        assert_eq!(r.totals.calls, 19);
+        assert_eq!(r.totals.errors, 3);
+        assert_eq!(r.totals.total_ns, 4150);
+        assert_eq!(r.processes[1].totals.calls, 5);
+        assert_eq!(r.processes[0].syscalls.len(), 2);
+    }
+
+    #[test]
+    fn names_come_from_the_tables() {
+        assert_eq!(syscall_name(0), "read");
+        assert_eq!(syscall_name(257), "openat");
+        assert_eq!(syscall_name(SYSCALL_OTHER), "other");
+        assert_eq!(errno_name(2), "ENOENT");
+        assert_eq!(errno_name(512), "ERESTARTSYS");
+        assert_eq!(errno_name(4000), "E4000");
+    }
+}

@@ -1,0 +1,109 @@
+//! Loads the kernel programs, sizes their maps, attaches them, and owns the links: dropping
+//! [`Probes`] (or the process ending, however it ends) detaches everything, since nothing is
+//! pinned.
+use anyhow::{Context, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData},
+    programs::{ProgramError, RawTracePoint},
+};
+use tracer_common::{SYSCALL_SLOTS, maps};
+
+#[cfg(tracer_missing_ebpf)]
+compile_error!("the eBPF object is not built: run `cargo xtask build` (it builds it first)");
+
+/// The kernel programs, built by `cargo xtask build-ebpf` and embedded at compile time.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer.bpf.o"));
+
+/// Which programs to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Programs {
+    /// The real ones.
+    Tracer,
+    /// Empty programs on the same hooks (benchmark floor).
+    Floor,
+}
+
+pub struct Probes {
+    ebpf: Ebpf,
+    targets: Array<MapData, u32>,
+}
+
+/// Largest process id + 1 that the kernel hands out now; per-thread state is sized to it.
+pub fn pid_max() -> Result<u32> {
+    let s = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .context("cannot read /proc/sys/kernel/pid_max")?;
+    s.trim()
+        .parse()
+        .context("cannot parse /proc/sys/kernel/pid_max")
+}
+
+impl Probes {
+    /// Loads and attaches. `slots` is the number of traced processes given by the user.
+    pub fn attach(programs: Programs, slots: u32) -> Result<Self> {
+        let pid_max = pid_max()?;
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(maps::TARGETS, pid_max)
+            .map_max_entries(maps::THREADS, pid_max)
+            .map_max_entries(maps::SYSCALL_STATS, slots.max(1) * SYSCALL_SLOTS)
+            .load(EBPF_OBJECT)
+            .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
+        let hooks: &[(&str, &str)] = match programs {
+            Programs::Tracer => &[("sys_enter", "sys_enter"), ("sys_exit", "sys_exit")],
+            Programs::Floor => &[("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")],
+        };
+        for &(prog, tp) in hooks {
+            attach_raw_tp(&mut ebpf, prog, tp)?;
+        }
+        let targets = Array::try_from(
+            ebpf.take_map(maps::TARGETS)
+                .ok_or_else(|| anyhow!("map {} missing", maps::TARGETS))?,
+        )?;
+        Ok(Self { ebpf, targets })
+    }
+
+    /// Starts tracing process `tgid` under `slot`.
+    pub fn add_target(&mut self, tgid: u32, slot: u32) -> Result<()> {
+        self.targets
+            .set(tgid, slot + 1, 0)
+            .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+fn attach_raw_tp(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<()> {
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+        .try_into()?;
+    p.load().map_err(|e| {
+        if let ProgramError::LoadError { verifier_log, .. } = &e
+            && std::env::var_os("TRACER_DEBUG").is_some()
+        {
+            eprintln!("{verifier_log}");
+        }
+        anyhow!("the kernel rejected program {prog}: {}", one_line(&e))
+    })?;
+    p.attach(tp).map_err(|e| {
+        anyhow!(
+            "cannot attach to tracepoint {tp} (missing kernel feature?): {}",
+            one_line(&e)
+        )
+    })?;
+    Ok(())
+}
+
+/// The first line of an error, with its sources: aya puts whole verifier logs in some.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string().lines().next().unwrap_or_default().to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(s.to_string().lines().next().unwrap_or_default());
+        src = s.source();
+    }
+    msg
+}

@@ -1,0 +1,201 @@
+//! One run: check, resolve targets, attach, then report every interval until the run ends,
+//! and print the final summary. Everything that needs root is here or below; the numbers
+//! are computed in `model`.
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+    task::JoinSet,
+    time::sleep_until,
+};
+
+use crate::{
+    cli::{Cli, Format, Mode},
+    collect::Collector,
+    model::{CommandExit, ProcessInfo, Report, ReportKind, Sample},
+    probes::{Probes, Programs},
+    render,
+    target::{self, Launched},
+};
+
+/// The first live report comes this soon, whatever the interval.
+const FIRST_REPORT: Duration = Duration::from_millis(500);
+
+pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
+    target::check_privileges()?;
+    let mut out: Box<dyn Write> = match &cli.output_file {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let programs = if cli.bench_floor {
+        Programs::Floor
+    } else {
+        Programs::Tracer
+    };
+
+    // Resolve what to trace before attaching anything, so bad input costs nothing.
+    let (targets, launched): (Vec<ProcessInfo>, Option<Launched>) = match &mode {
+        Mode::Attach(pids) => (
+            pids.iter()
+                .map(|&p| target::resolve_pid(p))
+                .collect::<Result<_>>()?,
+            None,
+        ),
+        Mode::Launch(_) => (Vec::new(), None),
+    };
+    let pidfds = targets
+        .iter()
+        .map(|t| target::pidfd_open(t.pid))
+        .collect::<Result<Vec<_>>>()?;
+
+    let slots = targets.len().max(1) as u32;
+    let mut probes = Probes::attach(programs, slots)?;
+    let (targets, pidfds, launched) = match mode {
+        Mode::Attach(_) => {
+            for (slot, t) in targets.iter().enumerate() {
+                probes.add_target(t.pid, slot as u32)?;
+            }
+            (targets, pidfds, launched)
+        }
+        Mode::Launch(argv) => {
+            let l = target::launch(&argv)?;
+            let pidfd = target::pidfd_open(l.info.pid)?;
+            let info = l.info.clone();
+            l.wait_until_parked()?;
+            probes.add_target(info.pid, 0)?;
+            l.release()?;
+            (vec![info], vec![pidfd], None)
+        }
+    };
+    debug_assert!(launched.is_none());
+    let started = Instant::now();
+    let collector = match programs {
+        Programs::Tracer => Some(Collector::new(probes.ebpf_mut(), slots)?),
+        Programs::Floor => None,
+    };
+    let launched_pid = matches!(cli.command.is_empty(), false).then(|| targets[0].pid);
+    eprintln!(
+        "tracer: tracing {}; Ctrl-C to stop",
+        targets
+            .iter()
+            .map(|t| format!("{} ({})", t.pid, t.comm))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let ctx = Loop {
+        cli: &cli,
+        targets: &targets,
+        collector: collector.as_ref(),
+        started,
+    };
+    let command = rt.block_on(ctx.run(&mut *out, pidfds, launched_pid))?;
+    drop(probes); // detach before the process exits (it would happen anyway)
+    Ok(command.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.status())))
+}
+
+struct Loop<'a> {
+    cli: &'a Cli,
+    targets: &'a [ProcessInfo],
+    collector: Option<&'a Collector>,
+    started: Instant,
+}
+
+impl Loop<'_> {
+    async fn run(
+        &self,
+        out: &mut dyn Write,
+        pidfds: Vec<std::os::fd::OwnedFd>,
+        launched_pid: Option<u32>,
+    ) -> Result<Option<CommandExit>> {
+        let mut exits = JoinSet::new();
+        for fd in pidfds {
+            // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same
+            // for the AsyncFd's whole life.
+            let fd = unsafe { AsyncFd::register(fd) }
+                .map_err(|e| anyhow::anyhow!("cannot watch the traced process: {e}"))?;
+            exits.spawn(async move {
+                let _ = fd.readable().await;
+            });
+        }
+        let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+
+        let live = self.collector.is_some()
+            && (self.cli.output == Format::Text || self.cli.interval.is_some());
+        let interval = self.cli.interval.unwrap_or(Duration::from_secs(1));
+        let mut next = self.started + interval.min(FIRST_REPORT);
+        let deadline = self.cli.duration.map(|d| self.started + d);
+        let mut prev = Sample::default();
+        let mut prev_at = self.started;
+        let mut command = None;
+        loop {
+            tokio::select! {
+                _ = sleep_until(next.into()), if live => {
+                    let now = Instant::now();
+                    let cur = self.sample()?;
+                    let r = Report::build(
+                        ReportKind::Interval,
+                        &cur.since(&prev),
+                        self.targets,
+                        (now - prev_at).as_secs_f64(),
+                        None,
+                    );
+                    render::write(out, self.cli.output, &r).context("cannot write the report")?;
+                    (prev, prev_at) = (cur, now);
+                    next += interval;
+                    if next < now {
+                        next = now + interval;
+                    }
+                }
+                _ = sleep_until(deadline.unwrap_or(self.started).into()), if deadline.is_some() => break,
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+                _ = sighup.recv() => break,
+                _ = exits.join_next(), if !exits.is_empty() => {
+                    if exits.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        if let Some(pid) = launched_pid {
+            command = target::try_reap(pid);
+        }
+        match self.collector {
+            Some(_) => {
+                let r = Report::build(
+                    ReportKind::Final,
+                    &self.sample()?,
+                    self.targets,
+                    secs,
+                    command,
+                );
+                render::write(out, self.cli.output, &r).context("cannot write the report")?;
+            }
+            None => eprintln!("tracer: floor programs attached for {secs:.3} s"),
+        }
+        Ok(command)
+    }
+
+    fn sample(&self) -> Result<Sample> {
+        self.collector.map_or(Ok(Sample::default()), |c| {
+            c.sample().context("cannot read the kernel maps")
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! What to trace: checking PIDs the user gave, launching a command so that it is counted
+//! from its exec, and noticing when traced processes exit.
+use std::{
+    ffi::{CString, OsString},
+    os::{
+        fd::{AsFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::{
+    errno::Errno,
+    fcntl::OFlag,
+    sys::wait::{WaitPidFlag, WaitStatus, waitpid},
+    unistd::{ForkResult, Pid, fork, pipe2},
+};
+
+use crate::model::{CommandExit, ProcessInfo};
+
+/// PF_KTHREAD in /proc/PID/stat's flags.
+const PF_KTHREAD: u32 = 0x0020_0000;
+/// Capability bits (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Fails with one plain line unless this process may load tracing programs.
+pub fn check_privileges() -> Result<()> {
+    let status = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .context("cannot read /proc/self/status")?;
+    let has = |cap: u32| status.capeff & (1u64 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    bail!(
+        "permission denied: tracing needs root, or the CAP_BPF and CAP_PERFMON capabilities (try sudo)"
+    )
+}
+
+/// Checks a PID given with --pid and names it. A thread id is resolved to its process.
+pub fn resolve_pid(pid: u32) -> Result<ProcessInfo> {
+    let proc = procfs::process::Process::new(pid as i32)
+        .map_err(|_| anyhow!("no process with PID {pid}"))?;
+    let stat = proc
+        .stat()
+        .map_err(|_| anyhow!("no process with PID {pid}"))?;
+    if stat.flags & PF_KTHREAD != 0 {
+        bail!(
+            "PID {pid} ({}) is a kernel thread: it makes no syscalls to trace",
+            stat.comm
+        );
+    }
+    if stat.state == 'Z' {
+        bail!("PID {pid} ({}) has already exited (zombie)", stat.comm);
+    }
+    let tgid = proc.status().map(|s| s.tgid as u32).unwrap_or(pid);
+    if tgid != pid {
+        eprintln!("tracer: {pid} is a thread of process {tgid}; tracing the whole process");
+        return resolve_pid(tgid);
+    }
+    Ok(ProcessInfo {
+        pid,
+        comm: stat.comm,
+    })
+}
+
+/// A `pidfd` that becomes readable when the process exits.
+pub fn pidfd_open(pid: u32) -> Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd we own.
+    let fd = unsafe { libc_syscall_pidfd_open(pid as i32) };
+    if fd < 0 {
+        return Err(Errno::last()).with_context(|| format!("cannot watch PID {pid}"));
+    }
+    // SAFETY: fd is a fresh descriptor returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+unsafe fn libc_syscall_pidfd_open(pid: i32) -> i64 {
+    // SAFETY: forwarded from the caller.
+    unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) }
+}
+
+/// A command forked and waiting, just before its exec, for tracer to start counting.
+pub struct Launched {
+    pub info: ProcessInfo,
+    go: OwnedFd,
+    exec_err: OwnedFd,
+    program: PathBuf,
+}
+
+/// Forks `argv`; the child stops in a `read` of a pipe just before `execve`. Must be called
+/// before any other thread exists (before the async runtime starts).
+pub fn launch(argv: &[OsString]) -> Result<Launched> {
+    let name = argv.first().ok_or_else(|| anyhow!("empty command"))?;
+    let program = which::which(name).map_err(|_| {
+        anyhow!(
+            "cannot execute '{}': command not found",
+            name.to_string_lossy()
+        )
+    })?;
+    let cstr = |s: &[u8]| CString::new(s).map_err(|_| anyhow!("command contains a NUL byte"));
+    let path = cstr(program.as_os_str().as_bytes())?;
+    let args = argv
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<Vec<_>>>()?;
+    let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+    // SAFETY: single-threaded here (checked by the caller's contract); the child calls only
+    // async-signal-safe functions (close, read, execv, write, _exit) before exec.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Child => {
+            drop(go_w);
+            drop(err_r);
+            let mut b = [0u8; 1];
+            // Blocks until tracer has put this pid in the kernel filter. The pipe ends are
+            // close-on-exec, so no syscall stands between this read and execve.
+            let _ = nix::unistd::read(go_r.as_fd(), &mut b);
+            let e = nix::unistd::execv(&path, &args).unwrap_err();
+            let _ = nix::unistd::write(&err_w, &(e as i32).to_ne_bytes());
+            // SAFETY: _exit is async-signal-safe and never returns.
+            unsafe { nix::libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => {
+            drop(go_r);
+            drop(err_w);
+            let comm = program
+                .file_name()
+                .map(|n| n.to_string_lossy().chars().take(15).collect())
+                .unwrap_or_default();
+            Ok(Launched {
+                info: ProcessInfo {
+                    pid: child.as_raw() as u32,
+                    comm,
+                },
+                go: go_w,
+                exec_err: err_r,
+                program,
+            })
+        }
+    }
+}
+
+impl Launched {
+    /// Waits until the child is blocked in its `read` (syscall 0), so that everything it
+    /// does after tracer starts counting is its exec and what follows.
+    pub fn wait_until_parked(&self) -> Result<()> {
+        let path = format!("/proc/{}/syscall", self.info.pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = std::fs::read_to_string(&path).unwrap_or_default();
+            // "0 0x<fd> ..." while blocked in read; "running" otherwise.
+            if s.starts_with("0 ") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the command did not start (PID {} never reached exec)",
+                    self.info.pid
+                );
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Lets the child exec; fails with one line if the exec failed.
+    pub fn release(self) -> Result<()> {
+        nix::unistd::write(&self.go, &[1]).context("cannot start the command")?;
+        let mut buf = [0u8; 4];
+        let n = loop {
+            match nix::unistd::read(self.exec_err.as_fd(), &mut buf) {
+                Err(Errno::EINTR) => continue,
+                r => break r.context("cannot start the command")?,
+            }
+        };
+        if n == 0 {
+            return Ok(()); // closed by a successful exec
+        }
+        let _ = waitpid(Pid::from_raw(self.info.pid as i32), None);
+        let errno = Errno::from_raw(i32::from_ne_bytes(buf));
+        bail!(
+            "cannot execute '{}': {}",
+            self.program.display(),
+            errno.desc()
+        )
+    }
+}
+
+/// Reaps our child if it has exited; `None` if it still runs.
+pub fn try_reap(pid: u32) -> Option<CommandExit> {
+    match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(CommandExit {
+            pid,
+            exit_code: Some(code),
+            signal: None,
+            signo: None,
+        }),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(CommandExit {
+            pid,
+            exit_code: None,
+            signal: Some(sig.as_str()),
+            signo: Some(sig as i32),
+        }),
+        _ => None,
+    }
+}
