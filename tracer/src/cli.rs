@@ -23,16 +23,16 @@ with the command's exit status (128+N if a signal N killed it).";
 )]
 pub struct Cli {
     /// Trace a running process (all its threads). Repeat for several processes.
-    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
     pub pids: Vec<u32>,
 
     /// Stop after this many seconds.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short, long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub duration: Option<Duration>,
 
     /// Seconds between live reports (text: default 1; json: one NDJSON line per interval
     /// only when given).
-    #[arg(short, long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short, long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub interval: Option<Duration>,
 
     /// Report format.
@@ -171,7 +171,7 @@ mod tests {
         for (args, needle) in [
             (&["tracer", "--pid", "abc"][..], "not a PID"),
             (&["tracer", "--pid", "0"][..], "PID 0"),
-            (&["tracer", "--pid", "-5"][..], "unexpected argument"),
+            (&["tracer", "--pid", "-5"][..], "'-5' is not a PID"),
             (
                 &["tracer", "--interval", "0", "-p", "1"][..],
                 "positive number of seconds",

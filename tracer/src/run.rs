@@ -82,16 +82,7 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         Programs::Tracer => Some(Collector::new(probes.ebpf_mut(), slots)?),
         Programs::Floor => None,
     };
-    let launched_pid = matches!(cli.command.is_empty(), false).then(|| targets[0].pid);
-    eprintln!(
-        "tracer: tracing {}; Ctrl-C to stop",
-        targets
-            .iter()
-            .map(|t| format!("{} ({})", t.pid, t.comm))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
+    let launched_pid = (!cli.command.is_empty()).then(|| targets[0].pid);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -134,6 +125,13 @@ impl Loop<'_> {
         let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
         let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        // Said only now that a signal ends the run cleanly (tests wait for this line).
+        let names: Vec<String> = self
+            .targets
+            .iter()
+            .map(|t| format!("{} ({})", t.pid, t.comm))
+            .collect();
+        eprintln!("tracer: tracing {}; Ctrl-C to stop", names.join(", "));
 
         let live = self.collector.is_some()
             && (self.cli.output == Format::Text || self.cli.interval.is_some());

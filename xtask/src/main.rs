@@ -1,1 +1,56 @@
-fn main() {}
+//! `cargo xtask <command>`: everything that is more than one cargo invocation.
+mod build;
+mod setup;
+
+use std::{ffi::OsString, process::ExitCode};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "tracer's build, setup, run and test driver"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what a fresh machine lacks to build the eBPF side (idempotent).
+    Setup,
+    /// Build the eBPF object (bpfel-unknown-none, nightly, -Z build-std=core).
+    BuildEbpf,
+    /// Build the eBPF object, then tracer (release) with it embedded.
+    Build,
+    /// Build, then run tracer with the given arguments (through sudo if not root).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Build, then run every test: unit tests and the eBPF integration tests (as root).
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r: Result<()> = match cli.cmd {
+        Cmd::Setup => setup::ensure(),
+        Cmd::BuildEbpf => setup::ensure().and_then(|_| build::ebpf()),
+        Cmd::Build => build::all(),
+        Cmd::Run { args } => build::all().and_then(|_| build::run_tracer(&args)),
+        Cmd::Test { args } => build::test(&args),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

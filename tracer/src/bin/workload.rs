@@ -4,6 +4,9 @@
 //! `getppid`s, `write`s of one byte to /dev/null, and `openat`s of a path that does not
 //! exist (each failing with ENOENT). With `--wait`, it first prints `ready` and waits for a
 //! line on stdin, so that a tracer can attach by PID before the counted work begins.
+//!
+//! `tracer-workload paced COUNT MILLIS`: COUNT times, one `getppid` then a sleep of MILLIS
+//! milliseconds (a slow, steady workload spread over several report intervals).
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -12,7 +15,9 @@ use std::{
 };
 
 fn usage() -> ! {
-    eprintln!("usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS");
+    eprintln!(
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS"
+    );
     std::process::exit(2)
 }
 
@@ -49,6 +54,14 @@ fn main() {
             for _ in 0..opens {
                 // SAFETY: a NUL-terminated path; the call fails with ENOENT.
                 unsafe { libc::openat(libc::AT_FDCWD, missing.as_ptr(), libc::O_RDONLY) };
+            }
+        }
+        Some("paced") => {
+            let (count, millis) = (num(args.next()), num(args.next()));
+            for _ in 0..count {
+                // SAFETY: as above.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+                std::thread::sleep(std::time::Duration::from_millis(millis));
             }
         }
         _ => usage(),

@@ -145,10 +145,12 @@ mod tests {
     #[test]
     fn table_has_rows_errnos_and_totals() {
         let mut s = Sample::default();
-        let mut c = SyscallCounts::default();
-        c.calls = 3;
-        c.errors = 3;
-        c.total_ns = 3000;
+        let mut c = SyscallCounts {
+            calls: 3,
+            errors: 3,
+            total_ns: 3000,
+            ..Default::default()
+        };
         c.errnos.insert(2, 2);
         c.errnos.insert(13, 1);
         s.syscalls.insert((0, 257), c);

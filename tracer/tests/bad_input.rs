@@ -1,0 +1,94 @@
+//! Every error a user can cause prints one plain line on stderr, nothing on stdout, and
+//! exits 2 (usage) or 1 (runtime); no panic, no backtrace, nothing left attached.
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+fn assert_one_line(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("tracer: "), "{err}");
+    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    // These need no privileges: the command line is checked first.
+    for (args, needle) in [
+        (&["--pid", "abc"][..], "not a PID"),
+        (&["--pid", "0"][..], "PID 0"),
+        (&["--pid", "1", "--", "true"][..], "not both"),
+        (&[][..], "nothing to trace"),
+        (
+            &["--output", "xml", "--pid", "1"][..],
+            "invalid value 'xml'",
+        ),
+        (
+            &["--interval", "-1", "--pid", "1"][..],
+            "'-1' is not a positive number of seconds",
+        ),
+        (
+            &["--duration", "0", "--pid", "1"][..],
+            "positive number of seconds",
+        ),
+        (&["--bogus"][..], "unexpected argument"),
+    ] {
+        assert_one_line(&run(tracer().args(args)), 2, needle);
+    }
+}
+
+#[test]
+fn runtime_errors_exit_1() {
+    let Some(_g) = ebpf_test() else { return };
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let missing = (pid_max + 1).to_string();
+    for (args, needle) in [
+        (vec!["--pid", missing.as_str()], "no process with PID"),
+        // PID 2 is kthreadd on Linux.
+        (vec!["--pid", "2"], "kernel thread"),
+        (
+            vec!["-o", "/nonexistent-dir/report.txt", "--pid", "1"],
+            "cannot write /nonexistent-dir/report.txt",
+        ),
+        (vec!["--", "no-such-command-tracer"], "command not found"),
+        (vec!["--", "/etc/passwd"], "cannot execute"),
+    ] {
+        assert_one_line(&run(tracer().args(&args)), 1, needle);
+    }
+    assert_nothing_attached();
+}
+
+#[test]
+fn unprivileged_user_is_told_plainly() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to drop to an unprivileged user");
+        return;
+    }
+    // setpriv (util-linux) drops to nobody with no capabilities.
+    let out = run(Command::new("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        TRACER,
+        "--pid",
+        "1",
+    ]));
+    assert_one_line(&out, 1, "permission denied");
+}

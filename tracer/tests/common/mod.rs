@@ -1,0 +1,141 @@
+//! Helpers shared by the integration tests: running tracer and workloads, parsing reports,
+//! and serializing tests that load eBPF programs (they would otherwise see each other's
+//! programs, and skew each other's timing).
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Output, Stdio},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const TRACER: &str = env!("CARGO_BIN_EXE_tracer");
+pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_tracer-workload");
+
+static EBPF: Mutex<()> = Mutex::new(());
+
+/// Takes the eBPF lock, or returns None (after saying why) when not root.
+pub fn ebpf_test() -> Option<MutexGuard<'static, ()>> {
+    if !is_root() {
+        eprintln!("SKIPPED: loading eBPF programs needs root; run `cargo xtask test`");
+        return None;
+    }
+    Some(EBPF.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn tracer() -> Command {
+    Command::new(TRACER)
+}
+
+/// Runs tracer to completion and returns its output; panics if it does not end in 60 s.
+pub fn run(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, Duration::from_secs(60))
+}
+
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The JSON objects of an NDJSON report.
+pub fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// The final report of a JSON run (the last line, whose type is "final").
+pub fn final_report(out: &Output) -> Value {
+    assert!(
+        out.status.success() || out.status.code().is_some(),
+        "tracer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(out);
+    let last = lines.last().unwrap_or_else(|| {
+        panic!(
+            "no report; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(last["type"], "final");
+    last.clone()
+}
+
+/// The row of one syscall in a report's merged table.
+pub fn row<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
+    report["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+}
+
+pub fn calls(report: &Value, name: &str) -> u64 {
+    row(report, name).map_or(0, |r| r["calls"].as_u64().unwrap())
+}
+
+/// Reads stderr lines of a running tracer until one contains `needle`.
+pub fn wait_for_stderr(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = err.read_line(&mut line).unwrap();
+        assert!(n > 0, "tracer ended before saying {needle:?}");
+        if line.contains(needle) {
+            return err;
+        }
+    }
+}
+
+/// Names of the programs loaded in the kernel now.
+pub fn loaded_program_names() -> Vec<String> {
+    aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter_map(|p| p.name_as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits (up to 5 s; the kernel frees programs after an RCU grace period) until none of
+/// tracer's programs is loaded.
+pub fn assert_nothing_attached() {
+    let ours = ["sys_enter", "sys_exit", "floor_enter", "floor_exit"];
+    let start = Instant::now();
+    loop {
+        let left: Vec<String> = loaded_program_names()
+            .into_iter()
+            .filter(|n| ours.contains(&n.as_str()))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still loaded: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

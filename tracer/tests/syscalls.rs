@@ -1,0 +1,240 @@
+//! Integration tests that load tracer's real eBPF programs and check exact counts from
+//! workloads whose syscalls are known. They need root (CI is root on the same kernel).
+mod common;
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+const GETPPID: u64 = 1000;
+const WRITES: u64 = 500;
+const MISSING_OPENS: u64 = 200;
+
+#[test]
+fn attach_by_pid_counts_exactly() {
+    let Some(_g) = ebpf_test() else { return };
+    let mut work = Command::new(WORKLOAD)
+        .args(["--wait", "syscalls"])
+        .args([GETPPID, WRITES, MISSING_OPENS].map(|n| n.to_string()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(work.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+
+    let mut tr = tracer()
+        .args(["--output", "json", "--pid", &work.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    // Attached: let the workload do its counted work and exit; tracer ends by itself.
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert!(work.wait().unwrap().success());
+    let out = wait_output(tr, Duration::from_secs(30));
+    assert!(out.status.success());
+    let r = final_report(&out);
+
+    assert_eq!(r["pids"], serde_json::json!([work.id()]));
+    assert_eq!(calls(&r, "getppid"), GETPPID);
+    assert_eq!(calls(&r, "write"), WRITES);
+    let openat = row(&r, "openat").expect("openat row");
+    assert_eq!(openat["calls"], MISSING_OPENS);
+    assert_eq!(openat["errors"], MISSING_OPENS);
+    assert_eq!(
+        openat["errnos"],
+        serde_json::json!({ "ENOENT": MISSING_OPENS })
+    );
+    // The read of stdin began before tracer attached: it must not be counted.
+    assert_eq!(calls(&r, "read"), 0);
+    // Writes to /dev/null succeed, and their latencies are ordered and plausible.
+    let w = row(&r, "write").unwrap();
+    assert_eq!(w["errors"], 0);
+    let (p50, p99, max) = (
+        w["p50_ns"].as_u64().unwrap(),
+        w["p99_ns"].as_u64().unwrap(),
+        w["max_ns"].as_u64().unwrap(),
+    );
+    assert!(0 < p50 && p50 <= p99 && p99 <= max, "{w}");
+    assert_eq!(r["lost_events"], 0);
+    assert_eq!(r["totals"]["errors"], MISSING_OPENS);
+}
+
+#[test]
+fn launched_command_is_counted_from_its_exec() {
+    let Some(_g) = ebpf_test() else { return };
+    // cargo test sets LD_LIBRARY_PATH; the loader would search it (and fail) for libc.
+    let out = run(tracer()
+        .env_remove("LD_LIBRARY_PATH")
+        .args(["--output", "json", "--", WORKLOAD, "syscalls"])
+        .args([GETPPID, WRITES, MISSING_OPENS].map(|n| n.to_string())));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = final_report(&out);
+    assert_eq!(calls(&r, "execve"), 1);
+    assert_eq!(calls(&r, "getppid"), GETPPID);
+    assert_eq!(calls(&r, "write"), WRITES);
+    // The dynamic loader opens libraries too; the failures are exactly the workload's.
+    assert_eq!(
+        row(&r, "openat").unwrap()["errnos"]["ENOENT"],
+        MISSING_OPENS
+    );
+    assert_eq!(r["command"]["exit_code"], 0);
+}
+
+/// Read and write counts equal what `strace -f -c` reports for the same command.
+#[test]
+fn dd_counts_equal_strace() {
+    let Some(_g) = ebpf_test() else { return };
+    let dd = ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000"];
+    let out = run(tracer().args(["--output", "json", "--"]).args(dd));
+    let r = final_report(&out);
+
+    let summary = std::env::temp_dir().join(format!("tracer-strace-{}.txt", std::process::id()));
+    let st = Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&summary)
+        .args(dd)
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace is needed for this test");
+    assert!(st.success());
+    let text = std::fs::read_to_string(&summary).unwrap();
+    let _ = std::fs::remove_file(&summary);
+    let strace_calls = |name: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().last() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in strace output:\n{text}"));
+        // % time, seconds, usecs/call, calls, [errors], syscall
+        line.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    assert_eq!(calls(&r, "read"), strace_calls("read"));
+    assert_eq!(calls(&r, "write"), strace_calls("write"));
+    assert!(calls(&r, "read") >= 20000);
+}
+
+#[test]
+fn interval_reports_are_ndjson_and_add_up() {
+    let Some(_g) = ebpf_test() else { return };
+    // 40 getppids 50 ms apart: about 2 s of activity, spread over several intervals.
+    let out = run(tracer().args([
+        "--output",
+        "json",
+        "--interval",
+        "0.3",
+        "--",
+        WORKLOAD,
+        "paced",
+        "40",
+        "50",
+    ]));
+    assert!(out.status.success());
+    let lines = json_lines(&out);
+    let (intervals, fin) = lines.split_at(lines.len() - 1);
+    assert!(intervals.len() >= 4, "{} interval lines", intervals.len());
+    assert!(intervals.iter().all(|l| l["type"] == "interval"));
+    assert_eq!(fin[0]["type"], "final");
+    // Every interval's counts are part of the final ones, and nothing is counted twice.
+    let sum: u64 = intervals.iter().map(|l| calls(l, "getppid")).sum();
+    assert!((30..=40).contains(&sum), "{sum} in intervals");
+    assert_eq!(calls(&fin[0], "getppid"), 40);
+    assert_eq!(calls(&fin[0], "clock_nanosleep"), 40);
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args(["--output", "json", "--", "sh", "-c", "exit 3"]));
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(final_report(&out)["command"]["exit_code"], 3);
+
+    let out = run(tracer().args(["--output", "json", "--", "sh", "-c", "kill -KILL $$"]));
+    assert_eq!(out.status.code(), Some(128 + 9));
+    assert_eq!(final_report(&out)["command"]["signal"], "SIGKILL");
+}
+
+#[test]
+fn duration_ends_the_run_and_leaves_the_process_alone() {
+    let Some(_g) = ebpf_test() else { return };
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let start = Instant::now();
+    let out = run(tracer().args(["--duration", "0.5", "--pid", &sleeper.id().to_string()]));
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("summary of"), "{text}");
+    // The traced process is unharmed.
+    assert!(sleeper.try_wait().unwrap().is_none());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_nothing_attached();
+}
+
+#[test]
+fn sigterm_prints_the_summary_and_detaches() {
+    let Some(_g) = ebpf_test() else { return };
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut tr = tracer()
+        .args(["--output", "json", "--pid", &sleeper.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    let out = wait_output(tr, Duration::from_secs(10));
+    assert!(out.status.success());
+    assert_eq!(
+        final_report(&out)["pids"],
+        serde_json::json!([sleeper.id()])
+    );
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the traced process must survive"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_nothing_attached();
+}
+
+#[test]
+fn sigkill_of_tracer_leaves_nothing_attached() {
+    let Some(_g) = ebpf_test() else { return };
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut tr = tracer()
+        .args(["--pid", &sleeper.id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    assert!(loaded_program_names().iter().any(|n| n == "sys_enter"));
+    tr.kill().unwrap();
+    tr.wait().unwrap();
+    assert_nothing_attached();
+    assert!(sleeper.try_wait().unwrap().is_none());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}

@@ -1,0 +1,90 @@
+//! Building the eBPF object and tracer, and running tracer and the tests.
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::Result;
+
+use crate::setup::{self, is_root, run};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A cargo command for the given toolchain, free of the variables the outer `cargo xtask`
+/// set (they would point the inner build at the wrong rustc).
+fn cargo(toolchain: Option<&str>) -> Command {
+    let mut c = Command::new("cargo");
+    if let Some(t) = toolchain {
+        c.arg(format!("+{t}"));
+    }
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
+        c.env_remove(var);
+    }
+    c.current_dir(workspace_root());
+    c
+}
+
+pub fn ebpf() -> Result<()> {
+    eprintln!("xtask: building the eBPF object");
+    run(cargo(Some("nightly")).args([
+        "build",
+        "--release",
+        "-Z",
+        "build-std=core",
+        "--target",
+        "bpfel-unknown-none",
+        "-p",
+        "tracer-ebpf",
+    ]))
+}
+
+pub fn all() -> Result<()> {
+    setup::ensure()?;
+    ebpf()?;
+    run(cargo(None).args(["build", "--release", "-p", "tracer", "--bins"]))
+}
+
+pub fn tracer_bin() -> PathBuf {
+    workspace_root().join("target/release/tracer")
+}
+
+/// Runs tracer, through sudo when not root (loading eBPF programs needs privileges).
+pub fn run_tracer(args: &[OsString]) -> Result<()> {
+    let mut c = if is_root() {
+        Command::new(tracer_bin())
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg(tracer_bin());
+        c
+    };
+    let status = c.args(args).status()?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Every test of the workspace. The integration tests load eBPF programs, so the test
+/// binaries run as root (through `sudo -E` when needed).
+pub fn test(args: &[OsString]) -> Result<()> {
+    setup::ensure()?;
+    ebpf()?;
+    let mut c = cargo(None);
+    c.args(["test", "--workspace", "--exclude", "tracer-ebpf"])
+        .args(args);
+    if !is_root() {
+        c.env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", "sudo -E");
+    }
+    run(&mut c)
+}

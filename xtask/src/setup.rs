@@ -1,0 +1,125 @@
+//! What a fresh machine needs to build tracer's eBPF side (see shared TOOLCHAIN notes):
+//! nightly `rust-src`, Debian's `llvm-22-dev`, and `bpf-linker` 0.13 built against LLVM 22.
+//! Each step checks first and says what it does; running it twice does nothing the second
+//! time.
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_MAJOR: &str = "22";
+
+pub fn ensure() -> Result<()> {
+    ensure_nightly_rust_src()?;
+    ensure_llvm()?;
+    ensure_bpf_linker()?;
+    Ok(())
+}
+
+/// Runs a command, failing with its name if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn quiet_ok(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ensure_nightly_rust_src() -> Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        "nightly",
+    ]))
+    .unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    if !quiet_ok(Command::new("rustc").arg("+nightly").arg("--version")) {
+        eprintln!("xtask setup: installing the nightly toolchain");
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    eprintln!("xtask setup: adding rust-src to the nightly toolchain (for -Z build-std=core)");
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+fn llvm_prefix() -> String {
+    format!("/usr/lib/llvm-{LLVM_MAJOR}")
+}
+
+fn ensure_llvm() -> Result<()> {
+    let config = format!("{}/bin/llvm-config", llvm_prefix());
+    if quiet_ok(Command::new(&config).arg("--version")) {
+        return Ok(());
+    }
+    let pkg = format!("llvm-{LLVM_MAJOR}-dev");
+    eprintln!(
+        "xtask setup: installing {pkg} with apt-get (LLVM {LLVM_MAJOR} matches the nightly's LLVM)"
+    );
+    let sudo = !is_root();
+    let apt = |args: &[&str]| {
+        let mut c = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            c.arg("apt-get");
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    run(&mut apt(&["update"]))?;
+    run(&mut apt(&["install", "-y", &pkg]))
+}
+
+fn ensure_bpf_linker() -> Result<()> {
+    if let Some(v) = output(Command::new("bpf-linker").arg("--version"))
+        && v.contains(BPF_LINKER_VERSION)
+    {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about a minute)"
+    );
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "--locked",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{LLVM_MAJOR}"),
+        ])
+        .env("LLVM_PREFIX", llvm_prefix()))
+}
+
+pub fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
