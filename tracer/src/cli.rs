@@ -43,6 +43,11 @@ pub struct Cli {
     #[arg(short = 'o', long = "output-file", value_name = "FILE")]
     pub output_file: Option<PathBuf>,
 
+    /// Which report sections to collect (comma-separated); hooks of other sections are not
+    /// attached, so they cost nothing.
+    #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',', default_values_t = Section::all())]
+    pub sections: Vec<Section>,
+
     /// Benchmark only: attach empty programs to the same hooks (the cost floor) and report
     /// nothing but the run's duration.
     #[arg(long, hide = true)]
@@ -57,6 +62,19 @@ pub struct Cli {
 pub enum Format {
     Text,
     Json,
+}
+
+/// A report section and the hooks it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Section {
+    /// Syscall counts, errors and latency (raw tracepoints sys_enter/sys_exit).
+    Syscalls,
+}
+
+impl Section {
+    pub fn all() -> Vec<Section> {
+        Section::value_variants().to_vec()
+    }
 }
 
 /// What to trace, once the flags are known to agree.

@@ -9,6 +9,8 @@ use aya::{
 };
 use tracer_common::{SYSCALL_SLOTS, maps};
 
+use crate::cli::Section;
+
 #[cfg(tracer_missing_ebpf)]
 compile_error!("the eBPF object is not built: run `cargo xtask build` (it builds it first)");
 
@@ -39,8 +41,9 @@ pub fn pid_max() -> Result<u32> {
 }
 
 impl Probes {
-    /// Loads and attaches. `slots` is the number of traced processes given by the user.
-    pub fn attach(programs: Programs, slots: u32) -> Result<Self> {
+    /// Loads and attaches the hooks of `sections`. `slots` is the number of traced processes
+    /// given by the user.
+    pub fn attach(programs: Programs, sections: &[Section], slots: u32) -> Result<Self> {
         let pid_max = pid_max()?;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::TARGETS, pid_max)
@@ -48,12 +51,22 @@ impl Probes {
             .map_max_entries(maps::SYSCALL_STATS, slots.max(1) * SYSCALL_SLOTS)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
-        let hooks: &[(&str, &str)] = match programs {
-            Programs::Tracer => &[("sys_enter", "sys_enter"), ("sys_exit", "sys_exit")],
-            Programs::Floor => &[("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")],
-        };
-        for &(prog, tp) in hooks {
-            attach_raw_tp(&mut ebpf, prog, tp)?;
+        for section in sections {
+            // (program, raw tracepoint, empty program on the same hook for the floor)
+            let hooks: &[(&str, &str, &str)] = match section {
+                Section::Syscalls => &[
+                    ("sys_enter", "sys_enter", "floor_enter"),
+                    ("sys_exit", "sys_exit", "floor_exit"),
+                ],
+            };
+            for &(prog, tp, floor) in hooks {
+                let prog = if programs == Programs::Floor {
+                    floor
+                } else {
+                    prog
+                };
+                attach_raw_tp(&mut ebpf, prog, tp)?;
+            }
         }
         let targets = Array::try_from(
             ebpf.take_map(maps::TARGETS)

@@ -58,7 +58,7 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
 
     let slots = targets.len().max(1) as u32;
-    let mut probes = Probes::attach(programs, slots)?;
+    let mut probes = Probes::attach(programs, &cli.sections, slots)?;
     let (targets, pidfds, launched) = match mode {
         Mode::Attach(_) => {
             for (slot, t) in targets.iter().enumerate() {

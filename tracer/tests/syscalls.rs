@@ -171,13 +171,17 @@ fn duration_ends_the_run_and_leaves_the_process_alone() {
     let Some(_g) = ebpf_test() else { return };
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
     let start = Instant::now();
-    let out = run(tracer().args(["--duration", "0.5", "--pid", &sleeper.id().to_string()]));
+    let mut tr = tracer()
+        .args(["--duration", "0.5", "--pid", &sleeper.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let ids = prog_ids_of(tr.id());
+    let out = wait_output(tr, Duration::from_secs(30));
     let took = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success());
     assert!(
         took >= Duration::from_millis(500) && took < Duration::from_secs(10),
         "{took:?}"
@@ -188,7 +192,7 @@ fn duration_ends_the_run_and_leaves_the_process_alone() {
     assert!(sleeper.try_wait().unwrap().is_none());
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
-    assert_nothing_attached();
+    assert_unloaded(&ids);
 }
 
 #[test]
@@ -202,6 +206,7 @@ fn sigterm_prints_the_summary_and_detaches() {
         .spawn()
         .unwrap();
     let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let ids = prog_ids_of(tr.id());
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
     let out = wait_output(tr, Duration::from_secs(10));
@@ -216,7 +221,7 @@ fn sigterm_prints_the_summary_and_detaches() {
     );
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
-    assert_nothing_attached();
+    assert_unloaded(&ids);
 }
 
 #[test]
@@ -230,10 +235,11 @@ fn sigkill_of_tracer_leaves_nothing_attached() {
         .spawn()
         .unwrap();
     let _stderr = wait_for_stderr(&mut tr, "tracing");
-    assert!(loaded_program_names().iter().any(|n| n == "sys_enter"));
+    let ids = prog_ids_of(tr.id());
+    assert!(ids.len() >= 2, "sys_enter and sys_exit at least: {ids:?}");
     tr.kill().unwrap();
     tr.wait().unwrap();
-    assert_nothing_attached();
+    assert_unloaded(&ids);
     assert!(sleeper.try_wait().unwrap().is_none());
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();

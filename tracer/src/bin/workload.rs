@@ -7,6 +7,9 @@
 //!
 //! `tracer-workload paced COUNT MILLIS`: COUNT times, one `getppid` then a sleep of MILLIS
 //! milliseconds (a slow, steady workload spread over several report intervals).
+//!
+//! `tracer-workload churn ROUNDS MIB`: ROUNDS times, `mmap` MIB MiB anonymous, write one
+//! byte per 4 KiB page, and `munmap` it (page faults and RSS changes, few syscalls).
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -62,6 +65,30 @@ fn main() {
                 // SAFETY: as above.
                 unsafe { libc::syscall(libc::SYS_getppid) };
                 std::thread::sleep(std::time::Duration::from_millis(millis));
+            }
+        }
+        Some("churn") => {
+            let (rounds, mib) = (num(args.next()), num(args.next()));
+            let len = (mib as usize) << 20;
+            for _ in 0..rounds {
+                // SAFETY: a fresh private anonymous mapping, written only within its length,
+                // then unmapped.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    assert_ne!(p, libc::MAP_FAILED, "mmap failed");
+                    let bytes = p.cast::<u8>();
+                    for off in (0..len).step_by(4096) {
+                        bytes.add(off).write_volatile(1);
+                    }
+                    libc::munmap(p, len);
+                }
             }
         }
         _ => usage(),

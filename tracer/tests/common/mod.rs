@@ -111,24 +111,42 @@ pub fn wait_for_stderr(child: &mut Child, needle: &str) -> BufReader<std::proces
     }
 }
 
-/// Names of the programs loaded in the kernel now.
-pub fn loaded_program_names() -> Vec<String> {
+/// Ids of the eBPF programs a running process holds (from its fds' fdinfo).
+pub fn prog_ids_of(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+    {
+        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        for line in info.lines() {
+            if let Some(id) = line.strip_prefix("prog_id:") {
+                ids.push(id.trim().parse().unwrap());
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Ids of all eBPF programs loaded in the kernel now.
+pub fn loaded_prog_ids() -> Vec<u32> {
     aya::programs::loaded_programs()
         .filter_map(|p| p.ok())
-        .filter_map(|p| p.name_as_str().map(str::to_string))
+        .map(|p| p.id())
         .collect()
 }
 
 /// Waits (up to 5 s; the kernel frees programs after an RCU grace period) until none of
-/// tracer's programs is loaded.
-pub fn assert_nothing_attached() {
-    let ours = ["sys_enter", "sys_exit", "floor_enter", "floor_exit"];
+/// `ids` (a tracer's programs, taken while it ran) is loaded any more. Other tracers running
+/// at the same time do not disturb this.
+pub fn assert_unloaded(ids: &[u32]) {
+    assert!(!ids.is_empty(), "no program ids were recorded");
     let start = Instant::now();
     loop {
-        let left: Vec<String> = loaded_program_names()
-            .into_iter()
-            .filter(|n| ours.contains(&n.as_str()))
-            .collect();
+        let loaded = loaded_prog_ids();
+        let left: Vec<&u32> = ids.iter().filter(|id| loaded.contains(id)).collect();
         if left.is_empty() {
             return;
         }
