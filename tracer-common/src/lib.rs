@@ -4,6 +4,7 @@
 //! size assertion, so both sides agree on the bytes in the maps.
 #![no_std]
 
+pub mod event;
 pub mod hist;
 
 /// Syscall numbers are folded into this many slots per traced process. x86_64 numbers
@@ -27,7 +28,30 @@ pub mod maps {
     pub const ERRNOS: &str = "ERRNOS";
     /// `PerCpuArray<u64>` indexed by [`crate::Drop`]: what the kernel side could not record.
     pub const DROPS: &str = "DROPS";
+    /// `RingBuf` of discrete events ([`crate::event`]): fork, exec, exit, signal, OOM kill.
+    pub const EVENTS: &str = "EVENTS";
 }
+
+/// Names of the globals userspace sets at load time (`EbpfLoader::set_global`).
+pub mod globals {
+    /// `KernelOffsets`: struct member offsets read from the kernel's BTF.
+    pub const OFFSETS: &str = "OFFSETS";
+}
+
+/// Offsets of kernel struct members the programs read, found in /sys/kernel/btf/vmlinux by
+/// userspace (Rust eBPF has no CO-RE relocations; nothing here is hard-coded).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `task_struct.pid` (the thread id).
+    pub task_pid: u32,
+    /// `task_struct.tgid` (the process id).
+    pub task_tgid: u32,
+    /// `task_struct.exit_code` (wait status: code << 8, or the killing signal).
+    pub task_exit_code: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
 
 /// Why the kernel side failed to record something. Index into [`maps::DROPS`].
 #[repr(u32)]
@@ -37,8 +61,10 @@ pub enum Drop {
     ErrnoMapFull = 0,
     /// A thread id beyond the per-thread array (pid_max was raised after tracer started).
     ThreadOutOfRange = 1,
+    /// The event ring buffer was full: an event (fork, exit, OOM kill...) was lost.
+    RingBufFull = 2,
 }
-pub const DROP_KINDS: u32 = 2;
+pub const DROP_KINDS: u32 = 3;
 
 /// Per-thread state carried from syscall entry to exit. `start_ns == 0` means "not in a
 /// traced syscall", which is how sys_exit leaves at once for every untraced thread.
@@ -96,4 +122,6 @@ mod user {
     unsafe impl aya::Pod for super::SyscallStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ErrnoKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::KernelOffsets {}
 }

@@ -2,6 +2,7 @@
 //!
 //! Flow: `cli` -> `target` (what to trace) -> `probes` (load + attach) -> `collect` (read
 //! maps) -> `model` (pure numbers) -> `render` (text | json), driven by `run`.
+mod btf;
 mod cli;
 mod collect;
 mod model;

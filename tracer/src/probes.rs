@@ -7,7 +7,7 @@ use aya::{
     maps::{Array, MapData},
     programs::{ProgramError, RawTracePoint},
 };
-use tracer_common::{SYSCALL_SLOTS, maps};
+use tracer_common::{KernelOffsets, SYSCALL_SLOTS, globals, maps};
 
 use crate::cli::Section;
 
@@ -42,10 +42,19 @@ pub fn pid_max() -> Result<u32> {
 
 impl Probes {
     /// Loads and attaches the hooks of `sections`. `slots` is the number of traced processes
-    /// given by the user.
-    pub fn attach(programs: Programs, sections: &[Section], slots: u32) -> Result<Self> {
+    /// given by the user; `offsets` are the kernel struct offsets (from BTF) the programs use.
+    pub fn attach(
+        programs: Programs,
+        sections: &[Section],
+        slots: u32,
+        offsets: &KernelOffsets,
+    ) -> Result<Self> {
         let pid_max = pid_max()?;
+        // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
+        // would double tracer's memory. The offsets it needs come in through OFFSETS.
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
+            .override_global(globals::OFFSETS, offsets, true)
             .map_max_entries(maps::TARGETS, pid_max)
             .map_max_entries(maps::THREADS, pid_max)
             .map_max_entries(maps::SYSCALL_STATS, slots.max(1) * SYSCALL_SLOTS)

@@ -15,11 +15,12 @@ use tokio::{
     task::JoinSet,
     time::sleep_until,
 };
+use tracer_common::maps;
 
 use crate::{
     cli::{Cli, Format, Mode},
-    collect::Collector,
-    model::{CommandExit, ProcessInfo, Report, ReportKind, Sample},
+    collect::{self, Collector, events::EventReader},
+    model::{CommandExit, ProcessInfo, Report, ReportKind, Sample, events::RawEvent},
     probes::{Probes, Programs},
     render,
     target::{self, Launched},
@@ -58,7 +59,8 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
 
     let slots = targets.len().max(1) as u32;
-    let mut probes = Probes::attach(programs, &cli.sections, slots)?;
+    let offsets = crate::btf::kernel_offsets()?;
+    let mut probes = Probes::attach(programs, &cli.sections, slots, &offsets)?;
     let (targets, pidfds, launched) = match mode {
         Mode::Attach(_) => {
             for (slot, t) in targets.iter().enumerate() {
@@ -78,9 +80,16 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     };
     debug_assert!(launched.is_none());
     let started = Instant::now();
-    let collector = match programs {
-        Programs::Tracer => Some(Collector::new(probes.ebpf_mut(), slots)?),
-        Programs::Floor => None,
+    let t0_ns = monotonic_ns();
+    let (collector, events) = match programs {
+        Programs::Tracer => (
+            Some(Collector::new(probes.ebpf_mut(), slots)?),
+            Some(EventReader {
+                ring: collect::take(probes.ebpf_mut(), maps::EVENTS)?,
+                undecodable: 0,
+            }),
+        ),
+        Programs::Floor => (None, None),
     };
     let launched_pid = (!cli.command.is_empty()).then(|| targets[0].pid);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -92,8 +101,9 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         targets: &targets,
         collector: collector.as_ref(),
         started,
+        t0_ns,
     };
-    let command = rt.block_on(ctx.run(&mut *out, pidfds, launched_pid))?;
+    let command = rt.block_on(ctx.run(&mut *out, pidfds, events, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)
     Ok(command.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.status())))
 }
@@ -103,6 +113,15 @@ struct Loop<'a> {
     targets: &'a [ProcessInfo],
     collector: Option<&'a Collector>,
     started: Instant,
+    t0_ns: u64,
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
+pub fn monotonic_ns() -> u64 {
+    // CLOCK_MONOTONIC always exists on Linux; clock_gettime cannot fail for it.
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
 }
 
 impl Loop<'_> {
@@ -110,8 +129,12 @@ impl Loop<'_> {
         &self,
         out: &mut dyn Write,
         pidfds: Vec<std::os::fd::OwnedFd>,
+        mut reader: Option<EventReader>,
         launched_pid: Option<u32>,
     ) -> Result<Option<CommandExit>> {
+        // Events of the whole run, and the index where the current interval's begin.
+        let mut events: Vec<RawEvent> = Vec::new();
+        let mut interval_start = 0;
         let mut exits = JoinSet::new();
         for fd in pidfds {
             // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same
@@ -146,13 +169,19 @@ impl Loop<'_> {
                 _ = sleep_until(next.into()), if live => {
                     let now = Instant::now();
                     let cur = self.sample()?;
+                    if let Some(r) = reader.as_mut() {
+                        r.drain(&mut events);
+                    }
                     let r = Report::build(
                         ReportKind::Interval,
                         &cur.since(&prev),
+                        &events[interval_start..],
                         self.targets,
                         (now - prev_at).as_secs_f64(),
+                        self.t0_ns,
                         None,
                     );
+                    interval_start = events.len();
                     render::write(out, self.cli.output, &r).context("cannot write the report")?;
                     (prev, prev_at) = (cur, now);
                     next += interval;
@@ -177,11 +206,17 @@ impl Loop<'_> {
         }
         match self.collector {
             Some(_) => {
+                let sample = self.sample()?;
+                if let Some(r) = reader.as_mut() {
+                    r.drain(&mut events);
+                }
                 let r = Report::build(
                     ReportKind::Final,
-                    &self.sample()?,
+                    &sample,
+                    &events,
                     self.targets,
                     secs,
+                    self.t0_ns,
                     command,
                 );
                 render::write(out, self.cli.output, &r).context("cannot write the report")?;

@@ -2,7 +2,11 @@
 //! counters as read from the kernel); [`Sample::since`] turns two samples into the counts of
 //! one interval; [`Report::build`] turns counts into rows with rates and percentiles, which
 //! `render` prints.
+pub mod events;
+
 use std::collections::BTreeMap;
+
+use events::{LifeCounts, ProcessEvent, RawEvent};
 
 use serde::Serialize;
 use tracer_common::{SYSCALL_OTHER, hist};
@@ -143,11 +147,13 @@ pub struct Drops {
     pub errno_map_full: u64,
     /// Syscalls of threads whose id was beyond the per-thread array.
     pub thread_out_of_range: u64,
+    /// Events lost because the ring buffer was full.
+    pub ring_buffer_full: u64,
 }
 
 impl Drops {
     pub fn total(&self) -> u64 {
-        self.errno_map_full + self.thread_out_of_range
+        self.errno_map_full + self.thread_out_of_range + self.ring_buffer_full
     }
 
     fn since(&self, prev: &Self) -> Self {
@@ -156,6 +162,7 @@ impl Drops {
             thread_out_of_range: self
                 .thread_out_of_range
                 .saturating_sub(prev.thread_out_of_range),
+            ring_buffer_full: self.ring_buffer_full.saturating_sub(prev.ring_buffer_full),
         }
     }
 }
@@ -261,9 +268,18 @@ pub struct Report {
     pub lost_events: u64,
     pub drops: Drops,
     pub processes: Vec<ProcessReport>,
+    /// Counts of process-life events in the window.
+    pub life: LifeCounts,
+    /// The events themselves, oldest first, at most [`MAX_EVENTS_LISTED`].
+    pub events: Vec<ProcessEvent>,
+    /// Events in the window beyond [`MAX_EVENTS_LISTED`] (counted in `life`, not listed).
+    pub events_omitted: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandExit>,
 }
+
+/// Events listed in one report; more are only counted.
+pub const MAX_EVENTS_LISTED: usize = 1000;
 
 /// Names used in reports; kept as functions so the model stays testable without tables.
 pub fn syscall_name(nr: u32) -> String {
@@ -322,13 +338,16 @@ pub fn rate(n: u64, secs: f64) -> f64 {
 }
 
 impl Report {
-    /// Builds a report from the counts of a window of `secs` seconds. `targets[slot]` names
-    /// the process of each slot.
+    /// Builds a report from the counts and events of a window of `secs` seconds.
+    /// `targets[slot]` names the process of each slot; `t0_ns` is the monotonic time at which
+    /// tracing started (event times are given relative to it).
     pub fn build(
         kind: ReportKind,
         counts: &Sample,
+        events: &[RawEvent],
         targets: &[ProcessInfo],
         secs: f64,
+        t0_ns: u64,
         command: Option<CommandExit>,
     ) -> Report {
         let mut merged: BTreeMap<u32, SyscallCounts> = BTreeMap::new();
@@ -362,6 +381,13 @@ impl Report {
             lost_events: counts.drops.total(),
             drops: counts.drops,
             processes,
+            life: LifeCounts::count(events),
+            events: events
+                .iter()
+                .take(MAX_EVENTS_LISTED)
+                .map(|&e| e.to_report(t0_ns))
+                .collect(),
+            events_omitted: events.len().saturating_sub(MAX_EVENTS_LISTED) as u64,
             command,
         }
     }
@@ -467,7 +493,7 @@ mod tests {
                 comm: "b".into(),
             },
         ];
-        let r = Report::build(ReportKind::Final, &s, &targets, 2.0, None);
+        let r = Report::build(ReportKind::Final, &s, &[], &targets, 2.0, 0, None);
         assert_eq!(r.pids, vec![10, 11]);
         let names: Vec<_> = r.syscalls.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["openat", "read"]);

@@ -154,16 +154,11 @@ mod tests {
         c.errnos.insert(2, 2);
         c.errnos.insert(13, 1);
         s.syscalls.insert((0, 257), c);
-        let r = Report::build(
-            ReportKind::Final,
-            &s,
-            &[ProcessInfo {
-                pid: 7,
-                comm: "cat".into(),
-            }],
-            1.0,
-            None,
-        );
+        let targets = [ProcessInfo {
+            pid: 7,
+            comm: "cat".into(),
+        }];
+        let r = Report::build(ReportKind::Final, &s, &[], &targets, 1.0, 0, None);
         let mut buf = Vec::new();
         write(&mut buf, &r).unwrap();
         let text = String::from_utf8(buf).unwrap();

@@ -1,5 +1,7 @@
 //! Reads the kernel's aggregate maps into a [`Sample`]: the only code that knows how the
-//! counters are laid out in maps.
+//! counters are laid out in maps. Discrete events are decoded in [`events`].
+pub mod events;
+
 use anyhow::{Result, anyhow};
 use aya::{
     Ebpf,
@@ -16,7 +18,7 @@ pub struct Collector {
     slots: u32,
 }
 
-fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     ebpf: &mut Ebpf,
     name: &str,
 ) -> Result<T> {
@@ -68,6 +70,7 @@ impl Collector {
         sample.drops = Drops {
             errno_map_full: drops[Drop::ErrnoMapFull as usize],
             thread_out_of_range: drops[Drop::ThreadOutOfRange as usize],
+            ring_buffer_full: drops[Drop::RingBufFull as usize],
         };
         Ok(sample)
     }

@@ -1,0 +1,106 @@
+//! Discrete events sent through the ring buffer: every record is an [`Event<T>`], a fixed
+//! [`Header`] followed by the payload of its [`Kind`]. Kind ids are stable: new kinds get new
+//! numbers, old numbers are never reused.
+
+/// What an event is. Stable ids.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A traced process created a thread or a child process ([`Fork`]).
+    Fork = 1,
+    /// A traced process called exec ([`Exec`]).
+    Exec = 2,
+    /// A thread or process of a traced process ended ([`Exit`]).
+    Exit = 3,
+    /// A signal was sent to a traced process ([`Signal`]).
+    Signal = 4,
+}
+
+impl TryFrom<u32> for Kind {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            1 => Kind::Fork,
+            2 => Kind::Exec,
+            3 => Kind::Exit,
+            4 => Kind::Signal,
+            other => return Err(other),
+        })
+    }
+}
+
+/// First bytes of every event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// A [`Kind`] as u32.
+    pub kind: u32,
+    /// Target slot of the traced process the event belongs to.
+    pub slot: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when it happened.
+    pub ts_ns: u64,
+    /// Thread and process the event is about.
+    pub tid: u32,
+    pub tgid: u32,
+}
+const _: () = assert!(core::mem::size_of::<Header>() == 24);
+
+/// A ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event<T> {
+    pub header: Header,
+    pub data: T,
+}
+
+/// A new task; `header.tid/tgid` are the parent's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fork {
+    pub child_tid: u32,
+    pub child_tgid: u32,
+    /// 1 if the child is a new process (not a thread) and is traced too (`--follow`).
+    pub followed: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<Fork>() == 16);
+
+/// An exec; `header.tid/tgid` are the process's after the exec.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exec {
+    /// Thread id before the exec (differs when a non-leader thread exec'd).
+    pub old_tid: u32,
+    pub _pad: u32,
+    /// The new program's name (task comm), NUL-padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<Exec>() == 24);
+
+/// A task ended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// Wait status as the kernel keeps it: exit code << 8, or the killing signal (| 0x80
+    /// with a core dump).
+    pub exit_code: u32,
+    /// 1 if this was the last thread of its process (the process exited).
+    pub group_dead: u32,
+}
+const _: () = assert!(core::mem::size_of::<Exit>() == 8);
+
+/// A signal sent to a traced process; `header.tid/tgid` are the target's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signal {
+    pub sig: u32,
+    /// The sending process (the task that was running when it was generated).
+    pub sender_tgid: u32,
+    /// The kernel's `enum trace_signal_result` (0 = delivered).
+    pub result: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<Signal>() == 16);
+
+/// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
+pub const RING_BYTES: u32 = 256 * 1024;

@@ -1,0 +1,65 @@
+//! The ring buffer of discrete events and the kernel offsets global. Events are rare
+//! (fork, exec, exit, signal, OOM): hot counters never go through here.
+use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::map, maps::RingBuf};
+use tracer_common::{
+    Drop, KernelOffsets,
+    event::{Event, Header, Kind, RING_BYTES},
+};
+
+use crate::filter::count_drop;
+
+#[map(name = "EVENTS")]
+static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
+
+/// Struct member offsets from the kernel's BTF, set by userspace at load time.
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_exit_code: 0,
+    _pad: 0,
+};
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // SAFETY: a global in .rodata; volatile so the compiler does not fold the zeros above.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// Reads a `T` at `base + off` in kernel memory.
+#[inline(always)]
+pub fn read_at<T>(base: u64, off: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address; a bad one is an error, not a fault.
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).ok() }
+}
+
+/// Thread id and process id of a `task_struct *`.
+#[inline(always)]
+pub fn task_ids(task: u64) -> Option<(u32, u32)> {
+    let o = offsets();
+    Some((
+        read_at::<u32>(task, o.task_pid)?,
+        read_at::<u32>(task, o.task_tgid)?,
+    ))
+}
+
+/// Sends an event; a full ring buffer is counted, never silent.
+#[inline(always)]
+pub fn submit<T: Copy + 'static>(kind: Kind, slot: u32, ts_ns: u64, tid: u32, tgid: u32, data: T) {
+    match EVENTS.reserve::<Event<T>>(0) {
+        Some(mut entry) => {
+            entry.write(Event {
+                header: Header {
+                    kind: kind as u32,
+                    slot,
+                    ts_ns,
+                    tid,
+                    tgid,
+                },
+                data,
+            });
+            entry.submit(0);
+        }
+        None => count_drop(Drop::RingBufFull),
+    }
+}
