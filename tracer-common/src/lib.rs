@@ -30,12 +30,24 @@ pub mod maps {
     pub const DROPS: &str = "DROPS";
     /// `RingBuf` of discrete events ([`crate::event`]): fork, exec, exit, signal, OOM kill.
     pub const EVENTS: &str = "EVENTS";
+    /// `Array<ThreadSched>` indexed by tid: each traced thread's scheduling state.
+    pub const THREAD_SCHED: &str = "THREAD_SCHED";
+    /// `HashMap<u32 tid, SchedStats>`: cumulative scheduling counters per traced thread
+    /// (kept after the thread ends, so that its numbers reach the report).
+    pub const THREAD_STATS: &str = "THREAD_STATS";
+    /// `PerCpuArray<SchedStats>` indexed by target slot: per-process totals.
+    pub const SCHED_STATS: &str = "SCHED_STATS";
 }
+
+/// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`]).
+pub const MAX_THREADS: u32 = 16384;
 
 /// Names of the globals userspace sets at load time (`EbpfLoader::set_global`).
 pub mod globals {
     /// `KernelOffsets`: struct member offsets read from the kernel's BTF.
     pub const OFFSETS: &str = "OFFSETS";
+    /// `u32`: 1 to trace children forked by traced processes (`--follow`).
+    pub const FOLLOW: &str = "FOLLOW";
 }
 
 /// Offsets of kernel struct members the programs read, found in /sys/kernel/btf/vmlinux by
@@ -63,8 +75,81 @@ pub enum Drop {
     ThreadOutOfRange = 1,
     /// The event ring buffer was full: an event (fork, exit, OOM kill...) was lost.
     RingBufFull = 2,
+    /// The per-thread scheduling map was full: a thread's own counters were not kept (its
+    /// process's totals still were).
+    ThreadStatsFull = 3,
 }
-pub const DROP_KINDS: u32 = 3;
+pub const DROP_KINDS: u32 = 4;
+
+/// Scheduling state of a thread, as the hooks track it.
+pub mod sched_state {
+    /// Not known yet (seen by no hook since tracing started).
+    pub const UNKNOWN: u32 = 0;
+    /// On a CPU since `since_ns`.
+    pub const RUNNING: u32 = 1;
+    /// Runnable, waiting for a CPU since `since_ns` (woken, or preempted).
+    pub const RUNNABLE: u32 = 2;
+    /// Blocked (sleeping, waiting for I/O or a lock) since `since_ns`.
+    pub const BLOCKED: u32 = 3;
+    /// Exiting: its last switch-out closes its accounts and clears its slot.
+    pub const DEAD: u32 = 4;
+}
+
+/// Per-thread state machine, indexed by tid. `slot1` is the target slot + 1 (0 = not a
+/// traced thread), so a lookup tells at once whether a thread is traced.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadSched {
+    pub slot1: u32,
+    /// One of [`sched_state`].
+    pub state: u32,
+    pub since_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<ThreadSched>() == 16);
+
+/// Scheduling counters, per thread ([`maps::THREAD_STATS`]) and per process and CPU
+/// ([`maps::SCHED_STATS`]). Times in ns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedStats {
+    /// Switched out while blocking (sleep, I/O, lock): the kernel's nvcsw.
+    pub voluntary: u64,
+    /// Switched out while still runnable (preempted, or yielded): the kernel's nivcsw.
+    pub involuntary: u64,
+    pub on_cpu_ns: u64,
+    /// Time runnable but waiting for a CPU.
+    pub runq_ns: u64,
+    pub blocked_ns: u64,
+    /// Run-queue waits measured (from a wakeup or a preemption to running again).
+    pub runq_count: u64,
+    pub runq_max_ns: u64,
+    /// Target slot and process id (only meaningful in [`maps::THREAD_STATS`]).
+    pub slot: u32,
+    pub tgid: u32,
+    /// Thread name (task comm) at its latest switch-out, NUL-padded.
+    pub comm: [u8; 16],
+    /// Run-queue latency histogram ([`hist`] layout).
+    pub runq_hist: [u64; hist::BUCKETS],
+}
+const _: () = assert!(core::mem::size_of::<SchedStats>() == 80 + 8 * hist::BUCKETS);
+
+impl Default for SchedStats {
+    fn default() -> Self {
+        Self {
+            voluntary: 0,
+            involuntary: 0,
+            on_cpu_ns: 0,
+            runq_ns: 0,
+            blocked_ns: 0,
+            runq_count: 0,
+            runq_max_ns: 0,
+            slot: 0,
+            tgid: 0,
+            comm: [0; 16],
+            runq_hist: [0; hist::BUCKETS],
+        }
+    }
+}
 
 /// Per-thread state carried from syscall entry to exit. `start_ns == 0` means "not in a
 /// traced syscall", which is how sys_exit leaves at once for every untraced thread.
@@ -124,4 +209,8 @@ mod user {
     unsafe impl aya::Pod for super::ErrnoKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::KernelOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ThreadSched {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SchedStats {}
 }

@@ -11,3 +11,38 @@ pub fn floor_enter(_ctx: RawTracePointContext) -> i32 {
 pub fn floor_exit(_ctx: RawTracePointContext) -> i32 {
     0
 }
+
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn floor_switch(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_wakeup")]
+pub fn floor_wakeup(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_wakeup_new")]
+pub fn floor_wake_new(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn floor_fork(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn floor_exec(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn floor_pexit(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn floor_signal(_ctx: RawTracePointContext) -> i32 {
+    0
+}

@@ -109,6 +109,15 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// Forgets a thread id that disappeared without exiting (a non-leader thread's exec).
+#[inline(always)]
+pub fn forget(tid: u32) {
+    if let Some(p) = THREADS.get_ptr_mut(tid) {
+        // SAFETY: that tid no longer runs.
+        unsafe { *p = ThreadState::default() };
+    }
+}
+
 #[inline(always)]
 fn count_errno(key: ErrnoKey) {
     if let Some(n) = ERRNOS.get_ptr_mut(&key) {

@@ -43,6 +43,15 @@ pub struct Cli {
     #[arg(short = 'o', long = "output-file", value_name = "FILE")]
     pub output_file: Option<PathBuf>,
 
+    /// Also trace children forked after tracing starts (like strace -f); they are added to
+    /// the kernel filter at fork, before they run. Threads are always traced.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// List threads in the scheduling section.
+    #[arg(long)]
+    pub threads: bool,
+
     /// Which report sections to collect (comma-separated); hooks of other sections are not
     /// attached, so they cost nothing.
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',', default_values_t = Section::all())]
@@ -69,6 +78,12 @@ pub enum Format {
 pub enum Section {
     /// Syscall counts, errors and latency (raw tracepoints sys_enter/sys_exit).
     Syscalls,
+    /// Context switches, run-queue latency, on/off-CPU time (sched_switch, sched_wakeup,
+    /// sched_wakeup_new).
+    Sched,
+    /// Process life: threads, children, exec, exit, signals (sched_process_fork/exec/exit,
+    /// signal_generate). Needed by --follow.
+    Life,
 }
 
 impl Section {
@@ -86,6 +101,9 @@ pub enum Mode {
 
 impl Cli {
     pub fn mode(&self) -> Result<Mode, String> {
+        if self.follow && !self.sections.contains(&Section::Life) {
+            return Err("--follow needs the life section (add life to --sections)".into());
+        }
         match (self.pids.is_empty(), self.command.is_empty()) {
             (false, false) => Err("give either --pid or a command after --, not both".into()),
             (true, true) => Err("nothing to trace: give --pid PID or -- CMD [ARGS...]".into()),

@@ -1,13 +1,14 @@
 //! Loads the kernel programs, sizes their maps, attaches them, and owns the links: dropping
 //! [`Probes`] (or the process ending, however it ends) detaches everything, since nothing is
-//! pinned.
+//! pinned. Loading and attaching are separate steps so that the maps can be filled (targets,
+//! the state of existing threads) before the first hook runs.
 use anyhow::{Context, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData},
     programs::{ProgramError, RawTracePoint},
 };
-use tracer_common::{KernelOffsets, SYSCALL_SLOTS, globals, maps};
+use tracer_common::{KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS, globals, maps};
 
 use crate::cli::Section;
 
@@ -26,9 +27,32 @@ pub enum Programs {
     Floor,
 }
 
+/// (program, raw tracepoint, empty program on the same hook for the floor) per section.
+fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static str)] {
+    match section {
+        Section::Syscalls => &[
+            ("sys_enter", "sys_enter", "floor_enter"),
+            ("sys_exit", "sys_exit", "floor_exit"),
+        ],
+        Section::Sched => &[
+            ("sched_switch", "sched_switch", "floor_switch"),
+            ("sched_wakeup", "sched_wakeup", "floor_wakeup"),
+            ("sched_wake_new", "sched_wakeup_new", "floor_wake_new"),
+        ],
+        Section::Life => &[
+            ("proc_fork", "sched_process_fork", "floor_fork"),
+            ("proc_exec", "sched_process_exec", "floor_exec"),
+            ("proc_exit", "sched_process_exit", "floor_pexit"),
+            ("signal_generate", "signal_generate", "floor_signal"),
+        ],
+    }
+}
+
 pub struct Probes {
     ebpf: Ebpf,
     targets: Array<MapData, u32>,
+    /// Loaded programs and their tracepoints, attached by [`Probes::attach`].
+    loaded: Vec<(&'static str, &'static str)>,
 }
 
 /// Largest process id + 1 that the kernel hands out now; per-thread state is sized to it.
@@ -40,48 +64,75 @@ pub fn pid_max() -> Result<u32> {
         .context("cannot parse /proc/sys/kernel/pid_max")
 }
 
+/// How to load.
+pub struct LoadOptions<'a> {
+    pub programs: Programs,
+    pub sections: &'a [Section],
+    /// Number of traced processes given by the user.
+    pub slots: u32,
+    pub offsets: KernelOffsets,
+    pub follow: bool,
+}
+
 impl Probes {
-    /// Loads and attaches the hooks of `sections`. `slots` is the number of traced processes
-    /// given by the user; `offsets` are the kernel struct offsets (from BTF) the programs use.
-    pub fn attach(
-        programs: Programs,
-        sections: &[Section],
-        slots: u32,
-        offsets: &KernelOffsets,
-    ) -> Result<Self> {
+    /// Loads the programs of the chosen sections into the kernel (the verifier runs here),
+    /// without attaching them.
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
         let pid_max = pid_max()?;
+        let follow = u32::from(opts.follow);
+        let slots = opts.slots.clamp(1, MAX_TARGETS);
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
         let mut ebpf = EbpfLoader::new()
             .btf(None)
-            .override_global(globals::OFFSETS, offsets, true)
+            .override_global(globals::OFFSETS, &opts.offsets, true)
+            .override_global(globals::FOLLOW, &follow, true)
             .map_max_entries(maps::TARGETS, pid_max)
             .map_max_entries(maps::THREADS, pid_max)
-            .map_max_entries(maps::SYSCALL_STATS, slots.max(1) * SYSCALL_SLOTS)
+            .map_max_entries(maps::THREAD_SCHED, pid_max)
+            .map_max_entries(maps::SYSCALL_STATS, slots * SYSCALL_SLOTS)
+            .map_max_entries(maps::SCHED_STATS, slots)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
-        for section in sections {
-            // (program, raw tracepoint, empty program on the same hook for the floor)
-            let hooks: &[(&str, &str, &str)] = match section {
-                Section::Syscalls => &[
-                    ("sys_enter", "sys_enter", "floor_enter"),
-                    ("sys_exit", "sys_exit", "floor_exit"),
-                ],
-            };
-            for &(prog, tp, floor) in hooks {
-                let prog = if programs == Programs::Floor {
+        let mut loaded = Vec::new();
+        for &section in opts.sections {
+            for &(prog, tp, floor) in hooks(section) {
+                let prog = if opts.programs == Programs::Floor {
                     floor
                 } else {
                     prog
                 };
-                attach_raw_tp(&mut ebpf, prog, tp)?;
+                load_raw_tp(&mut ebpf, prog)?;
+                loaded.push((prog, tp));
             }
         }
         let targets = Array::try_from(
             ebpf.take_map(maps::TARGETS)
                 .ok_or_else(|| anyhow!("map {} missing", maps::TARGETS))?,
         )?;
-        Ok(Self { ebpf, targets })
+        Ok(Self {
+            ebpf,
+            targets,
+            loaded,
+        })
+    }
+
+    /// Attaches every loaded program to its tracepoint.
+    pub fn attach(&mut self) -> Result<()> {
+        for &(prog, tp) in &self.loaded {
+            let p: &mut RawTracePoint = self
+                .ebpf
+                .program_mut(prog)
+                .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+                .try_into()?;
+            p.attach(tp).map_err(|e| {
+                anyhow!(
+                    "cannot attach to tracepoint {tp} (missing kernel feature?): {}",
+                    one_line(&e)
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Starts tracing process `tgid` under `slot`.
@@ -96,7 +147,7 @@ impl Probes {
     }
 }
 
-fn attach_raw_tp(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<()> {
+fn load_raw_tp(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
     let p: &mut RawTracePoint = ebpf
         .program_mut(prog)
         .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
@@ -108,14 +159,7 @@ fn attach_raw_tp(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<()> {
             eprintln!("{verifier_log}");
         }
         anyhow!("the kernel rejected program {prog}: {}", one_line(&e))
-    })?;
-    p.attach(tp).map_err(|e| {
-        anyhow!(
-            "cannot attach to tracepoint {tp} (missing kernel feature?): {}",
-            one_line(&e)
-        )
-    })?;
-    Ok(())
+    })
 }
 
 /// The first line of an error, with its sources: aya puts whole verifier logs in some.

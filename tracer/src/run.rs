@@ -1,14 +1,15 @@
-//! One run: check, resolve targets, attach, then report every interval until the run ends,
-//! and print the final summary. Everything that needs root is here or below; the numbers
-//! are computed in `model`.
+//! One run: check, resolve targets, load, fill the maps, attach, then report every interval
+//! until the run ends, and print the final summary. Everything that needs root is here or
+//! below; the numbers are computed in `model`.
 use std::{
     fs::File,
     io::{BufWriter, Write},
+    os::fd::{AsRawFd, OwnedFd, RawFd},
     process::ExitCode,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result, anyhow};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -18,16 +19,27 @@ use tokio::{
 use tracer_common::maps;
 
 use crate::{
-    cli::{Cli, Format, Mode},
+    cli::{Cli, Format, Mode, Section},
     collect::{self, Collector, events::EventReader},
-    model::{CommandExit, ProcessInfo, Report, ReportKind, Sample, events::RawEvent},
-    probes::{Probes, Programs},
+    model::{
+        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample,
+        events::{EventData, RawEvent},
+    },
+    probes::{LoadOptions, Probes, Programs},
     render,
     target::{self, Launched},
 };
 
 /// The first live report comes this soon, whatever the interval.
 const FIRST_REPORT: Duration = Duration::from_millis(500);
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
+pub fn monotonic_ns() -> u64 {
+    // CLOCK_MONOTONIC always exists on Linux; clock_gettime cannot fail for it.
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
+}
 
 pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     target::check_privileges()?;
@@ -43,157 +55,199 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         Programs::Tracer
     };
 
-    // Resolve what to trace before attaching anything, so bad input costs nothing.
-    let (targets, launched): (Vec<ProcessInfo>, Option<Launched>) = match &mode {
-        Mode::Attach(pids) => (
-            pids.iter()
-                .map(|&p| target::resolve_pid(p))
-                .collect::<Result<_>>()?,
-            None,
-        ),
-        Mode::Launch(_) => (Vec::new(), None),
+    // Resolve what to trace before loading anything, so bad input costs nothing.
+    let mut targets: Vec<ProcessInfo> = match &mode {
+        Mode::Attach(pids) => pids
+            .iter()
+            .map(|&p| target::resolve_pid(p))
+            .collect::<Result<_>>()?,
+        Mode::Launch(_) => Vec::new(),
     };
-    let pidfds = targets
+    let mut pidfds = targets
         .iter()
         .map(|t| target::pidfd_open(t.pid))
         .collect::<Result<Vec<_>>>()?;
 
     let slots = targets.len().max(1) as u32;
-    let offsets = crate::btf::kernel_offsets()?;
-    let mut probes = Probes::attach(programs, &cli.sections, slots, &offsets)?;
-    let (targets, pidfds, launched) = match mode {
-        Mode::Attach(_) => {
-            for (slot, t) in targets.iter().enumerate() {
-                probes.add_target(t.pid, slot as u32)?;
-            }
-            (targets, pidfds, launched)
-        }
+    let mut probes = Probes::load(&LoadOptions {
+        programs,
+        sections: &cli.sections,
+        slots,
+        offsets: crate::btf::kernel_offsets()?,
+        follow: cli.follow,
+    })?;
+    let real = programs == Programs::Tracer;
+    let sched = real && cli.sections.contains(&Section::Sched);
+    let mut collector = if real {
+        Some(Collector::new(probes.ebpf_mut(), slots, sched)?)
+    } else {
+        None
+    };
+    let reader = if real {
+        Some(EventReader {
+            ring: collect::take(probes.ebpf_mut(), maps::EVENTS)?,
+            undecodable: 0,
+        })
+    } else {
+        None
+    };
+
+    let launched: Option<Launched> = match mode {
+        Mode::Attach(_) => None,
         Mode::Launch(argv) => {
             let l = target::launch(&argv)?;
-            let pidfd = target::pidfd_open(l.info.pid)?;
-            let info = l.info.clone();
+            pidfds.push(target::pidfd_open(l.info.pid)?);
             l.wait_until_parked()?;
-            probes.add_target(info.pid, 0)?;
-            l.release()?;
-            (vec![info], vec![pidfd], None)
+            targets.push(l.info.clone());
+            Some(l)
         }
     };
-    debug_assert!(launched.is_none());
-    let started = Instant::now();
+    for (slot, t) in targets.iter().enumerate() {
+        probes.add_target(t.pid, slot as u32)?;
+    }
     let t0_ns = monotonic_ns();
-    let (collector, events) = match programs {
-        Programs::Tracer => (
-            Some(Collector::new(probes.ebpf_mut(), slots)?),
-            Some(EventReader {
-                ring: collect::take(probes.ebpf_mut(), maps::EVENTS)?,
-                undecodable: 0,
-            }),
-        ),
-        Programs::Floor => (None, None),
-    };
-    let launched_pid = (!cli.command.is_empty()).then(|| targets[0].pid);
+    if let Some(c) = collector.as_mut() {
+        for (slot, t) in targets.iter().enumerate() {
+            c.seed(t, slot as u32, t0_ns)?;
+        }
+    }
+    probes.attach()?;
+    let started = Instant::now();
+    let launched_pid = launched.as_ref().map(|l| l.info.pid);
+    if let Some(l) = launched {
+        l.release()?;
+    }
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let ctx = Loop {
+    let live = targets
+        .iter()
+        .enumerate()
+        .map(|(slot, t)| (t.pid, slot as u32))
+        .collect();
+    let mut run = Loop {
         cli: &cli,
-        targets: &targets,
-        collector: collector.as_ref(),
+        ctx: Context {
+            targets: &targets,
+            t0_ns,
+            threads: cli.threads,
+        },
+        collector,
         started,
-        t0_ns,
+        live,
+        events: Vec::new(),
     };
-    let command = rt.block_on(ctx.run(&mut *out, pidfds, events, launched_pid))?;
+    let command = rt.block_on(run.run(&mut *out, pidfds, reader, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)
     Ok(command.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.status())))
 }
 
-struct Loop<'a> {
-    cli: &'a Cli,
-    targets: &'a [ProcessInfo],
-    collector: Option<&'a Collector>,
-    started: Instant,
-    t0_ns: u64,
+/// The ring buffer's reader, pollable for readiness.
+struct Ring(EventReader);
+
+impl AsRawFd for Ring {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.ring.as_raw_fd()
+    }
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
-pub fn monotonic_ns() -> u64 {
-    // CLOCK_MONOTONIC always exists on Linux; clock_gettime cannot fail for it.
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
-        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-    })
+struct Loop<'a> {
+    cli: &'a Cli,
+    ctx: Context<'a>,
+    collector: Option<Collector>,
+    started: Instant,
+    /// Traced processes (pid, slot), including children followed since the start.
+    live: Vec<(u32, u32)>,
+    /// Events of the whole run.
+    events: Vec<RawEvent>,
+}
+
+fn watch(exits: &mut JoinSet<()>, fd: OwnedFd) -> Result<()> {
+    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same for
+    // the AsyncFd's whole life.
+    let fd = unsafe { AsyncFd::register(fd) }
+        .map_err(|e| anyhow!("cannot watch the traced process: {e}"))?;
+    exits.spawn(async move {
+        let _ = fd.readable().await;
+    });
+    Ok(())
 }
 
 impl Loop<'_> {
     async fn run(
-        &self,
+        &mut self,
         out: &mut dyn Write,
-        pidfds: Vec<std::os::fd::OwnedFd>,
-        mut reader: Option<EventReader>,
+        pidfds: Vec<OwnedFd>,
+        reader: Option<EventReader>,
         launched_pid: Option<u32>,
     ) -> Result<Option<CommandExit>> {
-        // Events of the whole run, and the index where the current interval's begin.
-        let mut events: Vec<RawEvent> = Vec::new();
-        let mut interval_start = 0;
         let mut exits = JoinSet::new();
         for fd in pidfds {
-            // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same
-            // for the AsyncFd's whole life.
-            let fd = unsafe { AsyncFd::register(fd) }
-                .map_err(|e| anyhow::anyhow!("cannot watch the traced process: {e}"))?;
-            exits.spawn(async move {
-                let _ = fd.readable().await;
-            });
+            watch(&mut exits, fd)?;
         }
+        let mut ring = match reader {
+            // SAFETY: the AsyncFd owns the ring buffer and with it its descriptor.
+            Some(r) => Some(
+                unsafe { AsyncFd::register(Ring(r)) }
+                    .map_err(|e| anyhow!("cannot watch the event ring buffer: {e}"))?,
+            ),
+            None => None,
+        };
         let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
         let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
         // Said only now that a signal ends the run cleanly (tests wait for this line).
         let names: Vec<String> = self
+            .ctx
             .targets
             .iter()
             .map(|t| format!("{} ({})", t.pid, t.comm))
             .collect();
         eprintln!("tracer: tracing {}; Ctrl-C to stop", names.join(", "));
 
-        let live = self.collector.is_some()
+        let live_reports = self.collector.is_some()
             && (self.cli.output == Format::Text || self.cli.interval.is_some());
         let interval = self.cli.interval.unwrap_or(Duration::from_secs(1));
         let mut next = self.started + interval.min(FIRST_REPORT);
         let deadline = self.cli.duration.map(|d| self.started + d);
         let mut prev = Sample::default();
         let mut prev_at = self.started;
-        let mut command = None;
+        let mut interval_start = 0;
         loop {
             tokio::select! {
-                _ = sleep_until(next.into()), if live => {
+                _ = sleep_until(next.into()), if live_reports => {
                     let now = Instant::now();
                     let cur = self.sample()?;
-                    if let Some(r) = reader.as_mut() {
-                        r.drain(&mut events);
-                    }
+                    self.drain(ring.as_mut(), &mut exits)?;
                     let r = Report::build(
                         ReportKind::Interval,
                         &cur.since(&prev),
-                        &events[interval_start..],
-                        self.targets,
+                        &self.events[interval_start..],
+                        &self.ctx,
                         (now - prev_at).as_secs_f64(),
-                        self.t0_ns,
                         None,
                     );
-                    interval_start = events.len();
                     render::write(out, self.cli.output, &r).context("cannot write the report")?;
-                    (prev, prev_at) = (cur, now);
+                    (prev, prev_at, interval_start) = (cur, now, self.events.len());
                     next += interval;
                     if next < now {
                         next = now + interval;
                     }
+                }
+                Ok(mut guard) = async { ring.as_mut().unwrap().readable_mut().await }, if ring.is_some() => {
+                    guard.clear_ready();
+                    drop(guard);
+                    self.drain(ring.as_mut(), &mut exits)?;
                 }
                 _ = sleep_until(deadline.unwrap_or(self.started).into()), if deadline.is_some() => break,
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
                 _ = sighup.recv() => break,
                 _ = exits.join_next(), if !exits.is_empty() => {
+                    // A fork just before the exit may still sit in the ring buffer.
+                    self.drain(ring.as_mut(), &mut exits)?;
                     if exits.is_empty() {
                         break;
                     }
@@ -201,34 +255,51 @@ impl Loop<'_> {
             }
         }
         let secs = self.started.elapsed().as_secs_f64();
-        if let Some(pid) = launched_pid {
-            command = target::try_reap(pid);
-        }
-        match self.collector {
-            Some(_) => {
-                let sample = self.sample()?;
-                if let Some(r) = reader.as_mut() {
-                    r.drain(&mut events);
-                }
-                let r = Report::build(
-                    ReportKind::Final,
-                    &sample,
-                    &events,
-                    self.targets,
-                    secs,
-                    self.t0_ns,
-                    command,
-                );
-                render::write(out, self.cli.output, &r).context("cannot write the report")?;
-            }
-            None => eprintln!("tracer: floor programs attached for {secs:.3} s"),
+        let command = launched_pid.and_then(target::try_reap);
+        if self.collector.is_some() {
+            let sample = self.sample()?;
+            self.drain(ring.as_mut(), &mut exits)?;
+            let r = Report::build(
+                ReportKind::Final,
+                &sample,
+                &self.events,
+                &self.ctx,
+                secs,
+                command,
+            );
+            render::write(out, self.cli.output, &r).context("cannot write the report")?;
+        } else {
+            eprintln!("tracer: floor programs attached for {secs:.3} s");
         }
         Ok(command)
     }
 
-    fn sample(&self) -> Result<Sample> {
-        self.collector.map_or(Ok(Sample::default()), |c| {
-            c.sample().context("cannot read the kernel maps")
-        })
+    /// Takes new events; children that `--follow` added are watched for their exit too.
+    fn drain(&mut self, ring: Option<&mut AsyncFd<Ring>>, exits: &mut JoinSet<()>) -> Result<()> {
+        let Some(ring) = ring else { return Ok(()) };
+        let from = self.events.len();
+        ring.get_mut().0.drain(&mut self.events);
+        for e in &self.events[from..] {
+            if let EventData::Fork(f) = e.data
+                && f.followed != 0
+            {
+                self.live.push((f.child_tgid, e.header.slot));
+                // It may have exited already: then there is nothing to wait for.
+                if let Ok(fd) = target::pidfd_open(f.child_tgid) {
+                    watch(exits, fd)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sample(&mut self) -> Result<Sample> {
+        let now = monotonic_ns();
+        match self.collector.as_mut() {
+            Some(c) => c
+                .sample(&self.live, now)
+                .context("cannot read the kernel maps"),
+            None => Ok(Sample::default()),
+        }
     }
 }

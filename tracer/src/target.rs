@@ -118,8 +118,12 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
             drop(err_r);
             let mut b = [0u8; 1];
             // Blocks until tracer has put this pid in the kernel filter. The pipe ends are
-            // close-on-exec, so no syscall stands between this read and execve.
-            let _ = nix::unistd::read(go_r.as_fd(), &mut b);
+            // close-on-exec, so no syscall stands between this read and execve. End of file
+            // means tracer failed (or died) before starting it: then it does not run at all.
+            if nix::unistd::read(go_r.as_fd(), &mut b) != Ok(1) {
+                // SAFETY: _exit is async-signal-safe and never returns.
+                unsafe { nix::libc::_exit(127) }
+            }
             let e = nix::unistd::execv(&path, &args).unwrap_err();
             let _ = nix::unistd::write(&err_w, &(e as i32).to_ne_bytes());
             // SAFETY: _exit is async-signal-safe and never returns.

@@ -10,6 +10,17 @@
 //!
 //! `tracer-workload churn ROUNDS MIB`: ROUNDS times, `mmap` MIB MiB anonymous, write one
 //! byte per 4 KiB page, and `munmap` it (page faults and RSS changes, few syscalls).
+//!
+//! `tracer-workload sleeps COUNT MILLIS`: COUNT `clock_nanosleep`s of MILLIS ms.
+//!
+//! `tracer-workload spin THREADS SECS`: pins itself to CPU 0 and runs THREADS busy threads
+//! for SECS seconds (they take turns: preemption and run-queue waits).
+//!
+//! `tracer-workload forks CHILDREN CALLS`: forks CHILDREN children one after another, each
+//! making exactly CALLS `getppid`s and exiting 0; the parent waits for each.
+//!
+//! `tracer-workload exits`: forks a child that exits with code 3 and one that is killed by
+//! SIGKILL (sent by the parent), and reaps both.
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -26,6 +37,12 @@ fn usage() -> ! {
 
 fn num(s: Option<String>) -> u64 {
     s.and_then(|s| s.parse().ok()).unwrap_or_else(|| usage())
+}
+
+fn wait_for(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waiting for our own child, with a valid status pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
 }
 
 fn main() {
@@ -89,6 +106,82 @@ fn main() {
                     }
                     libc::munmap(p, len);
                 }
+            }
+        }
+        Some("sleeps") => {
+            let (count, millis) = (num(args.next()), num(args.next()));
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: (millis * 1_000_000) as i64,
+            };
+            for _ in 0..count {
+                // SAFETY: a valid timespec; no remainder wanted.
+                unsafe {
+                    libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut())
+                };
+            }
+        }
+        Some("spin") => {
+            let (threads, secs) = (num(args.next()), num(args.next()));
+            // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this whole process.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                assert_eq!(
+                    libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+                    0
+                );
+            }
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut x = 0u64;
+                        while std::time::Instant::now() < until {
+                            for i in 0..10_000u64 {
+                                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                            }
+                        }
+                        x
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+        }
+        Some("forks") => {
+            let (children, calls) = (num(args.next()), num(args.next()));
+            for _ in 0..children {
+                // SAFETY: the child makes only raw syscalls and leaves with _exit.
+                match unsafe { libc::fork() } {
+                    0 => unsafe {
+                        for _ in 0..calls {
+                            libc::syscall(libc::SYS_getppid);
+                        }
+                        libc::_exit(0)
+                    },
+                    -1 => panic!("fork failed"),
+                    child => wait_for(child),
+                }
+            }
+        }
+        Some("exits") => {
+            // SAFETY: each child makes only raw syscalls and leaves with _exit or a signal.
+            unsafe {
+                let three = libc::fork();
+                if three == 0 {
+                    libc::_exit(3);
+                }
+                let killed = libc::fork();
+                if killed == 0 {
+                    loop {
+                        libc::pause();
+                    }
+                }
+                wait_for(three);
+                libc::kill(killed, libc::SIGKILL);
+                wait_for(killed);
             }
         }
         _ => usage(),

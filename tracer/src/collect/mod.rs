@@ -1,6 +1,7 @@
 //! Reads the kernel's aggregate maps into a [`Sample`]: the only code that knows how the
 //! counters are laid out in maps. Discrete events are decoded in [`events`].
 pub mod events;
+pub mod sched;
 
 use anyhow::{Result, anyhow};
 use aya::{
@@ -9,12 +10,13 @@ use aya::{
 };
 use tracer_common::{DROP_KINDS, Drop, ErrnoKey, SYSCALL_SLOTS, SyscallStats, maps};
 
-use crate::model::{Drops, Sample, SyscallCounts};
+use crate::model::{Drops, ProcessInfo, Sample, SyscallCounts};
 
 pub struct Collector {
     stats: PerCpuArray<MapData, SyscallStats>,
     errnos: PerCpuHashMap<MapData, ErrnoKey, u64>,
     drops: PerCpuArray<MapData, u64>,
+    sched: Option<sched::SchedCollector>,
     slots: u32,
 }
 
@@ -29,18 +31,38 @@ pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
 }
 
 impl Collector {
-    pub fn new(ebpf: &mut Ebpf, slots: u32) -> Result<Self> {
+    /// `sched`: the scheduling section is on.
+    pub fn new(ebpf: &mut Ebpf, slots: u32, sched: bool) -> Result<Self> {
         Ok(Self {
             stats: take(ebpf, maps::SYSCALL_STATS)?,
             errnos: take(ebpf, maps::ERRNOS)?,
             drops: take(ebpf, maps::DROPS)?,
+            sched: if sched {
+                Some(sched::SchedCollector::new(ebpf, slots)?)
+            } else {
+                None
+            },
             slots,
         })
     }
 
-    /// Reads everything, summed over CPUs.
-    pub fn sample(&self) -> Result<Sample> {
+    /// Records the current state of `target`'s threads (before the hooks attach).
+    pub fn seed(&mut self, target: &ProcessInfo, slot: u32, now_ns: u64) -> Result<()> {
+        match self.sched.as_mut() {
+            Some(s) => s.seed(target, slot, now_ns),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads everything, summed over CPUs. `live` lists the traced processes (pid, slot);
+    /// `now_ns` is the monotonic time of the reading.
+    pub fn sample(&mut self, live: &[(u32, u32)], now_ns: u64) -> Result<Sample> {
         let mut sample = Sample::default();
+        if let Some(s) = self.sched.as_mut() {
+            let (per_slot, threads) = s.sample(live, now_ns)?;
+            sample.sched = Some(per_slot);
+            sample.threads = threads;
+        }
         for idx in 0..self.slots * SYSCALL_SLOTS {
             let per_cpu = self.stats.get(&idx, 0)?;
             let mut counts: Option<SyscallCounts> = None;
@@ -71,6 +93,7 @@ impl Collector {
             errno_map_full: drops[Drop::ErrnoMapFull as usize],
             thread_out_of_range: drops[Drop::ThreadOutOfRange as usize],
             ring_buffer_full: drops[Drop::RingBufFull as usize],
+            thread_stats_full: drops[Drop::ThreadStatsFull as usize],
         };
         Ok(sample)
     }

@@ -3,10 +3,12 @@
 //! one interval; [`Report::build`] turns counts into rows with rates and percentiles, which
 //! `render` prints.
 pub mod events;
+pub mod sched;
 
 use std::collections::BTreeMap;
 
 use events::{LifeCounts, ProcessEvent, RawEvent};
+use sched::{SchedCounts, SchedReport, ThreadCounts, ThreadRow};
 
 use serde::Serialize;
 use tracer_common::{SYSCALL_OTHER, hist};
@@ -139,6 +141,10 @@ pub struct Sample {
     pub syscalls: BTreeMap<(u32, u32), SyscallCounts>,
     /// What the kernel side failed to record, by kind.
     pub drops: Drops,
+    /// Scheduling counters per target slot (None when the section is off).
+    pub sched: Option<BTreeMap<u32, SchedCounts>>,
+    /// Scheduling counters per thread id.
+    pub threads: BTreeMap<u32, ThreadCounts>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -149,11 +155,16 @@ pub struct Drops {
     pub thread_out_of_range: u64,
     /// Events lost because the ring buffer was full.
     pub ring_buffer_full: u64,
+    /// Threads whose own scheduling counters could not be kept (the map was full).
+    pub thread_stats_full: u64,
 }
 
 impl Drops {
     pub fn total(&self) -> u64 {
-        self.errno_map_full + self.thread_out_of_range + self.ring_buffer_full
+        self.errno_map_full
+            + self.thread_out_of_range
+            + self.ring_buffer_full
+            + self.thread_stats_full
     }
 
     fn since(&self, prev: &Self) -> Self {
@@ -163,6 +174,9 @@ impl Drops {
                 .thread_out_of_range
                 .saturating_sub(prev.thread_out_of_range),
             ring_buffer_full: self.ring_buffer_full.saturating_sub(prev.ring_buffer_full),
+            thread_stats_full: self
+                .thread_stats_full
+                .saturating_sub(prev.thread_stats_full),
         }
     }
 }
@@ -177,9 +191,39 @@ impl Sample {
             .map(|(k, v)| (*k, v.since(prev.syscalls.get(k).unwrap_or(&empty))))
             .filter(|(_, v)| v.calls > 0)
             .collect();
+        let empty = SchedCounts::default();
+        let sched = self.sched.as_ref().map(|m| {
+            m.iter()
+                .map(|(slot, c)| {
+                    let before = prev
+                        .sched
+                        .as_ref()
+                        .and_then(|p| p.get(slot))
+                        .unwrap_or(&empty);
+                    (*slot, c.since(before))
+                })
+                .collect()
+        });
+        let threads = self
+            .threads
+            .iter()
+            .map(|(tid, t)| {
+                let before = prev.threads.get(tid).map_or(&empty, |p| &p.counts);
+                (
+                    *tid,
+                    ThreadCounts {
+                        counts: t.counts.since(before),
+                        ..t.clone()
+                    },
+                )
+            })
+            .filter(|(_, t)| t.alive || t.counts.wall_ns() > 0)
+            .collect();
         Sample {
             syscalls,
             drops: self.drops.since(&prev.drops),
+            sched,
+            threads,
         }
     }
 }
@@ -229,6 +273,8 @@ pub struct ProcessReport {
     pub comm: String,
     pub totals: Totals,
     pub syscalls: Vec<SyscallRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sched: Option<SchedReport>,
 }
 
 /// How a launched command ended.
@@ -268,6 +314,11 @@ pub struct Report {
     pub lost_events: u64,
     pub drops: Drops,
     pub processes: Vec<ProcessReport>,
+    /// Scheduling, merged over the traced processes (absent when the section is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sched: Option<SchedReport>,
+    /// Children added to the trace by `--follow` during the run.
+    pub followed_pids: Vec<u32>,
     /// Counts of process-life events in the window.
     pub life: LifeCounts,
     /// The events themselves, oldest first, at most [`MAX_EVENTS_LISTED`].
@@ -337,19 +388,28 @@ pub fn rate(n: u64, secs: f64) -> f64 {
     if secs > 0.0 { n as f64 / secs } else { 0.0 }
 }
 
+/// What a report is about, beyond the numbers of its window.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// `targets[slot]` names the process of each slot.
+    pub targets: &'a [ProcessInfo],
+    /// Monotonic time at which tracing started; event times are relative to it.
+    pub t0_ns: u64,
+    /// List threads in the scheduling section (`--threads`).
+    pub threads: bool,
+}
+
 impl Report {
     /// Builds a report from the counts and events of a window of `secs` seconds.
-    /// `targets[slot]` names the process of each slot; `t0_ns` is the monotonic time at which
-    /// tracing started (event times are given relative to it).
     pub fn build(
         kind: ReportKind,
         counts: &Sample,
         events: &[RawEvent],
-        targets: &[ProcessInfo],
+        ctx: &Context,
         secs: f64,
-        t0_ns: u64,
         command: Option<CommandExit>,
     ) -> Report {
+        let (targets, t0_ns) = (ctx.targets, ctx.t0_ns);
         let mut merged: BTreeMap<u32, SyscallCounts> = BTreeMap::new();
         let mut per_slot: Vec<BTreeMap<u32, SyscallCounts>> = vec![BTreeMap::new(); targets.len()];
         for (&(slot, nr), c) in &counts.syscalls {
@@ -359,17 +419,50 @@ impl Report {
             }
         }
         let (syscalls, totals) = rows(&merged, secs);
+        let slot_sched = |slot: usize| {
+            counts.sched.as_ref().map(|m| {
+                SchedReport::of(
+                    m.get(&(slot as u32)).unwrap_or(&SchedCounts::default()),
+                    secs,
+                )
+            })
+        };
         let processes = targets
             .iter()
             .zip(&per_slot)
-            .map(|(p, m)| {
+            .enumerate()
+            .map(|(slot, (p, m))| {
                 let (syscalls, totals) = rows(m, secs);
+                let sched = slot_sched(slot);
                 ProcessReport {
                     pid: p.pid,
                     comm: p.comm.clone(),
                     totals,
                     syscalls,
+                    sched,
                 }
+            })
+            .collect();
+        let sched = counts.sched.as_ref().map(|m| {
+            let mut all = SchedCounts::default();
+            m.values().for_each(|c| all.add(c));
+            let mut r = SchedReport::of(&all, secs);
+            if ctx.threads {
+                r.threads = counts
+                    .threads
+                    .iter()
+                    .map(|(tid, t)| ThreadRow::of(*tid, t))
+                    .collect();
+                r.threads
+                    .sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
+            }
+            r
+        });
+        let followed_pids = events
+            .iter()
+            .filter_map(|e| match e.data {
+                events::EventData::Fork(f) if f.followed != 0 => Some(f.child_tgid),
+                _ => None,
             })
             .collect();
         Report {
@@ -381,6 +474,8 @@ impl Report {
             lost_events: counts.drops.total(),
             drops: counts.drops,
             processes,
+            sched,
+            followed_pids,
             life: LifeCounts::count(events),
             events: events
                 .iter()
@@ -390,6 +485,16 @@ impl Report {
             events_omitted: events.len().saturating_sub(MAX_EVENTS_LISTED) as u64,
             command,
         }
+    }
+}
+
+/// A report context for tests: no threads listed, time starting at 0.
+#[cfg(test)]
+pub fn ctx(targets: &[ProcessInfo]) -> Context<'_> {
+    Context {
+        targets,
+        t0_ns: 0,
+        threads: false,
     }
 }
 
@@ -493,7 +598,7 @@ mod tests {
                 comm: "b".into(),
             },
         ];
-        let r = Report::build(ReportKind::Final, &s, &[], &targets, 2.0, 0, None);
+        let r = Report::build(ReportKind::Final, &s, &[], &ctx(&targets), 2.0, None);
         assert_eq!(r.pids, vec![10, 11]);
         let names: Vec<_> = r.syscalls.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["openat", "read"]);

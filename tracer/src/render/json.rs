@@ -31,7 +31,14 @@ mod tests {
             pid: 42,
             comm: "w".into(),
         }];
-        let r = Report::build(ReportKind::Final, &s, &[], &targets, 2.0, 0, None);
+        let r = Report::build(
+            ReportKind::Final,
+            &s,
+            &[],
+            &crate::model::ctx(&targets),
+            2.0,
+            None,
+        );
         let mut buf = Vec::new();
         super::write(&mut buf, &r).unwrap();
         assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);

@@ -2,10 +2,16 @@
 //! and latency percentiles.
 use std::io::Write;
 
-use crate::model::{Report, ReportKind, SyscallRow, Totals};
+use crate::model::{
+    Report, ReportKind, SyscallRow, Totals,
+    events::{LifeCounts, ProcessEvent},
+    sched::SchedReport,
+};
 
 /// Rows shown in live (interval) tables; the final table shows every syscall.
 const LIVE_ROWS: usize = 15;
+/// Events listed in a live report.
+const LIVE_EVENTS: usize = 10;
 
 pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     let who = r
@@ -30,11 +36,19 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             table(out, &p.syscalls, &p.totals, usize::MAX)?;
         }
     }
+    if let Some(sched) = &r.sched {
+        sched_section(out, sched, r.duration_s)?;
+    }
+    life_section(out, r)?;
     if r.lost_events > 0 || r.kind == ReportKind::Final {
         writeln!(
             out,
-            "lost events: {} (errno map full: {}, thread id out of range: {})",
-            r.lost_events, r.drops.errno_map_full, r.drops.thread_out_of_range
+            "lost events: {} (errno map full: {}, thread id out of range: {}, ring buffer full: {}, thread map full: {})",
+            r.lost_events,
+            r.drops.errno_map_full,
+            r.drops.thread_out_of_range,
+            r.drops.ring_buffer_full,
+            r.drops.thread_stats_full
         )?;
     }
     if let Some(c) = &r.command {
@@ -87,6 +101,160 @@ fn table(
         "",
         ns(t.total_ns)
     )
+}
+
+fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Result<()> {
+    let runq = s.off_cpu_ns - s.blocked_ns;
+    writeln!(
+        out,
+        "scheduling: on-CPU {}  waiting for a CPU {}  blocked {}  (summed over threads, window {:.2} s)",
+        ns(s.on_cpu_ns),
+        ns(runq),
+        ns(s.blocked_ns),
+        secs
+    )?;
+    writeln!(
+        out,
+        "  context switches: {} voluntary ({}/s), {} involuntary ({}/s)",
+        s.voluntary_switches,
+        rate(s.voluntary_per_s),
+        s.involuntary_switches,
+        rate(s.involuntary_per_s)
+    )?;
+    let q = &s.runqueue;
+    writeln!(
+        out,
+        "  run-queue latency: {} waits  p50 {}  p99 {}  max {}",
+        q.count,
+        ns(q.p50_ns),
+        ns(q.p99_ns),
+        ns(q.max_ns)
+    )?;
+    if !s.threads.is_empty() {
+        writeln!(
+            out,
+            "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
+            "tid",
+            "comm",
+            "vol",
+            "invol",
+            "on-cpu",
+            "runq",
+            "blocked",
+            "rq p50",
+            "rq p99",
+            "rq max"
+        )?;
+        for t in &s.threads {
+            writeln!(
+                out,
+                "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}{}",
+                t.tid,
+                t.comm,
+                t.voluntary_switches,
+                t.involuntary_switches,
+                ns(t.on_cpu_ns),
+                ns(t.runqueue_ns),
+                ns(t.blocked_ns),
+                ns(t.runqueue.p50_ns),
+                ns(t.runqueue.p99_ns),
+                ns(t.runqueue.max_ns),
+                if t.alive { "" } else { "  (ended)" }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
+    let c: &LifeCounts = &r.life;
+    if *c == LifeCounts::default() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "life: {} threads created, {} ended; {} children forked ({} followed); {} exec; {} process exits; {} signals",
+        c.threads_created,
+        c.threads_ended,
+        c.children_forked,
+        r.followed_pids.len(),
+        c.execs,
+        c.process_exits,
+        c.signals
+    )?;
+    let limit = if r.kind == ReportKind::Interval {
+        LIVE_EVENTS
+    } else {
+        usize::MAX
+    };
+    for e in r.events.iter().take(limit) {
+        writeln!(out, "  {}", event_line(e))?;
+    }
+    let more = r.events.len().saturating_sub(limit) as u64 + r.events_omitted;
+    if more > 0 {
+        writeln!(out, "  ({more} more events)")?;
+    }
+    Ok(())
+}
+
+fn event_line(e: &ProcessEvent) -> String {
+    match e {
+        ProcessEvent::Fork {
+            t_s,
+            pid,
+            child_pid,
+            child_tid,
+            thread,
+            followed,
+            ..
+        } => {
+            if *thread {
+                format!("+{t_s:.3}s thread  {pid} created thread {child_tid}")
+            } else {
+                let f = if *followed { ", followed" } else { "" };
+                format!("+{t_s:.3}s fork    {pid} forked child {child_pid}{f}")
+            }
+        }
+        ProcessEvent::Exec { t_s, pid, comm, .. } => {
+            format!("+{t_s:.3}s exec    {pid} is now {comm}")
+        }
+        ProcessEvent::Exit {
+            t_s,
+            pid,
+            tid,
+            process,
+            exit_code,
+            signal,
+            core_dumped,
+        } => {
+            let what = if *process {
+                format!("process {pid}")
+            } else {
+                format!("thread {tid} of {pid}")
+            };
+            let how = match (exit_code, signal) {
+                (Some(c), _) => format!("exited with code {c}"),
+                (None, Some(s)) => {
+                    format!(
+                        "killed by {s}{}",
+                        if *core_dumped { " (core dumped)" } else { "" }
+                    )
+                }
+                _ => "ended".to_string(),
+            };
+            format!("+{t_s:.3}s exit    {what} {how}")
+        }
+        ProcessEvent::Signal {
+            t_s,
+            pid,
+            signal,
+            sender_pid,
+            result,
+            ..
+        } => {
+            format!("+{t_s:.3}s signal  {signal} to {pid} from {sender_pid} ({result})")
+        }
+    }
 }
 
 /// The two most frequent errnos, e.g. `ENOENT:200 EACCES:3`, and how many more.
@@ -158,7 +326,14 @@ mod tests {
             pid: 7,
             comm: "cat".into(),
         }];
-        let r = Report::build(ReportKind::Final, &s, &[], &targets, 1.0, 0, None);
+        let r = Report::build(
+            ReportKind::Final,
+            &s,
+            &[],
+            &crate::model::ctx(&targets),
+            1.0,
+            None,
+        );
         let mut buf = Vec::new();
         write(&mut buf, &r).unwrap();
         let text = String::from_utf8(buf).unwrap();

@@ -1,0 +1,269 @@
+//! Scheduling: context switches, run-queue latency, on-CPU / runnable / blocked time.
+//!
+//! A per-thread state machine (`THREAD_SCHED`, an array indexed by tid, so lookups are
+//! inlined) records what each traced thread is doing and since when:
+//!   switch-out: RUNNING -> BLOCKED (voluntary) or RUNNABLE (involuntary); on-CPU time closes
+//!   wakeup:     BLOCKED -> RUNNABLE; blocked time closes
+//!   switch-in:  RUNNABLE -> RUNNING; the run-queue wait closes (into the histogram)
+//! Closed intervals are added to the thread's counters (`THREAD_STATS`) and its process's
+//! per-CPU totals (`SCHED_STATS`); userspace adds the open interval when it reads.
+//! `sched_switch` runs on every context switch of the machine: for untraced threads it costs
+//! one helper call, one kernel read (next's ids) and up to four inlined array lookups.
+use aya_ebpf::{
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::{map, raw_tracepoint},
+    maps::{Array, HashMap, PerCpuArray},
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    Drop, MAX_TARGETS, MAX_THREADS, SchedStats, ThreadSched, hist,
+    sched_state::{BLOCKED, DEAD, RUNNABLE, RUNNING, UNKNOWN},
+};
+
+use crate::{
+    events::task_ids,
+    filter::{count_drop, target_slot},
+};
+
+/// Indexed by tid; sized to pid_max by userspace.
+#[map(name = "THREAD_SCHED")]
+pub static THREAD_SCHED: Array<ThreadSched> = Array::with_max_entries(1, 0);
+
+#[map(name = "THREAD_STATS")]
+static THREAD_STATS: HashMap<u32, SchedStats> =
+    HashMap::with_max_entries(MAX_THREADS, BPF_F_NO_PREALLOC);
+
+/// Indexed by target slot.
+#[map(name = "SCHED_STATS")]
+static SCHED_STATS: PerCpuArray<SchedStats> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
+
+/// All zeros: the initial value of a thread's counters (too large for the 512-byte stack).
+#[map(name = "SCHED_ZERO")]
+static SCHED_ZERO: Array<SchedStats> = Array::with_max_entries(1, 0);
+
+/// A closed interval to add to the counters.
+#[derive(Default)]
+struct Delta {
+    voluntary: u64,
+    involuntary: u64,
+    on_cpu_ns: u64,
+    runq_ns: u64,
+    blocked_ns: u64,
+    /// A measured run-queue wait (from wakeup or preemption), for the histogram.
+    runq_wait: Option<u64>,
+}
+
+#[inline(always)]
+fn add(s: &mut SchedStats, d: &Delta) {
+    s.voluntary += d.voluntary;
+    s.involuntary += d.involuntary;
+    s.on_cpu_ns += d.on_cpu_ns;
+    s.runq_ns += d.runq_ns;
+    s.blocked_ns += d.blocked_ns;
+    if let Some(w) = d.runq_wait {
+        s.runq_count += 1;
+        if w > s.runq_max_ns {
+            s.runq_max_ns = w;
+        }
+        if let Some(b) = s.runq_hist.get_mut(hist::bucket(w)) {
+            *b += 1;
+        }
+    }
+}
+
+/// Adds `d` to the process totals of `slot` and to the thread's own counters (and records
+/// the thread's name when it is the current task).
+#[inline(always)]
+fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, comm: Option<[u8; 16]>) {
+    if let Some(p) = SCHED_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
+        add(unsafe { &mut *p }, d);
+    }
+    let stats = match THREAD_STATS.get_ptr_mut(&tid) {
+        Some(p) => p,
+        None => {
+            let Some(zero) = SCHED_ZERO.get(0) else {
+                return;
+            };
+            if THREAD_STATS.insert(&tid, zero, BPF_NOEXIST as u64).is_err() {
+                count_drop(Drop::ThreadStatsFull);
+                return;
+            }
+            let Some(p) = THREAD_STATS.get_ptr_mut(&tid) else {
+                return;
+            };
+            // SAFETY: the entry was just created; only this thread's events write it.
+            unsafe {
+                (*p).slot = slot;
+                (*p).tgid = tgid;
+            }
+            p
+        }
+    };
+    // SAFETY: a thread's events are serialized by the scheduler (its runqueue lock).
+    let stats = unsafe { &mut *stats };
+    add(stats, d);
+    if let Some(c) = comm {
+        stats.comm = c;
+    }
+}
+
+/// The state of a thread if its process is traced, registering it on first sight.
+#[inline(always)]
+pub fn tracked(tid: u32, tgid: u32) -> Option<&'static mut ThreadSched> {
+    let p = THREAD_SCHED.get_ptr_mut(tid)?;
+    // SAFETY: a map value; see `apply` for why updates of one thread do not race.
+    let t = unsafe { &mut *p };
+    if t.slot1 == 0 {
+        let slot = target_slot(tgid)?;
+        *t = ThreadSched {
+            slot1: slot + 1,
+            state: UNKNOWN,
+            since_ns: 0,
+        };
+    }
+    Some(t)
+}
+
+/// TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
+///          unsigned int prev_state); current is still `prev`.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let prev_tid = pid_tgid as u32;
+    let prev = if prev_tid != 0 {
+        tracked(prev_tid, (pid_tgid >> 32) as u32)
+    } else {
+        None
+    };
+    let next_task: u64 = ctx.arg(2);
+    let (next_tid, next_tgid, next) = match task_ids(next_task) {
+        Some((tid, tgid)) if tid != 0 => (tid, tgid, tracked(tid, tgid)),
+        _ => (0, 0, None),
+    };
+    if prev.is_none() && next.is_none() {
+        return 0;
+    }
+    // SAFETY: reading the monotonic clock has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(t) = prev {
+        let preempt: u64 = ctx.arg(0);
+        let prev_state: u64 = ctx.arg(3);
+        // As the kernel counts nvcsw: blocking, and not preempted.
+        let voluntary = preempt & 0xff == 0 && prev_state as u32 != 0;
+        switch_out(t, prev_tid, (pid_tgid >> 32) as u32, now, voluntary);
+    }
+    if let Some(t) = next {
+        switch_in(t, next_tid, next_tgid, now);
+    }
+    0
+}
+
+#[inline(always)]
+fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: bool) {
+    let slot = t.slot1 - 1;
+    let mut d = Delta::default();
+    if (t.state == RUNNING || t.state == DEAD) && t.since_ns != 0 {
+        d.on_cpu_ns = now - t.since_ns;
+    }
+    if t.state == DEAD {
+        // Its last switch: close the books and free the tid for its next owner.
+        *t = ThreadSched::default();
+    } else {
+        if voluntary {
+            d.voluntary = 1;
+            t.state = BLOCKED;
+        } else {
+            d.involuntary = 1;
+            t.state = RUNNABLE;
+        }
+        t.since_ns = now;
+    }
+    // The thread is the current task: its name is one helper call away.
+    apply(&d, slot, tid, tgid, bpf_get_current_comm().ok());
+}
+
+#[inline(always)]
+fn switch_in(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64) {
+    let mut d = Delta::default();
+    if t.since_ns != 0 {
+        let waited = now - t.since_ns;
+        match t.state {
+            RUNNABLE => {
+                d.runq_ns = waited;
+                d.runq_wait = Some(waited);
+            }
+            // Woken without a wakeup we saw (e.g. a signal kept it on the runqueue).
+            BLOCKED => d.blocked_ns = waited,
+            // Guessed RUNNING from /proc at start: it was in fact waiting for a CPU.
+            RUNNING => d.runq_ns = waited,
+            _ => {}
+        }
+    }
+    t.state = RUNNING;
+    t.since_ns = now;
+    apply(&d, t.slot1 - 1, tid, tgid, None);
+}
+
+/// TP_PROTO(struct task_struct *p)
+#[raw_tracepoint(tracepoint = "sched_wakeup")]
+pub fn sched_wakeup(ctx: RawTracePointContext) -> i32 {
+    wakeup(ctx.arg(0), false);
+    0
+}
+
+/// TP_PROTO(struct task_struct *p): a new thread or process, runnable for the first time.
+#[raw_tracepoint(tracepoint = "sched_wakeup_new")]
+pub fn sched_wake_new(ctx: RawTracePointContext) -> i32 {
+    wakeup(ctx.arg(0), true);
+    0
+}
+
+#[inline(always)]
+fn wakeup(task: u64, new: bool) {
+    let Some((tid, tgid)) = task_ids(task) else {
+        return;
+    };
+    if tid == 0 {
+        return;
+    }
+    let Some(t) = tracked(tid, tgid) else { return };
+    // A wakeup can race with a thread that has not switched out yet: a RUNNING thread
+    // stays RUNNING.
+    if !(new || t.state == BLOCKED || t.state == UNKNOWN) {
+        return;
+    }
+    // SAFETY: reading the monotonic clock has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if t.state == BLOCKED && t.since_ns != 0 {
+        let d = Delta {
+            blocked_ns: now - t.since_ns,
+            ..Default::default()
+        };
+        apply(&d, t.slot1 - 1, tid, tgid, None);
+    }
+    t.state = RUNNABLE;
+    t.since_ns = now;
+}
+
+/// Marks a thread as exiting; its final switch-out closes its accounts.
+#[inline(always)]
+pub fn mark_dead(tid: u32) {
+    if let Some(p) = THREAD_SCHED.get_ptr_mut(tid) {
+        // SAFETY: the exiting thread is running this program.
+        let t = unsafe { &mut *p };
+        if t.slot1 != 0 {
+            t.state = DEAD;
+        }
+    }
+}
+
+/// Forgets a thread id that disappeared without exiting (a non-leader thread's exec).
+#[inline(always)]
+pub fn forget(tid: u32) {
+    if let Some(p) = THREAD_SCHED.get_ptr_mut(tid) {
+        // SAFETY: that tid no longer runs.
+        unsafe { *p = ThreadSched::default() };
+    }
+}

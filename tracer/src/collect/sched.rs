@@ -1,0 +1,140 @@
+//! Reads the scheduling maps: per-process totals, per-thread counters, and each thread's
+//! current state (to add the interval still open); seeds the state of threads that exist
+//! when tracing starts, from /proc.
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Result;
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray},
+};
+use tracer_common::{SchedStats, ThreadSched, maps, sched_state};
+
+use super::take;
+use crate::model::{
+    ProcessInfo,
+    sched::{SchedCounts, ThreadCounts},
+};
+
+pub struct SchedCollector {
+    totals: PerCpuArray<MapData, SchedStats>,
+    threads: BpfHashMap<MapData, u32, SchedStats>,
+    state: Array<MapData, ThreadSched>,
+    /// Thread names, remembered so that ended threads keep theirs.
+    comms: HashMap<u32, String>,
+    slots: u32,
+}
+
+fn thread_comm(pid: u32, tid: u32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+    Some(s.trim_end().to_string())
+}
+
+impl SchedCollector {
+    pub fn new(ebpf: &mut Ebpf, slots: u32) -> Result<Self> {
+        Ok(Self {
+            totals: take(ebpf, maps::SCHED_STATS)?,
+            threads: take(ebpf, maps::THREAD_STATS)?,
+            state: take(ebpf, maps::THREAD_SCHED)?,
+            comms: HashMap::new(),
+            slots,
+        })
+    }
+
+    /// Records the state of every thread of `target` as of `now_ns`, before the hooks are
+    /// attached: running ('R') or blocked (anything else). The hooks take over from there.
+    pub fn seed(&mut self, target: &ProcessInfo, slot: u32, now_ns: u64) -> Result<()> {
+        let Ok(proc) = procfs::process::Process::new(target.pid as i32) else {
+            return Ok(());
+        };
+        for task in proc.tasks()?.flatten() {
+            let Ok(stat) = task.stat() else { continue };
+            let state = if stat.state == 'R' {
+                sched_state::RUNNING
+            } else {
+                sched_state::BLOCKED
+            };
+            let t = ThreadSched {
+                slot1: slot + 1,
+                state,
+                since_ns: now_ns,
+            };
+            self.state.set(task.tid as u32, t, 0)?;
+            self.comms.insert(task.tid as u32, stat.comm);
+        }
+        Ok(())
+    }
+
+    /// Cumulative counters per slot and per thread, with open intervals up to `now_ns`.
+    /// `live` lists the traced processes still running (their threads are looked for in
+    /// /proc, so that a thread blocked since tracing started is counted too).
+    pub fn sample(
+        &mut self,
+        live: &[(u32, u32)],
+        now_ns: u64,
+    ) -> Result<(BTreeMap<u32, SchedCounts>, BTreeMap<u32, ThreadCounts>)> {
+        let mut per_slot: BTreeMap<u32, SchedCounts> = BTreeMap::new();
+        for slot in 0..self.slots {
+            let c = per_slot.entry(slot).or_default();
+            for s in self.totals.get(&slot, 0)?.iter() {
+                c.add_raw(s);
+            }
+        }
+        let mut threads: BTreeMap<u32, ThreadCounts> = BTreeMap::new();
+        for entry in self.threads.iter() {
+            let (tid, s) = entry?;
+            let mut counts = SchedCounts::default();
+            counts.add_raw(&s);
+            let end = s.comm.iter().position(|&b| b == 0).unwrap_or(s.comm.len());
+            if end > 0 {
+                self.comms
+                    .insert(tid, String::from_utf8_lossy(&s.comm[..end]).into_owned());
+            }
+            threads.insert(
+                tid,
+                ThreadCounts {
+                    slot: s.slot,
+                    pid: s.tgid,
+                    comm: String::new(),
+                    alive: false,
+                    counts,
+                },
+            );
+        }
+        // Threads alive now, including those no hook has seen yet.
+        for &(pid, slot) in live {
+            let Ok(proc) = procfs::process::Process::new(pid as i32) else {
+                continue;
+            };
+            let Ok(tasks) = proc.tasks() else { continue };
+            for task in tasks.flatten() {
+                let tid = task.tid as u32;
+                let t = threads.entry(tid).or_insert_with(|| ThreadCounts {
+                    slot,
+                    pid,
+                    comm: String::new(),
+                    alive: true,
+                    counts: SchedCounts::default(),
+                });
+                t.alive = true;
+                if let Some(c) = thread_comm(pid, tid) {
+                    self.comms.insert(tid, c);
+                }
+            }
+        }
+        for (tid, t) in threads.iter_mut() {
+            t.comm = self.comms.get(tid).cloned().unwrap_or_default();
+            if !t.alive {
+                continue;
+            }
+            let st = self.state.get(tid, 0)?;
+            if st.slot1 == t.slot + 1 {
+                let mut open = SchedCounts::default();
+                open.add_open(st.state, st.since_ns, now_ns);
+                t.counts.add(&open);
+                per_slot.entry(t.slot).or_default().add(&open);
+            }
+        }
+        Ok((per_slot, threads))
+    }
+}

@@ -1,0 +1,290 @@
+//! Scheduling numbers: context switches, run-queue latency, on-CPU / runnable / blocked
+//! time, per process and per thread. Pure: counters in, report rows out.
+use serde::Serialize;
+use tracer_common::{SchedStats, hist, sched_state};
+
+use super::{percentile, rate};
+
+/// Scheduling counters of a thread or a process, cumulative since tracing started,
+/// including the interval still open when they were read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedCounts {
+    pub voluntary: u64,
+    pub involuntary: u64,
+    pub on_cpu_ns: u64,
+    pub runq_ns: u64,
+    pub blocked_ns: u64,
+    pub runq_count: u64,
+    pub runq_max_ns: u64,
+    pub runq_hist: Vec<u64>,
+}
+
+impl Default for SchedCounts {
+    fn default() -> Self {
+        Self {
+            voluntary: 0,
+            involuntary: 0,
+            on_cpu_ns: 0,
+            runq_ns: 0,
+            blocked_ns: 0,
+            runq_count: 0,
+            runq_max_ns: 0,
+            runq_hist: vec![0; hist::BUCKETS],
+        }
+    }
+}
+
+impl SchedCounts {
+    pub fn add_raw(&mut self, s: &SchedStats) {
+        self.voluntary += s.voluntary;
+        self.involuntary += s.involuntary;
+        self.on_cpu_ns += s.on_cpu_ns;
+        self.runq_ns += s.runq_ns;
+        self.blocked_ns += s.blocked_ns;
+        self.runq_count += s.runq_count;
+        self.runq_max_ns = self.runq_max_ns.max(s.runq_max_ns);
+        for (a, b) in self.runq_hist.iter_mut().zip(&s.runq_hist) {
+            *a += b;
+        }
+    }
+
+    pub fn add(&mut self, o: &Self) {
+        self.voluntary += o.voluntary;
+        self.involuntary += o.involuntary;
+        self.on_cpu_ns += o.on_cpu_ns;
+        self.runq_ns += o.runq_ns;
+        self.blocked_ns += o.blocked_ns;
+        self.runq_count += o.runq_count;
+        self.runq_max_ns = self.runq_max_ns.max(o.runq_max_ns);
+        for (a, b) in self.runq_hist.iter_mut().zip(&o.runq_hist) {
+            *a += b;
+        }
+    }
+
+    /// Adds the interval a thread has been in `state` since `since_ns`, up to `now_ns`: the
+    /// kernel only closes an interval when the state changes.
+    pub fn add_open(&mut self, state: u32, since_ns: u64, now_ns: u64) {
+        if since_ns == 0 || now_ns <= since_ns {
+            return;
+        }
+        let open = now_ns - since_ns;
+        match state {
+            sched_state::RUNNING => self.on_cpu_ns += open,
+            sched_state::RUNNABLE => self.runq_ns += open,
+            sched_state::BLOCKED => self.blocked_ns += open,
+            _ => {}
+        }
+    }
+
+    /// What happened since `prev`; the interval's max run-queue wait is bounded by the
+    /// highest histogram bucket it filled, as for syscall latency.
+    pub fn since(&self, prev: &Self) -> Self {
+        let runq_hist: Vec<u64> = self
+            .runq_hist
+            .iter()
+            .zip(&prev.runq_hist)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        let runq_max_ns = if self.runq_max_ns > prev.runq_max_ns {
+            self.runq_max_ns
+        } else {
+            runq_hist
+                .iter()
+                .rposition(|&n| n > 0)
+                .map_or(0, |b| (hist::upper_bound(b) - 1).min(self.runq_max_ns))
+        };
+        Self {
+            voluntary: self.voluntary.saturating_sub(prev.voluntary),
+            involuntary: self.involuntary.saturating_sub(prev.involuntary),
+            on_cpu_ns: self.on_cpu_ns.saturating_sub(prev.on_cpu_ns),
+            runq_ns: self.runq_ns.saturating_sub(prev.runq_ns),
+            blocked_ns: self.blocked_ns.saturating_sub(prev.blocked_ns),
+            runq_count: self.runq_count.saturating_sub(prev.runq_count),
+            runq_max_ns,
+            runq_hist,
+        }
+    }
+
+    /// On-CPU + waiting for a CPU + blocked: the time the thread existed in the window.
+    pub fn wall_ns(&self) -> u64 {
+        self.on_cpu_ns + self.runq_ns + self.blocked_ns
+    }
+}
+
+/// Run-queue latency: from a wakeup or a preemption until the thread runs again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunQueue {
+    /// Waits measured (closed in the window).
+    pub count: u64,
+    /// Time spent runnable but not running, including a wait still open.
+    pub total_ns: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+impl RunQueue {
+    fn of(c: &SchedCounts) -> Self {
+        Self {
+            count: c.runq_count,
+            total_ns: c.runq_ns,
+            p50_ns: percentile(&c.runq_hist, 0.50).min(c.runq_max_ns),
+            p99_ns: percentile(&c.runq_hist, 0.99).min(c.runq_max_ns),
+            max_ns: c.runq_max_ns,
+        }
+    }
+}
+
+/// The scheduling section of a report, for one process or merged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SchedReport {
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    pub voluntary_per_s: f64,
+    pub involuntary_per_s: f64,
+    pub on_cpu_ns: u64,
+    /// Waiting for a CPU + blocked.
+    pub off_cpu_ns: u64,
+    pub blocked_ns: u64,
+    pub runqueue: RunQueue,
+    /// Per thread (with `--threads`), busiest first.
+    pub threads: Vec<ThreadRow>,
+}
+
+impl SchedReport {
+    pub fn of(c: &SchedCounts, secs: f64) -> Self {
+        Self {
+            voluntary_switches: c.voluntary,
+            involuntary_switches: c.involuntary,
+            voluntary_per_s: rate(c.voluntary, secs),
+            involuntary_per_s: rate(c.involuntary, secs),
+            on_cpu_ns: c.on_cpu_ns,
+            off_cpu_ns: c.runq_ns + c.blocked_ns,
+            blocked_ns: c.blocked_ns,
+            runqueue: RunQueue::of(c),
+            threads: Vec::new(),
+        }
+    }
+}
+
+/// A thread as sampled: who it is and its counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadCounts {
+    pub slot: u32,
+    pub pid: u32,
+    pub comm: String,
+    pub alive: bool,
+    pub counts: SchedCounts,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThreadRow {
+    pub tid: u32,
+    pub pid: u32,
+    pub comm: String,
+    /// Still running when the report was made.
+    pub alive: bool,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    pub on_cpu_ns: u64,
+    pub runqueue_ns: u64,
+    pub blocked_ns: u64,
+    /// on_cpu + runqueue + blocked: how long the thread existed in the window.
+    pub wall_ns: u64,
+    pub runqueue: RunQueue,
+}
+
+impl ThreadRow {
+    pub fn of(tid: u32, t: &ThreadCounts) -> Self {
+        let c = &t.counts;
+        Self {
+            tid,
+            pid: t.pid,
+            comm: t.comm.clone(),
+            alive: t.alive,
+            voluntary_switches: c.voluntary,
+            involuntary_switches: c.involuntary,
+            on_cpu_ns: c.on_cpu_ns,
+            runqueue_ns: c.runq_ns,
+            blocked_ns: c.blocked_ns,
+            wall_ns: c.wall_ns(),
+            runqueue: RunQueue::of(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_intervals_go_to_their_state() {
+        let mut c = SchedCounts::default();
+        c.add_open(sched_state::RUNNING, 100, 400);
+        c.add_open(sched_state::RUNNABLE, 100, 150);
+        c.add_open(sched_state::BLOCKED, 0, 150); // unknown start: nothing
+        c.add_open(sched_state::BLOCKED, 500, 400); // clock before since: nothing
+        assert_eq!((c.on_cpu_ns, c.runq_ns, c.blocked_ns), (300, 50, 0));
+        assert_eq!(c.wall_ns(), 350);
+    }
+
+    #[test]
+    fn report_splits_off_cpu_and_reads_percentiles() {
+        let mut s = SchedStats {
+            voluntary: 10,
+            involuntary: 4,
+            on_cpu_ns: 1_000,
+            runq_ns: 7_000,
+            blocked_ns: 2_000,
+            runq_count: 4,
+            runq_max_ns: 4_000,
+            ..Default::default()
+        };
+        for w in [1_000u64, 1_000, 1_000, 4_000] {
+            s.runq_hist[hist::bucket(w)] += 1;
+        }
+        let mut c = SchedCounts::default();
+        c.add_raw(&s);
+        let r = SchedReport::of(&c, 2.0);
+        assert_eq!((r.voluntary_switches, r.involuntary_switches), (10, 4));
+        assert_eq!((r.voluntary_per_s, r.involuntary_per_s), (5.0, 2.0));
+        assert_eq!(
+            (r.on_cpu_ns, r.off_cpu_ns, r.blocked_ns),
+            (1_000, 9_000, 2_000)
+        );
+        assert_eq!(
+            (r.runqueue.count, r.runqueue.total_ns, r.runqueue.max_ns),
+            (4, 7_000, 4_000)
+        );
+        assert!(
+            (896..1024).contains(&r.runqueue.p50_ns),
+            "{}",
+            r.runqueue.p50_ns
+        );
+        assert!(
+            (3584..=4000).contains(&r.runqueue.p99_ns),
+            "{}",
+            r.runqueue.p99_ns
+        );
+    }
+
+    #[test]
+    fn since_subtracts() {
+        let a = SchedCounts {
+            voluntary: 3,
+            on_cpu_ns: 100,
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.voluntary = 5;
+        b.on_cpu_ns = 250;
+        b.runq_count = 1;
+        b.runq_max_ns = 900;
+        b.runq_hist[hist::bucket(900)] = 1;
+        let d = b.since(&a);
+        assert_eq!(
+            (d.voluntary, d.on_cpu_ns, d.runq_count, d.runq_max_ns),
+            (2, 150, 1, 900)
+        );
+    }
+}

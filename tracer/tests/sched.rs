@@ -1,0 +1,246 @@
+//! Scheduling and process-life tests: they load the real programs (root; CI is root) and
+//! check numbers from workloads whose sleeps, threads and children are known.
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+use serde_json::Value;
+
+fn sched(r: &Value) -> &Value {
+    r.get("sched")
+        .unwrap_or_else(|| panic!("no sched section: {r}"))
+}
+
+fn events<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
+    r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_thousand_sleeps_are_a_thousand_voluntary_switches() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args(["--output", "json", "--", WORKLOAD, "sleeps", "1000", "1"]));
+    let r = final_report(&out);
+    let v = sched(&r)["voluntary_switches"].as_u64().unwrap();
+    assert!((1000..1100).contains(&v), "voluntary switches: {v}");
+    // Each sleep of 1 ms is blocked time: at least a second in all.
+    assert!(sched(&r)["blocked_ns"].as_u64().unwrap() >= 1_000_000_000);
+}
+
+#[test]
+fn two_busy_threads_on_one_cpu_wait_half_the_time() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args([
+        "--output",
+        "json",
+        "--threads",
+        "--",
+        WORKLOAD,
+        "spin",
+        "2",
+        "2",
+    ]));
+    let r = final_report(&out);
+    let pid = r["pids"][0].as_u64().unwrap();
+    assert!(sched(&r)["involuntary_switches"].as_u64().unwrap() > 0);
+    let threads = sched(&r)["threads"].as_array().unwrap();
+    let spinners: Vec<&Value> = threads
+        .iter()
+        .filter(|t| t["tid"].as_u64() != Some(pid))
+        .collect();
+    assert_eq!(spinners.len(), 2, "{threads:?}");
+    for t in spinners {
+        let wall = t["wall_ns"].as_u64().unwrap() as f64;
+        let runq = t["runqueue_ns"].as_u64().unwrap() as f64;
+        let share = runq / wall;
+        assert!(
+            (0.40..=0.60).contains(&share),
+            "run-queue share {share:.3} of {t}"
+        );
+        assert!(wall >= 1.9e9, "a spinner lived 2 s: {t}");
+        assert!(t["involuntary_switches"].as_u64().unwrap() > 0);
+        let rq = &t["runqueue"];
+        assert!(
+            rq["count"].as_u64().unwrap() > 0
+                && rq["p50_ns"].as_u64().unwrap() <= rq["max_ns"].as_u64().unwrap()
+        );
+    }
+    assert_eq!(r["life"]["threads_created"], 2);
+    assert_eq!(r["life"]["threads_ended"], 3);
+    assert_eq!(r["life"]["process_exits"], 1);
+}
+
+#[test]
+fn on_cpu_time_matches_proc() {
+    let Some(_g) = ebpf_test() else { return };
+    let mut spinner = Command::new(WORKLOAD)
+        .args(["spin", "1", "4"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut tr = tracer()
+        .args([
+            "--output",
+            "json",
+            "--duration",
+            "2",
+            "--pid",
+            &spinner.id().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let before = cpu_ticks(spinner.id());
+    let out = wait_output(tr, Duration::from_secs(30));
+    let after = cpu_ticks(spinner.id());
+    spinner.wait().unwrap();
+    let r = final_report(&out);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let proc_s = (after - before) as f64 / hz;
+    let ours = sched(&r)["on_cpu_ns"].as_u64().unwrap() as f64 / 1e9;
+    assert!(
+        proc_s > 1.5,
+        "the spinner should have run most of the window: {proc_s}"
+    );
+    assert!(
+        (ours - proc_s).abs() / proc_s < 0.05,
+        "tracer {ours:.3} s vs /proc {proc_s:.3} s"
+    );
+}
+
+#[test]
+fn a_threads_wall_time_adds_up_to_the_window() {
+    let Some(_g) = ebpf_test() else { return };
+    // 2 s of 20 ms sleeps, traced for the middle second.
+    let mut work = Command::new(WORKLOAD)
+        .args(["paced", "100", "20"])
+        .spawn()
+        .unwrap();
+    let out = run(tracer().args([
+        "--output",
+        "json",
+        "--threads",
+        "--duration",
+        "1",
+        "--pid",
+        &work.id().to_string(),
+    ]));
+    work.wait().unwrap();
+    let r = final_report(&out);
+    let window = r["duration_s"].as_f64().unwrap() * 1e9;
+    let t = &sched(&r)["threads"][0];
+    let parts = ["on_cpu_ns", "runqueue_ns", "blocked_ns"].map(|k| t[k].as_u64().unwrap() as f64);
+    let wall: f64 = parts.iter().sum();
+    assert!(
+        (wall - window).abs() / window < 0.02,
+        "on+runq+blocked {wall} vs window {window}: {t}"
+    );
+    assert!(parts[2] > 0.9 * window, "it mostly sleeps: {t}");
+}
+
+#[test]
+fn follow_traces_children_from_their_first_syscall() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args([
+        "--output", "json", "--follow", "--", WORKLOAD, "forks", "20", "100",
+    ]));
+    let r = final_report(&out);
+    assert_eq!(calls(&r, "getppid"), 2000);
+    let mut followed: Vec<u64> = r["followed_pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    followed.sort_unstable();
+    followed.dedup();
+    assert_eq!(followed.len(), 20);
+    let forks = events(&r, "fork");
+    assert_eq!(forks.len(), 20);
+    assert!(
+        forks
+            .iter()
+            .all(|f| f["followed"] == true && f["thread"] == false)
+    );
+    // Every child's exit is seen, with code 0.
+    let exits: Vec<_> = events(&r, "exit")
+        .into_iter()
+        .filter(|e| e["pid"] != r["pids"][0])
+        .collect();
+    assert_eq!(exits.len(), 20);
+    assert!(
+        exits
+            .iter()
+            .all(|e| e["exit_code"] == 0 && e["process"] == true)
+    );
+}
+
+#[test]
+fn without_follow_children_are_not_counted() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args(["--output", "json", "--", WORKLOAD, "forks", "20", "100"]));
+    let r = final_report(&out);
+    assert_eq!(calls(&r, "getppid"), 0);
+    assert_eq!(r["life"]["children_forked"], 20);
+    assert_eq!(r["followed_pids"], serde_json::json!([]));
+}
+
+#[test]
+fn exit_codes_and_killing_signals_are_reported() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args(["--output", "json", "--follow", "--", WORKLOAD, "exits"]));
+    let r = final_report(&out);
+    let parent = r["pids"][0].as_u64().unwrap();
+    let children: Vec<_> = events(&r, "exit")
+        .into_iter()
+        .filter(|e| e["pid"] != parent)
+        .collect();
+    assert_eq!(children.len(), 2, "{:?}", r["events"]);
+    let three = children
+        .iter()
+        .find(|e| e["exit_code"] == 3)
+        .expect("an exit with code 3");
+    assert_eq!(three["signal"], Value::Null);
+    let killed = children
+        .iter()
+        .find(|e| e["signal"] == "SIGKILL")
+        .expect("an exit by SIGKILL");
+    assert_eq!(killed["exit_code"], Value::Null);
+    // The SIGKILL itself was seen, sent by the parent to that child.
+    let sigkill = events(&r, "signal")
+        .into_iter()
+        .find(|s| s["signal"] == "SIGKILL")
+        .expect("the SIGKILL");
+    assert_eq!(sigkill["pid"], killed["pid"]);
+    assert_eq!(sigkill["sender_pid"], parent);
+    // The parent itself exited with 0.
+    assert!(
+        events(&r, "exit")
+            .iter()
+            .any(|e| e["pid"] == parent && e["exit_code"] == 0)
+    );
+}
