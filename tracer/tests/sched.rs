@@ -2,10 +2,7 @@
 //! check numbers from workloads whose sleeps, threads and children are known.
 mod common;
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use common::*;
 use serde_json::Value;
@@ -99,20 +96,7 @@ fn on_cpu_time_matches_proc() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let mut tr = tracer()
-        .args([
-            "--output",
-            "json",
-            "--duration",
-            "2",
-            "--pid",
-            &spinner.id().to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let (tr, _stderr) = attach(spinner.id(), &["--output", "json", "--duration", "2"]);
     let before = cpu_ticks(spinner.id());
     let out = wait_output(tr, Duration::from_secs(30));
     let after = cpu_ticks(spinner.id());

@@ -30,13 +30,7 @@ fn attach_by_pid_counts_exactly() {
         .unwrap();
     assert_eq!(ready.trim(), "ready");
 
-    let mut tr = tracer()
-        .args(["--output", "json", "--pid", &work.id().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let (tr, _stderr) = attach(work.id(), &["--output", "json"]);
     // Attached: let the workload do its counted work and exit; tracer ends by itself.
     work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     assert!(work.wait().unwrap().success());
@@ -171,13 +165,7 @@ fn duration_ends_the_run_and_leaves_the_process_alone() {
     let Some(_g) = ebpf_test() else { return };
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
     let start = Instant::now();
-    let mut tr = tracer()
-        .args(["--duration", "0.5", "--pid", &sleeper.id().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let (tr, _stderr) = attach(sleeper.id(), &["--duration", "0.5"]);
     let ids = prog_ids_of(tr.id());
     let out = wait_output(tr, Duration::from_secs(30));
     let took = start.elapsed();
@@ -199,13 +187,7 @@ fn duration_ends_the_run_and_leaves_the_process_alone() {
 fn sigterm_prints_the_summary_and_detaches() {
     let Some(_g) = ebpf_test() else { return };
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
-    let mut tr = tracer()
-        .args(["--output", "json", "--pid", &sleeper.id().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let (tr, _stderr) = attach(sleeper.id(), &["--output", "json"]);
     let ids = prog_ids_of(tr.id());
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
@@ -228,13 +210,7 @@ fn sigterm_prints_the_summary_and_detaches() {
 fn sigkill_of_tracer_leaves_nothing_attached() {
     let Some(_g) = ebpf_test() else { return };
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
-    let mut tr = tracer()
-        .args(["--pid", &sleeper.id().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let (mut tr, _stderr) = attach(sleeper.id(), &[]);
     let ids = prog_ids_of(tr.id());
     assert!(ids.len() >= 2, "sys_enter and sys_exit at least: {ids:?}");
     tr.kill().unwrap();

@@ -73,13 +73,7 @@ impl SyscallCounts {
             .zip(&prev.hist)
             .map(|(a, b)| a.saturating_sub(*b))
             .collect();
-        let max_ns = if self.max_ns > prev.max_ns {
-            self.max_ns
-        } else {
-            hist.iter()
-                .rposition(|&n| n > 0)
-                .map_or(0, |b| (hist::upper_bound(b) - 1).min(self.max_ns))
-        };
+        let max_ns = interval_max(&hist, self.max_ns, prev.max_ns);
         let errnos = self
             .errnos
             .iter()
@@ -106,6 +100,19 @@ impl SyscallCounts {
     pub fn quantile(&self, q: f64) -> u64 {
         percentile(&self.hist, q).min(self.max_ns)
     }
+}
+
+/// The largest value of an interval, from cumulative running maxima and the interval's
+/// histogram: a new maximum if it grew, else (the kernel keeps only the running one) the top
+/// of the highest bucket the interval filled, never above the running maximum.
+pub fn interval_max(interval_hist: &[u64], max_now: u64, max_before: u64) -> u64 {
+    if max_now > max_before {
+        return max_now;
+    }
+    interval_hist
+        .iter()
+        .rposition(|&n| n > 0)
+        .map_or(0, |b| (hist::upper_bound(b) - 1).min(max_now))
 }
 
 /// Quantile of a [`hist`]-layout histogram, interpolated inside the bucket.

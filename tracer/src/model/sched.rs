@@ -3,7 +3,7 @@
 use serde::Serialize;
 use tracer_common::{SchedStats, hist, sched_state};
 
-use super::{percentile, rate};
+use super::{interval_max, percentile, rate};
 
 /// Scheduling counters of a thread or a process, cumulative since tracing started,
 /// including the interval still open when they were read.
@@ -35,17 +35,18 @@ impl Default for SchedCounts {
 }
 
 impl SchedCounts {
+    /// Adds counters as the kernel keeps them.
     pub fn add_raw(&mut self, s: &SchedStats) {
-        self.voluntary += s.voluntary;
-        self.involuntary += s.involuntary;
-        self.on_cpu_ns += s.on_cpu_ns;
-        self.runq_ns += s.runq_ns;
-        self.blocked_ns += s.blocked_ns;
-        self.runq_count += s.runq_count;
-        self.runq_max_ns = self.runq_max_ns.max(s.runq_max_ns);
-        for (a, b) in self.runq_hist.iter_mut().zip(&s.runq_hist) {
-            *a += b;
-        }
+        self.add(&SchedCounts {
+            voluntary: s.voluntary,
+            involuntary: s.involuntary,
+            on_cpu_ns: s.on_cpu_ns,
+            runq_ns: s.runq_ns,
+            blocked_ns: s.blocked_ns,
+            runq_count: s.runq_count,
+            runq_max_ns: s.runq_max_ns,
+            runq_hist: s.runq_hist.to_vec(),
+        });
     }
 
     pub fn add(&mut self, o: &Self) {
@@ -85,14 +86,7 @@ impl SchedCounts {
             .zip(&prev.runq_hist)
             .map(|(a, b)| a.saturating_sub(*b))
             .collect();
-        let runq_max_ns = if self.runq_max_ns > prev.runq_max_ns {
-            self.runq_max_ns
-        } else {
-            runq_hist
-                .iter()
-                .rposition(|&n| n > 0)
-                .map_or(0, |b| (hist::upper_bound(b) - 1).min(self.runq_max_ns))
-        };
+        let runq_max_ns = interval_max(&runq_hist, self.runq_max_ns, prev.runq_max_ns);
         Self {
             voluntary: self.voluntary.saturating_sub(prev.voluntary),
             involuntary: self.involuntary.saturating_sub(prev.involuntary),

@@ -97,6 +97,20 @@ pub fn calls(report: &Value, name: &str) -> u64 {
     row(report, name).map_or(0, |r| r["calls"].as_u64().unwrap())
 }
 
+/// Starts `tracer ARGS --pid PID` and waits until it says it is tracing; its stdout is
+/// piped. Returns it with its stderr (kept open so tracer never writes to a closed pipe).
+pub fn attach(pid: u32, args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut tr = tracer()
+        .args(args)
+        .args(["--pid", &pid.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = wait_for_stderr(&mut tr, "tracing");
+    (tr, stderr)
+}
+
 /// Reads stderr lines of a running tracer until one contains `needle`.
 pub fn wait_for_stderr(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
     let mut err = BufReader::new(child.stderr.take().unwrap());
