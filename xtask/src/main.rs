@@ -1,4 +1,5 @@
 //! `cargo xtask <command>`: everything that is more than one cargo invocation.
+mod bench;
 mod build;
 mod setup;
 
@@ -35,6 +36,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Build, then benchmark tracer against its floor, strace, perf trace and bpftrace, and
+    /// write bench/RESULTS.md (as root; takes several minutes, --quick about two).
+    Bench(bench::Opts),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Cmd::Build => build::all(),
         Cmd::Run { args } => build::all().and_then(|_| build::run_tracer(&args)),
         Cmd::Test { args } => build::test(&args),
+        Cmd::Bench(opts) => bench::run(opts),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
