@@ -377,7 +377,9 @@ fn method(out: &mut String, s: &Sizes) {
   reads, libc's ELF header and locale.alias twice, and count + 3 writes, its three summary
   lines; the reference measures this instead of assuming it.)
 - bpftrace filters on `pid == cpid` (the process it started), as a per-process count would; in
-  W2 it therefore misses perf bench's forked child. strace -f and perf trace follow children.
+  W2 it therefore misses perf bench's forked child. strace -f, perf trace and tracer with all
+  sections (`--follow`) follow children; tracer with syscalls only cannot (following needs
+  the life section's fork hook), so its W2 counts cover the parent only.
 - W4: the tool watches an idle `sleep infinity` (tracer/strace/perf trace with `-p`/`--pid`,
   bpftrace with `pid == N`); once it has attached (tracer's and strace's stderr line; bpftrace's
   `Attaching` line + 1 s; perf trace: 2 s) dd runs untraced; then the tool gets SIGINT.

@@ -154,6 +154,9 @@ pub fn launch_argv(cfg: Config, bins: &Bins, workload: &[OsString], out: &Path) 
             v.push(out.into());
             if cfg == Config::Syscalls {
                 v.extend(os(&["--sections", "syscalls"]));
+            } else {
+                // Like strace -f: perf bench's forked child is traced too.
+                v.push("--follow".into());
             }
             v.push("--".into());
         }
