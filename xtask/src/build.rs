@@ -71,6 +71,21 @@ pub fn run_tracer(args: &[OsString]) -> Result<()> {
         c.arg(tracer_bin());
         c
     };
+    // `cargo run` put its own directories in LD_LIBRARY_PATH; a command tracer launches
+    // would inherit them, and its loader would search them (failed opens in the report).
+    let root = workspace_root();
+    if let Some(v) = std::env::var_os("LD_LIBRARY_PATH") {
+        let kept: Vec<PathBuf> = std::env::split_paths(&v)
+            .filter(|p| {
+                !p.starts_with(&root) && !p.components().any(|c| c.as_os_str() == ".rustup")
+            })
+            .collect();
+        if kept.is_empty() {
+            c.env_remove("LD_LIBRARY_PATH");
+        } else {
+            c.env("LD_LIBRARY_PATH", std::env::join_paths(kept)?);
+        }
+    }
     let status = c.args(args).status()?;
     std::process::exit(status.code().unwrap_or(1));
 }
