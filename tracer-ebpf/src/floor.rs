@@ -11,3 +11,13 @@ pub fn floor_enter(_ctx: RawTracePointContext) -> i32 {
 pub fn floor_exit(_ctx: RawTracePointContext) -> i32 {
     0
 }
+
+#[raw_tracepoint(tracepoint = "rss_stat")]
+pub fn floor_rss_stat(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "mark_victim")]
+pub fn floor_oom(_ctx: RawTracePointContext) -> i32 {
+    0
+}

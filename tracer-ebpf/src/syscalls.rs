@@ -14,7 +14,10 @@ use tracer_common::{
     Drop, ErrnoKey, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, ThreadState, hist,
 };
 
-use crate::filter::{count_drop, target_slot};
+use crate::{
+    filter::{count_drop, target_slot},
+    memory,
+};
 
 /// Indexed by tid; sized to pid_max by userspace.
 #[map(name = "THREADS")]
@@ -105,6 +108,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             stats_idx: idx,
             errno: (-ret) as u32,
         });
+    }
+    // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
+    if memory::enabled() {
+        // TP_PROTO(struct pt_regs *regs, long ret)
+        memory::on_sys_exit(ctx.arg(0), idx, ret);
     }
     0
 }

@@ -69,6 +69,9 @@ pub enum Format {
 pub enum Section {
     /// Syscall counts, errors and latency (raw tracepoints sys_enter/sys_exit).
     Syscalls,
+    /// Memory (heap, mappings, RSS, faults, limits), OOM kills and file descriptors (raw
+    /// tracepoints sys_enter/sys_exit, rss_stat, mark_victim; /proc every 250 ms).
+    Memory,
 }
 
 impl Section {

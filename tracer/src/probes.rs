@@ -7,7 +7,7 @@ use aya::{
     maps::{Array, MapData},
     programs::{ProgramError, RawTracePoint},
 };
-use tracer_common::{KernelOffsets, SYSCALL_SLOTS, globals, maps};
+use tracer_common::{KernelOffsets, SYSCALL_SLOTS, globals, maps, memory::class};
 
 use crate::cli::Section;
 
@@ -50,16 +50,22 @@ impl Probes {
         offsets: &KernelOffsets,
     ) -> Result<Self> {
         let pid_max = pid_max()?;
+        let memory = u32::from(sections.contains(&Section::Memory));
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
         let mut ebpf = EbpfLoader::new()
             .btf(None)
             .override_global(globals::OFFSETS, offsets, true)
+            .override_global(globals::MEMORY, &memory, true)
             .map_max_entries(maps::TARGETS, pid_max)
             .map_max_entries(maps::THREADS, pid_max)
             .map_max_entries(maps::SYSCALL_STATS, slots.max(1) * SYSCALL_SLOTS)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
+        if memory != 0 {
+            fill_mem_class(&mut ebpf)?;
+        }
+        let mut attached: Vec<&str> = Vec::new();
         for section in sections {
             // (program, raw tracepoint, empty program on the same hook for the floor)
             let hooks: &[(&str, &str, &str)] = match section {
@@ -67,8 +73,20 @@ impl Probes {
                     ("sys_enter", "sys_enter", "floor_enter"),
                     ("sys_exit", "sys_exit", "floor_exit"),
                 ],
+                // The syscall programs fold memory and descriptor syscalls in at sys_exit
+                // (MEMORY=1), so they are shared with the syscalls section.
+                Section::Memory => &[
+                    ("sys_enter", "sys_enter", "floor_enter"),
+                    ("sys_exit", "sys_exit", "floor_exit"),
+                    ("rss_stat", "rss_stat", "floor_rss_stat"),
+                    ("mark_victim", "mark_victim", "floor_oom"),
+                ],
             };
             for &(prog, tp, floor) in hooks {
+                if attached.contains(&prog) {
+                    continue;
+                }
+                attached.push(prog);
                 let prog = if programs == Programs::Floor {
                     floor
                 } else {
@@ -94,6 +112,68 @@ impl Probes {
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+}
+
+/// What each memory or descriptor syscall does, by name (x86_64 numbers from the
+/// `syscalls` crate): the kernel side's [`tracer_common::maps::MEM_CLASS`] table.
+/// `dup2`/`dup3` are left out: they usually replace an open descriptor (net zero), and
+/// `close_range` closes an unknown number; /proc's count (`proc_now`) shows any drift.
+pub const MEM_SYSCALLS: &[(&str, u32)] = &[
+    ("brk", class::BRK),
+    ("mmap", class::MMAP),
+    ("munmap", class::MUNMAP),
+    ("mremap", class::MREMAP),
+    ("open", class::FD_NEW),
+    ("openat", class::FD_NEW),
+    ("openat2", class::FD_NEW),
+    ("creat", class::FD_NEW),
+    ("open_by_handle_at", class::FD_NEW),
+    ("dup", class::FD_NEW),
+    ("socket", class::FD_NEW),
+    ("accept", class::FD_NEW),
+    ("accept4", class::FD_NEW),
+    ("eventfd", class::FD_NEW),
+    ("eventfd2", class::FD_NEW),
+    ("epoll_create", class::FD_NEW),
+    ("epoll_create1", class::FD_NEW),
+    ("timerfd_create", class::FD_NEW),
+    ("inotify_init", class::FD_NEW),
+    ("inotify_init1", class::FD_NEW),
+    ("fanotify_init", class::FD_NEW),
+    ("memfd_create", class::FD_NEW),
+    ("memfd_secret", class::FD_NEW),
+    ("userfaultfd", class::FD_NEW),
+    ("perf_event_open", class::FD_NEW),
+    ("pidfd_open", class::FD_NEW),
+    ("pidfd_getfd", class::FD_NEW),
+    ("open_tree", class::FD_NEW),
+    ("fsopen", class::FD_NEW),
+    ("fsmount", class::FD_NEW),
+    ("fspick", class::FD_NEW),
+    ("io_uring_setup", class::FD_NEW),
+    ("mq_open", class::FD_NEW),
+    ("landlock_create_ruleset", class::FD_NEW),
+    ("pipe", class::FD_PAIR),
+    ("pipe2", class::FD_PAIR),
+    ("socketpair", class::FD_PAIR),
+    ("close", class::FD_CLOSE),
+    ("fcntl", class::FD_FCNTL),
+    ("signalfd", class::FD_SIGNALFD),
+    ("signalfd4", class::FD_SIGNALFD),
+];
+
+fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {
+    let mut table: Array<&mut MapData, u32> = Array::try_from(
+        ebpf.map_mut(maps::MEM_CLASS)
+            .ok_or_else(|| anyhow!("map {} missing", maps::MEM_CLASS))?,
+    )?;
+    for &(name, c) in MEM_SYSCALLS {
+        let nr: syscalls::Sysno = name
+            .parse()
+            .map_err(|_| anyhow!("unknown syscall {name}"))?;
+        table.set(nr.id() as u32, c, 0)?;
+    }
+    Ok(())
 }
 
 fn attach_raw_tp(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<()> {

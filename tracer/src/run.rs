@@ -18,8 +18,8 @@ use tokio::{
 use tracer_common::maps;
 
 use crate::{
-    cli::{Cli, Format, Mode},
-    collect::{self, Collector, events::EventReader},
+    cli::{Cli, Format, Mode, Section},
+    collect::{self, Collector, events::EventReader, memory::MemoryCollector},
     model::{CommandExit, ProcessInfo, Report, ReportKind, Sample, events::RawEvent},
     probes::{Probes, Programs},
     render,
@@ -28,6 +28,8 @@ use crate::{
 
 /// The first live report comes this soon, whatever the interval.
 const FIRST_REPORT: Duration = Duration::from_millis(500);
+/// How often the memory section reads /proc (RSS split, faults, limits) for its fits.
+const MEMORY_TICK: Duration = Duration::from_millis(250);
 
 pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     target::check_privileges()?;
@@ -61,9 +63,18 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     let slots = targets.len().max(1) as u32;
     let offsets = crate::btf::kernel_offsets()?;
     let mut probes = Probes::attach(programs, &cli.sections, slots, &offsets)?;
+    let mut memory = match programs {
+        Programs::Tracer if cli.sections.contains(&Section::Memory) => {
+            Some(MemoryCollector::new(probes.ebpf_mut(), offsets.page_size)?)
+        }
+        _ => None,
+    };
     let (targets, pidfds, launched) = match mode {
         Mode::Attach(_) => {
             for (slot, t) in targets.iter().enumerate() {
+                if let Some(m) = memory.as_mut() {
+                    m.baseline(t.pid, false);
+                }
                 probes.add_target(t.pid, slot as u32)?;
             }
             (targets, pidfds, launched)
@@ -73,6 +84,9 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
             let pidfd = target::pidfd_open(l.info.pid)?;
             let info = l.info.clone();
             l.wait_until_parked()?;
+            if let Some(m) = memory.as_mut() {
+                m.baseline(info.pid, true);
+            }
             probes.add_target(info.pid, 0)?;
             l.release()?;
             (vec![info], vec![pidfd], None)
@@ -80,6 +94,9 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     };
     debug_assert!(launched.is_none());
     let started = Instant::now();
+    if let Some(m) = memory.as_mut() {
+        m.start_clock(started);
+    }
     let t0_ns = monotonic_ns();
     let (collector, events) = match programs {
         Programs::Tracer => (
@@ -103,7 +120,7 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         started,
         t0_ns,
     };
-    let command = rt.block_on(ctx.run(&mut *out, pidfds, events, launched_pid))?;
+    let command = rt.block_on(ctx.run(&mut *out, pidfds, events, launched_pid, memory))?;
     drop(probes); // detach before the process exits (it would happen anyway)
     Ok(command.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.status())))
 }
@@ -131,6 +148,7 @@ impl Loop<'_> {
         pidfds: Vec<std::os::fd::OwnedFd>,
         mut reader: Option<EventReader>,
         launched_pid: Option<u32>,
+        mut memory: Option<MemoryCollector>,
     ) -> Result<Option<CommandExit>> {
         // Events of the whole run, and the index where the current interval's begin.
         let mut events: Vec<RawEvent> = Vec::new();
@@ -164,15 +182,22 @@ impl Loop<'_> {
         let mut prev = Sample::default();
         let mut prev_at = self.started;
         let mut command = None;
+        let mut mem_next = self.started + MEMORY_TICK;
         loop {
             tokio::select! {
+                _ = sleep_until(mem_next.into()), if memory.is_some() => {
+                    if let Some(m) = memory.as_mut() {
+                        m.tick();
+                    }
+                    mem_next += MEMORY_TICK;
+                }
                 _ = sleep_until(next.into()), if live => {
                     let now = Instant::now();
                     let cur = self.sample()?;
                     if let Some(r) = reader.as_mut() {
                         r.drain(&mut events);
                     }
-                    let r = Report::build(
+                    let mut r = Report::build(
                         ReportKind::Interval,
                         &cur.since(&prev),
                         &events[interval_start..],
@@ -181,6 +206,9 @@ impl Loop<'_> {
                         self.t0_ns,
                         None,
                     );
+                    if let Some(m) = memory.as_mut() {
+                        m.fill(&mut r, &cur, &events[interval_start..], self.t0_ns);
+                    }
                     interval_start = events.len();
                     render::write(out, self.cli.output, &r).context("cannot write the report")?;
                     (prev, prev_at) = (cur, now);
@@ -201,6 +229,10 @@ impl Loop<'_> {
             }
         }
         let secs = self.started.elapsed().as_secs_f64();
+        // Before reaping: a launched command's zombie still shows its final fault counts.
+        if let Some(m) = memory.as_mut() {
+            m.tick();
+        }
         if let Some(pid) = launched_pid {
             command = target::try_reap(pid);
         }
@@ -210,7 +242,7 @@ impl Loop<'_> {
                 if let Some(r) = reader.as_mut() {
                     r.drain(&mut events);
                 }
-                let r = Report::build(
+                let mut r = Report::build(
                     ReportKind::Final,
                     &sample,
                     &events,
@@ -219,6 +251,9 @@ impl Loop<'_> {
                     self.t0_ns,
                     command,
                 );
+                if let Some(m) = memory.as_mut() {
+                    m.fill(&mut r, &sample, &events, self.t0_ns);
+                }
                 render::write(out, self.cli.output, &r).context("cannot write the report")?;
             }
             None => eprintln!("tracer: floor programs attached for {secs:.3} s"),

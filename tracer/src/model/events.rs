@@ -16,6 +16,7 @@ pub enum EventData {
     Exec(event::Exec),
     Exit(event::Exit),
     Signal(event::Signal),
+    OomKill(event::OomKill),
 }
 
 /// A process-life event as reported. `t_s` is seconds since tracing started.
@@ -58,6 +59,14 @@ pub enum ProcessEvent {
         signal: String,
         sender_pid: u32,
         result: &'static str,
+    },
+    /// The OOM killer chose `pid` (any process on the machine; `traced` if it is traced).
+    OomKill {
+        t_s: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        traced: bool,
     },
 }
 
@@ -140,6 +149,13 @@ impl RawEvent {
                 sender_pid: s.sender_tgid,
                 result: signal_result(s.result),
             },
+            EventData::OomKill(k) => ProcessEvent::OomKill {
+                t_s,
+                pid,
+                tid,
+                comm: comm(&k.comm),
+                traced: k.traced != 0,
+            },
         }
     }
 }
@@ -157,6 +173,8 @@ impl LifeCounts {
                     c.process_exits += u64::from(x.group_dead != 0);
                 }
                 EventData::Signal(_) => c.signals += 1,
+                // Reported in `oom_kills` (the memory section), not a life event.
+                EventData::OomKill(_) => {}
             }
         }
         c

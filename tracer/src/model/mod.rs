@@ -3,6 +3,7 @@
 //! one interval; [`Report::build`] turns counts into rows with rates and percentiles, which
 //! `render` prints.
 pub mod events;
+pub mod memory;
 
 use std::collections::BTreeMap;
 
@@ -149,11 +150,16 @@ pub struct Drops {
     pub thread_out_of_range: u64,
     /// Events lost because the ring buffer was full.
     pub ring_buffer_full: u64,
+    /// Memory or descriptor syscalls of a slot beyond the memory maps (never expected).
+    pub mem_slot_out_of_range: u64,
 }
 
 impl Drops {
     pub fn total(&self) -> u64 {
-        self.errno_map_full + self.thread_out_of_range + self.ring_buffer_full
+        self.errno_map_full
+            + self.thread_out_of_range
+            + self.ring_buffer_full
+            + self.mem_slot_out_of_range
     }
 
     fn since(&self, prev: &Self) -> Self {
@@ -163,6 +169,9 @@ impl Drops {
                 .thread_out_of_range
                 .saturating_sub(prev.thread_out_of_range),
             ring_buffer_full: self.ring_buffer_full.saturating_sub(prev.ring_buffer_full),
+            mem_slot_out_of_range: self
+                .mem_slot_out_of_range
+                .saturating_sub(prev.mem_slot_out_of_range),
         }
     }
 }
@@ -229,6 +238,11 @@ pub struct ProcessReport {
     pub comm: String,
     pub totals: Totals,
     pub syscalls: Vec<SyscallRow>,
+    /// Memory section (when selected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fds: Option<memory::FdReport>,
 }
 
 /// How a launched command ended.
@@ -276,6 +290,14 @@ pub struct Report {
     pub events_omitted: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandExit>,
+    /// Memory section (when selected): all traced processes together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fds: Option<memory::FdReport>,
+    /// OOM kills on the whole machine in the window (when the memory section is selected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<Vec<memory::OomReport>>,
 }
 
 /// Events listed in one report; more are only counted.
@@ -369,6 +391,8 @@ impl Report {
                     comm: p.comm.clone(),
                     totals,
                     syscalls,
+                    memory: None,
+                    fds: None,
                 }
             })
             .collect();
@@ -389,6 +413,9 @@ impl Report {
                 .collect(),
             events_omitted: events.len().saturating_sub(MAX_EVENTS_LISTED) as u64,
             command,
+            memory: None,
+            fds: None,
+            oom_kills: None,
         }
     }
 }

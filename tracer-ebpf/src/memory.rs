@@ -1,0 +1,182 @@
+//! Memory and descriptors of traced processes: what their syscalls map, unmap, open and
+//! close (folded in at sys_exit, see `syscalls.rs`), and their RSS from the kernel's own
+//! counters at every `rss_stat` tracepoint (raw, so no tracefs and no record is built).
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
+    macros::{map, raw_tracepoint},
+    maps::{Array, PerCpuArray},
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    Drop, KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS,
+    memory::{F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MemSyscalls, RssSnapshot, class},
+};
+
+use crate::{
+    events::{offsets, read_at},
+    filter::{count_drop, target_slot},
+};
+
+/// 1 when the memory section is selected (set by userspace; in .rodata, so the verifier
+/// drops the memory code from sys_exit when it is 0).
+#[unsafe(no_mangle)]
+static MEMORY: u32 = 0;
+
+/// Syscall nr -> [`class`]; filled by userspace.
+#[map(name = "MEM_CLASS")]
+static MEM_CLASS: Array<u32> = Array::with_max_entries(SYSCALL_SLOTS, 0);
+
+#[map(name = "MEM_SYSCALLS")]
+static MEM_SYSCALLS: Array<MemSyscalls> = Array::with_max_entries(MAX_TARGETS, 0);
+
+#[map(name = "RSS")]
+static RSS: PerCpuArray<RssSnapshot> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
+
+#[inline(always)]
+pub fn enabled() -> bool {
+    // SAFETY: a global in .rodata; volatile so the compiler does not fold the 0 above.
+    unsafe { core::ptr::read_volatile(&MEMORY) != 0 }
+}
+
+#[inline(always)]
+fn add(field: &mut u64, v: u64) {
+    // SAFETY: the field lives in a map value for as long as the program runs; the add is
+    // atomic because several CPUs may update the same process's entry. The result is not
+    // used, so this is the plain BPF atomic add that every kernel supports.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(field, v) };
+}
+
+#[inline(always)]
+fn pages(len: u64, page: u64) -> u64 {
+    (len + page - 1) & !(page - 1)
+}
+
+/// Syscall argument `n` (0..=3) from the `struct pt_regs *` of sys_enter/sys_exit.
+#[inline(always)]
+fn arg(regs: u64, off: u32) -> u64 {
+    read_at::<u64>(regs, off).unwrap_or(0)
+}
+
+/// Folds a finished syscall into the process's memory and descriptor counters. Called by
+/// sys_exit for traced threads only; for syscalls of no interest it costs one inlined
+/// array lookup.
+#[inline(always)]
+pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64) {
+    let nr = stats_idx % SYSCALL_SLOTS;
+    let c = match MEM_CLASS.get(nr) {
+        Some(&c) if c != class::NONE => c,
+        _ => return,
+    };
+    if ret < 0 && ret >= -4095 {
+        return; // failed: nothing changed (the errno is counted by sys_exit)
+    }
+    let Some(m) = MEM_SYSCALLS.get_ptr_mut(stats_idx / SYSCALL_SLOTS) else {
+        count_drop(Drop::MemSlotOutOfRange);
+        return;
+    };
+    // SAFETY: a map value, valid while the program runs; counters are updated atomically.
+    let m = unsafe { &mut *m };
+    let o: KernelOffsets = offsets();
+    let page = o.page_size as u64;
+    match c {
+        class::BRK => {
+            m.brk = ret as u64;
+            let task = unsafe { bpf_get_current_task() };
+            if let Some(mm) = read_at::<u64>(task, o.task_mm)
+                && let Some(start) = read_at::<u64>(mm, o.mm_start_brk)
+            {
+                m.start_brk = start;
+            }
+        }
+        class::MMAP => {
+            let len = pages(arg(regs, o.regs_arg1), page);
+            if arg(regs, o.regs_arg3) & MAP_ANONYMOUS != 0 {
+                add(&mut m.anon_mapped, len);
+            } else {
+                add(&mut m.file_mapped, len);
+            }
+        }
+        class::MUNMAP => add(&mut m.unmapped, pages(arg(regs, o.regs_arg1), page)),
+        class::MREMAP => {
+            let old = pages(arg(regs, o.regs_arg1), page);
+            let new = pages(arg(regs, o.regs_arg2), page);
+            if new > old {
+                add(&mut m.remap_grown, new - old);
+            } else {
+                add(&mut m.remap_shrunk, old - new);
+            }
+        }
+        class::FD_NEW => opened(m, 1),
+        class::FD_PAIR => opened(m, 2),
+        class::FD_CLOSE => add(&mut m.fds_closed, 1),
+        class::FD_FCNTL => {
+            let cmd = arg(regs, o.regs_arg1);
+            if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
+                opened(m, 1);
+            }
+        }
+        class::FD_SIGNALFD => {
+            if arg(regs, o.regs_arg0) as i32 == -1 {
+                opened(m, 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn opened(m: &mut MemSyscalls, n: u64) {
+    add(&mut m.fds_opened, n);
+    // Not atomic with the add: with threads opening on two CPUs at once the peak may be
+    // one short for an instant, never wrong for long.
+    let net = m.fds_opened.saturating_sub(m.fds_closed);
+    if net > m.fds_peak_net {
+        m.fds_peak_net = net;
+    }
+}
+
+/// Reads `mm->rss_stat[idx].count` (pages; the central count of the per-CPU counter, as
+/// the kernel's own `get_mm_counter` does).
+#[inline(always)]
+pub fn mm_counter(mm: u64, o: &KernelOffsets, idx: u32) -> u64 {
+    let off = o.mm_rss_stat + idx * o.percpu_counter_size + o.percpu_counter_count;
+    match read_at::<i64>(mm, off) {
+        Some(v) if v > 0 => v as u64,
+        _ => 0,
+    }
+}
+
+/// `TP_PROTO(struct mm_struct *mm, int member)`: an RSS counter of `mm` changed.
+#[raw_tracepoint(tracepoint = "rss_stat")]
+pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
+    let Some(slot) = target_slot((bpf_get_current_pid_tgid() >> 32) as u32) else {
+        return 0;
+    };
+    let mm: u64 = ctx.arg(0);
+    let o = offsets();
+    // Only the process's own mm while it runs: when it exits, `current->mm` is already
+    // NULL while the mm is torn down, so the last values before the exit stay in place.
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    match read_at::<u64>(task, o.task_mm) {
+        Some(cur) if cur == mm && mm != 0 => {}
+        _ => return 0,
+    }
+    let Some(snap) = RSS.get_ptr_mut(slot) else {
+        return 0;
+    };
+    // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
+    let s = unsafe { &mut *snap };
+    s.file_pages = mm_counter(mm, &o, o.mm_file);
+    s.anon_pages = mm_counter(mm, &o, o.mm_anon);
+    s.shmem_pages = mm_counter(mm, &o, o.mm_shmem);
+    s.swap_pages = mm_counter(mm, &o, o.mm_swap);
+    s.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let total = s.file_pages + s.anon_pages + s.shmem_pages;
+    if total > s.peak_pages {
+        s.peak_pages = total;
+    }
+    0
+}
