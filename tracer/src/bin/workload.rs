@@ -10,6 +10,11 @@
 //!
 //! `tracer-workload churn ROUNDS MIB`: ROUNDS times, `mmap` MIB MiB anonymous, write one
 //! byte per 4 KiB page, and `munmap` it (page faults and RSS changes, few syscalls).
+//!
+//! Memory and descriptors (`workload/memory.rs`), each after `--wait`'s handshake if given:
+//! `brk MIB` grows the heap by MIB MiB with `sbrk` in 1 MiB steps; `mmap MIB` maps MIB MiB
+//! anonymous, writes every page and unmaps it; `fds N` opens /dev/null N times, closes
+//! none, and prints `opened A emfile B`; `oom` allocates 1 MiB after 1 MiB until killed.
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -17,9 +22,12 @@ use std::{
     os::fd::AsRawFd,
 };
 
+#[path = "workload/memory.rs"]
+mod memory;
+
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom"
     );
     std::process::exit(2)
 }
@@ -91,6 +99,10 @@ fn main() {
                 }
             }
         }
+        Some("brk") => memory::brk(num(args.next()), wait),
+        Some("mmap") => memory::mmap(num(args.next()), wait),
+        Some("fds") => memory::fds(num(args.next()), wait),
+        Some("oom") => memory::oom(wait),
         _ => usage(),
     }
 }
