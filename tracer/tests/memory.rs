@@ -285,6 +285,52 @@ fn oom_kill_of_the_traced_process_is_reported_and_tracer_exits() {
 }
 
 #[test]
+fn oom_kill_of_an_untraced_process_is_reported_too() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(cg) = Cgroup::new(64 << 20) else {
+        return;
+    };
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut tr = tracer()
+        .args(["--output", "json", "--sections", "memory"])
+        .args(["--pid", &sleeper.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let mut work = waiting_workload(&["oom"], None);
+    let pid = work.id();
+    cg.add(pid);
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let status = work.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the workload was OOM-killed"
+    );
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    let out = wait_output(tr, Duration::from_secs(10));
+    assert!(out.status.success());
+    let r = final_report(&out);
+    let kills = r["oom_kills"].as_array().unwrap();
+    let k = kills
+        .iter()
+        .find(|k| k["pid"] == pid)
+        .unwrap_or_else(|| panic!("no OOM kill of {pid} in {kills:?}"));
+    assert_eq!(k["comm"], "tracer-workload");
+    assert_eq!(k["traced"], false);
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the traced process is unharmed"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
+
+#[test]
 fn sections_select_the_memory_hooks() {
     let Some(_g) = ebpf_test() else { return };
     let out = run(tracer().env_remove("LD_LIBRARY_PATH").args([
@@ -313,7 +359,7 @@ fn sections_select_the_memory_hooks() {
     ]));
     let r = final_report(&out);
     let anon = num(&r["memory"]["mmap"]["anon_mapped_bytes"]);
-    assert!(anon >= 2.0 * MIB && anon < 3.0 * MIB, "{anon}");
+    assert!((2.0 * MIB..3.0 * MIB).contains(&anon), "{anon}");
     assert!(
         r["oom_kills"]
             .as_array()

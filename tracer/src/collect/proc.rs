@@ -119,7 +119,7 @@ pub fn read(pid: u32, t_s: f64, roots: &CgroupRoots, baseline: bool) -> Option<P
         nofile_limit: limits.as_ref().and_then(|l| soft(&l.max_open_files)),
         as_limit: limits.as_ref().and_then(|l| soft(&l.max_address_space)),
         data_limit: limits.as_ref().and_then(|l| soft(&l.max_data_size)),
-        cgroup: rss.and_then(|_| memory_cgroup(&p, roots)),
+        cgroup: memory_cgroup(&p, roots),
         brk,
     })
 }

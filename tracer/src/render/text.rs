@@ -372,8 +372,10 @@ mod tests {
             0,
             None,
         );
-        let mut m = MemoryReport::default();
-        m.brk_growth_bytes = 64 << 20;
+        let mut m = MemoryReport {
+            brk_growth_bytes: 64 << 20,
+            ..Default::default()
+        };
         m.rss.end_bytes = 3 << 20;
         r.memory = Some(m);
         r.fds = Some(FdReport {
