@@ -94,8 +94,16 @@ pub struct KernelOffsets {
     pub regs_arg3: u32,
     /// The page size in bytes (not an offset, but fixed per kernel like them).
     pub page_size: u32,
+    /// `task_struct.min_flt`, `.maj_flt`, `.signal`, `.group_leader`; `signal_struct.min_flt`,
+    /// `.maj_flt` (faults of threads already gone).
+    pub task_min_flt: u32,
+    pub task_maj_flt: u32,
+    pub task_signal: u32,
+    pub task_group_leader: u32,
+    pub signal_min_flt: u32,
+    pub signal_maj_flt: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 104);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 128);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -126,6 +134,12 @@ impl KernelOffsets {
         regs_arg2: 0,
         regs_arg3: 0,
         page_size: 0,
+        task_min_flt: 0,
+        task_maj_flt: 0,
+        task_signal: 0,
+        task_group_leader: 0,
+        signal_min_flt: 0,
+        signal_maj_flt: 0,
     };
 }
 

@@ -71,5 +71,10 @@ pub struct RssSnapshot {
     pub swap_pages: u64,
     /// Highest file + anon + shmem seen on this CPU.
     pub peak_pages: u64,
+    /// When the process's memory was torn down at its exit (0: not seen on this CPU), and
+    /// its minor/major fault counts at that moment (what /proc/PID/stat would have said).
+    pub exit_ts_ns: u64,
+    pub exit_minflt: u64,
+    pub exit_majflt: u64,
 }
-const _: () = assert!(core::mem::size_of::<RssSnapshot>() == 48);
+const _: () = assert!(core::mem::size_of::<RssSnapshot>() == 72);

@@ -148,6 +148,23 @@ pub fn mm_counter(mm: u64, o: &KernelOffsets, idx: u32) -> u64 {
     }
 }
 
+/// Faults of an exiting process: those of its threads already released (in the signal
+/// struct), of the running thread, and of the group leader when that is another thread
+/// (a leader that exited first keeps its own counts until it is reaped).
+#[inline(always)]
+fn exit_faults(task: u64, o: &KernelOffsets, task_off: u32, signal_off: u32) -> u64 {
+    let mut n = read_at::<u64>(task, task_off).unwrap_or(0);
+    if let Some(sig) = read_at::<u64>(task, o.task_signal) {
+        n += read_at::<u64>(sig, signal_off).unwrap_or(0);
+    }
+    if let Some(leader) = read_at::<u64>(task, o.task_group_leader)
+        && leader != task
+    {
+        n += read_at::<u64>(leader, task_off).unwrap_or(0);
+    }
+    n
+}
+
 /// `TP_PROTO(struct mm_struct *mm, int member)`: an RSS counter of `mm` changed.
 #[raw_tracepoint(tracepoint = "rss_stat")]
 pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
@@ -160,15 +177,25 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
     // NULL while the mm is torn down, so the last values before the exit stay in place.
     // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
     let task = unsafe { bpf_get_current_task() };
-    match read_at::<u64>(task, o.task_mm) {
-        Some(cur) if cur == mm && mm != 0 => {}
-        _ => return 0,
-    }
+    let Some(cur) = read_at::<u64>(task, o.task_mm) else {
+        return 0;
+    };
     let Some(snap) = RSS.get_ptr_mut(slot) else {
         return 0;
     };
     // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
     let s = unsafe { &mut *snap };
+    if cur == 0 {
+        // The process is exiting (its last thread dropped the mm): record its fault counts
+        // as /proc would sum them, since its parent may reap it before tracer reads /proc.
+        s.exit_minflt = exit_faults(task, &o, o.task_min_flt, o.signal_min_flt);
+        s.exit_majflt = exit_faults(task, &o, o.task_maj_flt, o.signal_maj_flt);
+        s.exit_ts_ns = unsafe { bpf_ktime_get_ns() };
+        return 0;
+    }
+    if cur != mm {
+        return 0; // an exec tearing down the old mm, or another process's mm
+    }
     s.file_pages = mm_counter(mm, &o, o.mm_file);
     s.anon_pages = mm_counter(mm, &o, o.mm_anon);
     s.shmem_pages = mm_counter(mm, &o, o.mm_shmem);

@@ -55,6 +55,12 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
             .ok()
             .flatten()
             .unwrap_or(4096) as u32,
+        task_min_flt: member_offset(&btf, "task_struct", "min_flt")?,
+        task_maj_flt: member_offset(&btf, "task_struct", "maj_flt")?,
+        task_signal: member_offset(&btf, "task_struct", "signal")?,
+        task_group_leader: member_offset(&btf, "task_struct", "group_leader")?,
+        signal_min_flt: member_offset(&btf, "signal_struct", "min_flt")?,
+        signal_maj_flt: member_offset(&btf, "signal_struct", "maj_flt")?,
     })
 }
 

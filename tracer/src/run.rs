@@ -28,8 +28,10 @@ use crate::{
 
 /// The first live report comes this soon, whatever the interval.
 const FIRST_REPORT: Duration = Duration::from_millis(500);
-/// How often the memory section reads /proc (RSS split, faults, limits) for its fits.
+/// How often the memory section reads /proc (RSS split, faults) for its fits; every
+/// `MEMORY_FULL_EVERY`th reading also reads limits, cgroup and the descriptor count.
 const MEMORY_TICK: Duration = Duration::from_millis(250);
+const MEMORY_FULL_EVERY: u64 = 4;
 
 pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     target::check_privileges()?;
@@ -183,13 +185,18 @@ impl Loop<'_> {
         let mut prev_at = self.started;
         let mut command = None;
         let mut mem_next = self.started + MEMORY_TICK;
+        let mut mem_ticks = 0u64;
         loop {
             tokio::select! {
                 _ = sleep_until(mem_next.into()), if memory.is_some() => {
                     if let Some(m) = memory.as_mut() {
-                        m.tick();
+                        mem_ticks += 1;
+                        m.tick(mem_ticks.is_multiple_of(MEMORY_FULL_EVERY));
                     }
                     mem_next += MEMORY_TICK;
+                    if mem_next < Instant::now() {
+                        mem_next = Instant::now() + MEMORY_TICK;
+                    }
                 }
                 _ = sleep_until(next.into()), if live => {
                     let now = Instant::now();
@@ -231,7 +238,7 @@ impl Loop<'_> {
         let secs = self.started.elapsed().as_secs_f64();
         // Before reaping: a launched command's zombie still shows its final fault counts.
         if let Some(m) = memory.as_mut() {
-            m.tick();
+            m.tick(true);
         }
         if let Some(pid) = launched_pid {
             command = target::try_reap(pid);

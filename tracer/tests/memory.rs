@@ -132,12 +132,11 @@ fn anonymous_mapping_and_rss_growth_are_reported() {
         num(&rss["end_bytes"]) < num(&rss["start_bytes"]) + 2.0 * MIB,
         "RSS after munmap: {rss}"
     );
-    // One fault per page written, at least.
-    assert!(
-        m["page_faults"]["minor"].as_u64().unwrap() >= 32 * 256,
-        "{}",
-        m["page_faults"]
-    );
+    // One fault per page written (no huge pages), and a few for the rest of the run (the
+    // count at the exit comes from the kernel: the test reaps the workload at once).
+    let minor = m["page_faults"]["minor"].as_u64().unwrap();
+    eprintln!("minor faults: {minor}, rss: {rss}");
+    assert!((32 * 256..32 * 256 + 256).contains(&minor), "{minor}");
 }
 
 #[test]
@@ -211,7 +210,9 @@ impl Cgroup {
             );
             return None;
         }
-        let dir = root.join(format!("tracer-test-oom-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = root.join(format!("tracer-test-oom-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         let cg = Cgroup { dir };
         std::fs::write(

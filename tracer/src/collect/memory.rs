@@ -53,7 +53,7 @@ impl MemoryCollector {
     /// The baseline of a process about to be traced (call just before adding it to the
     /// filter). `launched`: it is parked before its exec.
     pub fn baseline(&mut self, pid: u32, launched: bool) {
-        let mut r = proc::read(pid, 0.0, &self.roots, true);
+        let mut r = proc::read(pid, 0.0, &self.roots, true, true);
         if launched && let Some(r) = r.as_mut() {
             r.fds = proc::inherited_fds(pid);
         }
@@ -66,14 +66,24 @@ impl MemoryCollector {
     }
 
     /// Reads /proc for every traced process (call every tick, and once at the end before
-    /// reaping a launched command, so that its zombie's final counts are read).
-    pub fn tick(&mut self) {
+    /// reaping a launched command, so that its zombie's final counts are read). `full`:
+    /// also limits, cgroup and descriptor count; otherwise the previous ones are kept.
+    pub fn tick(&mut self, full: bool) {
         let t = self.started.elapsed().as_secs_f64();
         for (pid, track) in &mut self.tracks {
             // Gone from /proc: keep the last counts, but no memory any more.
             let alive = track.last.as_ref().is_some_and(|l| l.rss.is_some());
-            match proc::read(*pid, t, &self.roots, false) {
-                Some(r) => track.push(r),
+            match proc::read(*pid, t, &self.roots, full, false) {
+                Some(mut r) => {
+                    if !full && let Some(prev) = &track.last {
+                        r.fds = prev.fds;
+                        r.nofile_limit = prev.nofile_limit;
+                        r.as_limit = prev.as_limit;
+                        r.data_limit = prev.data_limit;
+                        r.cgroup = prev.cgroup.clone();
+                    }
+                    track.push(r)
+                }
                 None if alive => {
                     let mut gone = track.last.clone().unwrap_or_default();
                     gone.t_s = t;

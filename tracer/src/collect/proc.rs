@@ -82,8 +82,16 @@ fn memory_cgroup(p: &Process, roots: &CgroupRoots) -> Option<CgroupMem> {
     })
 }
 
-/// Reads one process. None when it is gone entirely (reaped).
-pub fn read(pid: u32, t_s: f64, roots: &CgroupRoots, baseline: bool) -> Option<ProcReading> {
+/// Reads one process. None when it is gone entirely (reaped). `full`: also the limits,
+/// the cgroup and the descriptor count (a directory listing: costly with many descriptors,
+/// so not on every tick); otherwise those are None. `baseline`: also the heap's end.
+pub fn read(
+    pid: u32,
+    t_s: f64,
+    roots: &CgroupRoots,
+    full: bool,
+    baseline: bool,
+) -> Option<ProcReading> {
     let p = Process::new(pid as i32).ok()?;
     let stat = p.stat().ok()?;
     let status = p.status().ok()?;
@@ -95,7 +103,7 @@ pub fn read(pid: u32, t_s: f64, roots: &CgroupRoots, baseline: bool) -> Option<P
         shmem_bytes: kib(status.rssshmem),
         swap_bytes: kib(status.vmswap),
     });
-    let limits = p.limits().ok();
+    let limits = if full { p.limits().ok() } else { None };
     let brk = if baseline && rss.is_some() {
         p.maps()
             .ok()
@@ -115,12 +123,17 @@ pub fn read(pid: u32, t_s: f64, roots: &CgroupRoots, baseline: bool) -> Option<P
         vm_data: kib(status.vmdata),
         minflt: stat.minflt,
         majflt: stat.majflt,
-        fds: p.fd_count().ok().map(|n| n as u64),
+        fds: if full {
+            p.fd_count().ok().map(|n| n as u64)
+        } else {
+            None
+        },
         nofile_limit: limits.as_ref().and_then(|l| soft(&l.max_open_files)),
         as_limit: limits.as_ref().and_then(|l| soft(&l.max_address_space)),
         data_limit: limits.as_ref().and_then(|l| soft(&l.max_data_size)),
-        cgroup: memory_cgroup(&p, roots),
+        cgroup: if full { memory_cgroup(&p, roots) } else { None },
         brk,
+        start_brk: stat.start_brk,
     })
 }
 

@@ -107,6 +107,12 @@ fn comm(bytes: &[u8; 16]) -> String {
 }
 
 impl RawEvent {
+    /// False for events about untraced processes (OOM kills elsewhere on the machine):
+    /// those are reported in `oom_kills` only, not in the traced processes' event list.
+    pub fn is_about_a_target(&self) -> bool {
+        self.header.slot != event::UNTRACED_SLOT
+    }
+
     /// The report form; `t0_ns` is the monotonic time tracing started.
     pub fn to_report(self, t0_ns: u64) -> ProcessEvent {
         let h = &self.header;

@@ -68,6 +68,8 @@ pub struct ProcReading {
     /// End of the `[heap]` mapping (the program break rounded up to a page), or the heap
     /// start when there is no heap yet. Read only for the baseline.
     pub brk: Option<u64>,
+    /// Where the heap begins (`start_brk` in /proc/PID/stat): changes only at an exec.
+    pub start_brk: Option<u64>,
 }
 
 /// What the kernel side counted for one process (cumulative since attach).
@@ -78,11 +80,18 @@ pub struct KernelMem {
     pub rss: Option<RssSnapshot>,
     /// Highest resident pages seen by `rss_stat` (0 if never).
     pub peak_pages: u64,
+    /// (minor, major) fault counts when the process's memory was torn down at its exit.
+    pub exit_faults: Option<(u64, u64)>,
 }
 
 impl KernelMem {
     /// Folds one CPU's RSS snapshot in: the newest wins, the peak is the maximum.
     pub fn add_cpu_snapshot(&mut self, s: &RssSnapshot) {
+        if s.exit_ts_ns != 0 {
+            // Counts only grow: the largest is the latest.
+            let (min, maj) = self.exit_faults.unwrap_or_default();
+            self.exit_faults = Some((min.max(s.exit_minflt), maj.max(s.exit_majflt)));
+        }
         if s.ts_ns == 0 {
             return;
         }
@@ -346,7 +355,11 @@ pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryR
     let vm_rate = fit_slope(track.series.iter().map(|p| (p[0], p[2]))).unwrap_or(0.0);
     let data_rate = fit_slope(track.series.iter().map(|p| (p[0], p[3]))).unwrap_or(0.0);
 
-    let brk_start = if track.launched && k.sys.start_brk != 0 {
+    // A launched command's heap starts at its exec: empty, at start_brk. So does the heap
+    // of a traced process that exec'd (its start_brk moved); otherwise the baseline's.
+    let exec_heap = k.sys.start_brk != 0
+        && (track.launched || start.start_brk.is_some_and(|s| s != k.sys.start_brk));
+    let brk_start = if exec_heap {
         k.sys.start_brk
     } else {
         start.brk.unwrap_or(0)
@@ -404,9 +417,19 @@ pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryR
             growth_bytes_per_s: rate,
             growth_samples: pts.len(),
         },
-        page_faults: FaultReport {
-            minor: last.minflt.saturating_sub(start.minflt),
-            major: last.majflt.saturating_sub(start.majflt),
+        page_faults: {
+            // Gone: the counts at its exit, as the kernel saw them, unless /proc (a zombie
+            // read before it was reaped) said more.
+            let (mut min, mut maj) = (last.minflt, last.majflt);
+            if last.rss.is_none()
+                && let Some((kmin, kmaj)) = k.exit_faults
+            {
+                (min, maj) = (min.max(kmin), maj.max(kmaj));
+            }
+            FaultReport {
+                minor: min.saturating_sub(start.minflt),
+                major: maj.saturating_sub(start.majflt),
+            }
         },
         limits: LimitsReport {
             cgroup,
@@ -658,15 +681,42 @@ mod tests {
             ..Default::default()
         });
         let m = memory_report(&track, &k, 4096);
+        assert_eq!(m.page_faults.minor, 8900, "the zombie's count");
+        // Reaped before tracer read /proc: the kernel's count at the exit.
+        k.add_cpu_snapshot(&RssSnapshot {
+            exit_ts_ns: 9,
+            exit_minflt: 9500,
+            exit_majflt: 3,
+            ..Default::default()
+        });
+        let m = memory_report(&track, &k, 4096);
+        assert_eq!((m.page_faults.minor, m.page_faults.major), (9400, 3));
         assert_eq!(m.brk_growth_bytes, (64 * MIB) as i64);
         assert_eq!(m.rss.start_bytes, 10 * MIB);
         assert_eq!(m.rss.end_bytes, 40 * MIB);
         assert_eq!(m.rss.peak_bytes, 50 * MIB);
         assert_eq!(m.mmap.unmapped_bytes, 33 * MIB);
         assert_eq!(m.mmap.net_bytes, -(MIB as i64));
-        assert_eq!(m.page_faults.minor, 8900);
         // 10, 20, 30, 40 MiB at 0..3 s: 10 MiB/s.
         assert!((m.rss.growth_bytes_per_s - 10.0 * MIB as f64).abs() < 1.0);
+    }
+
+    #[test]
+    fn heap_of_a_process_that_exec_d_starts_at_its_new_start_brk() {
+        let mut start = reading(0.0, 1);
+        start.brk = Some(0x5000_0000 + 10 * MIB);
+        start.start_brk = Some(0x5000_0000);
+        let track = MemTrack::new(false, Some(start));
+        let mut k = KernelMem::default();
+        k.sys.start_brk = 0x5000_0000;
+        k.sys.brk = 0x5000_0000 + 12 * MIB;
+        assert_eq!(
+            memory_report(&track, &k, 4096).brk_growth_bytes,
+            (2 * MIB) as i64
+        );
+        k.sys.start_brk = 0x7000_0000; // a new program
+        k.sys.brk = 0x7000_0000 + MIB;
+        assert_eq!(memory_report(&track, &k, 4096).brk_growth_bytes, MIB as i64);
     }
 
     #[test]

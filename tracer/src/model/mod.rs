@@ -408,10 +408,12 @@ impl Report {
             life: LifeCounts::count(events),
             events: events
                 .iter()
+                .filter(|e| e.is_about_a_target())
                 .take(MAX_EVENTS_LISTED)
                 .map(|&e| e.to_report(t0_ns))
                 .collect(),
-            events_omitted: events.len().saturating_sub(MAX_EVENTS_LISTED) as u64,
+            events_omitted: (events.iter().filter(|e| e.is_about_a_target()).count())
+                .saturating_sub(MAX_EVENTS_LISTED) as u64,
             command,
             memory: None,
             fds: None,

@@ -51,11 +51,14 @@ fn touch(p: *mut u8, len: usize) {
     }
 }
 
-/// `mmap MIB`: maps MIB MiB anonymous, writes every page, then unmaps it.
+/// `mmap MIB`: maps MIB MiB anonymous, writes every page (one page fault each: no huge
+/// pages), then unmaps it.
 pub fn mmap(mib: u64, wait: bool) {
     wait_for_go(wait);
     let len = mib as usize * MIB;
     let p = map_anon(len);
+    // SAFETY: advice on the mapping made above.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_NOHUGEPAGE) };
     touch(p, len);
     // SAFETY: unmapping exactly the mapping made above.
     assert_eq!(unsafe { libc::munmap(p.cast(), len) }, 0);
