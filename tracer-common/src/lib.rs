@@ -45,8 +45,9 @@ pub mod maps {
 pub mod globals {
     /// `KernelOffsets`: struct member offsets read from the kernel's BTF.
     pub const OFFSETS: &str = "OFFSETS";
-    /// `u32`: 1 when the memory section is selected. In .rodata, so with 0 the verifier
-    /// removes the memory code from sys_exit and it costs nothing.
+    /// [`crate::memory::MemConfig`]: whether the memory section is selected, and the
+    /// syscall numbers sys_enter looks at. In .rodata, so with `enabled == 0` the verifier
+    /// removes the memory code from sys_enter and sys_exit and it costs nothing.
     pub const MEMORY: &str = "MEMORY";
 }
 
@@ -102,8 +103,14 @@ pub struct KernelOffsets {
     pub task_group_leader: u32,
     pub signal_min_flt: u32,
     pub signal_maj_flt: u32,
+    /// `task_struct.files`, `files_struct.fdt`, `fdtable.max_fds`, `fdtable.open_fds`
+    /// (whether a descriptor number is open, for `dup2`/`dup3`).
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_open_fds: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 128);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 144);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -140,6 +147,10 @@ impl KernelOffsets {
         task_group_leader: 0,
         signal_min_flt: 0,
         signal_maj_flt: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdtable_max_fds: 0,
+        fdtable_open_fds: 0,
     };
 }
 
@@ -168,7 +179,8 @@ pub struct ThreadState {
     pub start_ns: u64,
     /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`).
     pub stats_idx: u32,
-    pub _pad: u32,
+    /// What sys_enter noted for sys_exit ([`memory::enter_flags`]); 0 when nothing.
+    pub flags: u32,
 }
 const _: () = assert!(core::mem::size_of::<ThreadState>() == 16);
 
@@ -222,4 +234,6 @@ mod user {
     unsafe impl aya::Pod for super::memory::MemSyscalls {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::memory::RssSnapshot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::memory::MemConfig {}
 }

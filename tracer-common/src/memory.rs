@@ -23,8 +23,33 @@ pub mod class {
     pub const FD_FCNTL: u32 = 8;
     /// `signalfd(fd, ...)`/`signalfd4`: a new descriptor only when `fd` is -1.
     pub const FD_SIGNALFD: u32 = 9;
+    /// `dup2(old, new)`/`dup3`: a new descriptor only when `new` was not open (sys_enter
+    /// looks, see [`super::MemConfig`]); otherwise it replaces one.
+    pub const FD_DUP2: u32 = 10;
     /// Number of classes.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
+}
+
+/// The memory section's switch and the syscall numbers sys_enter must recognize, set by
+/// userspace at load time (a .rodata global: the verifier sees the values as constants).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemConfig {
+    /// 1 when the memory section is selected.
+    pub enabled: u32,
+    /// Numbers of `dup2` and `dup3`.
+    pub nr_dup2: u32,
+    pub nr_dup3: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<MemConfig>() == 16);
+
+/// Bits of `ThreadState::flags` set by sys_enter for sys_exit.
+pub mod enter_flags {
+    /// sys_enter looked at a dup2/dup3 target descriptor...
+    pub const DUP_CHECKED: u32 = 1;
+    /// ...and it was open (the call replaces it).
+    pub const DUP_TARGET_OPEN: u32 = 2;
 }
 
 /// x86_64 ABI constants the kernel side compares syscall arguments with.

@@ -11,7 +11,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     Drop, KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS,
-    memory::{F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MemSyscalls, RssSnapshot, class},
+    memory::{
+        F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MemConfig, MemSyscalls, RssSnapshot, class,
+        enter_flags,
+    },
 };
 
 use crate::{
@@ -19,10 +22,15 @@ use crate::{
     filter::{count_drop, target_slot},
 };
 
-/// 1 when the memory section is selected (set by userspace; in .rodata, so the verifier
-/// drops the memory code from sys_exit when it is 0).
+/// Set by userspace; in .rodata, so the verifier drops the memory code from sys_enter and
+/// sys_exit when `enabled` is 0.
 #[unsafe(no_mangle)]
-static MEMORY: u32 = 0;
+static MEMORY: MemConfig = MemConfig {
+    enabled: 0,
+    nr_dup2: 0,
+    nr_dup3: 0,
+    _pad: 0,
+};
 
 /// Syscall nr -> [`class`]; filled by userspace.
 #[map(name = "MEM_CLASS")]
@@ -35,9 +43,56 @@ static MEM_SYSCALLS: Array<MemSyscalls> = Array::with_max_entries(MAX_TARGETS, 0
 static RSS: PerCpuArray<RssSnapshot> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
 
 #[inline(always)]
+fn config() -> MemConfig {
+    // SAFETY: a global in .rodata; volatile so the compiler does not fold the zeros above.
+    unsafe { core::ptr::read_volatile(&MEMORY) }
+}
+
+#[inline(always)]
 pub fn enabled() -> bool {
-    // SAFETY: a global in .rodata; volatile so the compiler does not fold the 0 above.
-    unsafe { core::ptr::read_volatile(&MEMORY) != 0 }
+    config().enabled != 0
+}
+
+/// At sys_enter of a traced thread: for `dup2`/`dup3`, notes whether the target descriptor
+/// is open (then the call replaces it; otherwise it adds one). Two compares for any other
+/// syscall.
+#[inline(always)]
+pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64) -> u32 {
+    let c = config();
+    if id != c.nr_dup2 as u64 && id != c.nr_dup3 as u64 {
+        return 0;
+    }
+    let regs: u64 = ctx.arg(0);
+    let o = offsets();
+    let fd = arg(regs, o.regs_arg1);
+    if fd_is_open(fd, &o) {
+        enter_flags::DUP_CHECKED | enter_flags::DUP_TARGET_OPEN
+    } else {
+        enter_flags::DUP_CHECKED
+    }
+}
+
+/// Whether descriptor `fd` of the running task is open: a bit of
+/// `current->files->fdt->open_fds`.
+#[inline(always)]
+fn fd_is_open(fd: u64, o: &KernelOffsets) -> bool {
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    let Some(fdt) = read_at::<u64>(task, o.task_files).and_then(|f| read_at::<u64>(f, o.files_fdt))
+    else {
+        return false;
+    };
+    let max = read_at::<u32>(fdt, o.fdtable_max_fds).unwrap_or(0) as u64;
+    if fd >= max {
+        return false;
+    }
+    let Some(bits) = read_at::<u64>(fdt, o.fdtable_open_fds) else {
+        return false;
+    };
+    match read_at::<u64>(bits + (fd / 64) * 8, 0) {
+        Some(word) => (word >> (fd % 64)) & 1 != 0,
+        None => false,
+    }
 }
 
 #[inline(always)]
@@ -63,7 +118,7 @@ fn arg(regs: u64, off: u32) -> u64 {
 /// sys_exit for traced threads only; for syscalls of no interest it costs one inlined
 /// array lookup.
 #[inline(always)]
-pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64) {
+pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
     let nr = stats_idx % SYSCALL_SLOTS;
     let c = match MEM_CLASS.get(nr) {
         Some(&c) if c != class::NONE => c,
@@ -119,6 +174,15 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64) {
         }
         class::FD_SIGNALFD => {
             if arg(regs, o.regs_arg0) as i32 == -1 {
+                opened(m, 1);
+            }
+        }
+        class::FD_DUP2 => {
+            // dup2(fd, fd) changes nothing; onto an open descriptor it replaces it.
+            if flags & enter_flags::DUP_CHECKED != 0
+                && flags & enter_flags::DUP_TARGET_OPEN == 0
+                && arg(regs, o.regs_arg0) != arg(regs, o.regs_arg1)
+            {
                 opened(m, 1);
             }
         }

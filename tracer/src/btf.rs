@@ -61,6 +61,10 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
         task_group_leader: member_offset(&btf, "task_struct", "group_leader")?,
         signal_min_flt: member_offset(&btf, "signal_struct", "min_flt")?,
         signal_maj_flt: member_offset(&btf, "signal_struct", "maj_flt")?,
+        task_files: member_offset(&btf, "task_struct", "files")?,
+        files_fdt: member_offset(&btf, "files_struct", "fdt")?,
+        fdtable_max_fds: member_offset(&btf, "fdtable", "max_fds")?,
+        fdtable_open_fds: member_offset(&btf, "fdtable", "open_fds")?,
     })
 }
 

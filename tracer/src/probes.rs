@@ -7,7 +7,10 @@ use aya::{
     maps::{Array, MapData},
     programs::{ProgramError, RawTracePoint},
 };
-use tracer_common::{KernelOffsets, SYSCALL_SLOTS, globals, maps, memory::class};
+use tracer_common::{
+    KernelOffsets, SYSCALL_SLOTS, globals, maps,
+    memory::{MemConfig, class},
+};
 
 use crate::cli::Section;
 
@@ -50,7 +53,18 @@ impl Probes {
         offsets: &KernelOffsets,
     ) -> Result<Self> {
         let pid_max = pid_max()?;
-        let memory = u32::from(sections.contains(&Section::Memory));
+        let sysno = |name: &str| -> Result<u32> {
+            let nr: syscalls::Sysno = name
+                .parse()
+                .map_err(|_| anyhow!("unknown syscall {name}"))?;
+            Ok(nr.id() as u32)
+        };
+        let memory = MemConfig {
+            enabled: u32::from(sections.contains(&Section::Memory)),
+            nr_dup2: sysno("dup2")?,
+            nr_dup3: sysno("dup3")?,
+            _pad: 0,
+        };
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
         let mut ebpf = EbpfLoader::new()
@@ -62,7 +76,7 @@ impl Probes {
             .map_max_entries(maps::SYSCALL_STATS, slots.max(1) * SYSCALL_SLOTS)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
-        if memory != 0 {
+        if memory.enabled != 0 {
             fill_mem_class(&mut ebpf)?;
         }
         let mut attached: Vec<&str> = Vec::new();
@@ -116,8 +130,8 @@ impl Probes {
 
 /// What each memory or descriptor syscall does, by name (x86_64 numbers from the
 /// `syscalls` crate): the kernel side's [`tracer_common::maps::MEM_CLASS`] table.
-/// `dup2`/`dup3` are left out: they usually replace an open descriptor (net zero), and
-/// `close_range` closes an unknown number; /proc's count (`proc_now`) shows any drift.
+/// `close_range` is left out (it closes an unknown number), as are descriptors received
+/// over sockets; /proc's count (`proc_now`) shows any drift.
 pub const MEM_SYSCALLS: &[(&str, u32)] = &[
     ("brk", class::BRK),
     ("mmap", class::MMAP),
@@ -160,6 +174,8 @@ pub const MEM_SYSCALLS: &[(&str, u32)] = &[
     ("fcntl", class::FD_FCNTL),
     ("signalfd", class::FD_SIGNALFD),
     ("signalfd4", class::FD_SIGNALFD),
+    ("dup2", class::FD_DUP2),
+    ("dup3", class::FD_DUP2),
 ];
 
 fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {

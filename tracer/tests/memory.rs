@@ -157,6 +157,22 @@ fn descriptors_opened_and_never_closed_are_counted() {
 }
 
 #[test]
+fn dup2_counts_only_when_it_adds_a_descriptor() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["dups"], None);
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    // The workload's own /proc count grew by 4 (the read_dir for counting is closed).
+    assert_eq!(said.trim(), "delta 4");
+    let f = &final_report(&out)["fds"];
+    // dup2 onto a free number, dup3, F_DUPFD, and a pipe's two ends; one close (plus the
+    // read_dir of /proc/self/fd: one open and one close).
+    assert_eq!(f["opened"], 5 + 1, "{f}");
+    assert_eq!(f["closed"], 1 + 1, "{f}");
+    assert_eq!(f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(), 4);
+}
+
+#[test]
 fn emfile_errors_are_counted_and_warned_about() {
     let Some(_g) = ebpf_test() else { return };
     let work = waiting_workload(&["fds", "500"], Some(256));
@@ -276,6 +292,9 @@ fn oom_kill_of_the_traced_process_is_reported_and_tracer_exits() {
     // It was killed near its cgroup's limit: most of 64 MiB was anonymous memory.
     let anon = num(&k["anon_rss_bytes"]);
     assert!(anon > 32.0 * MIB && anon <= 64.0 * MIB, "{k}");
+    let limits = &r["memory"]["limits"]["cgroup"];
+    assert_eq!(limits["path"], format!("/{name}"));
+    assert_eq!(limits["limit_bytes"], 64u64 << 20);
     // The summary is complete: the memory it grew to is there too.
     assert!(
         num(&r["memory"]["rss"]["peak_bytes"]) > 32.0 * MIB,
@@ -283,6 +302,36 @@ fn oom_kill_of_the_traced_process_is_reported_and_tracer_exits() {
         r["memory"]
     );
     assert_eq!(r["lost_events"], 0);
+}
+
+#[test]
+fn growth_toward_a_cgroup_limit_gives_an_eta() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(cg) = Cgroup::new(512 << 20) else {
+        return;
+    };
+    // 4 MiB every 100 ms for 2 s: about 40 MiB/s, far below the 512 MiB limit.
+    let work = waiting_workload(&["grow", "4", "100", "20"], None);
+    cg.add(work.id());
+    let (out, _, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    let m = &final_report(&out)["memory"];
+    let rss = &m["rss"];
+    assert!(rss["growth_samples"].as_u64().unwrap() >= 3, "{rss}");
+    let rate = num(&rss["growth_bytes_per_s"]);
+    assert!(rate > 0.0, "{rss}");
+    let cgroup = &m["limits"]["cgroup"];
+    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(cgroup["path"], format!("/{name}"));
+    assert_eq!(cgroup["limit_bytes"], 512u64 << 20);
+    let eta = &m["limits"]["eta"];
+    assert_eq!(eta["limit"], "cgroup", "{m}");
+    assert_eq!(eta["limit_bytes"], 512u64 << 20);
+    let used = num(&eta["used_bytes"]);
+    assert!(used > 0.0 && used < 512.0 * MIB, "{eta}");
+    // The ETA is the headroom at the fitted rate.
+    let want = (512.0 * MIB - used) / num(&eta["rate_bytes_per_s"]);
+    assert!((num(&eta["eta_s"]) - want).abs() < 1e-6 * want, "{eta}");
 }
 
 #[test]

@@ -14,7 +14,9 @@
 //! Memory and descriptors (`workload/memory.rs`), each after `--wait`'s handshake if given:
 //! `brk MIB` grows the heap by MIB MiB with `sbrk` in 1 MiB steps; `mmap MIB` maps MIB MiB
 //! anonymous, writes every page and unmaps it; `fds N` opens /dev/null N times, closes
-//! none, and prints `opened A emfile B`; `oom` allocates 1 MiB after 1 MiB until killed.
+//! none, and prints `opened A emfile B`; `oom` allocates 1 MiB after 1 MiB until killed;
+//! `grow MIB MILLIS COUNT` maps and writes MIB MiB every MILLIS ms, COUNT times; `dups`
+//! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors.
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -27,7 +29,7 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups"
     );
     std::process::exit(2)
 }
@@ -103,6 +105,8 @@ fn main() {
         Some("mmap") => memory::mmap(num(args.next()), wait),
         Some("fds") => memory::fds(num(args.next()), wait),
         Some("oom") => memory::oom(wait),
+        Some("dups") => memory::dups(wait),
+        Some("grow") => memory::grow(num(args.next()), num(args.next()), num(args.next()), wait),
         _ => usage(),
     }
 }

@@ -75,12 +75,17 @@ impl MemoryCollector {
             let alive = track.last.as_ref().is_some_and(|l| l.rss.is_some());
             match proc::read(*pid, t, &self.roots, full, false) {
                 Some(mut r) => {
-                    if !full && let Some(prev) = &track.last {
-                        r.fds = prev.fds;
-                        r.nofile_limit = prev.nofile_limit;
-                        r.as_limit = prev.as_limit;
-                        r.data_limit = prev.data_limit;
-                        r.cgroup = prev.cgroup.clone();
+                    if let Some(prev) = &track.last {
+                        if !full {
+                            r.fds = prev.fds;
+                            r.nofile_limit = prev.nofile_limit;
+                            r.as_limit = prev.as_limit;
+                            r.data_limit = prev.data_limit;
+                        }
+                        // A zombie has left its cgroup (/proc shows the root): keep the last.
+                        if !full || r.rss.is_none() {
+                            r.cgroup = prev.cgroup.clone();
+                        }
                     }
                     track.push(r)
                 }

@@ -81,6 +81,42 @@ pub fn fds(n: u64, wait: bool) {
     println!("opened {opened} emfile {emfile}");
 }
 
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1 // minus read_dir's own
+}
+
+/// `dups`: descriptor syscalls whose effect depends on the state: dup2 onto a closed
+/// number (+1), onto an open one (0), onto itself (0), dup3 (+1), close (-1),
+/// fcntl(F_DUPFD) (+1), pipe (+2); prints `delta D` (the /proc count after - before, 4).
+pub fn dups(wait: bool) {
+    let before = open_fds();
+    wait_for_go(wait);
+    // SAFETY: descriptor syscalls on numbers this process owns or leaves free (100-200
+    // are unused: the test starts it with 0, 1, 2 and its pipes below 10).
+    let after = unsafe {
+        assert_eq!(libc::dup2(0, 100), 100);
+        assert_eq!(libc::dup2(1, 100), 100);
+        assert_eq!(libc::dup2(0, 0), 0);
+        assert_eq!(libc::dup3(0, 101, libc::O_CLOEXEC), 101);
+        assert_eq!(libc::close(100), 0);
+        assert!(libc::fcntl(0, libc::F_DUPFD, 200) >= 200);
+        let mut p = [0; 2];
+        assert_eq!(libc::pipe(p.as_mut_ptr()), 0);
+        open_fds()
+    };
+    println!("delta {}", after as i64 - before as i64);
+}
+
+/// `grow MIB MILLIS COUNT`: COUNT times, maps and writes MIB MiB, then sleeps MILLIS ms
+/// (steady growth, for growth rates and limit ETAs).
+pub fn grow(mib: u64, millis: u64, count: u64, wait: bool) {
+    wait_for_go(wait);
+    for _ in 0..count {
+        touch(map_anon(mib as usize * MIB), mib as usize * MIB);
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+    }
+}
+
 /// `oom`: maps and touches 1 MiB after 1 MiB until the OOM killer ends it (gives up with
 /// exit code 3 after 4 GiB, if no limit stopped it).
 pub fn oom(wait: bool) {
