@@ -28,8 +28,8 @@ use crate::{
 
 /// The first live report comes this soon, whatever the interval.
 const FIRST_REPORT: Duration = Duration::from_millis(500);
-/// How often the memory section reads /proc (RSS split, faults) for its fits; every
-/// `MEMORY_FULL_EVERY`th reading also reads limits, cgroup and the descriptor count.
+/// How often the memory section reads /proc (RSS split, faults, limits, cgroup) for its
+/// fits; every `MEMORY_FULL_EVERY`th reading also counts the descriptors.
 const MEMORY_TICK: Duration = Duration::from_millis(250);
 const MEMORY_FULL_EVERY: u64 = 4;
 

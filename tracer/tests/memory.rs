@@ -310,11 +310,31 @@ fn growth_toward_a_cgroup_limit_gives_an_eta() {
     let Some(cg) = Cgroup::new(512 << 20) else {
         return;
     };
-    // 4 MiB every 100 ms for 2 s: about 40 MiB/s, far below the 512 MiB limit.
-    let work = waiting_workload(&["grow", "4", "100", "20"], None);
+    // 4 MiB every 100 ms for 2 s: about 40 MiB/s, far below the 512 MiB limit. The
+    // workload then holds its memory until told to exit; tracer is stopped before that, so
+    // the report is of a live, growing process.
+    let mut work = waiting_workload(&["grow", "4", "100", "20"], None);
     cg.add(work.id());
-    let (out, _, status) = trace_waiting(work, "json");
-    assert!(status.success());
+    let mut tr = tracer()
+        .args(["--output", "json", "--sections", "memory"])
+        .args(["--pid", &work.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let mut grown = String::new();
+    BufReader::new(work.stdout.as_mut().unwrap())
+        .read_line(&mut grown)
+        .unwrap();
+    assert_eq!(grown.trim(), "grown");
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    let out = wait_output(tr, Duration::from_secs(10));
+    assert!(out.status.success());
+    work.stdin.as_mut().unwrap().write_all(b"exit\n").unwrap();
+    assert!(work.wait().unwrap().success());
     let m = &final_report(&out)["memory"];
     let rss = &m["rss"];
     assert!(rss["growth_samples"].as_u64().unwrap() >= 3, "{rss}");

@@ -67,7 +67,7 @@ impl MemoryCollector {
 
     /// Reads /proc for every traced process (call every tick, and once at the end before
     /// reaping a launched command, so that its zombie's final counts are read). `full`:
-    /// also limits, cgroup and descriptor count; otherwise the previous ones are kept.
+    /// also the descriptor count; otherwise the previous one is kept.
     pub fn tick(&mut self, full: bool) {
         let t = self.started.elapsed().as_secs_f64();
         for (pid, track) in &mut self.tracks {
@@ -78,12 +78,9 @@ impl MemoryCollector {
                     if let Some(prev) = &track.last {
                         if !full {
                             r.fds = prev.fds;
-                            r.nofile_limit = prev.nofile_limit;
-                            r.as_limit = prev.as_limit;
-                            r.data_limit = prev.data_limit;
                         }
                         // A zombie has left its cgroup (/proc shows the root): keep the last.
-                        if !full || r.rss.is_none() {
+                        if r.rss.is_none() {
                             r.cgroup = prev.cgroup.clone();
                         }
                     }

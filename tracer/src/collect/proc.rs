@@ -82,9 +82,9 @@ fn memory_cgroup(p: &Process, roots: &CgroupRoots) -> Option<CgroupMem> {
     })
 }
 
-/// Reads one process. None when it is gone entirely (reaped). `full`: also the limits,
-/// the cgroup and the descriptor count (a directory listing: costly with many descriptors,
-/// so not on every tick); otherwise those are None. `baseline`: also the heap's end.
+/// Reads one process. None when it is gone entirely (reaped). `full`: also the descriptor
+/// count (a directory listing: costly with many descriptors, so not on every tick);
+/// otherwise `fds` is None. `baseline`: also the heap's end.
 pub fn read(
     pid: u32,
     t_s: f64,
@@ -103,7 +103,7 @@ pub fn read(
         shmem_bytes: kib(status.rssshmem),
         swap_bytes: kib(status.vmswap),
     });
-    let limits = if full { p.limits().ok() } else { None };
+    let limits = p.limits().ok();
     let brk = if baseline && rss.is_some() {
         p.maps()
             .ok()
@@ -131,7 +131,7 @@ pub fn read(
         nofile_limit: limits.as_ref().and_then(|l| soft(&l.max_open_files)),
         as_limit: limits.as_ref().and_then(|l| soft(&l.max_address_space)),
         data_limit: limits.as_ref().and_then(|l| soft(&l.max_data_size)),
-        cgroup: if full { memory_cgroup(&p, roots) } else { None },
+        cgroup: memory_cgroup(&p, roots),
         brk,
         start_brk: stat.start_brk,
     })

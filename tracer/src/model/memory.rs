@@ -402,7 +402,12 @@ pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryR
             });
         }
     }
-    let eta = etas.into_iter().min_by(|a, b| a.eta_s.total_cmp(&b.eta_s));
+    // A process that is gone no longer grows toward anything.
+    let gone = track.last.as_ref().is_some_and(|l| l.rss.is_none());
+    let eta = etas
+        .into_iter()
+        .filter(|_| !gone)
+        .min_by(|a, b| a.eta_s.total_cmp(&b.eta_s));
     MemoryReport {
         brk_start,
         brk_end,
@@ -697,6 +702,7 @@ mod tests {
         assert_eq!(m.rss.peak_bytes, 50 * MIB);
         assert_eq!(m.mmap.unmapped_bytes, 33 * MIB);
         assert_eq!(m.mmap.net_bytes, -(MIB as i64));
+        assert!(m.limits.eta.is_none(), "an exited process has no ETA");
         // 10, 20, 30, 40 MiB at 0..3 s: 10 MiB/s.
         assert!((m.rss.growth_bytes_per_s - 10.0 * MIB as f64).abs() < 1.0);
     }

@@ -109,11 +109,20 @@ pub fn dups(wait: bool) {
 
 /// `grow MIB MILLIS COUNT`: COUNT times, maps and writes MIB MiB, then sleeps MILLIS ms
 /// (steady growth, for growth rates and limit ETAs).
+/// With `--wait`, it then says `grown` and waits for another line before exiting (so that
+/// a tracer can end while it still holds the memory).
 pub fn grow(mib: u64, millis: u64, count: u64, wait: bool) {
     wait_for_go(wait);
     for _ in 0..count {
         touch(map_anon(mib as usize * MIB), mib as usize * MIB);
         std::thread::sleep(std::time::Duration::from_millis(millis));
+    }
+    if wait {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "grown").unwrap();
+        out.flush().unwrap();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).unwrap();
     }
 }
 
