@@ -214,6 +214,7 @@ impl Loop<'_> {
                         None,
                     );
                     if let Some(m) = memory.as_mut() {
+                        m.tick(true); // "now" is now, not the last tick
                         m.fill(&mut r, &cur, &events[interval_start..], self.t0_ns);
                     }
                     interval_start = events.len();
