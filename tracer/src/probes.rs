@@ -53,12 +53,6 @@ impl Probes {
         offsets: &KernelOffsets,
     ) -> Result<Self> {
         let pid_max = pid_max()?;
-        let sysno = |name: &str| -> Result<u32> {
-            let nr: syscalls::Sysno = name
-                .parse()
-                .map_err(|_| anyhow!("unknown syscall {name}"))?;
-            Ok(nr.id() as u32)
-        };
         let memory = MemConfig {
             enabled: u32::from(sections.contains(&Section::Memory)),
             nr_dup2: sysno("dup2")?,
@@ -87,8 +81,8 @@ impl Probes {
                     ("sys_enter", "sys_enter", "floor_enter"),
                     ("sys_exit", "sys_exit", "floor_exit"),
                 ],
-                // The syscall programs fold memory and descriptor syscalls in at sys_exit
-                // (MEMORY=1), so they are shared with the syscalls section.
+                // The syscall programs fold memory and descriptor syscalls in (with
+                // MEMORY.enabled = 1), so they are shared with the syscalls section.
                 Section::Memory => &[
                     ("sys_enter", "sys_enter", "floor_enter"),
                     ("sys_exit", "sys_exit", "floor_exit"),
@@ -184,12 +178,17 @@ fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {
             .ok_or_else(|| anyhow!("map {} missing", maps::MEM_CLASS))?,
     )?;
     for &(name, c) in MEM_SYSCALLS {
-        let nr: syscalls::Sysno = name
-            .parse()
-            .map_err(|_| anyhow!("unknown syscall {name}"))?;
-        table.set(nr.id() as u32, c, 0)?;
+        table.set(sysno(name)?, c, 0)?;
     }
     Ok(())
+}
+
+/// The x86_64 number of a syscall, from the `syscalls` crate's table.
+fn sysno(name: &str) -> Result<u32> {
+    let nr: syscalls::Sysno = name
+        .parse()
+        .map_err(|_| anyhow!("unknown syscall {name}"))?;
+    Ok(nr.id() as u32)
 }
 
 fn attach_raw_tp(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<()> {

@@ -315,9 +315,9 @@ impl OomReport {
     }
 }
 
-/// The memory report of one process. `alive`: the process still had its memory at the
-/// last reading (then /proc's exact numbers are the end; otherwise the kernel's last
-/// `rss_stat` snapshot before the exit is).
+/// The memory report of one process. While it lives (its last reading has memory), the
+/// end is /proc's exact numbers; once it is gone, the kernel's last `rss_stat` snapshot
+/// before its exit.
 pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryReport {
     let start = track.start.clone().unwrap_or_default();
     let last = track.last.clone().unwrap_or_default();
@@ -445,7 +445,7 @@ pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryR
     }
 }
 
-/// The descriptor report of one process. `errors(errno)` counts the process's failed
+/// The descriptor report of one process. `emfile`/`enfile` count the process's failed
 /// syscalls with that errno.
 pub fn fd_report(track: &MemTrack, k: &KernelMem, emfile: u64, enfile: u64) -> FdReport {
     let start = track.start.as_ref().and_then(|s| s.fds).unwrap_or(0);
