@@ -109,8 +109,11 @@ pub struct KernelOffsets {
     pub files_fdt: u32,
     pub fdtable_max_fds: u32,
     pub fdtable_open_fds: u32,
+    /// `fdtable.close_on_exec` (descriptors an exec will close).
+    pub fdtable_close_on_exec: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 144);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -151,6 +154,8 @@ impl KernelOffsets {
         files_fdt: 0,
         fdtable_max_fds: 0,
         fdtable_open_fds: 0,
+        fdtable_close_on_exec: 0,
+        _pad: 0,
     };
 }
 

@@ -26,8 +26,11 @@ pub mod class {
     /// `dup2(old, new)`/`dup3`: a new descriptor only when `new` was not open (sys_enter
     /// looks, see [`super::MemConfig`]); otherwise it replaces one.
     pub const FD_DUP2: u32 = 10;
+    /// `close_range`, `execve`, `execveat`: on success, close the descriptors sys_enter
+    /// counted (open ones in the range; those marked close-on-exec).
+    pub const FD_CLOSE_MANY: u32 = 11;
     /// Number of classes.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 /// The memory section's switch and the syscall numbers sys_enter must recognize, set by
@@ -37,12 +40,14 @@ pub mod class {
 pub struct MemConfig {
     /// 1 when the memory section is selected.
     pub enabled: u32,
-    /// Numbers of `dup2` and `dup3`.
+    /// Numbers of `dup2`, `dup3`, `close_range`, `execve`, `execveat`.
     pub nr_dup2: u32,
     pub nr_dup3: u32,
-    pub _pad: u32,
+    pub nr_close_range: u32,
+    pub nr_execve: u32,
+    pub nr_execveat: u32,
 }
-const _: () = assert!(core::mem::size_of::<MemConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<MemConfig>() == 24);
 
 /// Bits of `ThreadState::flags` set by sys_enter for sys_exit.
 pub mod enter_flags {
@@ -50,12 +55,21 @@ pub mod enter_flags {
     pub const DUP_CHECKED: u32 = 1;
     /// ...and it was open (the call replaces it).
     pub const DUP_TARGET_OPEN: u32 = 2;
+    /// The call closes `flags >> CLOSES_SHIFT` descriptors if it succeeds (close_range,
+    /// exec).
+    pub const CLOSES: u32 = 4;
+    pub const CLOSES_SHIFT: u32 = 3;
 }
 
 /// x86_64 ABI constants the kernel side compares syscall arguments with.
 pub const MAP_ANONYMOUS: u64 = 0x20;
 pub const F_DUPFD: u64 = 0;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
+pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+
+/// Bitmap words of the descriptor table sys_enter scans for close_range and exec:
+/// descriptors 0..16383. Beyond, closes are not counted (/proc's count shows it).
+pub const MAX_FD_WORDS: u64 = 256;
 
 /// What one traced process did to its memory and descriptors, from its syscalls. One
 /// entry per target slot, shared by all CPUs: counters are atomic adds, `brk`/`start_brk`

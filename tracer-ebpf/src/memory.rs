@@ -12,8 +12,8 @@ use aya_ebpf::{
 use tracer_common::{
     Drop, KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS,
     memory::{
-        F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MemConfig, MemSyscalls, RssSnapshot, class,
-        enter_flags,
+        CLOSE_RANGE_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MAX_FD_WORDS, MemConfig,
+        MemSyscalls, RssSnapshot, class, enter_flags,
     },
 };
 
@@ -29,7 +29,9 @@ static MEMORY: MemConfig = MemConfig {
     enabled: 0,
     nr_dup2: 0,
     nr_dup3: 0,
-    _pad: 0,
+    nr_close_range: 0,
+    nr_execve: 0,
+    nr_execveat: 0,
 };
 
 /// Syscall nr -> [`class`]; filled by userspace.
@@ -53,33 +55,97 @@ pub fn enabled() -> bool {
     config().enabled != 0
 }
 
-/// At sys_enter of a traced thread: for `dup2`/`dup3`, notes whether the target descriptor
-/// is open (then the call replaces it; otherwise it adds one). Two compares for any other
-/// syscall.
+/// At sys_enter of a traced thread, for the descriptor syscalls whose effect depends on
+/// the descriptor table: `dup2`/`dup3` (is the target open?), `close_range` (how many of
+/// the range are open?), `execve`/`execveat` (how many are close-on-exec?). A few
+/// compares for any other syscall.
 #[inline(always)]
 pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64) -> u32 {
     let c = config();
-    if id != c.nr_dup2 as u64 && id != c.nr_dup3 as u64 {
+    let regs: u64 = ctx.arg(0);
+    if id == c.nr_dup2 as u64 || id == c.nr_dup3 as u64 {
+        let o = offsets();
+        if fd_is_open(arg(regs, o.regs_arg1), &o) {
+            enter_flags::DUP_CHECKED | enter_flags::DUP_TARGET_OPEN
+        } else {
+            enter_flags::DUP_CHECKED
+        }
+    } else if id == c.nr_close_range as u64 {
+        let o = offsets();
+        // close_range(unsigned int fd, unsigned int max_fd, unsigned int flags)
+        if arg(regs, o.regs_arg2) & CLOSE_RANGE_CLOEXEC != 0 {
+            return 0; // only marks them close-on-exec
+        }
+        let first = arg(regs, o.regs_arg0) & 0xffff_ffff;
+        let last = arg(regs, o.regs_arg1) & 0xffff_ffff;
+        closes(count_fds(&o, first, last, false))
+    } else if id == c.nr_execve as u64 || id == c.nr_execveat as u64 {
+        let o = offsets();
+        closes(count_fds(&o, 0, u64::MAX, true))
+    } else {
+        0
+    }
+}
+
+#[inline(always)]
+fn closes(n: u32) -> u32 {
+    enter_flags::CLOSES | (n << enter_flags::CLOSES_SHIFT)
+}
+
+/// The running task's descriptor table (`current->files->fdt`).
+#[inline(always)]
+fn fdtable(o: &KernelOffsets) -> Option<u64> {
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    read_at::<u64>(task, o.task_files).and_then(|f| read_at::<u64>(f, o.files_fdt))
+}
+
+/// Open descriptors numbered `first..=last` of the running task (with `cloexec_only`,
+/// only those marked close-on-exec), from the table's bitmaps, over at most
+/// [`MAX_FD_WORDS`] words.
+#[inline(always)]
+fn count_fds(o: &KernelOffsets, first: u64, last: u64, cloexec_only: bool) -> u32 {
+    let Some(fdt) = fdtable(o) else {
+        return 0;
+    };
+    let max = read_at::<u32>(fdt, o.fdtable_max_fds).unwrap_or(0) as u64;
+    if first >= max {
         return 0;
     }
-    let regs: u64 = ctx.arg(0);
-    let o = offsets();
-    let fd = arg(regs, o.regs_arg1);
-    if fd_is_open(fd, &o) {
-        enter_flags::DUP_CHECKED | enter_flags::DUP_TARGET_OPEN
-    } else {
-        enter_flags::DUP_CHECKED
+    let last = if last >= max { max - 1 } else { last };
+    let (Some(open), Some(cloexec)) = (
+        read_at::<u64>(fdt, o.fdtable_open_fds),
+        read_at::<u64>(fdt, o.fdtable_close_on_exec),
+    ) else {
+        return 0;
+    };
+    let (w0, w1) = (first / 64, last / 64);
+    let mut n = 0;
+    for i in 0..MAX_FD_WORDS {
+        let w = w0 + i;
+        if w > w1 {
+            break;
+        }
+        let mut word = read_at::<u64>(open + w * 8, 0).unwrap_or(0);
+        if cloexec_only {
+            word &= read_at::<u64>(cloexec + w * 8, 0).unwrap_or(0);
+        }
+        if w == w0 {
+            word &= u64::MAX << (first % 64);
+        }
+        if w == w1 && last % 64 != 63 {
+            word &= (1u64 << (last % 64 + 1)) - 1;
+        }
+        n += word.count_ones();
     }
+    n
 }
 
 /// Whether descriptor `fd` of the running task is open: a bit of
 /// `current->files->fdt->open_fds`.
 #[inline(always)]
 fn fd_is_open(fd: u64, o: &KernelOffsets) -> bool {
-    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
-    let task = unsafe { bpf_get_current_task() };
-    let Some(fdt) = read_at::<u64>(task, o.task_files).and_then(|f| read_at::<u64>(f, o.files_fdt))
-    else {
+    let Some(fdt) = fdtable(o) else {
         return false;
     };
     let max = read_at::<u32>(fdt, o.fdtable_max_fds).unwrap_or(0) as u64;
@@ -108,7 +174,8 @@ fn pages(len: u64, page: u64) -> u64 {
     (len + page - 1) & !(page - 1)
 }
 
-/// Syscall argument `n` (0..=3) from the `struct pt_regs *` of sys_enter/sys_exit.
+/// A syscall argument from the `struct pt_regs *` of sys_enter/sys_exit (`off`: the
+/// offset of its register).
 #[inline(always)]
 fn arg(regs: u64, off: u32) -> u64 {
     read_at::<u64>(regs, off).unwrap_or(0)
@@ -175,6 +242,14 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
         class::FD_SIGNALFD => {
             if arg(regs, o.regs_arg0) as i32 == -1 {
                 opened(m, 1);
+            }
+        }
+        class::FD_CLOSE_MANY => {
+            if flags & enter_flags::CLOSES != 0 {
+                add(
+                    &mut m.fds_closed,
+                    (flags >> enter_flags::CLOSES_SHIFT) as u64,
+                );
             }
         }
         class::FD_DUP2 => {

@@ -65,6 +65,8 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
         files_fdt: member_offset(&btf, "files_struct", "fdt")?,
         fdtable_max_fds: member_offset(&btf, "fdtable", "max_fds")?,
         fdtable_open_fds: member_offset(&btf, "fdtable", "open_fds")?,
+        fdtable_close_on_exec: member_offset(&btf, "fdtable", "close_on_exec")?,
+        _pad: 0,
     })
 }
 

@@ -57,7 +57,9 @@ impl Probes {
             enabled: u32::from(sections.contains(&Section::Memory)),
             nr_dup2: sysno("dup2")?,
             nr_dup3: sysno("dup3")?,
-            _pad: 0,
+            nr_close_range: sysno("close_range")?,
+            nr_execve: sysno("execve")?,
+            nr_execveat: sysno("execveat")?,
         };
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
@@ -124,8 +126,8 @@ impl Probes {
 
 /// What each memory or descriptor syscall does, by name (x86_64 numbers from the
 /// `syscalls` crate): the kernel side's [`tracer_common::maps::MEM_CLASS`] table.
-/// `close_range` is left out (it closes an unknown number), as are descriptors received
-/// over sockets; /proc's count (`proc_now`) shows any drift.
+/// Descriptors received over sockets (SCM_RIGHTS) or returned by ioctls are not seen;
+/// /proc's count (`proc_now`) shows any drift.
 pub const MEM_SYSCALLS: &[(&str, u32)] = &[
     ("brk", class::BRK),
     ("mmap", class::MMAP),
@@ -170,6 +172,9 @@ pub const MEM_SYSCALLS: &[(&str, u32)] = &[
     ("signalfd4", class::FD_SIGNALFD),
     ("dup2", class::FD_DUP2),
     ("dup3", class::FD_DUP2),
+    ("close_range", class::FD_CLOSE_MANY),
+    ("execve", class::FD_CLOSE_MANY),
+    ("execveat", class::FD_CLOSE_MANY),
 ];
 
 fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {

@@ -173,6 +173,31 @@ fn dup2_counts_only_when_it_adds_a_descriptor() {
 }
 
 #[test]
+fn close_range_and_exec_close_what_they_close() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["fdexec"], None);
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    assert_eq!(said.trim(), "opened 2 emfile 0", "the exec'd program ran");
+    let r = final_report(&out);
+    let f = &r["fds"];
+    // 10 + 3 opened before the exec, 2 after (the loader's opens and closes cancel out);
+    // 5 closed by close_range, 5 + 3 close-on-exec closed by the exec.
+    assert_eq!(
+        f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(),
+        2,
+        "{f}"
+    );
+    assert_eq!(
+        f["opened"].as_u64().unwrap() - f["closed"].as_u64().unwrap(),
+        2,
+        "{f}"
+    );
+    assert_eq!(calls(&r, "close_range"), 2);
+    assert_eq!(calls(&r, "execve"), 1);
+}
+
+#[test]
 fn emfile_errors_are_counted_and_warned_about() {
     let Some(_g) = ebpf_test() else { return };
     let work = waiting_workload(&["fds", "500"], Some(256));

@@ -16,7 +16,8 @@
 //! anonymous, writes every page and unmaps it; `fds N` opens /dev/null N times, closes
 //! none, and prints `opened A emfile B`; `oom` allocates 1 MiB after 1 MiB until killed;
 //! `grow MIB MILLIS COUNT` maps and writes MIB MiB every MILLIS ms, COUNT times; `dups`
-//! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors.
+//! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors; `fdexec`
+//! closes descriptors with close_range and an exec of itself (net effect +2).
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -29,7 +30,7 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec"
     );
     std::process::exit(2)
 }
@@ -106,6 +107,7 @@ fn main() {
         Some("fds") => memory::fds(num(args.next()), wait),
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),
+        Some("fdexec") => memory::fdexec(wait),
         Some("grow") => memory::grow(num(args.next()), num(args.next()), num(args.next()), wait),
         _ => usage(),
     }

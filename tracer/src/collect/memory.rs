@@ -53,11 +53,23 @@ impl MemoryCollector {
     /// The baseline of a process about to be traced (call just before adding it to the
     /// filter). `launched`: it is parked before its exec.
     pub fn baseline(&mut self, pid: u32, launched: bool) {
-        let mut r = proc::read(pid, 0.0, &self.roots, true, true);
-        if launched && let Some(r) = r.as_mut() {
-            r.fds = proc::inherited_fds(pid);
+        let r = proc::read(pid, 0.0, &self.roots, true, true);
+        let mut track = MemTrack::new(launched, r);
+        if launched {
+            // Its exec will close the close-on-exec descriptors (tracer's own, copied by
+            // the fork), and the kernel side counts those closes. Offset them in advance,
+            // so that counts and the peak start from what the command itself begins with.
+            track.fd_seed = proc::cloexec_fds(pid);
+            let slot = self.tracks.len() as u32;
+            let seed = MemSyscalls {
+                fds_opened: track.fd_seed,
+                ..Default::default()
+            };
+            if let Err(e) = self.syscalls.set(slot, seed, 0) {
+                eprintln!("tracer: cannot set the descriptor baseline: {e}");
+            }
         }
-        self.tracks.push((pid, MemTrack::new(launched, r)));
+        self.tracks.push((pid, track));
     }
 
     /// Counting starts now: times of readings are relative to this.

@@ -137,23 +137,20 @@ pub fn read(
     })
 }
 
-/// Descriptors that survive an exec (not close-on-exec): the baseline of a launched
-/// command read just before its exec.
-pub fn inherited_fds(pid: u32) -> Option<u64> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
-    let mut n = 0;
-    for e in dir.flatten() {
-        let info = std::fs::read_to_string(e.path()).unwrap_or_default();
-        let flags = info
-            .lines()
-            .find_map(|l| l.strip_prefix("flags:"))
-            .and_then(|f| u64::from_str_radix(f.trim(), 8).ok())
-            .unwrap_or(0);
-        if flags & O_CLOEXEC == 0 {
-            n += 1;
-        }
-    }
-    Some(n)
+/// Descriptors marked close-on-exec (closed by the exec of a launched command).
+pub fn cloexec_fds(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u64::from_str_radix(f.trim(), 8).ok())
+                .is_some_and(|flags| flags & O_CLOEXEC != 0)
+        })
+        .count() as u64
 }
 
 /// Finds memory cgroups by id (the kernfs id is the directory's inode number), caching

@@ -113,6 +113,9 @@ pub struct MemTrack {
     pub last: Option<ProcReading>,
     /// (t_s, rss bytes, vm_size, vm_data) of every reading with memory, for the fits.
     pub series: Vec<[f64; 4]>,
+    /// Launched: descriptors its exec closes (close-on-exec), pre-added to the kernel's
+    /// `fds_opened` so that the exec's closes cancel out.
+    pub fd_seed: u64,
 }
 
 impl MemTrack {
@@ -448,9 +451,14 @@ pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryR
 /// The descriptor report of one process. `emfile`/`enfile` count the process's failed
 /// syscalls with that errno.
 pub fn fd_report(track: &MemTrack, k: &KernelMem, emfile: u64, enfile: u64) -> FdReport {
-    let start = track.start.as_ref().and_then(|s| s.fds).unwrap_or(0);
+    let seed = track.fd_seed;
+    let all = track.start.as_ref().and_then(|s| s.fds).unwrap_or(0);
+    // What the command begins with after its exec (launched), or held at attach.
+    let start = all.saturating_sub(seed);
     let s = &k.sys;
-    let end = (start + s.fds_opened).saturating_sub(s.fds_closed);
+    let opened = s.fds_opened.saturating_sub(seed);
+    let closed = s.fds_closed.saturating_sub(seed);
+    let end = (start + opened).saturating_sub(closed);
     let peak = (start + s.fds_peak_net).max(start).max(end);
     let last = track.last.as_ref();
     let limit = last
@@ -461,8 +469,8 @@ pub fn fd_report(track: &MemTrack, k: &KernelMem, emfile: u64, enfile: u64) -> F
         start,
         end,
         peak,
-        opened: s.fds_opened,
-        closed: s.fds_closed,
+        opened,
+        closed,
         limit,
         emfile_errors: emfile,
         enfile_errors: enfile,
@@ -766,6 +774,32 @@ mod tests {
         }
         assert!(t.series.len() <= MAX_SERIES);
         assert!(t.series.len() > MAX_SERIES / 2);
+    }
+
+    #[test]
+    fn launched_fds_start_after_the_exec() {
+        // 26 descriptors before the exec, 21 of them close-on-exec; the kernel counted the
+        // seed (21) as opened, the exec's 21 closes, then 10 opens and 1 close.
+        let start = ProcReading {
+            fds: Some(26),
+            ..Default::default()
+        };
+        let mut track = MemTrack::new(true, Some(start));
+        track.fd_seed = 21;
+        let k = KernelMem {
+            sys: MemSyscalls {
+                fds_opened: 21 + 10,
+                fds_closed: 21 + 1,
+                fds_peak_net: 10,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let f = fd_report(&track, &k, 0, 0);
+        assert_eq!(
+            (f.start, f.end, f.peak, f.opened, f.closed),
+            (5, 14, 15, 10, 1)
+        );
     }
 
     #[test]

@@ -107,6 +107,40 @@ pub fn dups(wait: bool) {
     println!("delta {}", after as i64 - before as i64);
 }
 
+/// `fdexec`: opens 10 descriptors, closes 5 of them with one `close_range`, marks the
+/// other 5 close-on-exec with another, opens 3 more close-on-exec, then execs itself as
+/// `fds 2` (which opens 2 and prints `opened 2 emfile 0`). Net effect: +2 descriptors.
+pub fn fdexec(wait: bool) {
+    let path = CString::new("/dev/null").unwrap();
+    let exe = CString::new("/proc/self/exe").unwrap();
+    let argv = [c"tracer-workload", c"fds", c"2"];
+    wait_for_go(wait);
+    // SAFETY: opens of a NUL-terminated path, close_range over the descriptors opened
+    // here, and an exec with NUL-terminated arguments.
+    unsafe {
+        let first = libc::open(path.as_ptr(), libc::O_RDONLY);
+        for _ in 1..10 {
+            assert!(libc::open(path.as_ptr(), libc::O_RDONLY) >= 0);
+        }
+        let (a, b) = (first as libc::c_uint, first as libc::c_uint + 4);
+        assert_eq!(libc::syscall(libc::SYS_close_range, a, b, 0), 0);
+        let (a, b) = (first as libc::c_uint + 5, first as libc::c_uint + 9);
+        let cloexec = libc::CLOSE_RANGE_CLOEXEC as libc::c_uint;
+        assert_eq!(libc::syscall(libc::SYS_close_range, a, b, cloexec), 0);
+        for _ in 0..3 {
+            assert!(libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) >= 0);
+        }
+        let args = [
+            argv[0].as_ptr(),
+            argv[1].as_ptr(),
+            argv[2].as_ptr(),
+            std::ptr::null(),
+        ];
+        libc::execv(exe.as_ptr(), args.as_ptr());
+    }
+    panic!("exec failed: {}", std::io::Error::last_os_error());
+}
+
 /// `grow MIB MILLIS COUNT`: COUNT times, maps and writes MIB MiB, then sleeps MILLIS ms
 /// (steady growth, for growth rates and limit ETAs).
 /// With `--wait`, it then says `grown` and waits for another line before exiting (so that
