@@ -173,5 +173,12 @@ mod tests {
         assert!(o.percpu_counter_size > o.percpu_counter_count);
         assert_eq!(o.regs_arg1, o.regs_arg0 - 8, "pt_regs: si just before di");
         assert_eq!(o.page_size, 4096);
+        // struct fdtable { unsigned int max_fds; struct file **fd; unsigned long
+        // *close_on_exec; unsigned long *open_fds; ... }
+        assert!(o.fdtable_max_fds < o.fdtable_close_on_exec);
+        assert!(o.fdtable_close_on_exec < o.fdtable_open_fds);
+        assert_eq!(o.task_maj_flt, o.task_min_flt + 8);
+        assert_eq!(o.signal_maj_flt, o.signal_min_flt + 8);
+        assert!(o.task_mm > 0 && o.task_files > 0 && o.task_cgroups > 0);
     }
 }

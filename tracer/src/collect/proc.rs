@@ -201,3 +201,67 @@ fn find_ino(root: &Path, dir: &Path, ino: u64, depth: u32) -> Option<String> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .find_map(|e| find_ino(root, &e.path(), ino, depth + 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads this test process (no root needed).
+    #[test]
+    fn reads_a_live_process() {
+        let me = std::process::id();
+        let roots = CgroupRoots::find();
+        let r = read(me, 1.5, &roots, true, true).unwrap();
+        assert_eq!(r.t_s, 1.5);
+        let rss = r.rss.expect("a live process has memory");
+        assert!(rss.total() > 0 && r.vm_size >= rss.total());
+        assert!(r.fds.unwrap() >= 3);
+        assert!(r.brk.is_some() && r.start_brk.is_some());
+        // A light reading leaves out the descriptor count.
+        assert!(read(me, 0.0, &roots, false, false).unwrap().fds.is_none());
+        assert!(read(u32::MAX >> 2, 0.0, &roots, true, false).is_none());
+    }
+
+    #[test]
+    fn counts_close_on_exec_descriptors() {
+        // std opens files close-on-exec: this process holds at least these 20.
+        let files: Vec<_> = (0..20)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        assert!(cloexec_fds(std::process::id()) >= files.len() as u64);
+        // A spawned child has only its standard descriptors, inherited (not close-on-exec).
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        // Until its exec is complete, the child may still hold the spawn's close-on-exec
+        // pipe: wait (up to 5 s) for the exec, then for none to be left.
+        let path = format!("/proc/{}/exe", child.id());
+        let start = std::time::Instant::now();
+        let mut n = u64::MAX;
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            n = cloexec_fds(child.id());
+            if n == 0 && std::fs::read_link(&path).is_ok_and(|p| p.ends_with("sleep")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(n, 0);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn finds_a_cgroup_by_inode() {
+        let roots = CgroupRoots::find();
+        let Some(root) = roots.v1_memory.clone().or(roots.v2.clone()) else {
+            eprintln!("SKIPPED: no memory cgroup hierarchy mounted");
+            return;
+        };
+        let ino = std::fs::metadata(&root).unwrap().ino();
+        let mut names = CgroupNames::new(roots);
+        assert_eq!(names.resolve(ino).as_deref(), Some("/"));
+        assert_eq!(names.cached(ino).as_deref(), Some("/"));
+        assert_eq!(names.resolve(u64::MAX), None);
+    }
+}
