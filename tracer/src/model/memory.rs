@@ -133,10 +133,13 @@ impl MemTrack {
     /// Adds a reading; the first one is the baseline.
     pub fn push(&mut self, r: ProcReading) {
         if let Some(rss) = r.rss {
-            let total = if self.launched && self.start.is_none() {
-                0 // the exec replaces the memory
+            // A launched command's baseline is read before its exec, which replaces the
+            // memory: it starts from nothing.
+            let before_exec = self.launched && self.start.is_none();
+            let (total, vm_size, vm_data) = if before_exec {
+                (0, 0, 0)
             } else {
-                rss.total()
+                (rss.total(), r.vm_size, r.vm_data)
             };
             if self.series.len() >= MAX_SERIES {
                 let mut i = 0;
@@ -146,7 +149,7 @@ impl MemTrack {
                 });
             }
             self.series
-                .push([r.t_s, total as f64, r.vm_size as f64, r.vm_data as f64]);
+                .push([r.t_s, total as f64, vm_size as f64, vm_data as f64]);
         }
         if self.start.is_none() {
             self.start = Some(r.clone());
@@ -247,6 +250,10 @@ pub struct MemoryReport {
     pub brk_growth_bytes: i64,
     pub mmap: MmapReport,
     pub rss: RssReport,
+    /// Virtual memory now (VmSize) and its data part (VmData: heap and private writable
+    /// mappings), from /proc/PID/status (the last reading while the process lived).
+    pub vm_size_bytes: u64,
+    pub vm_data_bytes: u64,
     pub page_faults: FaultReport,
     pub limits: LimitsReport,
 }
@@ -355,6 +362,11 @@ pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryR
         pts.push((last.t_s, end_rss.total() as f64));
     }
     let rate = fit_slope(pts.iter().copied()).unwrap_or(0.0);
+    // The last (VmSize, VmData) seen while the process had memory.
+    let alive_vm = track
+        .series
+        .last()
+        .map_or((0, 0), |p| (p[2] as u64, p[3] as u64));
     let vm_rate = fit_slope(track.series.iter().map(|p| (p[0], p[2]))).unwrap_or(0.0);
     let data_rate = fit_slope(track.series.iter().map(|p| (p[0], p[3]))).unwrap_or(0.0);
 
@@ -424,6 +436,16 @@ pub fn memory_report(track: &MemTrack, k: &KernelMem, page_size: u64) -> MemoryR
             end: end_rss,
             growth_bytes_per_s: rate,
             growth_samples: pts.len(),
+        },
+        vm_size_bytes: if last.rss.is_some() {
+            last.vm_size
+        } else {
+            alive_vm.0
+        },
+        vm_data_bytes: if last.rss.is_some() {
+            last.vm_data
+        } else {
+            alive_vm.1
         },
         page_faults: {
             // Gone: the counts at its exit, as the kernel saw them, unless /proc (a zombie
@@ -530,6 +552,8 @@ pub fn merge_memory(all: &[MemoryReport]) -> Option<MemoryReport> {
         m.rss.peak_bytes += r.rss.peak_bytes;
         m.rss.growth_bytes_per_s += r.rss.growth_bytes_per_s;
         m.rss.growth_samples = m.rss.growth_samples.min(r.rss.growth_samples);
+        m.vm_size_bytes += r.vm_size_bytes;
+        m.vm_data_bytes += r.vm_data_bytes;
         m.page_faults.minor += r.page_faults.minor;
         m.page_faults.major += r.page_faults.major;
         if let Some(e) = &r.limits.eta

@@ -175,8 +175,11 @@ fn memory_lines(out: &mut dyn Write, who: &str, m: &MemoryReport) -> std::io::Re
     )?;
     writeln!(
         out,
-        "  page faults: minor {}, major {}",
-        m.page_faults.minor, m.page_faults.major
+        "  virtual {} (data {}); page faults: minor {}, major {}",
+        bytes(m.vm_size_bytes),
+        bytes(m.vm_data_bytes),
+        m.page_faults.minor,
+        m.page_faults.major
     )?;
     let l = &m.limits;
     let limit = |v: Option<u64>| v.map_or("unlimited".to_string(), bytes);
