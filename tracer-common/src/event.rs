@@ -14,6 +14,8 @@ pub enum Kind {
     Exit = 3,
     /// A signal was sent to a traced process ([`Signal`]).
     Signal = 4,
+    /// The OOM killer chose a victim anywhere on the machine ([`OomKill`]).
+    OomKill = 5,
 }
 
 impl TryFrom<u32> for Kind {
@@ -24,6 +26,7 @@ impl TryFrom<u32> for Kind {
             2 => Kind::Exec,
             3 => Kind::Exit,
             4 => Kind::Signal,
+            5 => Kind::OomKill,
             other => return Err(other),
         })
     }
@@ -101,6 +104,35 @@ pub struct Signal {
     pub _pad: u32,
 }
 const _: () = assert!(core::mem::size_of::<Signal>() == 16);
+
+/// Target slot of an event about a process that is not traced (OOM kills are reported for
+/// every process on the machine).
+pub const UNTRACED_SLOT: u32 = u32::MAX;
+
+/// The OOM killer marked a victim (`oom:mark_victim`); `header.tid/tgid` are the victim's,
+/// `header.slot` its target slot or [`UNTRACED_SLOT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OomKill {
+    /// The victim's RSS when it was chosen, in bytes, by kind.
+    pub anon_rss: u64,
+    pub file_rss: u64,
+    pub shmem_rss: u64,
+    pub swap: u64,
+    /// Mapped virtual memory in bytes.
+    pub total_vm: u64,
+    /// Id of the victim's memory cgroup (its kernfs id = the directory's inode number).
+    pub cgroup_id: u64,
+    /// 1 if the victim is a traced process.
+    pub traced: u32,
+    pub _pad: u32,
+    /// The victim's name (task comm), NUL-padded.
+    pub comm: [u8; 16],
+    /// Last component of the memory cgroup's path, NUL-padded (the full path is looked up
+    /// by id in userspace; this is the fallback when the cgroup is gone by then).
+    pub cgroup_name: [u8; 64],
+}
+const _: () = assert!(core::mem::size_of::<OomKill>() == 136);
 
 /// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const RING_BYTES: u32 = 256 * 1024;

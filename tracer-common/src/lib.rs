@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod hist;
+pub mod memory;
 
 /// Syscall numbers are folded into this many slots per traced process. x86_64 numbers
 /// stop below 512; anything at or above (x32 numbers, garbage) lands in the last slot.
@@ -37,6 +38,14 @@ pub mod maps {
     pub const THREAD_STATS: &str = "THREAD_STATS";
     /// `PerCpuArray<SchedStats>` indexed by target slot: per-process totals.
     pub const SCHED_STATS: &str = "SCHED_STATS";
+    /// `Array<u32>` indexed by syscall nr: its [`crate::memory::class`] (0 = not a memory or
+    /// descriptor syscall). Filled by userspace only when the memory section is selected.
+    pub const MEM_CLASS: &str = "MEM_CLASS";
+    /// `Array<MemSyscalls>` indexed by target slot (shared by all CPUs, atomic adds).
+    pub const MEM_SYSCALLS: &str = "MEM_SYSCALLS";
+    /// `PerCpuArray<RssSnapshot>` indexed by target slot: the mm's RSS counters at the
+    /// latest `rss_stat` seen on that CPU, and the peak.
+    pub const RSS: &str = "RSS";
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`]).
@@ -48,6 +57,10 @@ pub mod globals {
     pub const OFFSETS: &str = "OFFSETS";
     /// `u32`: 1 to trace children forked by traced processes (`--follow`).
     pub const FOLLOW: &str = "FOLLOW";
+    /// [`crate::memory::MemConfig`]: whether the memory section is selected, and the
+    /// syscall numbers sys_enter looks at. In .rodata, so with `enabled == 0` the verifier
+    /// removes the memory code from sys_enter and sys_exit and it costs nothing.
+    pub const MEMORY: &str = "MEMORY";
 }
 
 /// Offsets of kernel struct members the programs read, found in /sys/kernel/btf/vmlinux by
@@ -61,9 +74,102 @@ pub struct KernelOffsets {
     pub task_tgid: u32,
     /// `task_struct.exit_code` (wait status: code << 8, or the killing signal).
     pub task_exit_code: u32,
+    /// `task_struct.mm`, `task_struct.comm`, `task_struct.cgroups`.
+    pub task_mm: u32,
+    pub task_comm: u32,
+    pub task_cgroups: u32,
+    /// `mm_struct.rss_stat` (an array of `struct percpu_counter`), `mm_struct.start_brk`,
+    /// `mm_struct.total_vm`.
+    pub mm_rss_stat: u32,
+    pub mm_start_brk: u32,
+    pub mm_total_vm: u32,
+    /// `sizeof(struct percpu_counter)` and the offset of its `count`.
+    pub percpu_counter_size: u32,
+    pub percpu_counter_count: u32,
+    /// Indexes of `rss_stat[]`: the kernel's `MM_FILEPAGES`, `MM_ANONPAGES`, `MM_SWAPENTS`,
+    /// `MM_SHMEMPAGES` (enum values, read from BTF too).
+    pub mm_file: u32,
+    pub mm_anon: u32,
+    pub mm_swap: u32,
+    pub mm_shmem: u32,
+    /// `css_set.subsys` (array of `cgroup_subsys_state *`), the kernel's `memory_cgrp_id`,
+    /// `cgroup_subsys_state.cgroup`, `cgroup.kn`, `kernfs_node.id`, `kernfs_node.name`.
+    pub css_set_subsys: u32,
+    pub memory_cgrp_id: u32,
+    pub css_cgroup: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_id: u32,
+    pub kernfs_name: u32,
+    /// `pt_regs` members holding syscall arguments 0, 1, 2, 3 (x86_64: di, si, dx, r10).
+    pub regs_arg0: u32,
+    pub regs_arg1: u32,
+    pub regs_arg2: u32,
+    pub regs_arg3: u32,
+    /// The page size in bytes (not an offset, but fixed per kernel like them).
+    pub page_size: u32,
+    /// `task_struct.min_flt`, `.maj_flt`, `.signal`, `.group_leader`; `signal_struct.min_flt`,
+    /// `.maj_flt` (faults of threads already gone).
+    pub task_min_flt: u32,
+    pub task_maj_flt: u32,
+    pub task_signal: u32,
+    pub task_group_leader: u32,
+    pub signal_min_flt: u32,
+    pub signal_maj_flt: u32,
+    /// `task_struct.files`, `files_struct.fdt`, `fdtable.max_fds`, `fdtable.open_fds`
+    /// (whether a descriptor number is open, for `dup2`/`dup3`).
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_open_fds: u32,
+    /// `fdtable.close_on_exec` (descriptors an exec will close).
+    pub fdtable_close_on_exec: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
+
+impl KernelOffsets {
+    /// All zeros: the kernel side's placeholder until userspace sets the real values.
+    pub const ZERO: KernelOffsets = KernelOffsets {
+        task_pid: 0,
+        task_tgid: 0,
+        task_exit_code: 0,
+        task_mm: 0,
+        task_comm: 0,
+        task_cgroups: 0,
+        mm_rss_stat: 0,
+        mm_start_brk: 0,
+        mm_total_vm: 0,
+        percpu_counter_size: 0,
+        percpu_counter_count: 0,
+        mm_file: 0,
+        mm_anon: 0,
+        mm_swap: 0,
+        mm_shmem: 0,
+        css_set_subsys: 0,
+        memory_cgrp_id: 0,
+        css_cgroup: 0,
+        cgroup_kn: 0,
+        kernfs_id: 0,
+        kernfs_name: 0,
+        regs_arg0: 0,
+        regs_arg1: 0,
+        regs_arg2: 0,
+        regs_arg3: 0,
+        page_size: 0,
+        task_min_flt: 0,
+        task_maj_flt: 0,
+        task_signal: 0,
+        task_group_leader: 0,
+        signal_min_flt: 0,
+        signal_maj_flt: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdtable_max_fds: 0,
+        fdtable_open_fds: 0,
+        fdtable_close_on_exec: 0,
+        _pad: 0,
+    };
+}
 
 /// Why the kernel side failed to record something. Index into [`maps::DROPS`].
 #[repr(u32)]
@@ -78,8 +184,11 @@ pub enum Drop {
     /// The per-thread scheduling map was full: a thread's own counters were not kept (its
     /// process's totals still were).
     ThreadStatsFull = 3,
+    /// A memory or descriptor syscall of a process whose slot is beyond the memory maps
+    /// (cannot happen while slots <= MAX_TARGETS; counted rather than assumed).
+    MemSlotOutOfRange = 4,
 }
-pub const DROP_KINDS: u32 = 4;
+pub const DROP_KINDS: u32 = 5;
 
 /// Scheduling state of a thread, as the hooks track it.
 pub mod sched_state {
@@ -159,7 +268,8 @@ pub struct ThreadState {
     pub start_ns: u64,
     /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`).
     pub stats_idx: u32,
-    pub _pad: u32,
+    /// What sys_enter noted for sys_exit ([`memory::enter_flags`]); 0 when nothing.
+    pub flags: u32,
 }
 const _: () = assert!(core::mem::size_of::<ThreadState>() == 16);
 
@@ -213,4 +323,10 @@ mod user {
     unsafe impl aya::Pod for super::ThreadSched {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SchedStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::memory::MemSyscalls {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::memory::RssSnapshot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::memory::MemConfig {}
 }

@@ -13,12 +13,7 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
 /// Struct member offsets from the kernel's BTF, set by userspace at load time.
 #[unsafe(no_mangle)]
-static OFFSETS: KernelOffsets = KernelOffsets {
-    task_pid: 0,
-    task_tgid: 0,
-    task_exit_code: 0,
-    _pad: 0,
-};
+static OFFSETS: KernelOffsets = KernelOffsets::ZERO;
 
 #[inline(always)]
 pub fn offsets() -> KernelOffsets {

@@ -46,3 +46,13 @@ pub fn floor_pexit(_ctx: RawTracePointContext) -> i32 {
 pub fn floor_signal(_ctx: RawTracePointContext) -> i32 {
     0
 }
+
+#[raw_tracepoint(tracepoint = "rss_stat")]
+pub fn floor_rss_stat(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "mark_victim")]
+pub fn floor_oom(_ctx: RawTracePointContext) -> i32 {
+    0
+}

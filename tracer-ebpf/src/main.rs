@@ -3,6 +3,10 @@
 //! compiles to an empty binary so that `cargo build --workspace` does not fail.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// Atomic add on map values: core's atomic types offer no read-modify-write for the BPF
+// target, the intrinsic lowers to the BPF atomic add instruction.
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
 mod events;
@@ -12,6 +16,10 @@ mod filter;
 mod floor;
 #[cfg(target_arch = "bpf")]
 mod life;
+#[cfg(target_arch = "bpf")]
+mod memory;
+#[cfg(target_arch = "bpf")]
+mod oom;
 #[cfg(target_arch = "bpf")]
 mod sched;
 #[cfg(target_arch = "bpf")]

@@ -14,7 +14,10 @@ use tracer_common::{
     Drop, ErrnoKey, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, ThreadState, hist,
 };
 
-use crate::filter::{count_drop, target_slot};
+use crate::{
+    filter::{count_drop, target_slot},
+    memory,
+};
 
 /// Indexed by tid; sized to pid_max by userspace.
 #[map(name = "THREADS")]
@@ -50,6 +53,12 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if nr == NR_EXIT || nr == NR_EXIT_GROUP {
         return 0;
     }
+    // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
+    let flags = if memory::enabled() {
+        memory::on_sys_enter(&ctx, id)
+    } else {
+        0
+    };
     match THREADS.get_ptr_mut(pid_tgid as u32) {
         Some(state) => {
             // SAFETY: only this thread writes its own slot, and it is on this CPU now.
@@ -57,7 +66,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
                 *state = ThreadState {
                     start_ns: bpf_ktime_get_ns(),
                     stats_idx: slot * SYSCALL_SLOTS + nr,
-                    _pad: 0,
+                    flags,
                 }
             }
         }
@@ -73,13 +82,13 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     // SAFETY: as in sys_enter, the slot belongs to the running thread.
-    let (start, idx) = unsafe {
+    let (start, idx, flags) = unsafe {
         let s = &mut *state;
         if s.start_ns == 0 {
             // Untraced thread, or a call that began before tracer attached.
             return 0;
         }
-        let r = (s.start_ns, s.stats_idx);
+        let r = (s.start_ns, s.stats_idx, s.flags);
         s.start_ns = 0;
         r
     };
@@ -105,6 +114,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             stats_idx: idx,
             errno: (-ret) as u32,
         });
+    }
+    // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
+    if memory::enabled() {
+        // TP_PROTO(struct pt_regs *regs, long ret)
+        memory::on_sys_exit(ctx.arg(0), idx, ret, flags);
     }
     0
 }

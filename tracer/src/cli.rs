@@ -84,6 +84,9 @@ pub enum Section {
     /// Process life: threads, children, exec, exit, signals (sched_process_fork/exec/exit,
     /// signal_generate). Needed by --follow.
     Life,
+    /// Memory (heap, mappings, RSS, faults, limits), OOM kills and file descriptors (raw
+    /// tracepoints sys_enter/sys_exit, rss_stat, mark_victim; /proc every 250 ms).
+    Memory,
 }
 
 impl Section {

@@ -8,7 +8,10 @@ use aya::{
     maps::{Array, MapData},
     programs::{ProgramError, RawTracePoint},
 };
-use tracer_common::{KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS, globals, maps};
+use tracer_common::{
+    KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS, globals, maps,
+    memory::{MemConfig, class},
+};
 
 use crate::cli::Section;
 
@@ -44,6 +47,14 @@ fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static st
             ("proc_exec", "sched_process_exec", "floor_exec"),
             ("proc_exit", "sched_process_exit", "floor_pexit"),
             ("signal_generate", "signal_generate", "floor_signal"),
+        ],
+        // The syscall programs fold memory and descriptor syscalls in (with
+        // MEMORY.enabled = 1), so they are shared with the syscalls section.
+        Section::Memory => &[
+            ("sys_enter", "sys_enter", "floor_enter"),
+            ("sys_exit", "sys_exit", "floor_exit"),
+            ("rss_stat", "rss_stat", "floor_rss_stat"),
+            ("mark_victim", "mark_victim", "floor_oom"),
         ],
     }
 }
@@ -81,12 +92,21 @@ impl Probes {
         let pid_max = pid_max()?;
         let follow = u32::from(opts.follow);
         let slots = opts.slots.clamp(1, MAX_TARGETS);
+        let memory = MemConfig {
+            enabled: u32::from(opts.sections.contains(&Section::Memory)),
+            nr_dup2: sysno("dup2")?,
+            nr_dup3: sysno("dup3")?,
+            nr_close_range: sysno("close_range")?,
+            nr_execve: sysno("execve")?,
+            nr_execveat: sysno("execveat")?,
+        };
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
         let mut ebpf = EbpfLoader::new()
             .btf(None)
             .override_global(globals::OFFSETS, &opts.offsets, true)
             .override_global(globals::FOLLOW, &follow, true)
+            .override_global(globals::MEMORY, &memory, true)
             .map_max_entries(maps::TARGETS, pid_max)
             .map_max_entries(maps::THREADS, pid_max)
             .map_max_entries(maps::THREAD_SCHED, pid_max)
@@ -94,7 +114,10 @@ impl Probes {
             .map_max_entries(maps::SCHED_STATS, slots)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
-        let mut loaded = Vec::new();
+        if memory.enabled != 0 {
+            fill_mem_class(&mut ebpf)?;
+        }
+        let mut loaded: Vec<(&'static str, &'static str)> = Vec::new();
         for &section in opts.sections {
             for &(prog, tp, floor) in hooks(section) {
                 let prog = if opts.programs == Programs::Floor {
@@ -102,6 +125,10 @@ impl Probes {
                 } else {
                     prog
                 };
+                // The memory section shares sys_enter/sys_exit with the syscalls section.
+                if loaded.iter().any(|&(p, _)| p == prog) {
+                    continue;
+                }
                 load_raw_tp(&mut ebpf, prog)?;
                 loaded.push((prog, tp));
             }
@@ -145,6 +172,78 @@ impl Probes {
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+}
+
+/// What each memory or descriptor syscall does, by name (x86_64 numbers from the
+/// `syscalls` crate): the kernel side's [`tracer_common::maps::MEM_CLASS`] table.
+/// Descriptors received over sockets (SCM_RIGHTS) or returned by ioctls are not seen;
+/// /proc's count (`proc_now`) shows any drift.
+pub const MEM_SYSCALLS: &[(&str, u32)] = &[
+    ("brk", class::BRK),
+    ("mmap", class::MMAP),
+    ("munmap", class::MUNMAP),
+    ("mremap", class::MREMAP),
+    ("open", class::FD_NEW),
+    ("openat", class::FD_NEW),
+    ("openat2", class::FD_NEW),
+    ("creat", class::FD_NEW),
+    ("open_by_handle_at", class::FD_NEW),
+    ("dup", class::FD_NEW),
+    ("socket", class::FD_NEW),
+    ("accept", class::FD_NEW),
+    ("accept4", class::FD_NEW),
+    ("eventfd", class::FD_NEW),
+    ("eventfd2", class::FD_NEW),
+    ("epoll_create", class::FD_NEW),
+    ("epoll_create1", class::FD_NEW),
+    ("timerfd_create", class::FD_NEW),
+    ("inotify_init", class::FD_NEW),
+    ("inotify_init1", class::FD_NEW),
+    ("fanotify_init", class::FD_NEW),
+    ("memfd_create", class::FD_NEW),
+    ("memfd_secret", class::FD_NEW),
+    ("userfaultfd", class::FD_NEW),
+    ("perf_event_open", class::FD_NEW),
+    ("pidfd_open", class::FD_NEW),
+    ("pidfd_getfd", class::FD_NEW),
+    ("open_tree", class::FD_NEW),
+    ("fsopen", class::FD_NEW),
+    ("fsmount", class::FD_NEW),
+    ("fspick", class::FD_NEW),
+    ("io_uring_setup", class::FD_NEW),
+    ("mq_open", class::FD_NEW),
+    ("landlock_create_ruleset", class::FD_NEW),
+    ("pipe", class::FD_PAIR),
+    ("pipe2", class::FD_PAIR),
+    ("socketpair", class::FD_PAIR),
+    ("close", class::FD_CLOSE),
+    ("fcntl", class::FD_FCNTL),
+    ("signalfd", class::FD_SIGNALFD),
+    ("signalfd4", class::FD_SIGNALFD),
+    ("dup2", class::FD_DUP2),
+    ("dup3", class::FD_DUP2),
+    ("close_range", class::FD_CLOSE_MANY),
+    ("execve", class::FD_CLOSE_MANY),
+    ("execveat", class::FD_CLOSE_MANY),
+];
+
+fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {
+    let mut table: Array<&mut MapData, u32> = Array::try_from(
+        ebpf.map_mut(maps::MEM_CLASS)
+            .ok_or_else(|| anyhow!("map {} missing", maps::MEM_CLASS))?,
+    )?;
+    for &(name, c) in MEM_SYSCALLS {
+        table.set(sysno(name)?, c, 0)?;
+    }
+    Ok(())
+}
+
+/// The x86_64 number of a syscall, from the `syscalls` crate's table.
+fn sysno(name: &str) -> Result<u32> {
+    let nr: syscalls::Sysno = name
+        .parse()
+        .map_err(|_| anyhow!("unknown syscall {name}"))?;
+    Ok(nr.id() as u32)
 }
 
 fn load_raw_tp(ebpf: &mut Ebpf, prog: &str) -> Result<()> {

@@ -20,7 +20,7 @@ use tracer_common::maps;
 
 use crate::{
     cli::{Cli, Format, Mode, Section},
-    collect::{self, Collector, events::EventReader},
+    collect::{self, Collector, events::EventReader, memory::MemoryCollector},
     model::{
         CommandExit, Context, ProcessInfo, Report, ReportKind, Sample,
         events::{EventData, RawEvent},
@@ -35,6 +35,11 @@ use crate::{
 const FIRST_REPORT: Duration = Duration::from_millis(400);
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
+/// How often the memory section reads /proc (RSS split, faults, limits, cgroup) for its
+/// fits; every `MEMORY_FULL_EVERY`th reading also counts the descriptors.
+const MEMORY_TICK: Duration = Duration::from_millis(250);
+const MEMORY_FULL_EVERY: u64 = 4;
+
 pub fn monotonic_ns() -> u64 {
     // CLOCK_MONOTONIC always exists on Linux; clock_gettime cannot fail for it.
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
@@ -70,11 +75,12 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
 
     let slots = targets.len().max(1) as u32;
+    let offsets = crate::btf::kernel_offsets()?;
     let mut probes = Probes::load(&LoadOptions {
         programs,
         sections: &cli.sections,
         slots,
-        offsets: crate::btf::kernel_offsets()?,
+        offsets,
         follow: cli.follow,
     })?;
     let real = programs == Programs::Tracer;
@@ -93,6 +99,12 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         None
     };
 
+    let mut memory = if real && cli.sections.contains(&Section::Memory) {
+        Some(MemoryCollector::new(probes.ebpf_mut(), offsets.page_size)?)
+    } else {
+        None
+    };
+
     let launched: Option<Launched> = match mode {
         Mode::Attach(_) => None,
         Mode::Launch(argv) => {
@@ -104,6 +116,10 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         }
     };
     for (slot, t) in targets.iter().enumerate() {
+        if let Some(m) = memory.as_mut() {
+            // Before the kernel starts counting: what the process already has.
+            m.baseline(t.pid, launched.is_some());
+        }
         probes.add_target(t.pid, slot as u32)?;
     }
     let t0_ns = monotonic_ns();
@@ -114,6 +130,9 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     }
     probes.attach()?;
     let started = Instant::now();
+    if let Some(m) = memory.as_mut() {
+        m.start_clock(started);
+    }
     let launched_pid = launched.as_ref().map(|l| l.info.pid);
     if let Some(l) = launched {
         l.release()?;
@@ -136,6 +155,7 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
             threads: cli.threads,
         },
         collector,
+        memory,
         started,
         live,
         events: Vec::new(),
@@ -158,6 +178,7 @@ struct Loop<'a> {
     cli: &'a Cli,
     ctx: Context<'a>,
     collector: Option<Collector>,
+    memory: Option<MemoryCollector>,
     started: Instant,
     /// Traced processes (pid, slot), including children followed since the start.
     live: Vec<(u32, u32)>,
@@ -216,13 +237,25 @@ impl Loop<'_> {
         let mut prev = Sample::default();
         let mut prev_at = self.started;
         let mut interval_start = 0;
+        let mut mem_next = self.started + MEMORY_TICK;
+        let mut mem_ticks = 0u64;
         loop {
             tokio::select! {
+                _ = sleep_until(mem_next.into()), if self.memory.is_some() => {
+                    if let Some(m) = self.memory.as_mut() {
+                        mem_ticks += 1;
+                        m.tick(mem_ticks.is_multiple_of(MEMORY_FULL_EVERY));
+                    }
+                    mem_next += MEMORY_TICK;
+                    if mem_next < Instant::now() {
+                        mem_next = Instant::now() + MEMORY_TICK;
+                    }
+                }
                 _ = sleep_until(next.into()), if live_reports => {
                     let now = Instant::now();
                     let cur = self.sample()?;
                     self.drain(ring.as_mut(), &mut exits)?;
-                    let r = Report::build(
+                    let mut r = Report::build(
                         ReportKind::Interval,
                         &cur.since(&prev),
                         &self.events[interval_start..],
@@ -230,6 +263,10 @@ impl Loop<'_> {
                         (now - prev_at).as_secs_f64(),
                         None,
                     );
+                    if let Some(m) = self.memory.as_mut() {
+                        m.tick(true); // "now" is now, not the last tick
+                        m.fill(&mut r, &cur, &self.events[interval_start..], self.ctx.t0_ns);
+                    }
                     render::write(out, self.cli.output, &r).context("cannot write the report")?;
                     (prev, prev_at, interval_start) = (cur, now, self.events.len());
                     next += interval;
@@ -256,11 +293,15 @@ impl Loop<'_> {
             }
         }
         let secs = self.started.elapsed().as_secs_f64();
+        // Before reaping: a launched command's zombie still shows its final fault counts.
+        if let Some(m) = self.memory.as_mut() {
+            m.tick(true);
+        }
         let command = launched_pid.and_then(target::try_reap);
         if self.collector.is_some() {
             let sample = self.sample()?;
             self.drain(ring.as_mut(), &mut exits)?;
-            let r = Report::build(
+            let mut r = Report::build(
                 ReportKind::Final,
                 &sample,
                 &self.events,
@@ -268,6 +309,9 @@ impl Loop<'_> {
                 secs,
                 command,
             );
+            if let Some(m) = self.memory.as_mut() {
+                m.fill(&mut r, &sample, &self.events, self.ctx.t0_ns);
+            }
             render::write(out, self.cli.output, &r).context("cannot write the report")?;
         } else {
             eprintln!("tracer: floor programs attached for {secs:.3} s");

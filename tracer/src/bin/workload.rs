@@ -21,6 +21,14 @@
 //!
 //! `tracer-workload exits`: forks a child that exits with code 3 and one that is killed by
 //! SIGKILL (sent by the parent), and reaps both.
+//!
+//! Memory and descriptors (`workload/memory.rs`), each after `--wait`'s handshake if given:
+//! `brk MIB` grows the heap by MIB MiB with `sbrk` in 1 MiB steps; `mmap MIB` maps MIB MiB
+//! anonymous, writes every page and unmaps it; `fds N` opens /dev/null N times, closes
+//! none, and prints `opened A emfile B`; `oom` allocates 1 MiB after 1 MiB until killed;
+//! `grow MIB MILLIS COUNT` maps and writes MIB MiB every MILLIS ms, COUNT times; `dups`
+//! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors; `fdexec`
+//! closes descriptors with close_range and an exec of itself (net effect +2).
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -28,9 +36,12 @@ use std::{
     os::fd::AsRawFd,
 };
 
+#[path = "workload/memory.rs"]
+mod memory;
+
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec"
     );
     std::process::exit(2)
 }
@@ -184,6 +195,13 @@ fn main() {
                 wait_for(killed);
             }
         }
+        Some("brk") => memory::brk(num(args.next()), wait),
+        Some("mmap") => memory::mmap(num(args.next()), wait),
+        Some("fds") => memory::fds(num(args.next()), wait),
+        Some("oom") => memory::oom(wait),
+        Some("dups") => memory::dups(wait),
+        Some("fdexec") => memory::fdexec(wait),
+        Some("grow") => memory::grow(num(args.next()), num(args.next()), num(args.next()), wait),
         _ => usage(),
     }
 }

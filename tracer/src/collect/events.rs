@@ -44,6 +44,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         Kind::Exec => EventData::Exec(read::<event::Exec>(bytes, kind)?.data),
         Kind::Exit => EventData::Exit(read::<event::Exit>(bytes, kind)?.data),
         Kind::Signal => EventData::Signal(read::<event::Signal>(bytes, kind)?.data),
+        Kind::OomKill => EventData::OomKill(read::<event::OomKill>(bytes, kind)?.data),
     };
     Ok(RawEvent { header, data })
 }
@@ -102,6 +103,50 @@ mod tests {
                 group_dead: 1
             })
         );
+    }
+
+    #[test]
+    fn oom_kill_event_round_trips() {
+        let mut name = [0u8; 64];
+        name[..4].copy_from_slice(b"test");
+        let data = event::OomKill {
+            anon_rss: 64 << 20,
+            file_rss: 4096,
+            shmem_rss: 0,
+            swap: 0,
+            total_vm: 1 << 30,
+            cgroup_id: 1234,
+            traced: 1,
+            _pad: 0,
+            comm: *b"tracer-workload\0",
+            cgroup_name: name,
+        };
+        let ev = Event {
+            header: Header {
+                kind: Kind::OomKill as u32,
+                slot: 0,
+                ts_ns: 2_000_000_000,
+                tid: 77,
+                tgid: 77,
+            },
+            data,
+        };
+        let got = decode(&bytes_of(&ev)).unwrap();
+        assert_eq!(got.data, EventData::OomKill(data));
+        let r = crate::model::memory::OomReport::from_event(&got, 1_000_000_000, &|id| {
+            (id == 1234).then(|| "/a/test".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            (r.pid, r.comm.as_str(), r.traced),
+            (77, "tracer-workload", true)
+        );
+        assert_eq!(
+            (r.anon_rss_bytes, r.cgroup.as_str(), r.t_s),
+            (64 << 20, "/a/test", 1.0)
+        );
+        let r = crate::model::memory::OomReport::from_event(&got, 0, &|_| None).unwrap();
+        assert_eq!(r.cgroup, "test", "falls back to the kernel's name");
     }
 
     #[test]

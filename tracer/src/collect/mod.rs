@@ -1,6 +1,8 @@
 //! Reads the kernel's aggregate maps into a [`Sample`]: the only code that knows how the
 //! counters are laid out in maps. Discrete events are decoded in [`events`].
 pub mod events;
+pub mod memory;
+pub mod proc;
 pub mod sched;
 
 use anyhow::{Result, anyhow};
@@ -94,6 +96,7 @@ impl Collector {
             thread_out_of_range: drops[Drop::ThreadOutOfRange as usize],
             ring_buffer_full: drops[Drop::RingBufFull as usize],
             thread_stats_full: drops[Drop::ThreadStatsFull as usize],
+            mem_slot_out_of_range: drops[Drop::MemSlotOutOfRange as usize],
         };
         Ok(sample)
     }

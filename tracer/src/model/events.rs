@@ -16,6 +16,7 @@ pub enum EventData {
     Exec(event::Exec),
     Exit(event::Exit),
     Signal(event::Signal),
+    OomKill(event::OomKill),
 }
 
 /// A process-life event as reported. `t_s` is seconds since tracing started.
@@ -59,6 +60,14 @@ pub enum ProcessEvent {
         sender_pid: u32,
         result: &'static str,
     },
+    /// The OOM killer chose `pid` (any process on the machine; `traced` if it is traced).
+    OomKill {
+        t_s: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        traced: bool,
+    },
 }
 
 /// Counts of life events in a window.
@@ -98,6 +107,12 @@ fn comm(bytes: &[u8; 16]) -> String {
 }
 
 impl RawEvent {
+    /// False for events about untraced processes (OOM kills elsewhere on the machine):
+    /// those are reported in `oom_kills` only, not in the traced processes' event list.
+    pub fn is_about_a_target(&self) -> bool {
+        self.header.slot != event::UNTRACED_SLOT
+    }
+
     /// The report form; `t0_ns` is the monotonic time tracing started.
     pub fn to_report(self, t0_ns: u64) -> ProcessEvent {
         let h = &self.header;
@@ -140,6 +155,13 @@ impl RawEvent {
                 sender_pid: s.sender_tgid,
                 result: signal_result(s.result),
             },
+            EventData::OomKill(k) => ProcessEvent::OomKill {
+                t_s,
+                pid,
+                tid,
+                comm: comm(&k.comm),
+                traced: k.traced != 0,
+            },
         }
     }
 }
@@ -157,6 +179,8 @@ impl LifeCounts {
                     c.process_exits += u64::from(x.group_dead != 0);
                 }
                 EventData::Signal(_) => c.signals += 1,
+                // Reported in `oom_kills` (the memory section), not a life event.
+                EventData::OomKill(_) => {}
             }
         }
         c

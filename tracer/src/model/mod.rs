@@ -3,6 +3,7 @@
 //! one interval; [`Report::build`] turns counts into rows with rates and percentiles, which
 //! `render` prints.
 pub mod events;
+pub mod memory;
 pub mod sched;
 
 use std::collections::BTreeMap;
@@ -164,6 +165,8 @@ pub struct Drops {
     pub ring_buffer_full: u64,
     /// Threads whose own scheduling counters could not be kept (the map was full).
     pub thread_stats_full: u64,
+    /// Memory or descriptor syscalls of a slot beyond the memory maps (never expected).
+    pub mem_slot_out_of_range: u64,
 }
 
 impl Drops {
@@ -172,6 +175,7 @@ impl Drops {
             + self.thread_out_of_range
             + self.ring_buffer_full
             + self.thread_stats_full
+            + self.mem_slot_out_of_range
     }
 
     fn since(&self, prev: &Self) -> Self {
@@ -184,6 +188,9 @@ impl Drops {
             thread_stats_full: self
                 .thread_stats_full
                 .saturating_sub(prev.thread_stats_full),
+            mem_slot_out_of_range: self
+                .mem_slot_out_of_range
+                .saturating_sub(prev.mem_slot_out_of_range),
         }
     }
 }
@@ -282,6 +289,11 @@ pub struct ProcessReport {
     pub syscalls: Vec<SyscallRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sched: Option<SchedReport>,
+    /// Memory section (when selected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fds: Option<memory::FdReport>,
 }
 
 /// How a launched command ended.
@@ -334,6 +346,14 @@ pub struct Report {
     pub events_omitted: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandExit>,
+    /// Memory section (when selected): all traced processes together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemoryReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fds: Option<memory::FdReport>,
+    /// OOM kills on the whole machine in the window (when the memory section is selected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<Vec<memory::OomReport>>,
 }
 
 /// Events listed in one report; more are only counted.
@@ -447,6 +467,8 @@ impl Report {
                     totals,
                     syscalls,
                     sched,
+                    memory: None,
+                    fds: None,
                 }
             })
             .collect();
@@ -486,11 +508,16 @@ impl Report {
             life: LifeCounts::count(events),
             events: events
                 .iter()
+                .filter(|e| e.is_about_a_target())
                 .take(MAX_EVENTS_LISTED)
                 .map(|&e| e.to_report(t0_ns))
                 .collect(),
-            events_omitted: events.len().saturating_sub(MAX_EVENTS_LISTED) as u64,
+            events_omitted: (events.iter().filter(|e| e.is_about_a_target()).count())
+                .saturating_sub(MAX_EVENTS_LISTED) as u64,
             command,
+            memory: None,
+            fds: None,
+            oom_kills: None,
         }
     }
 }

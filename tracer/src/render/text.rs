@@ -5,6 +5,7 @@ use std::io::Write;
 use crate::model::{
     Report, ReportKind, SyscallRow, Totals,
     events::{LifeCounts, ProcessEvent},
+    memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     sched::SchedReport,
 };
 
@@ -40,6 +41,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         sched_section(out, sched, r.duration_s)?;
     }
     life_section(out, r)?;
+    memory_section(out, r)?;
     if r.lost_events > 0 || r.kind == ReportKind::Final {
         writeln!(
             out,
@@ -254,6 +256,192 @@ fn event_line(e: &ProcessEvent) -> String {
         } => {
             format!("+{t_s:.3}s signal  {signal} to {pid} from {sender_pid} ({result})")
         }
+        ProcessEvent::OomKill {
+            t_s,
+            pid,
+            comm,
+            traced,
+            ..
+        } => {
+            let who = if *traced { "TRACED process" } else { "process" };
+            format!("+{t_s:.3}s oom     the OOM killer killed {who} {pid} ({comm})")
+        }
+    }
+}
+
+/// The memory, descriptor and OOM-kill lines (when the memory section is selected).
+pub fn memory_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
+    for k in r.oom_kills.iter().flatten() {
+        oom_line(out, k)?;
+    }
+    let per_process = r.kind == ReportKind::Final && r.processes.len() > 1;
+    if let Some(m) = &r.memory {
+        let who = if per_process { "all traced" } else { "" };
+        memory_lines(out, who, m)?;
+    }
+    if let Some(f) = &r.fds {
+        fd_lines(out, if per_process { "all traced" } else { "" }, f)?;
+    }
+    if per_process {
+        for p in &r.processes {
+            let who = format!("{} ({})", p.pid, p.comm);
+            if let Some(m) = &p.memory {
+                memory_lines(out, &who, m)?;
+            }
+            if let Some(f) = &p.fds {
+                fd_lines(out, &who, f)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn oom_line(out: &mut dyn Write, k: &OomReport) -> std::io::Result<()> {
+    let what = format!(
+        "pid {} ({}) at {:.2} s: rss anon {}, file {}, shmem {}; memory cgroup {}",
+        k.pid,
+        k.comm,
+        k.t_s,
+        bytes(k.anon_rss_bytes),
+        bytes(k.file_rss_bytes),
+        bytes(k.shmem_rss_bytes),
+        k.cgroup
+    );
+    if k.traced {
+        writeln!(out, "!!! OOM KILL OF A TRACED PROCESS: {what} !!!")
+    } else {
+        writeln!(out, "oom kill (not traced): {what}")
+    }
+}
+
+fn memory_lines(out: &mut dyn Write, who: &str, m: &MemoryReport) -> std::io::Result<()> {
+    let sep = if who.is_empty() { "" } else { " " };
+    let rss = &m.rss;
+    writeln!(
+        out,
+        "memory{sep}{who}: rss {} (anon {}, file {}, shmem {}, swap {}); start {}, peak {}, trend {}",
+        bytes(rss.end_bytes),
+        bytes(rss.end.anon_bytes),
+        bytes(rss.end.file_bytes),
+        bytes(rss.end.shmem_bytes),
+        bytes(rss.end.swap_bytes),
+        bytes(rss.start_bytes),
+        bytes(rss.peak_bytes),
+        if rss.growth_samples >= MIN_FIT_SAMPLES {
+            format!("{}/s", signed_bytes(rss.growth_bytes_per_s as i64))
+        } else {
+            "n/a (too few samples)".to_string()
+        },
+    )?;
+    writeln!(
+        out,
+        "  heap (brk) {}: {:#x} -> {:#x}",
+        signed_bytes(m.brk_growth_bytes),
+        m.brk_start,
+        m.brk_end
+    )?;
+    writeln!(
+        out,
+        "  mmap: anon {}, file {}, mremap grown {}; unmapped {}; net {}",
+        bytes(m.mmap.anon_mapped_bytes),
+        bytes(m.mmap.file_mapped_bytes),
+        bytes(m.mmap.remap_grown_bytes),
+        bytes(m.mmap.unmapped_bytes),
+        signed_bytes(m.mmap.net_bytes)
+    )?;
+    writeln!(
+        out,
+        "  virtual {} (data {}); page faults: minor {}, major {}",
+        bytes(m.vm_size_bytes),
+        bytes(m.vm_data_bytes),
+        m.page_faults.minor,
+        m.page_faults.major
+    )?;
+    let l = &m.limits;
+    let limit = |v: Option<u64>| v.map_or("unlimited".to_string(), bytes);
+    let cg = l
+        .cgroup
+        .as_ref()
+        .map_or("memory cgroup unknown".to_string(), |c| {
+            format!(
+                "cgroup {} {} of {}",
+                c.path,
+                bytes(c.usage_bytes),
+                limit(c.limit_bytes)
+            )
+        });
+    writeln!(
+        out,
+        "  limits: {cg}; RLIMIT_AS {}; RLIMIT_DATA {}",
+        limit(l.rlimit_as_bytes),
+        limit(l.rlimit_data_bytes)
+    )?;
+    if let Some(e) = &l.eta {
+        writeln!(
+            out,
+            "  at {}/s, the {} limit ({}) is reached in {}",
+            bytes(e.rate_bytes_per_s as u64),
+            e.limit,
+            bytes(e.limit_bytes),
+            secs(e.eta_s)
+        )?;
+    }
+    Ok(())
+}
+
+fn fd_lines(out: &mut dyn Write, who: &str, f: &FdReport) -> std::io::Result<()> {
+    let sep = if who.is_empty() { "" } else { " " };
+    let proc_now = f
+        .proc_now
+        .map_or(String::new(), |n| format!(" (/proc now: {n})"));
+    writeln!(
+        out,
+        "fds{sep}{who}: {} open{proc_now}; start {}, peak {}, opened {}, closed {}; limit {}; EMFILE {}, ENFILE {}",
+        f.end,
+        f.start,
+        f.peak,
+        f.opened,
+        f.closed,
+        f.limit.map_or("unlimited".to_string(), |l| l.to_string()),
+        f.emfile_errors,
+        f.enfile_errors
+    )?;
+    if let Some(w) = &f.warning {
+        writeln!(out, "WARNING: {w}")?;
+    }
+    Ok(())
+}
+
+/// Bytes in binary units: 512 B, 12.0 KiB, 3.5 MiB, 1.25 GiB.
+pub fn bytes(n: u64) -> String {
+    const K: f64 = 1024.0;
+    let f = n as f64;
+    if f < K {
+        format!("{n} B")
+    } else if f < K * K {
+        format!("{:.1} KiB", f / K)
+    } else if f < K * K * K {
+        format!("{:.1} MiB", f / (K * K))
+    } else {
+        format!("{:.2} GiB", f / (K * K * K))
+    }
+}
+
+fn signed_bytes(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "+" };
+    format!("{sign}{}", bytes(n.unsigned_abs()))
+}
+
+/// A duration for people: 45 s, 12 min, 3.5 h, 2.0 days.
+fn secs(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} days", s / 86400.0)
     }
 }
 
@@ -308,6 +496,11 @@ mod tests {
         assert_eq!(rate(12.5), "12.5");
         assert_eq!(rate(3_400.0), "3.4k");
         assert_eq!(rate(1_200_000.0), "1.20M");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64.0 MiB");
+        assert_eq!(signed_bytes(-(3 << 10)), "-3.0 KiB");
+        assert_eq!(secs(90.0), "90 s");
+        assert_eq!(secs(3600.0), "60 min");
     }
 
     #[test]
@@ -343,5 +536,72 @@ mod tests {
         let total = text.lines().find(|l| l.starts_with("total")).unwrap();
         assert!(total.split_whitespace().nth(1) == Some("3"), "{total}");
         assert!(text.contains("lost events: 0"));
+        assert!(
+            !text.contains("memory"),
+            "no memory section unless selected"
+        );
+    }
+
+    #[test]
+    fn memory_section_shows_oom_kills_loudly_and_fd_warnings() {
+        use crate::model::memory::{FdReport, MemoryReport, OomReport};
+        let targets = [ProcessInfo {
+            pid: 7,
+            comm: "svc".into(),
+        }];
+        let mut r = Report::build(
+            ReportKind::Final,
+            &Sample::default(),
+            &[],
+            &crate::model::ctx(&targets),
+            1.0,
+            None,
+        );
+        let mut m = MemoryReport {
+            brk_growth_bytes: 64 << 20,
+            ..Default::default()
+        };
+        m.rss.end_bytes = 3 << 20;
+        r.memory = Some(m);
+        r.fds = Some(FdReport {
+            start: 3,
+            end: 256,
+            limit: Some(256),
+            emfile_errors: 247,
+            warning: Some("open descriptors reached 256 of the limit 256 (100%)".into()),
+            ..Default::default()
+        });
+        let kill = |pid, traced| OomReport {
+            t_s: 1.5,
+            pid,
+            comm: "hog".into(),
+            anon_rss_bytes: 63 << 20,
+            file_rss_bytes: 0,
+            shmem_rss_bytes: 0,
+            swap_bytes: 0,
+            total_vm_bytes: 0,
+            cgroup: "/t".into(),
+            traced,
+        };
+        r.oom_kills = Some(vec![kill(7, true), kill(9, false)]);
+        let mut buf = Vec::new();
+        write(&mut buf, &r).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.contains("!!! OOM KILL OF A TRACED PROCESS: pid 7 (hog)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("oom kill (not traced): pid 9 (hog)"),
+            "{text}"
+        );
+        assert!(text.contains("anon 63.0 MiB"), "{text}");
+        assert!(text.contains("heap (brk) +64.0 MiB"), "{text}");
+        assert!(text.contains("fds: 256 open"), "{text}");
+        assert!(text.contains("EMFILE 247"), "{text}");
+        assert!(
+            text.contains("WARNING: open descriptors reached 256"),
+            "{text}"
+        );
     }
 }

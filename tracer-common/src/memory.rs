@@ -1,0 +1,119 @@
+//! Memory and file-descriptor accounting shared by the kernel side and userspace.
+
+/// What a syscall does to memory or descriptors; the value of [`crate::maps::MEM_CLASS`]
+/// for its number. Userspace fills the table (from syscall names), the kernel only reads
+/// it, so no syscall number is written down twice.
+pub mod class {
+    pub const NONE: u32 = 0;
+    /// `brk`: the return value is the new program break.
+    pub const BRK: u32 = 1;
+    /// `mmap(addr, len, prot, flags, fd, off)`: `len` bytes mapped on success.
+    pub const MMAP: u32 = 2;
+    /// `munmap(addr, len)`: `len` bytes unmapped on success.
+    pub const MUNMAP: u32 = 3;
+    /// `mremap(addr, old_len, new_len, ...)`: grows or shrinks a mapping.
+    pub const MREMAP: u32 = 4;
+    /// Returns one new descriptor on success (open, socket, dup, eventfd, ...).
+    pub const FD_NEW: u32 = 5;
+    /// Creates two descriptors and returns 0 (pipe, pipe2, socketpair).
+    pub const FD_PAIR: u32 = 6;
+    /// `close(fd)`: one descriptor fewer on success.
+    pub const FD_CLOSE: u32 = 7;
+    /// `fcntl(fd, cmd, ...)`: a new descriptor when cmd is F_DUPFD or F_DUPFD_CLOEXEC.
+    pub const FD_FCNTL: u32 = 8;
+    /// `signalfd(fd, ...)`/`signalfd4`: a new descriptor only when `fd` is -1.
+    pub const FD_SIGNALFD: u32 = 9;
+    /// `dup2(old, new)`/`dup3`: a new descriptor only when `new` was not open (sys_enter
+    /// looks, see [`super::MemConfig`]); otherwise it replaces one.
+    pub const FD_DUP2: u32 = 10;
+    /// `close_range`, `execve`, `execveat`: on success, close the descriptors sys_enter
+    /// counted (open ones in the range; those marked close-on-exec).
+    pub const FD_CLOSE_MANY: u32 = 11;
+    /// Number of classes.
+    pub const COUNT: u32 = 12;
+}
+
+/// The memory section's switch and the syscall numbers sys_enter must recognize, set by
+/// userspace at load time (a .rodata global: the verifier sees the values as constants).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemConfig {
+    /// 1 when the memory section is selected.
+    pub enabled: u32,
+    /// Numbers of `dup2`, `dup3`, `close_range`, `execve`, `execveat`.
+    pub nr_dup2: u32,
+    pub nr_dup3: u32,
+    pub nr_close_range: u32,
+    pub nr_execve: u32,
+    pub nr_execveat: u32,
+}
+const _: () = assert!(core::mem::size_of::<MemConfig>() == 24);
+
+/// Bits of `ThreadState::flags` set by sys_enter for sys_exit.
+pub mod enter_flags {
+    /// sys_enter looked at a dup2/dup3 target descriptor...
+    pub const DUP_CHECKED: u32 = 1;
+    /// ...and it was open (the call replaces it).
+    pub const DUP_TARGET_OPEN: u32 = 2;
+    /// The call closes `flags >> CLOSES_SHIFT` descriptors if it succeeds (close_range,
+    /// exec).
+    pub const CLOSES: u32 = 4;
+    pub const CLOSES_SHIFT: u32 = 3;
+}
+
+/// x86_64 ABI constants the kernel side compares syscall arguments with.
+pub const MAP_ANONYMOUS: u64 = 0x20;
+pub const F_DUPFD: u64 = 0;
+pub const F_DUPFD_CLOEXEC: u64 = 1030;
+pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+
+/// Bitmap words of the descriptor table sys_enter scans for close_range and exec:
+/// descriptors 0..16383. Beyond, closes are not counted (/proc's count shows it).
+pub const MAX_FD_WORDS: u64 = 256;
+
+/// What one traced process did to its memory and descriptors, from its syscalls. One
+/// entry per target slot, shared by all CPUs: counters are atomic adds, `brk`/`start_brk`
+/// plain stores (a process's brk calls are serialized by the kernel anyway).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemSyscalls {
+    /// Bytes (rounded up to pages) mapped by successful anonymous / file-backed `mmap`s.
+    pub anon_mapped: u64,
+    pub file_mapped: u64,
+    /// Bytes (rounded up to pages) given back by successful `munmap`s.
+    pub unmapped: u64,
+    /// Bytes by which successful `mremap`s grew / shrank mappings.
+    pub remap_grown: u64,
+    pub remap_shrunk: u64,
+    /// The program break after the latest `brk` (0: no `brk` seen), and `mm->start_brk`
+    /// (where the heap begins) read at that moment.
+    pub brk: u64,
+    pub start_brk: u64,
+    /// Descriptors created / closed by successful syscalls.
+    pub fds_opened: u64,
+    pub fds_closed: u64,
+    /// Highest `fds_opened - fds_closed` seen after an open (0 if never above 0).
+    pub fds_peak_net: u64,
+}
+const _: () = assert!(core::mem::size_of::<MemSyscalls>() == 80);
+
+/// RSS counters of a traced process's mm (pages), as one CPU last saw them in `rss_stat`.
+/// Userspace takes the newest (`ts_ns`) over CPUs for "now" and the maximum `peak_pages`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RssSnapshot {
+    /// `bpf_ktime_get_ns()` of the update (0: never updated on this CPU).
+    pub ts_ns: u64,
+    pub file_pages: u64,
+    pub anon_pages: u64,
+    pub shmem_pages: u64,
+    pub swap_pages: u64,
+    /// Highest file + anon + shmem seen on this CPU.
+    pub peak_pages: u64,
+    /// When the process's memory was torn down at its exit (0: not seen on this CPU), and
+    /// its minor/major fault counts at that moment (what /proc/PID/stat would have said).
+    pub exit_ts_ns: u64,
+    pub exit_minflt: u64,
+    pub exit_majflt: u64,
+}
+const _: () = assert!(core::mem::size_of::<RssSnapshot>() == 72);

@@ -1,0 +1,348 @@
+//! Memory and descriptors of traced processes: what their syscalls map, unmap, open and
+//! close (folded in at sys_exit, see `syscalls.rs`), and their RSS from the kernel's own
+//! counters at every `rss_stat` tracepoint (raw, so no tracefs and no record is built).
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
+    macros::{map, raw_tracepoint},
+    maps::{Array, PerCpuArray},
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    Drop, KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS,
+    memory::{
+        CLOSE_RANGE_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MAX_FD_WORDS, MemConfig,
+        MemSyscalls, RssSnapshot, class, enter_flags,
+    },
+};
+
+use crate::{
+    events::{offsets, read_at},
+    filter::{count_drop, target_slot},
+};
+
+/// Set by userspace; in .rodata, so the verifier drops the memory code from sys_enter and
+/// sys_exit when `enabled` is 0.
+#[unsafe(no_mangle)]
+static MEMORY: MemConfig = MemConfig {
+    enabled: 0,
+    nr_dup2: 0,
+    nr_dup3: 0,
+    nr_close_range: 0,
+    nr_execve: 0,
+    nr_execveat: 0,
+};
+
+/// Syscall nr -> [`class`]; filled by userspace.
+#[map(name = "MEM_CLASS")]
+static MEM_CLASS: Array<u32> = Array::with_max_entries(SYSCALL_SLOTS, 0);
+
+#[map(name = "MEM_SYSCALLS")]
+static MEM_SYSCALLS: Array<MemSyscalls> = Array::with_max_entries(MAX_TARGETS, 0);
+
+#[map(name = "RSS")]
+static RSS: PerCpuArray<RssSnapshot> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
+
+#[inline(always)]
+fn config() -> MemConfig {
+    // SAFETY: a global in .rodata; volatile so the compiler does not fold the zeros above.
+    unsafe { core::ptr::read_volatile(&MEMORY) }
+}
+
+#[inline(always)]
+pub fn enabled() -> bool {
+    config().enabled != 0
+}
+
+/// At sys_enter of a traced thread, for the descriptor syscalls whose effect depends on
+/// the descriptor table: `dup2`/`dup3` (is the target open?), `close_range` (how many of
+/// the range are open?), `execve`/`execveat` (how many are close-on-exec?). A few
+/// compares for any other syscall.
+#[inline(always)]
+pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64) -> u32 {
+    let c = config();
+    let regs: u64 = ctx.arg(0);
+    if id == c.nr_dup2 as u64 || id == c.nr_dup3 as u64 {
+        let o = offsets();
+        if fd_is_open(arg(regs, o.regs_arg1), &o) {
+            enter_flags::DUP_CHECKED | enter_flags::DUP_TARGET_OPEN
+        } else {
+            enter_flags::DUP_CHECKED
+        }
+    } else if id == c.nr_close_range as u64 {
+        let o = offsets();
+        // close_range(unsigned int fd, unsigned int max_fd, unsigned int flags)
+        if arg(regs, o.regs_arg2) & CLOSE_RANGE_CLOEXEC != 0 {
+            return 0; // only marks them close-on-exec
+        }
+        let first = arg(regs, o.regs_arg0) & 0xffff_ffff;
+        let last = arg(regs, o.regs_arg1) & 0xffff_ffff;
+        closes(count_fds(&o, first, last, false))
+    } else if id == c.nr_execve as u64 || id == c.nr_execveat as u64 {
+        let o = offsets();
+        closes(count_fds(&o, 0, u64::MAX, true))
+    } else {
+        0
+    }
+}
+
+#[inline(always)]
+fn closes(n: u32) -> u32 {
+    enter_flags::CLOSES | (n << enter_flags::CLOSES_SHIFT)
+}
+
+/// The running task's descriptor table (`current->files->fdt`).
+#[inline(always)]
+fn fdtable(o: &KernelOffsets) -> Option<u64> {
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    read_at::<u64>(task, o.task_files).and_then(|f| read_at::<u64>(f, o.files_fdt))
+}
+
+/// Open descriptors numbered `first..=last` of the running task (with `cloexec_only`,
+/// only those marked close-on-exec), from the table's bitmaps, over at most
+/// [`MAX_FD_WORDS`] words.
+#[inline(always)]
+fn count_fds(o: &KernelOffsets, first: u64, last: u64, cloexec_only: bool) -> u32 {
+    let Some(fdt) = fdtable(o) else {
+        return 0;
+    };
+    let max = read_at::<u32>(fdt, o.fdtable_max_fds).unwrap_or(0) as u64;
+    if first >= max {
+        return 0;
+    }
+    let last = if last >= max { max - 1 } else { last };
+    let (Some(open), Some(cloexec)) = (
+        read_at::<u64>(fdt, o.fdtable_open_fds),
+        read_at::<u64>(fdt, o.fdtable_close_on_exec),
+    ) else {
+        return 0;
+    };
+    let (w0, w1) = (first / 64, last / 64);
+    let mut n = 0;
+    for i in 0..MAX_FD_WORDS {
+        let w = w0 + i;
+        if w > w1 {
+            break;
+        }
+        let mut word = read_at::<u64>(open + w * 8, 0).unwrap_or(0);
+        if cloexec_only {
+            word &= read_at::<u64>(cloexec + w * 8, 0).unwrap_or(0);
+        }
+        if w == w0 {
+            word &= u64::MAX << (first % 64);
+        }
+        if w == w1 && last % 64 != 63 {
+            word &= (1u64 << (last % 64 + 1)) - 1;
+        }
+        n += word.count_ones();
+    }
+    n
+}
+
+/// Whether descriptor `fd` of the running task is open: a bit of
+/// `current->files->fdt->open_fds`.
+#[inline(always)]
+fn fd_is_open(fd: u64, o: &KernelOffsets) -> bool {
+    let Some(fdt) = fdtable(o) else {
+        return false;
+    };
+    let max = read_at::<u32>(fdt, o.fdtable_max_fds).unwrap_or(0) as u64;
+    if fd >= max {
+        return false;
+    }
+    let Some(bits) = read_at::<u64>(fdt, o.fdtable_open_fds) else {
+        return false;
+    };
+    match read_at::<u64>(bits + (fd / 64) * 8, 0) {
+        Some(word) => (word >> (fd % 64)) & 1 != 0,
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn add(field: &mut u64, v: u64) {
+    // SAFETY: the field lives in a map value for as long as the program runs; the add is
+    // atomic because several CPUs may update the same process's entry. The result is not
+    // used, so this is the plain BPF atomic add that every kernel supports.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(field, v) };
+}
+
+#[inline(always)]
+fn pages(len: u64, page: u64) -> u64 {
+    (len + page - 1) & !(page - 1)
+}
+
+/// A syscall argument from the `struct pt_regs *` of sys_enter/sys_exit (`off`: the
+/// offset of its register).
+#[inline(always)]
+fn arg(regs: u64, off: u32) -> u64 {
+    read_at::<u64>(regs, off).unwrap_or(0)
+}
+
+/// Folds a finished syscall into the process's memory and descriptor counters. Called by
+/// sys_exit for traced threads only; for syscalls of no interest it costs one inlined
+/// array lookup.
+#[inline(always)]
+pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
+    let nr = stats_idx % SYSCALL_SLOTS;
+    let c = match MEM_CLASS.get(nr) {
+        Some(&c) if c != class::NONE => c,
+        _ => return,
+    };
+    if ret < 0 && ret >= -4095 {
+        return; // failed: nothing changed (the errno is counted by sys_exit)
+    }
+    let Some(m) = MEM_SYSCALLS.get_ptr_mut(stats_idx / SYSCALL_SLOTS) else {
+        count_drop(Drop::MemSlotOutOfRange);
+        return;
+    };
+    // SAFETY: a map value, valid while the program runs; counters are updated atomically.
+    let m = unsafe { &mut *m };
+    let o: KernelOffsets = offsets();
+    let page = o.page_size as u64;
+    match c {
+        class::BRK => {
+            m.brk = ret as u64;
+            let task = unsafe { bpf_get_current_task() };
+            if let Some(mm) = read_at::<u64>(task, o.task_mm)
+                && let Some(start) = read_at::<u64>(mm, o.mm_start_brk)
+            {
+                m.start_brk = start;
+            }
+        }
+        class::MMAP => {
+            let len = pages(arg(regs, o.regs_arg1), page);
+            if arg(regs, o.regs_arg3) & MAP_ANONYMOUS != 0 {
+                add(&mut m.anon_mapped, len);
+            } else {
+                add(&mut m.file_mapped, len);
+            }
+        }
+        class::MUNMAP => add(&mut m.unmapped, pages(arg(regs, o.regs_arg1), page)),
+        class::MREMAP => {
+            let old = pages(arg(regs, o.regs_arg1), page);
+            let new = pages(arg(regs, o.regs_arg2), page);
+            if new > old {
+                add(&mut m.remap_grown, new - old);
+            } else {
+                add(&mut m.remap_shrunk, old - new);
+            }
+        }
+        class::FD_NEW => opened(m, 1),
+        class::FD_PAIR => opened(m, 2),
+        class::FD_CLOSE => add(&mut m.fds_closed, 1),
+        class::FD_FCNTL => {
+            let cmd = arg(regs, o.regs_arg1);
+            if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
+                opened(m, 1);
+            }
+        }
+        class::FD_SIGNALFD => {
+            if arg(regs, o.regs_arg0) as i32 == -1 {
+                opened(m, 1);
+            }
+        }
+        class::FD_CLOSE_MANY => {
+            if flags & enter_flags::CLOSES != 0 {
+                add(
+                    &mut m.fds_closed,
+                    (flags >> enter_flags::CLOSES_SHIFT) as u64,
+                );
+            }
+        }
+        class::FD_DUP2 => {
+            // dup2(fd, fd) changes nothing; onto an open descriptor it replaces it.
+            if flags & enter_flags::DUP_CHECKED != 0
+                && flags & enter_flags::DUP_TARGET_OPEN == 0
+                && arg(regs, o.regs_arg0) != arg(regs, o.regs_arg1)
+            {
+                opened(m, 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn opened(m: &mut MemSyscalls, n: u64) {
+    add(&mut m.fds_opened, n);
+    // Not atomic with the add: with threads opening on two CPUs at once the peak may be
+    // one short for an instant, never wrong for long.
+    let net = m.fds_opened.saturating_sub(m.fds_closed);
+    if net > m.fds_peak_net {
+        m.fds_peak_net = net;
+    }
+}
+
+/// Reads `mm->rss_stat[idx].count` (pages; the central count of the per-CPU counter, as
+/// the kernel's own `get_mm_counter` does).
+#[inline(always)]
+pub fn mm_counter(mm: u64, o: &KernelOffsets, idx: u32) -> u64 {
+    let off = o.mm_rss_stat + idx * o.percpu_counter_size + o.percpu_counter_count;
+    match read_at::<i64>(mm, off) {
+        Some(v) if v > 0 => v as u64,
+        _ => 0,
+    }
+}
+
+/// Faults of an exiting process: those of its threads already released (in the signal
+/// struct), of the running thread, and of the group leader when that is another thread
+/// (a leader that exited first keeps its own counts until it is reaped).
+#[inline(always)]
+fn exit_faults(task: u64, o: &KernelOffsets, task_off: u32, signal_off: u32) -> u64 {
+    let mut n = read_at::<u64>(task, task_off).unwrap_or(0);
+    if let Some(sig) = read_at::<u64>(task, o.task_signal) {
+        n += read_at::<u64>(sig, signal_off).unwrap_or(0);
+    }
+    if let Some(leader) = read_at::<u64>(task, o.task_group_leader)
+        && leader != task
+    {
+        n += read_at::<u64>(leader, task_off).unwrap_or(0);
+    }
+    n
+}
+
+/// `TP_PROTO(struct mm_struct *mm, int member)`: an RSS counter of `mm` changed.
+#[raw_tracepoint(tracepoint = "rss_stat")]
+pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
+    let Some(slot) = target_slot((bpf_get_current_pid_tgid() >> 32) as u32) else {
+        return 0;
+    };
+    let mm: u64 = ctx.arg(0);
+    let o = offsets();
+    // Only the process's own mm while it runs: when it exits, `current->mm` is already
+    // NULL while the mm is torn down, so the last values before the exit stay in place.
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    let Some(cur) = read_at::<u64>(task, o.task_mm) else {
+        return 0;
+    };
+    let Some(snap) = RSS.get_ptr_mut(slot) else {
+        return 0;
+    };
+    // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
+    let s = unsafe { &mut *snap };
+    if cur == 0 {
+        // The process is exiting (its last thread dropped the mm): record its fault counts
+        // as /proc would sum them, since its parent may reap it before tracer reads /proc.
+        s.exit_minflt = exit_faults(task, &o, o.task_min_flt, o.signal_min_flt);
+        s.exit_majflt = exit_faults(task, &o, o.task_maj_flt, o.signal_maj_flt);
+        s.exit_ts_ns = unsafe { bpf_ktime_get_ns() };
+        return 0;
+    }
+    if cur != mm {
+        return 0; // an exec tearing down the old mm, or another process's mm
+    }
+    s.file_pages = mm_counter(mm, &o, o.mm_file);
+    s.anon_pages = mm_counter(mm, &o, o.mm_anon);
+    s.shmem_pages = mm_counter(mm, &o, o.mm_shmem);
+    s.swap_pages = mm_counter(mm, &o, o.mm_swap);
+    s.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let total = s.file_pages + s.anon_pages + s.shmem_pages;
+    if total > s.peak_pages {
+        s.peak_pages = total;
+    }
+    0
+}

@@ -1,0 +1,171 @@
+//! Memory and descriptor workloads with exactly known effects (see `usage` in workload.rs).
+use std::{
+    ffi::CString,
+    io::{BufRead, Write},
+};
+
+const MIB: usize = 1 << 20;
+const PAGE: usize = 4096;
+
+/// With `--wait`: says `ready` and waits for a line on stdin (tracer attaches meanwhile).
+pub fn wait_for_go(wait: bool) {
+    if wait {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ready").unwrap();
+        out.flush().unwrap();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).unwrap();
+    }
+}
+
+/// `brk MIB`: grows the heap by MIB MiB with `sbrk`, 1 MiB at a time.
+pub fn brk(mib: u64, wait: bool) {
+    wait_for_go(wait);
+    for _ in 0..mib {
+        // SAFETY: moves the program break up; the memory is never used.
+        let p = unsafe { libc::sbrk(MIB as libc::intptr_t) };
+        assert_ne!(p as isize, -1, "sbrk failed");
+    }
+}
+
+fn map_anon(len: usize) -> *mut u8 {
+    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED, "mmap failed");
+    p.cast()
+}
+
+fn touch(p: *mut u8, len: usize) {
+    for off in (0..len).step_by(PAGE) {
+        // SAFETY: within the mapping of `len` bytes starting at p.
+        unsafe { p.add(off).write_volatile(1) };
+    }
+}
+
+/// `mmap MIB`: maps MIB MiB anonymous, writes every page (one page fault each: no huge
+/// pages), then unmaps it.
+pub fn mmap(mib: u64, wait: bool) {
+    wait_for_go(wait);
+    let len = mib as usize * MIB;
+    let p = map_anon(len);
+    // SAFETY: advice on the mapping made above.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_NOHUGEPAGE) };
+    touch(p, len);
+    // SAFETY: unmapping exactly the mapping made above.
+    assert_eq!(unsafe { libc::munmap(p.cast(), len) }, 0);
+}
+
+/// `fds N`: opens /dev/null N times and closes none; prints `opened A emfile B`.
+pub fn fds(n: u64, wait: bool) {
+    let path = CString::new("/dev/null").unwrap();
+    wait_for_go(wait);
+    let (mut opened, mut emfile) = (0, 0);
+    for _ in 0..n {
+        // SAFETY: a NUL-terminated path; the descriptor is deliberately leaked.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+        if fd >= 0 {
+            opened += 1;
+        } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::EMFILE) {
+            emfile += 1;
+        }
+    }
+    println!("opened {opened} emfile {emfile}");
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1 // minus read_dir's own
+}
+
+/// `dups`: descriptor syscalls whose effect depends on the state: dup2 onto a closed
+/// number (+1), onto an open one (0), onto itself (0), dup3 (+1), close (-1),
+/// fcntl(F_DUPFD) (+1), pipe (+2); prints `delta D` (the /proc count after - before, 4).
+pub fn dups(wait: bool) {
+    let before = open_fds();
+    wait_for_go(wait);
+    // SAFETY: descriptor syscalls on numbers this process owns or leaves free (100-200
+    // are unused: the test starts it with 0, 1, 2 and its pipes below 10).
+    let after = unsafe {
+        assert_eq!(libc::dup2(0, 100), 100);
+        assert_eq!(libc::dup2(1, 100), 100);
+        assert_eq!(libc::dup2(0, 0), 0);
+        assert_eq!(libc::dup3(0, 101, libc::O_CLOEXEC), 101);
+        assert_eq!(libc::close(100), 0);
+        assert!(libc::fcntl(0, libc::F_DUPFD, 200) >= 200);
+        let mut p = [0; 2];
+        assert_eq!(libc::pipe(p.as_mut_ptr()), 0);
+        open_fds()
+    };
+    println!("delta {}", after as i64 - before as i64);
+}
+
+/// `fdexec`: opens 10 descriptors, closes 5 of them with one `close_range`, marks the
+/// other 5 close-on-exec with another, opens 3 more close-on-exec, then execs itself as
+/// `fds 2` (which opens 2 and prints `opened 2 emfile 0`). Net effect: +2 descriptors.
+pub fn fdexec(wait: bool) {
+    let path = CString::new("/dev/null").unwrap();
+    let exe = CString::new("/proc/self/exe").unwrap();
+    let argv = [c"tracer-workload", c"fds", c"2"];
+    wait_for_go(wait);
+    // SAFETY: opens of a NUL-terminated path, close_range over the descriptors opened
+    // here, and an exec with NUL-terminated arguments.
+    unsafe {
+        let first = libc::open(path.as_ptr(), libc::O_RDONLY);
+        for _ in 1..10 {
+            assert!(libc::open(path.as_ptr(), libc::O_RDONLY) >= 0);
+        }
+        let (a, b) = (first as libc::c_uint, first as libc::c_uint + 4);
+        assert_eq!(libc::syscall(libc::SYS_close_range, a, b, 0), 0);
+        let (a, b) = (first as libc::c_uint + 5, first as libc::c_uint + 9);
+        let cloexec = libc::CLOSE_RANGE_CLOEXEC as libc::c_uint;
+        assert_eq!(libc::syscall(libc::SYS_close_range, a, b, cloexec), 0);
+        for _ in 0..3 {
+            assert!(libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) >= 0);
+        }
+        let args = [
+            argv[0].as_ptr(),
+            argv[1].as_ptr(),
+            argv[2].as_ptr(),
+            std::ptr::null(),
+        ];
+        libc::execv(exe.as_ptr(), args.as_ptr());
+    }
+    panic!("exec failed: {}", std::io::Error::last_os_error());
+}
+
+/// `grow MIB MILLIS COUNT`: COUNT times, maps and writes MIB MiB, then sleeps MILLIS ms
+/// (steady growth, for growth rates and limit ETAs).
+/// With `--wait`, it then says `grown` and waits for another line before exiting (so that
+/// a tracer can end while it still holds the memory).
+pub fn grow(mib: u64, millis: u64, count: u64, wait: bool) {
+    wait_for_go(wait);
+    for _ in 0..count {
+        touch(map_anon(mib as usize * MIB), mib as usize * MIB);
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+    }
+    if wait {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "grown").unwrap();
+        out.flush().unwrap();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).unwrap();
+    }
+}
+
+/// `oom`: maps and touches 1 MiB after 1 MiB until the OOM killer ends it (gives up with
+/// exit code 3 after 4 GiB, if no limit stopped it).
+pub fn oom(wait: bool) {
+    wait_for_go(wait);
+    for _ in 0..4096 {
+        touch(map_anon(MIB), MIB);
+    }
+    std::process::exit(3);
+}

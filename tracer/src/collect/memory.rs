@@ -1,0 +1,166 @@
+//! The memory section's collection: the kernel's per-process memory maps, the /proc
+//! readings (baseline and every tick), and OOM-kill cgroup names; then the report parts.
+use std::time::Instant;
+
+use anyhow::Result;
+use aya::{
+    Ebpf,
+    maps::{Array, MapData, PerCpuArray},
+};
+use tracer_common::{
+    maps,
+    memory::{MemSyscalls, RssSnapshot},
+};
+
+use super::{
+    proc::{self, CgroupNames, CgroupRoots},
+    take,
+};
+use crate::model::{
+    Report, Sample,
+    events::{EventData, RawEvent},
+    memory::{
+        self, EMFILE, ENFILE, KernelMem, MemTrack, fd_report, memory_report, merge_fds,
+        merge_memory,
+    },
+};
+
+pub struct MemoryCollector {
+    syscalls: Array<MapData, MemSyscalls>,
+    rss: PerCpuArray<MapData, RssSnapshot>,
+    roots: CgroupRoots,
+    names: CgroupNames,
+    /// (pid, track) per target slot.
+    tracks: Vec<(u32, MemTrack)>,
+    started: Instant,
+    page_size: u64,
+}
+
+impl MemoryCollector {
+    pub fn new(ebpf: &mut Ebpf, page_size: u32) -> Result<Self> {
+        let roots = CgroupRoots::find();
+        Ok(Self {
+            syscalls: take(ebpf, maps::MEM_SYSCALLS)?,
+            rss: take(ebpf, maps::RSS)?,
+            names: CgroupNames::new(roots.clone()),
+            roots,
+            tracks: Vec::new(),
+            started: Instant::now(),
+            page_size: page_size as u64,
+        })
+    }
+
+    /// The baseline of a process about to be traced (call just before adding it to the
+    /// filter). `launched`: it is parked before its exec.
+    pub fn baseline(&mut self, pid: u32, launched: bool) {
+        let r = proc::read(pid, 0.0, &self.roots, true, true);
+        let mut track = MemTrack::new(launched, r);
+        if launched {
+            // Its exec will close the close-on-exec descriptors (tracer's own, copied by
+            // the fork), and the kernel side counts those closes. Offset them in advance,
+            // so that counts and the peak start from what the command itself begins with.
+            track.fd_seed = proc::cloexec_fds(pid);
+            let slot = self.tracks.len() as u32;
+            let seed = MemSyscalls {
+                fds_opened: track.fd_seed,
+                ..Default::default()
+            };
+            if let Err(e) = self.syscalls.set(slot, seed, 0) {
+                eprintln!("tracer: cannot set the descriptor baseline: {e}");
+            }
+        }
+        self.tracks.push((pid, track));
+    }
+
+    /// Counting starts now: times of readings are relative to this.
+    pub fn start_clock(&mut self, at: Instant) {
+        self.started = at;
+    }
+
+    /// Reads /proc for every traced process (call every tick, and once at the end before
+    /// reaping a launched command, so that its zombie's final counts are read). `full`:
+    /// also the descriptor count; otherwise the previous one is kept.
+    pub fn tick(&mut self, full: bool) {
+        let t = self.started.elapsed().as_secs_f64();
+        for (pid, track) in &mut self.tracks {
+            // Gone from /proc: keep the last counts, but no memory any more.
+            let alive = track.last.as_ref().is_some_and(|l| l.rss.is_some());
+            match proc::read(*pid, t, &self.roots, full, false) {
+                Some(mut r) => {
+                    if let Some(prev) = &track.last {
+                        if !full {
+                            r.fds = prev.fds;
+                        }
+                        // A zombie has left its cgroup (/proc shows the root): keep the last.
+                        if r.rss.is_none() {
+                            r.cgroup = prev.cgroup.clone();
+                        }
+                    }
+                    track.push(r)
+                }
+                None if alive => {
+                    let mut gone = track.last.clone().unwrap_or_default();
+                    gone.t_s = t;
+                    gone.rss = None;
+                    track.push(gone);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Reads the kernel's counters of one slot.
+    fn kernel(&self, slot: u32) -> KernelMem {
+        let mut k = KernelMem {
+            sys: self.syscalls.get(&slot, 0).unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Ok(per_cpu) = self.rss.get(&slot, 0) {
+            for s in per_cpu.iter() {
+                k.add_cpu_snapshot(s);
+            }
+        }
+        k
+    }
+
+    /// Fills the memory, descriptor and OOM parts of `report`. `cumulative` is the sample
+    /// since the start (for EMFILE/ENFILE counts); `events` are the report window's.
+    pub fn fill(
+        &mut self,
+        report: &mut Report,
+        cumulative: &Sample,
+        events: &[RawEvent],
+        t0_ns: u64,
+    ) {
+        let mut mems = Vec::new();
+        let mut fds = Vec::new();
+        for (slot, (_, track)) in self.tracks.iter().enumerate() {
+            let k = self.kernel(slot as u32);
+            let errors = |errno: u32| -> u64 {
+                cumulative
+                    .syscalls
+                    .iter()
+                    .filter(|((s, _), _)| *s == slot as u32)
+                    .map(|(_, c)| c.errnos.get(&errno).copied().unwrap_or(0))
+                    .sum()
+            };
+            let m = memory_report(track, &k, self.page_size);
+            let f = fd_report(track, &k, errors(EMFILE), errors(ENFILE));
+            if let Some(p) = report.processes.get_mut(slot) {
+                p.memory = Some(m.clone());
+                p.fds = Some(f.clone());
+            }
+            mems.push(m);
+            fds.push(f);
+        }
+        report.memory = merge_memory(&mems);
+        report.fds = merge_fds(&fds);
+        for e in events {
+            if let EventData::OomKill(k) = e.data {
+                self.names.resolve(k.cgroup_id);
+            }
+        }
+        let names = &self.names;
+        report.oom_kills = Some(memory::oom_kills(events, t0_ns, &|id| names.cached(id)));
+    }
+}

@@ -1,0 +1,267 @@
+//! Reading /proc and the memory cgroup: the baseline and the periodic readings of the
+//! memory section (RSS split, faults, limits, descriptor count), and finding a cgroup's
+//! path from its id (for OOM kills).
+use std::{
+    collections::HashMap,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use procfs::process::{LimitValue, MMapPath, Process};
+
+use crate::model::memory::{CgroupMem, NO_LIMIT, ProcReading, Rss};
+
+/// O_CLOEXEC as /proc/PID/fdinfo prints it (octal flags).
+const O_CLOEXEC: u64 = 0o2000000;
+
+/// Where the memory controller's hierarchy is mounted.
+#[derive(Clone, Debug, Default)]
+pub struct CgroupRoots {
+    /// cgroup v1 hierarchy with the memory controller.
+    pub v1_memory: Option<PathBuf>,
+    /// The cgroup v2 (unified) hierarchy.
+    pub v2: Option<PathBuf>,
+}
+
+impl CgroupRoots {
+    pub fn find() -> Self {
+        let mut roots = CgroupRoots::default();
+        let Ok(mounts) = Process::myself().and_then(|p| p.mountinfo()) else {
+            return roots;
+        };
+        for m in mounts {
+            match m.fs_type.as_str() {
+                "cgroup" if m.super_options.contains_key("memory") => {
+                    roots.v1_memory.get_or_insert(m.mount_point);
+                }
+                "cgroup2" => {
+                    roots.v2.get_or_insert(m.mount_point);
+                }
+                _ => {}
+            }
+        }
+        roots
+    }
+}
+
+fn soft(l: &procfs::process::Limit) -> Option<u64> {
+    match l.soft_limit {
+        LimitValue::Value(v) => Some(v),
+        LimitValue::Unlimited => None,
+    }
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The process's memory cgroup, with its limit and usage.
+fn memory_cgroup(p: &Process, roots: &CgroupRoots) -> Option<CgroupMem> {
+    let groups = p.cgroups().ok()?;
+    let v1 = groups
+        .0
+        .iter()
+        .find(|g| g.controllers.iter().any(|c| c == "memory"));
+    if let (Some(g), Some(root)) = (v1, &roots.v1_memory) {
+        let dir = root.join(g.pathname.trim_start_matches('/'));
+        let limit = read_u64(&dir.join("memory.limit_in_bytes")).filter(|&l| l < NO_LIMIT);
+        return Some(CgroupMem {
+            path: g.pathname.clone(),
+            limit_bytes: limit,
+            usage_bytes: read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0),
+        });
+    }
+    let v2 = groups.0.iter().find(|g| g.hierarchy == 0)?;
+    let dir = roots.v2.as_ref()?.join(v2.pathname.trim_start_matches('/'));
+    // memory.max holds "max" when unlimited; missing when the controller is not enabled.
+    let usage = read_u64(&dir.join("memory.current"))?;
+    Some(CgroupMem {
+        path: v2.pathname.clone(),
+        limit_bytes: read_u64(&dir.join("memory.max")),
+        usage_bytes: usage,
+    })
+}
+
+/// Reads one process. None when it is gone entirely (reaped). `full`: also the descriptor
+/// count (a directory listing: costly with many descriptors, so not on every tick);
+/// otherwise `fds` is None. `baseline`: also the heap's end.
+pub fn read(
+    pid: u32,
+    t_s: f64,
+    roots: &CgroupRoots,
+    full: bool,
+    baseline: bool,
+) -> Option<ProcReading> {
+    let p = Process::new(pid as i32).ok()?;
+    let stat = p.stat().ok()?;
+    let status = p.status().ok()?;
+    let kib = |v: Option<u64>| v.unwrap_or(0) * 1024;
+    // A zombie has no mm: /proc/PID/status then has no Vm*/Rss* lines.
+    let rss = status.vmrss.map(|_| Rss {
+        anon_bytes: kib(status.rssanon),
+        file_bytes: kib(status.rssfile),
+        shmem_bytes: kib(status.rssshmem),
+        swap_bytes: kib(status.vmswap),
+    });
+    let limits = p.limits().ok();
+    let brk = if baseline && rss.is_some() {
+        p.maps()
+            .ok()
+            .and_then(|m| {
+                m.iter()
+                    .find(|m| m.pathname == MMapPath::Heap)
+                    .map(|m| m.address.1)
+            })
+            .or(stat.start_brk)
+    } else {
+        None
+    };
+    Some(ProcReading {
+        t_s,
+        rss,
+        vm_size: kib(status.vmsize),
+        vm_data: kib(status.vmdata),
+        minflt: stat.minflt,
+        majflt: stat.majflt,
+        fds: if full {
+            p.fd_count().ok().map(|n| n as u64)
+        } else {
+            None
+        },
+        nofile_limit: limits.as_ref().and_then(|l| soft(&l.max_open_files)),
+        as_limit: limits.as_ref().and_then(|l| soft(&l.max_address_space)),
+        data_limit: limits.as_ref().and_then(|l| soft(&l.max_data_size)),
+        cgroup: memory_cgroup(&p, roots),
+        brk,
+        start_brk: stat.start_brk,
+    })
+}
+
+/// Descriptors marked close-on-exec (closed by the exec of a launched command).
+pub fn cloexec_fds(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u64::from_str_radix(f.trim(), 8).ok())
+                .is_some_and(|flags| flags & O_CLOEXEC != 0)
+        })
+        .count() as u64
+}
+
+/// Finds memory cgroups by id (the kernfs id is the directory's inode number), caching
+/// what it found.
+#[derive(Debug, Default)]
+pub struct CgroupNames {
+    roots: CgroupRoots,
+    cache: HashMap<u64, Option<String>>,
+}
+
+impl CgroupNames {
+    pub fn new(roots: CgroupRoots) -> Self {
+        Self {
+            roots,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn resolve(&mut self, id: u64) -> Option<String> {
+        if let Some(v) = self.cache.get(&id) {
+            return v.clone();
+        }
+        let found = [&self.roots.v1_memory, &self.roots.v2]
+            .into_iter()
+            .flatten()
+            .find_map(|root| find_ino(root, root, id, 0));
+        self.cache.insert(id, found.clone());
+        found
+    }
+
+    pub fn cached(&self, id: u64) -> Option<String> {
+        self.cache.get(&id).cloned().flatten()
+    }
+}
+
+fn find_ino(root: &Path, dir: &Path, ino: u64, depth: u32) -> Option<String> {
+    let meta = std::fs::metadata(dir).ok()?;
+    if meta.ino() == ino {
+        let rel = dir.strip_prefix(root).ok()?;
+        return Some(format!("/{}", rel.display()));
+    }
+    if depth > 32 {
+        return None;
+    }
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .find_map(|e| find_ino(root, &e.path(), ino, depth + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads this test process (no root needed).
+    #[test]
+    fn reads_a_live_process() {
+        let me = std::process::id();
+        let roots = CgroupRoots::find();
+        let r = read(me, 1.5, &roots, true, true).unwrap();
+        assert_eq!(r.t_s, 1.5);
+        let rss = r.rss.expect("a live process has memory");
+        assert!(rss.total() > 0 && r.vm_size >= rss.total());
+        assert!(r.fds.unwrap() >= 3);
+        assert!(r.brk.is_some() && r.start_brk.is_some());
+        // A light reading leaves out the descriptor count.
+        assert!(read(me, 0.0, &roots, false, false).unwrap().fds.is_none());
+        assert!(read(u32::MAX >> 2, 0.0, &roots, true, false).is_none());
+    }
+
+    #[test]
+    fn counts_close_on_exec_descriptors() {
+        // std opens files close-on-exec: this process holds at least these 20.
+        let files: Vec<_> = (0..20)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        assert!(cloexec_fds(std::process::id()) >= files.len() as u64);
+        // A spawned child has only its standard descriptors, inherited (not close-on-exec).
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        // Until its exec is complete, the child may still hold the spawn's close-on-exec
+        // pipe: wait (up to 5 s) for the exec, then for none to be left.
+        let path = format!("/proc/{}/exe", child.id());
+        let start = std::time::Instant::now();
+        let mut n = u64::MAX;
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            n = cloexec_fds(child.id());
+            if n == 0 && std::fs::read_link(&path).is_ok_and(|p| p.ends_with("sleep")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(n, 0);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn finds_a_cgroup_by_inode() {
+        let roots = CgroupRoots::find();
+        let Some(root) = roots.v1_memory.clone().or(roots.v2.clone()) else {
+            eprintln!("SKIPPED: no memory cgroup hierarchy mounted");
+            return;
+        };
+        let ino = std::fs::metadata(&root).unwrap().ino();
+        let mut names = CgroupNames::new(roots);
+        assert_eq!(names.resolve(ino).as_deref(), Some("/"));
+        assert_eq!(names.cached(ino).as_deref(), Some("/"));
+        assert_eq!(names.resolve(u64::MAX), None);
+    }
+}

@@ -1,0 +1,482 @@
+//! Integration tests of the memory section: workloads with exactly known heap growth,
+//! mappings, descriptors, and a real OOM kill in a memory cgroup of the test's own. They
+//! load the real eBPF programs and need root (CI is root on the same kernel).
+mod common;
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::Value;
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// Asserts `got` is within `tol` (a fraction) of `want`.
+fn assert_near(what: &str, got: f64, want: f64, tol: f64) {
+    assert!(
+        (got - want).abs() <= tol * want,
+        "{what}: got {got} ({:.3} MiB), want {want} ({:.3} MiB) within {}%",
+        got / MIB,
+        want / MIB,
+        tol * 100.0
+    );
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Starts a workload with `--wait` (optionally with RLIMIT_NOFILE set before its exec) and
+/// returns it once it has said `ready`.
+fn waiting_workload(args: &[&str], nofile: Option<u64>) -> Child {
+    let mut cmd = Command::new(WORKLOAD);
+    cmd.arg("--wait")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    if let Some(n) = nofile {
+        // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    child
+}
+
+/// Attaches tracer (memory section, `format`) to a waiting workload, lets the workload
+/// run to its end, and returns tracer's output and the workload's (stdout, status).
+fn trace_waiting(mut work: Child, format: &str) -> (Output, String, std::process::ExitStatus) {
+    let mut tr = tracer()
+        .args(["--output", format, "--sections", "syscalls,memory"])
+        .args(["--pid", &work.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let work_out = wait_output(work, Duration::from_secs(60));
+    let out = wait_output(tr, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "tracer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out,
+        String::from_utf8_lossy(&work_out.stdout).into_owned(),
+        work_out.status,
+    )
+}
+
+#[test]
+fn heap_growth_by_brk_is_reported() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["brk", "64"], None);
+    let (out, _, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    let r = final_report(&out);
+    let m = &r["memory"];
+    assert_near("brk growth", num(&m["brk_growth_bytes"]), 64.0 * MIB, 0.01);
+    assert_eq!(calls(&r, "brk"), 64);
+    // The per-process object says the same.
+    assert_eq!(
+        r["processes"][0]["memory"]["brk_growth_bytes"],
+        m["brk_growth_bytes"]
+    );
+    assert_eq!(r["lost_events"], 0);
+}
+
+#[test]
+fn anonymous_mapping_and_rss_growth_are_reported() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["mmap", "32"], None);
+    let (out, _, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    let r = final_report(&out);
+    let m = &r["memory"];
+    let mmap = &m["mmap"];
+    assert_near(
+        "anon mapped",
+        num(&mmap["anon_mapped_bytes"]),
+        32.0 * MIB,
+        0.01,
+    );
+    assert_near("unmapped", num(&mmap["unmapped_bytes"]), 32.0 * MIB, 0.01);
+    assert_eq!(mmap["file_mapped_bytes"], 0);
+    // RSS grew by the 32 MiB written (the peak, from rss_stat), then fell back.
+    let rss = &m["rss"];
+    let growth = num(&rss["peak_bytes"]) - num(&rss["start_bytes"]);
+    assert_near("rss growth", growth, 32.0 * MIB, 0.05);
+    assert!(
+        num(&rss["end_bytes"]) < num(&rss["start_bytes"]) + 2.0 * MIB,
+        "RSS after munmap: {rss}"
+    );
+    // One fault per page written (no huge pages), and a few for the rest of the run (the
+    // count at the exit comes from the kernel: the test reaps the workload at once).
+    let minor = m["page_faults"]["minor"].as_u64().unwrap();
+    eprintln!("minor faults: {minor}, rss: {rss}");
+    assert!((32 * 256..32 * 256 + 256).contains(&minor), "{minor}");
+}
+
+#[test]
+fn descriptors_opened_and_never_closed_are_counted() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["fds", "500"], Some(4096));
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    assert_eq!(said.trim(), "opened 500 emfile 0");
+    let f = &final_report(&out)["fds"];
+    let (start, end) = (f["start"].as_u64().unwrap(), f["end"].as_u64().unwrap());
+    assert_eq!(end - start, 500, "{f}");
+    assert_eq!(f["opened"], 500);
+    assert_eq!(f["closed"], 0);
+    assert_eq!(f["limit"], 4096);
+    assert_eq!(f["emfile_errors"], 0);
+    assert!(f["warning"].is_null(), "{f}");
+}
+
+#[test]
+fn dup2_counts_only_when_it_adds_a_descriptor() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["dups"], None);
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    // The workload's own /proc count grew by 4 (the read_dir for counting is closed).
+    assert_eq!(said.trim(), "delta 4");
+    let f = &final_report(&out)["fds"];
+    // dup2 onto a free number, dup3, F_DUPFD, and a pipe's two ends; one close (plus the
+    // read_dir of /proc/self/fd: one open and one close).
+    assert_eq!(f["opened"], 5 + 1, "{f}");
+    assert_eq!(f["closed"], 1 + 1, "{f}");
+    assert_eq!(f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(), 4);
+}
+
+#[test]
+fn close_range_and_exec_close_what_they_close() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["fdexec"], None);
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    assert_eq!(said.trim(), "opened 2 emfile 0", "the exec'd program ran");
+    let r = final_report(&out);
+    let f = &r["fds"];
+    // 10 + 3 opened before the exec, 2 after (the loader's opens and closes cancel out);
+    // 5 closed by close_range, 5 + 3 close-on-exec closed by the exec.
+    assert_eq!(
+        f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(),
+        2,
+        "{f}"
+    );
+    assert_eq!(
+        f["opened"].as_u64().unwrap() - f["closed"].as_u64().unwrap(),
+        2,
+        "{f}"
+    );
+    assert_eq!(calls(&r, "close_range"), 2);
+    assert_eq!(calls(&r, "execve"), 1);
+}
+
+#[test]
+fn emfile_errors_are_counted_and_warned_about() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["fds", "500"], Some(256));
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    // What the workload itself saw: "opened A emfile B".
+    let words: Vec<u64> = said
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (opened, emfile) = (words[0], words[1]);
+    assert!(emfile > 0 && opened + emfile == 500, "{said}");
+    let r = final_report(&out);
+    let f = &r["fds"];
+    assert_eq!(f["limit"], 256);
+    assert_eq!(f["opened"], opened);
+    assert_eq!(f["emfile_errors"], emfile);
+    assert_eq!(f["end"], 256, "the limit was reached: {f}");
+    let w = f["warning"].as_str().expect("a warning");
+    assert!(w.contains("of the limit 256"), "{w}");
+    assert!(
+        w.contains(&format!("{emfile} calls failed with EMFILE")),
+        "{w}"
+    );
+    assert_eq!(row(&r, "openat").unwrap()["errnos"]["EMFILE"], emfile);
+
+    // The text report shows the warning.
+    let work = waiting_workload(&["fds", "500"], Some(256));
+    let (out, _, _) = trace_waiting(work, "text");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = &text[text.find("summary of").expect("a summary")..];
+    assert!(summary.contains(&format!("EMFILE {emfile}")), "{summary}");
+    assert!(
+        summary.contains("WARNING: open descriptors reached 256 of the limit 256"),
+        "{summary}"
+    );
+}
+
+/// A memory cgroup (v1) made for one test and removed when the test ends, failed or not.
+struct Cgroup {
+    dir: PathBuf,
+}
+
+impl Cgroup {
+    fn new(limit_bytes: u64) -> Option<Cgroup> {
+        let root = PathBuf::from("/sys/fs/cgroup/memory");
+        if !root.join("memory.limit_in_bytes").exists() {
+            eprintln!(
+                "SKIPPED: no cgroup v1 memory controller at {}",
+                root.display()
+            );
+            return None;
+        }
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = root.join(format!("tracer-test-oom-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let cg = Cgroup { dir };
+        std::fs::write(
+            cg.dir.join("memory.limit_in_bytes"),
+            limit_bytes.to_string(),
+        )
+        .unwrap();
+        // No swapping in this cgroup: the limit is reached, not dodged (ignored if absent).
+        let _ = std::fs::write(cg.dir.join("memory.swappiness"), "0");
+        Some(cg)
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let start = Instant::now();
+        loop {
+            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: killing a process the test put in its own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() || start.elapsed() > Duration::from_secs(5) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn oom_kill_of_the_traced_process_is_reported_and_tracer_exits() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(cg) = Cgroup::new(64 << 20) else {
+        return;
+    };
+    let work = waiting_workload(&["oom"], None);
+    let pid = work.id();
+    cg.add(pid);
+    let (out, _, status) = trace_waiting(work, "json");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the workload was OOM-killed"
+    );
+    let r = final_report(&out);
+    let kills = r["oom_kills"].as_array().unwrap();
+    let k = kills
+        .iter()
+        .find(|k| k["pid"] == pid)
+        .unwrap_or_else(|| panic!("no OOM kill of {pid} in {kills:?}"));
+    assert_eq!(k["comm"], "tracer-workload");
+    assert_eq!(k["traced"], true);
+    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(k["cgroup"], format!("/{name}"));
+    // It was killed near its cgroup's limit: most of 64 MiB was anonymous memory.
+    let anon = num(&k["anon_rss_bytes"]);
+    assert!(anon > 32.0 * MIB && anon <= 64.0 * MIB, "{k}");
+    let limits = &r["memory"]["limits"]["cgroup"];
+    assert_eq!(limits["path"], format!("/{name}"));
+    assert_eq!(limits["limit_bytes"], 64u64 << 20);
+    // The summary is complete: the memory it grew to is there too.
+    assert!(
+        num(&r["memory"]["rss"]["peak_bytes"]) > 32.0 * MIB,
+        "{}",
+        r["memory"]
+    );
+    assert_eq!(r["lost_events"], 0);
+}
+
+#[test]
+fn growth_toward_a_cgroup_limit_gives_an_eta() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(cg) = Cgroup::new(512 << 20) else {
+        return;
+    };
+    // 4 MiB every 100 ms for 2 s: about 40 MiB/s, far below the 512 MiB limit. The
+    // workload then holds its memory until told to exit; tracer is stopped before that, so
+    // the report is of a live, growing process.
+    let mut work = waiting_workload(&["grow", "4", "100", "20"], None);
+    cg.add(work.id());
+    let mut tr = tracer()
+        .args(["--output", "json", "--sections", "memory"])
+        .args(["--pid", &work.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let mut grown = String::new();
+    BufReader::new(work.stdout.as_mut().unwrap())
+        .read_line(&mut grown)
+        .unwrap();
+    assert_eq!(grown.trim(), "grown");
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    let out = wait_output(tr, Duration::from_secs(10));
+    assert!(out.status.success());
+    work.stdin.as_mut().unwrap().write_all(b"exit\n").unwrap();
+    assert!(work.wait().unwrap().success());
+    let m = &final_report(&out)["memory"];
+    let rss = &m["rss"];
+    assert!(rss["growth_samples"].as_u64().unwrap() >= 3, "{rss}");
+    let rate = num(&rss["growth_bytes_per_s"]);
+    assert!(rate > 0.0, "{rss}");
+    let cgroup = &m["limits"]["cgroup"];
+    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(cgroup["path"], format!("/{name}"));
+    assert_eq!(cgroup["limit_bytes"], 512u64 << 20);
+    let eta = &m["limits"]["eta"];
+    assert_eq!(eta["limit"], "cgroup", "{m}");
+    assert_eq!(eta["limit_bytes"], 512u64 << 20);
+    let used = num(&eta["used_bytes"]);
+    assert!(used > 0.0 && used < 512.0 * MIB, "{eta}");
+    // The ETA is the headroom at the fitted rate.
+    let want = (512.0 * MIB - used) / num(&eta["rate_bytes_per_s"]);
+    assert!((num(&eta["eta_s"]) - want).abs() < 1e-6 * want, "{eta}");
+}
+
+#[test]
+fn oom_kill_of_an_untraced_process_is_reported_too() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(cg) = Cgroup::new(64 << 20) else {
+        return;
+    };
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut tr = tracer()
+        .args(["--output", "json", "--sections", "memory"])
+        .args(["--pid", &sleeper.id().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stderr = wait_for_stderr(&mut tr, "tracing");
+    let mut work = waiting_workload(&["oom"], None);
+    let pid = work.id();
+    cg.add(pid);
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let status = work.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the workload was OOM-killed"
+    );
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    let out = wait_output(tr, Duration::from_secs(10));
+    assert!(out.status.success());
+    let r = final_report(&out);
+    let kills = r["oom_kills"].as_array().unwrap();
+    let k = kills
+        .iter()
+        .find(|k| k["pid"] == pid)
+        .unwrap_or_else(|| panic!("no OOM kill of {pid} in {kills:?}"));
+    assert_eq!(k["comm"], "tracer-workload");
+    assert_eq!(k["traced"], false);
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the traced process is unharmed"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
+
+#[test]
+fn sections_select_the_memory_hooks() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().env_remove("LD_LIBRARY_PATH").args([
+        "--output",
+        "json",
+        "--sections",
+        "syscalls",
+        "--",
+        WORKLOAD,
+        "mmap",
+        "2",
+    ]));
+    let r = final_report(&out);
+    assert!(r.get("memory").is_none() && r.get("fds").is_none() && r.get("oom_kills").is_none());
+
+    // Memory alone still folds in the syscalls it needs.
+    let out = run(tracer().env_remove("LD_LIBRARY_PATH").args([
+        "--output",
+        "json",
+        "--sections",
+        "memory",
+        "--",
+        WORKLOAD,
+        "mmap",
+        "2",
+    ]));
+    let r = final_report(&out);
+    let anon = num(&r["memory"]["mmap"]["anon_mapped_bytes"]);
+    assert!((2.0 * MIB..3.0 * MIB).contains(&anon), "{anon}");
+    assert!(
+        r["oom_kills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["traced"] == false)
+    );
+
+    // The benchmark floor attaches the memory hooks' empty programs and reports nothing.
+    let out = run(tracer().env_remove("LD_LIBRARY_PATH").args([
+        "--bench-floor",
+        "--sections",
+        "memory",
+        "--",
+        WORKLOAD,
+        "mmap",
+        "2",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("floor programs attached"));
+}
