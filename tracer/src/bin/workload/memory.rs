@@ -147,7 +147,7 @@ pub fn fdexec(wait: bool) {
         assert_eq!(libc::fcntl(b + 5, libc::F_DUPFD, b + 70), b + 70);
         assert_eq!(libc::fcntl(b + 5, libc::F_DUPFD, b + 150), b + 150);
         assert_eq!(range(b + 65, b + 199, 0), 0);
-        assert_eq!(range(b + 5, b + 9, libc::CLOSE_RANGE_CLOEXEC as u32), 0);
+        assert_eq!(range(b + 5, b + 9, libc::CLOSE_RANGE_CLOEXEC), 0);
         for _ in 0..3 {
             assert!(libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) >= 0);
         }
