@@ -213,6 +213,7 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
     match c {
         class::BRK => {
             m.brk = ret as u64;
+            // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
             let task = unsafe { bpf_get_current_task() };
             if let Some(mm) = read_at::<u64>(task, o.task_mm)
                 && let Some(start) = read_at::<u64>(mm, o.mm_start_brk)
