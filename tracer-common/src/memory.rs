@@ -68,8 +68,9 @@ pub const F_DUPFD_CLOEXEC: u64 = 1030;
 pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 
 /// Bitmap words of the descriptor table sys_enter scans for close_range and exec:
-/// descriptors 0..16383. Beyond, closes are not counted (/proc's count shows it).
-pub const MAX_FD_WORDS: u64 = 256;
+/// descriptors 0..8191. Beyond, closes are not counted (/proc's count shows it). The
+/// verifier walks every iteration when it loads sys_enter: this bounds tracer's start-up.
+pub const MAX_FD_WORDS: u64 = 128;
 
 /// What one traced process did to its memory and descriptors, from its syscalls. One
 /// entry per target slot, shared by all CPUs: counters are atomic adds, `brk`/`start_brk`

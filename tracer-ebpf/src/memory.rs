@@ -62,29 +62,35 @@ pub fn enabled() -> bool {
 #[inline(always)]
 pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64) -> u32 {
     let c = config();
+    let dup = id == c.nr_dup2 as u64 || id == c.nr_dup3 as u64;
+    let close_range = id == c.nr_close_range as u64;
+    let exec = id == c.nr_execve as u64 || id == c.nr_execveat as u64;
+    if !(dup || close_range || exec) {
+        return 0;
+    }
     let regs: u64 = ctx.arg(0);
-    if id == c.nr_dup2 as u64 || id == c.nr_dup3 as u64 {
-        let o = offsets();
-        if fd_is_open(arg(regs, o.regs_arg1), &o) {
+    let o = offsets();
+    if dup {
+        return if fd_is_open(arg(regs, o.regs_arg1), &o) {
             enter_flags::DUP_CHECKED | enter_flags::DUP_TARGET_OPEN
         } else {
             enter_flags::DUP_CHECKED
-        }
-    } else if id == c.nr_close_range as u64 {
-        let o = offsets();
+        };
+    }
+    // One call site for the bitmap scan: the verifier walks its loop once per site.
+    let (first, last) = if close_range {
         // close_range(unsigned int fd, unsigned int max_fd, unsigned int flags)
         if arg(regs, o.regs_arg2) & CLOSE_RANGE_CLOEXEC != 0 {
             return 0; // only marks them close-on-exec
         }
-        let first = arg(regs, o.regs_arg0) & 0xffff_ffff;
-        let last = arg(regs, o.regs_arg1) & 0xffff_ffff;
-        closes(count_fds(&o, first, last, false))
-    } else if id == c.nr_execve as u64 || id == c.nr_execveat as u64 {
-        let o = offsets();
-        closes(count_fds(&o, 0, u64::MAX, true))
+        (
+            arg(regs, o.regs_arg0) & 0xffff_ffff,
+            arg(regs, o.regs_arg1) & 0xffff_ffff,
+        )
     } else {
-        0
-    }
+        (0, u64::MAX)
+    };
+    closes(count_fds(&o, first, last, exec))
 }
 
 #[inline(always)]
@@ -102,7 +108,8 @@ fn fdtable(o: &KernelOffsets) -> Option<u64> {
 
 /// Open descriptors numbered `first..=last` of the running task (with `cloexec_only`,
 /// only those marked close-on-exec), from the table's bitmaps, over at most
-/// [`MAX_FD_WORDS`] words.
+/// [`MAX_FD_WORDS`] words. The loop body has no branch but its bound, so that the
+/// verifier's walk through it stays linear.
 #[inline(always)]
 fn count_fds(o: &KernelOffsets, first: u64, last: u64, cloexec_only: bool) -> u32 {
     let Some(fdt) = fdtable(o) else {
@@ -119,24 +126,25 @@ fn count_fds(o: &KernelOffsets, first: u64, last: u64, cloexec_only: bool) -> u3
     ) else {
         return 0;
     };
+    // Without cloexec_only, the close-on-exec word is or'ed with all ones.
+    let keep = if cloexec_only { 0 } else { u64::MAX };
+    let word = |w: u64| -> u64 {
+        read_at::<u64>(open + w * 8, 0).unwrap_or(0)
+            & (read_at::<u64>(cloexec + w * 8, 0).unwrap_or(0) | keep)
+    };
     let (w0, w1) = (first / 64, last / 64);
-    let mut n = 0;
+    let low = u64::MAX << (first % 64);
+    let high = u64::MAX >> (63 - last % 64);
+    if w0 == w1 {
+        return (word(w0) & low & high).count_ones();
+    }
+    let mut n = (word(w0) & low).count_ones() + (word(w1) & high).count_ones();
+    let inner = w1 - w0 - 1;
     for i in 0..MAX_FD_WORDS {
-        let w = w0 + i;
-        if w > w1 {
+        if i >= inner {
             break;
         }
-        let mut word = read_at::<u64>(open + w * 8, 0).unwrap_or(0);
-        if cloexec_only {
-            word &= read_at::<u64>(cloexec + w * 8, 0).unwrap_or(0);
-        }
-        if w == w0 {
-            word &= u64::MAX << (first % 64);
-        }
-        if w == w1 && last % 64 != 63 {
-            word &= (1u64 << (last % 64 + 1)) - 1;
-        }
-        n += word.count_ones();
+        n += word(w0 + 1 + i).count_ones();
     }
     n
 }
@@ -205,6 +213,7 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
     match c {
         class::BRK => {
             m.brk = ret as u64;
+            // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
             let task = unsafe { bpf_get_current_task() };
             if let Some(mm) = read_at::<u64>(task, o.task_mm)
                 && let Some(start) = read_at::<u64>(mm, o.mm_start_brk)

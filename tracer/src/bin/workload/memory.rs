@@ -81,6 +81,18 @@ pub fn fds(n: u64, wait: bool) {
     println!("opened {opened} emfile {emfile}");
 }
 
+/// The first number >= `from` that starts `len` free descriptor numbers (inherited
+/// descriptors can sit anywhere).
+fn free_run(from: i32, len: i32) -> i32 {
+    // SAFETY: F_GETFD only queries a descriptor number.
+    let free = |fd: i32| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+    let mut base = from;
+    while !(base..base + len).all(free) {
+        base += 1;
+    }
+    base
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count() - 1 // minus read_dir's own
 }
@@ -90,15 +102,15 @@ fn open_fds() -> usize {
 /// fcntl(F_DUPFD) (+1), pipe (+2); prints `delta D` (the /proc count after - before, 4).
 pub fn dups(wait: bool) {
     let before = open_fds();
+    let n = free_run(100, 2);
     wait_for_go(wait);
-    // SAFETY: descriptor syscalls on numbers this process owns or leaves free (100-200
-    // are unused: the test starts it with 0, 1, 2 and its pipes below 10).
+    // SAFETY: descriptor syscalls on numbers this process owns or that are free.
     let after = unsafe {
-        assert_eq!(libc::dup2(0, 100), 100);
-        assert_eq!(libc::dup2(1, 100), 100);
+        assert_eq!(libc::dup2(0, n), n);
+        assert_eq!(libc::dup2(1, n), n);
         assert_eq!(libc::dup2(0, 0), 0);
-        assert_eq!(libc::dup3(0, 101, libc::O_CLOEXEC), 101);
-        assert_eq!(libc::close(100), 0);
+        assert_eq!(libc::dup3(0, n + 1, libc::O_CLOEXEC), n + 1);
+        assert_eq!(libc::close(n), 0);
         assert!(libc::fcntl(0, libc::F_DUPFD, 200) >= 200);
         let mut p = [0; 2];
         assert_eq!(libc::pipe(p.as_mut_ptr()), 0);
@@ -107,26 +119,35 @@ pub fn dups(wait: bool) {
     println!("delta {}", after as i64 - before as i64);
 }
 
-/// `fdexec`: opens 10 descriptors, closes 5 of them with one `close_range`, marks the
-/// other 5 close-on-exec with another, opens 3 more close-on-exec, then execs itself as
-/// `fds 2` (which opens 2 and prints `opened 2 emfile 0`). Net effect: +2 descriptors.
+/// `fdexec`: in a run of 200 free descriptor numbers from B: makes 10 descriptors at
+/// B..B+10 (opened, moved there with dup2, originals closed), closes B..=B+4 with one
+/// `close_range`, makes 2 more (B+70, B+150) and closes them with a `close_range` over
+/// B+65..=B+199, marks B+5..=B+9 close-on-exec with another, opens 3 more close-on-exec,
+/// then execs itself as `fds 2` (which opens 2 and prints `opened 2 emfile 0`). Net
+/// effect: +2 descriptors.
 pub fn fdexec(wait: bool) {
     let path = CString::new("/dev/null").unwrap();
     let exe = CString::new("/proc/self/exe").unwrap();
     let argv = [c"tracer-workload", c"fds", c"2"];
+    let b = free_run(300, 200);
     wait_for_go(wait);
-    // SAFETY: opens of a NUL-terminated path, close_range over the descriptors opened
-    // here, and an exec with NUL-terminated arguments.
+    // SAFETY: opens of a NUL-terminated path, dup2/close/close_range on descriptors made
+    // here (the ranges hold nothing else: they are in the free run), and an exec with
+    // NUL-terminated arguments.
     unsafe {
-        let first = libc::open(path.as_ptr(), libc::O_RDONLY);
-        for _ in 1..10 {
-            assert!(libc::open(path.as_ptr(), libc::O_RDONLY) >= 0);
+        for i in 0..10 {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+            assert_eq!(libc::dup2(fd, b + i), b + i);
+            assert_eq!(libc::close(fd), 0);
         }
-        let (a, b) = (first as libc::c_uint, first as libc::c_uint + 4);
-        assert_eq!(libc::syscall(libc::SYS_close_range, a, b, 0), 0);
-        let (a, b) = (first as libc::c_uint + 5, first as libc::c_uint + 9);
-        let cloexec = libc::CLOSE_RANGE_CLOEXEC as libc::c_uint;
-        assert_eq!(libc::syscall(libc::SYS_close_range, a, b, cloexec), 0);
+        let range = |lo: i32, hi: i32, flags: u32| {
+            libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, flags)
+        };
+        assert_eq!(range(b, b + 4, 0), 0);
+        assert_eq!(libc::fcntl(b + 5, libc::F_DUPFD, b + 70), b + 70);
+        assert_eq!(libc::fcntl(b + 5, libc::F_DUPFD, b + 150), b + 150);
+        assert_eq!(range(b + 65, b + 199, 0), 0);
+        assert_eq!(range(b + 5, b + 9, libc::CLOSE_RANGE_CLOEXEC), 0);
         for _ in 0..3 {
             assert!(libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) >= 0);
         }
