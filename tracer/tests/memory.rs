@@ -445,6 +445,14 @@ fn sections_select_the_memory_hooks() {
     for (sections, want) in [
         ("syscalls", &["sys_enter", "sys_exit"][..]),
         (
+            "sched",
+            &["sched_switch", "sched_wake_new", "sched_wakeup"][..],
+        ),
+        (
+            "life",
+            &["proc_exec", "proc_exit", "proc_fork", "signal_generate"][..],
+        ),
+        (
             "memory",
             &["mark_victim", "rss_stat", "sys_enter", "sys_exit"][..],
         ),
