@@ -30,9 +30,11 @@ use crate::{
     target::{self, Launched},
 };
 
-/// The first live report comes this soon after attaching, whatever the interval: with
-/// loading (about 50 ms), within half a second of starting tracer.
-const FIRST_REPORT: Duration = Duration::from_millis(400);
+/// The first live report comes this soon after tracer starts, whatever the interval
+/// (loading and verifying the programs takes about a tenth of a second of it)...
+const FIRST_REPORT: Duration = Duration::from_millis(450);
+/// ...but never sooner than this after attaching, so that it covers something.
+const FIRST_REPORT_MIN: Duration = Duration::from_millis(50);
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
 /// How often the memory section reads /proc (RSS split, faults, limits, cgroup) for its
@@ -48,6 +50,7 @@ pub fn monotonic_ns() -> u64 {
 }
 
 pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
+    let begun = Instant::now();
     target::check_privileges()?;
     let mut out: Box<dyn Write> = match &cli.output_file {
         Some(path) => Box::new(BufWriter::new(
@@ -156,6 +159,7 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         },
         collector,
         memory,
+        begun,
         started,
         live,
         events: Vec::new(),
@@ -179,6 +183,8 @@ struct Loop<'a> {
     ctx: Context<'a>,
     collector: Option<Collector>,
     memory: Option<MemoryCollector>,
+    /// When tracer started, and when it attached.
+    begun: Instant,
     started: Instant,
     /// Traced processes (pid, slot), including children followed since the start.
     live: Vec<(u32, u32)>,
@@ -232,7 +238,8 @@ impl Loop<'_> {
         let live_reports = self.collector.is_some()
             && (self.cli.output == Format::Text || self.cli.interval.is_some());
         let interval = self.cli.interval.unwrap_or(Duration::from_secs(1));
-        let mut next = self.started + interval.min(FIRST_REPORT);
+        let first = (self.begun + FIRST_REPORT).max(self.started + FIRST_REPORT_MIN);
+        let mut next = first.min(self.started + interval);
         let deadline = self.cli.duration.map(|d| self.started + d);
         let mut prev = Sample::default();
         let mut prev_at = self.started;
