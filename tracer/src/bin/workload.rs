@@ -29,12 +29,7 @@
 //! `grow MIB MILLIS COUNT` maps and writes MIB MiB every MILLIS ms, COUNT times; `dups`
 //! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors; `fdexec`
 //! closes descriptors with close_range and an exec of itself (net effect +2).
-use std::{
-    ffi::CString,
-    fs::OpenOptions,
-    io::{BufRead, Write},
-    os::fd::AsRawFd,
-};
+use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/memory.rs"]
 mod memory;
@@ -67,13 +62,7 @@ fn main() {
             let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
             let devnull = OpenOptions::new().write(true).open("/dev/null").unwrap();
             let missing = CString::new("/nonexistent/tracer-workload").unwrap();
-            if wait {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "ready").unwrap();
-                out.flush().unwrap();
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line).unwrap();
-            }
+            memory::wait_for_go(wait);
             for _ in 0..getppid {
                 // SAFETY: getppid takes no arguments and cannot fail.
                 unsafe { libc::syscall(libc::SYS_getppid) };

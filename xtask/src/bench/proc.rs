@@ -139,13 +139,7 @@ impl Finished {
 
     /// The last few lines of stderr, on one line, for error messages.
     pub fn stderr_tail(&self) -> String {
-        let err: Vec<&str> = self
-            .lines
-            .iter()
-            .filter(|l| l.stderr && !l.text.trim().is_empty())
-            .map(|l| l.text.trim())
-            .collect();
-        err[err.len().saturating_sub(2)..].join(" / ")
+        stderr_tail_of(&self.lines)
     }
 
     /// Fails unless the command exited with status 0 in time.
@@ -247,13 +241,7 @@ impl Proc {
         while let Ok(l) = self.rx.try_recv() {
             self.lines.push(l);
         }
-        let err: Vec<&str> = self
-            .lines
-            .iter()
-            .filter(|l| l.stderr && !l.text.trim().is_empty())
-            .map(|l| l.text.trim())
-            .collect();
-        err[err.len().saturating_sub(2)..].join(" / ")
+        stderr_tail_of(&self.lines)
     }
 
     pub fn signal(&self, sig: libc::c_int) {
@@ -602,6 +590,16 @@ fn wait4(pid: i32) -> Result<(ExitStatus, Usage)> {
         ctx_switches: (ru.ru_nvcsw + ru.ru_nivcsw) as u64,
     };
     Ok((ExitStatus::from_raw(status), usage))
+}
+
+/// The last two non-empty stderr lines, on one line, for error messages.
+fn stderr_tail_of(lines: &[Line]) -> String {
+    let err: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.stderr && !l.text.trim().is_empty())
+        .map(|l| l.text.trim())
+        .collect();
+    err[err.len().saturating_sub(2)..].join(" / ")
 }
 
 #[cfg(test)]
