@@ -91,3 +91,19 @@ fn unprivileged_user_is_told_plainly() {
     ]));
     assert_one_line(&out, 1, "permission denied");
 }
+
+/// A kernel without BTF: hidden here by an empty tmpfs over /sys/kernel/btf in a private
+/// mount namespace (unshare, util-linux), so the real check runs, with no test hook.
+#[test]
+fn missing_kernel_btf_is_one_line() {
+    let Some(_g) = ebpf_test() else { return };
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let script = format!(
+        "mount -t tmpfs none /sys/kernel/btf && exec {TRACER} --pid {}",
+        sleeper.id()
+    );
+    let out = run(Command::new("unshare").args(["-m", "sh", "-c", &script]));
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_one_line(&out, 1, "kernel BTF is missing");
+}
