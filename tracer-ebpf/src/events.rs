@@ -16,9 +16,19 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 static OFFSETS: KernelOffsets = KernelOffsets::ZERO;
 
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: a global in .rodata; volatile so the compiler does not fold the zeros above.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+pub fn offsets() -> &'static KernelOffsets {
+    rodata(&OFFSETS)
+}
+
+/// A global in .rodata, set by userspace at load time, seen through a pointer the optimizer
+/// cannot follow: it must not fold in the initializer's zeros, and a caller loads only the
+/// fields it uses (a volatile read of the whole struct would load every field, on every
+/// context switch).
+#[inline(always)]
+pub fn rodata<T>(global: &'static T) -> &'static T {
+    let p: *const T = global;
+    // SAFETY: a volatile read of a local pointer to a static; it still points to the static.
+    unsafe { &*core::ptr::read_volatile(&p) }
 }
 
 /// Reads a `T` at `base + off` in kernel memory.

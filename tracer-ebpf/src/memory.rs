@@ -18,7 +18,7 @@ use tracer_common::{
 };
 
 use crate::{
-    events::{offsets, read_at},
+    events::{offsets, read_at, rodata},
     filter::{count_drop, target_slot},
 };
 
@@ -45,9 +45,8 @@ static MEM_SYSCALLS: Array<MemSyscalls> = Array::with_max_entries(MAX_TARGETS, 0
 static RSS: PerCpuArray<RssSnapshot> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
 
 #[inline(always)]
-fn config() -> MemConfig {
-    // SAFETY: a global in .rodata; volatile so the compiler does not fold the zeros above.
-    unsafe { core::ptr::read_volatile(&MEMORY) }
+fn config() -> &'static MemConfig {
+    rodata(&MEMORY)
 }
 
 #[inline(always)]
@@ -208,7 +207,7 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
     };
     // SAFETY: a map value, valid while the program runs; counters are updated atomically.
     let m = unsafe { &mut *m };
-    let o: KernelOffsets = offsets();
+    let o = offsets();
     let page = o.page_size as u64;
     match c {
         class::BRK => {
