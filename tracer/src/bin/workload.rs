@@ -88,23 +88,13 @@ fn main() {
             let (rounds, mib) = (num(args.next()), num(args.next()));
             let len = (mib as usize) << 20;
             for _ in 0..rounds {
-                // SAFETY: a fresh private anonymous mapping, written only within its length,
-                // then unmapped.
+                let bytes = memory::map_anon(len);
+                // SAFETY: writes stay within the fresh mapping, which is then unmapped.
                 unsafe {
-                    let p = libc::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                        -1,
-                        0,
-                    );
-                    assert_ne!(p, libc::MAP_FAILED, "mmap failed");
-                    let bytes = p.cast::<u8>();
                     for off in (0..len).step_by(4096) {
                         bytes.add(off).write_volatile(1);
                     }
-                    libc::munmap(p, len);
+                    libc::munmap(bytes.cast(), len);
                 }
             }
         }

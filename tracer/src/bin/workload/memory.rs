@@ -28,7 +28,7 @@ pub fn brk(mib: u64, wait: bool) {
     }
 }
 
-fn map_anon(len: usize) -> *mut u8 {
+pub fn map_anon(len: usize) -> *mut u8 {
     // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
     let p = unsafe {
         libc::mmap(
