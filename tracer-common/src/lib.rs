@@ -61,6 +61,8 @@ pub mod globals {
     /// syscall numbers sys_enter looks at. In .rodata, so with `enabled == 0` the verifier
     /// removes the memory code from sys_enter and sys_exit and it costs nothing.
     pub const MEMORY: &str = "MEMORY";
+    /// [`crate::SyscallTiming`]: how syscall latency is sampled.
+    pub const TIMING: &str = "TIMING";
 }
 
 /// Offsets of kernel struct members the programs read, found in /sys/kernel/btf/vmlinux by
@@ -260,37 +262,98 @@ impl Default for SchedStats {
     }
 }
 
-/// Per-thread state carried from syscall entry to exit. `start_ns == 0` means "not in a
-/// traced syscall", which is how sys_exit leaves at once for every untraced thread.
+/// Per-thread state carried from syscall entry to exit.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadState {
+    /// When the call's timing started (entry, or the moment it blocked); 0 if untimed.
     pub start_ns: u64,
     /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`).
     pub stats_idx: u32,
     /// What sys_enter noted for sys_exit ([`memory::enter_flags`]); 0 when nothing.
     pub flags: u32,
+    /// Low 32 bits of jiffies at the thread's latest syscall entry.
+    pub tick: u32,
+    /// Syscalls the thread entered during that tick.
+    pub in_tick: u32,
+    /// State of the thread's pseudo-random sampler (xorshift32; 0 = not seeded yet).
+    pub rng: u32,
+    /// How many calls this call's latency stands for if it is timed from entry (1 within
+    /// the tick's budget, [`SyscallTiming::every`] beyond it); 0 when not sampled.
+    pub weight: u16,
+    /// [`call_status`] bits; 0 = not in a traced syscall, which is how sys_exit leaves at
+    /// once for every untraced thread.
+    pub status: u16,
 }
-const _: () = assert!(core::mem::size_of::<ThreadState>() == 16);
+const _: () = assert!(core::mem::size_of::<ThreadState>() == 32);
+
+/// Bits of [`ThreadState::status`].
+pub mod call_status {
+    /// Inside a traced syscall (set at entry, cleared at exit).
+    pub const IN_CALL: u16 = 1;
+    /// The call blocked (switched out voluntarily): it is timed whatever the sampling.
+    pub const BLOCKED: u16 = 2;
+}
+
+/// How syscall latency is sampled; set by userspace at load time ([`globals::TIMING`]).
+///
+/// Reading the clock is the dearest part of the syscall hooks (two reads per call, about
+/// 35 ns each on a VM where `rdtsc` is slow). So each thread times its first `budget`
+/// calls of every scheduler tick, then each call with probability 1/`every` (a per-thread
+/// pseudo-random draw, so that periodic call patterns cannot line up with the sampling),
+/// counted `every` times in the histogram and the total (an unbiased estimate). Calls that block are always timed:
+/// from entry if sampled, otherwise from the moment they blocked. Counts and errors are
+/// exact for every call. `every == 1` times every call exactly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallTiming {
+    /// Calls per thread per tick timed exactly.
+    pub budget: u32,
+    /// Beyond the budget, one call in `every` is timed; a power of two, at most 32768.
+    pub every: u32,
+}
+const _: () = assert!(core::mem::size_of::<SyscallTiming>() == 8);
+
+impl SyscallTiming {
+    /// Every call timed.
+    pub const EXACT: Self = Self {
+        budget: 0,
+        every: 1,
+    };
+    /// The default: up to 32 calls per thread per tick (8000/s at HZ=250) timed exactly,
+    /// then 1 in 16.
+    pub const SAMPLED: Self = Self {
+        budget: 32,
+        every: 16,
+    };
+}
 
 /// Aggregate for one (process, syscall) on one CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyscallStats {
+    /// Every call (exact).
     pub calls: u64,
+    /// Every failed call (exact).
     pub errors: u64,
+    /// Calls whose latency was measured (see [`SyscallTiming`]).
+    pub timed: u64,
+    /// Sum of latencies, each timed call weighted by the calls it stands for (exact when
+    /// `timed == calls`).
     pub total_ns: u64,
+    /// Largest measured latency.
     pub max_ns: u64,
-    /// Latency histogram; see [`hist`] for the bucket layout.
+    /// Latency histogram of weighted counts; see [`hist`] for the bucket layout.
     pub hist: [u64; hist::BUCKETS],
 }
-const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * hist::BUCKETS);
+const _: () = assert!(core::mem::size_of::<SyscallStats>() == 40 + 8 * hist::BUCKETS);
 
 impl Default for SyscallStats {
     fn default() -> Self {
         Self {
             calls: 0,
             errors: 0,
+            timed: 0,
             total_ns: 0,
             max_ns: 0,
             hist: [0; hist::BUCKETS],
@@ -313,6 +376,8 @@ const _: () = assert!(core::mem::size_of::<ErrnoKey>() == 8);
 mod user {
     // SAFETY: all of these are repr(C), Copy, made only of integers, with no padding.
     unsafe impl aya::Pod for super::ThreadState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SyscallTiming {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SyscallStats {}
     // SAFETY: as above.

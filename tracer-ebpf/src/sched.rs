@@ -24,6 +24,7 @@ use tracer_common::{
 use crate::{
     events::task_ids,
     filter::{count_drop, target_slot},
+    syscalls,
 };
 
 /// Indexed by tid; sized to pid_max by userspace.
@@ -148,16 +149,25 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     // SAFETY: reading the monotonic clock has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(t) = prev {
-        let preempt: u64 = ctx.arg(0);
-        let prev_state: u64 = ctx.arg(3);
-        // As the kernel counts nvcsw: blocking, and not preempted.
-        let voluntary = preempt & 0xff == 0 && prev_state as u32 != 0;
+        let voluntary = voluntary(&ctx);
+        if voluntary {
+            syscalls::on_block(prev_tid, || now);
+        }
         switch_out(t, prev_tid, (pid_tgid >> 32) as u32, now, voluntary);
     }
     if let Some(t) = next {
         switch_in(t, next_tid, next_tgid, now);
     }
     0
+}
+
+/// Whether the switch in `sched_switch`'s context is the previous task blocking (as the
+/// kernel counts nvcsw: not preempted, and not runnable).
+#[inline(always)]
+pub fn voluntary(ctx: &RawTracePointContext) -> bool {
+    let preempt: u64 = ctx.arg(0);
+    let prev_state: u64 = ctx.arg(3);
+    preempt & 0xff == 0 && prev_state as u32 != 0
 }
 
 #[inline(always)]

@@ -2,22 +2,32 @@
 //! tracepoints: no record is built). Entry stores the start time and the aggregate index
 //! in the thread's slot; exit folds the duration into the per-CPU aggregate of that
 //! (process, syscall). Hot path: one helper call and one inlined array lookup to leave
-//! for untraced processes; for traced ones two clock reads and two inlined array lookups.
+//! for untraced processes; for traced ones two more helper calls (tid, jiffies) and two
+//! inlined array lookups, plus two clock reads for the calls that are timed (see
+//! [`SyscallTiming`]: the clock is the dearest part, so busy threads are sampled).
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_jiffies64, bpf_ktime_get_ns},
     macros::{map, raw_tracepoint},
     maps::{Array, PerCpuArray, PerCpuHashMap},
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop, ErrnoKey, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, ThreadState, hist,
+    Drop, ErrnoKey, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, SyscallTiming, ThreadState,
+    call_status::{BLOCKED, IN_CALL},
+    hist,
 };
 
 use crate::{
+    events::rodata,
     filter::{count_drop, target_slot},
-    memory,
+    memory, sched,
 };
+
+/// Set by userspace at load time; in .rodata, so with `every == 1` the verifier removes
+/// the sampling code.
+#[unsafe(no_mangle)]
+static TIMING: SyscallTiming = SyscallTiming::EXACT;
 
 /// Indexed by tid; sized to pid_max by userspace.
 #[map(name = "THREADS")]
@@ -59,16 +69,51 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     } else {
         0
     };
+    let timing = rodata(&TIMING);
+    let every = timing.every;
     match THREADS.get_ptr_mut(pid_tgid as u32) {
         Some(state) => {
             // SAFETY: only this thread writes its own slot, and it is on this CPU now.
-            unsafe {
-                *state = ThreadState {
-                    start_ns: bpf_ktime_get_ns(),
-                    stats_idx: slot * SYSCALL_SLOTS + nr,
-                    flags,
-                }
-            }
+            let s = unsafe { &mut *state };
+            let (tick, in_tick, rng, weight) = if every == 1 {
+                (0, 0, 0, 1)
+            } else {
+                // SAFETY: reading jiffies has no preconditions (the verifier inlines it).
+                let tick = unsafe { bpf_jiffies64() } as u32;
+                let n = if s.tick == tick { s.in_tick + 1 } else { 1 };
+                // xorshift32, seeded from the tid and the tick.
+                let mut r = if s.rng == 0 {
+                    (pid_tgid as u32).wrapping_mul(0x9e37_79b9) ^ tick | 1
+                } else {
+                    s.rng
+                };
+                r ^= r << 13;
+                r ^= r >> 17;
+                r ^= r << 5;
+                let weight = if n <= timing.budget {
+                    1
+                } else if r & (every - 1) == 0 {
+                    every as u16
+                } else {
+                    0
+                };
+                (tick, n, r, weight)
+            };
+            *s = ThreadState {
+                // SAFETY: reading the monotonic clock has no preconditions.
+                start_ns: if weight != 0 {
+                    unsafe { bpf_ktime_get_ns() }
+                } else {
+                    0
+                },
+                stats_idx: slot * SYSCALL_SLOTS + nr,
+                flags,
+                tick,
+                in_tick,
+                rng,
+                weight,
+                status: IN_CALL,
+            };
         }
         None => count_drop(Drop::ThreadOutOfRange),
     }
@@ -82,17 +127,18 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     // SAFETY: as in sys_enter, the slot belongs to the running thread.
-    let (start, idx, flags) = unsafe {
+    let (start, idx, flags, weight) = unsafe {
         let s = &mut *state;
-        if s.start_ns == 0 {
+        if s.status == 0 {
             // Untraced thread, or a call that began before tracer attached.
             return 0;
         }
-        let r = (s.start_ns, s.stats_idx, s.flags);
-        s.start_ns = 0;
+        // A call that blocked is timed whatever the sampling, so it stands for itself.
+        let weight = if s.status & BLOCKED != 0 { 1 } else { s.weight };
+        let r = (s.start_ns, s.stats_idx, s.flags, weight);
+        s.status = 0;
         r
     };
-    let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
     // TP_PROTO(struct pt_regs *regs, long ret)
     let ret: i64 = ctx.arg(1);
     let Some(stats) = SYSCALL_STATS.get_ptr_mut(idx) else {
@@ -101,12 +147,16 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
     let s = unsafe { &mut *stats };
     s.calls += 1;
-    s.total_ns += dur;
-    if dur > s.max_ns {
-        s.max_ns = dur;
-    }
-    if let Some(b) = s.hist.get_mut(hist::bucket(dur)) {
-        *b += 1;
+    if start != 0 {
+        let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
+        s.timed += 1;
+        s.total_ns += dur * weight as u64;
+        if dur > s.max_ns {
+            s.max_ns = dur;
+        }
+        if let Some(b) = s.hist.get_mut(hist::bucket(dur)) {
+            *b += weight as u64;
+        }
     }
     if ret < 0 && ret >= -MAX_ERRNO {
         s.errors += 1;
@@ -120,6 +170,40 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         // TP_PROTO(struct pt_regs *regs, long ret)
         memory::on_sys_exit(ctx.arg(0), idx, ret, flags);
     }
+    0
+}
+
+/// A traced thread is about to block: if it is inside a syscall, that call is timed
+/// (from now, unless it was sampled at entry), so that no slow blocking call escapes the
+/// sampling. `now` is read only when needed.
+#[inline(always)]
+pub fn on_block(tid: u32, now: impl FnOnce() -> u64) {
+    if rodata(&TIMING).every == 1 {
+        return;
+    }
+    if let Some(p) = THREADS.get_ptr_mut(tid) {
+        // SAFETY: the blocking thread is the current task on this CPU.
+        let s = unsafe { &mut *p };
+        if s.status & IN_CALL != 0 {
+            s.status |= BLOCKED;
+            if s.start_ns == 0 {
+                s.start_ns = now();
+            }
+        }
+    }
+}
+
+/// sched_switch for `--sections syscalls` without `sched`: only [`on_block`].
+/// TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
+///          unsigned int prev_state); current is still `prev`.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sys_switch(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if target_slot((pid_tgid >> 32) as u32).is_none() || !sched::voluntary(&ctx) {
+        return 0;
+    }
+    // SAFETY: reading the monotonic clock has no preconditions.
+    on_block(pid_tgid as u32, || unsafe { bpf_ktime_get_ns() });
     0
 }
 

@@ -57,6 +57,12 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',', default_values_t = Section::all())]
     pub sections: Vec<Section>,
 
+    /// Time every syscall (two clock reads per call). By default a thread's first 32 calls
+    /// per scheduler tick and every call that blocks are timed, and beyond that 1 call in
+    /// 16, weighted 16 (counts and errors are always exact).
+    #[arg(long)]
+    pub exact_latency: bool,
+
     /// Benchmark only: attach empty programs to the same hooks (the cost floor) and report
     /// nothing but the run's duration.
     #[arg(long, hide = true)]
@@ -103,6 +109,15 @@ pub enum Mode {
 }
 
 impl Cli {
+    /// How the kernel side times syscalls.
+    pub fn timing(&self) -> tracer_common::SyscallTiming {
+        if self.exact_latency {
+            tracer_common::SyscallTiming::EXACT
+        } else {
+            tracer_common::SyscallTiming::SAMPLED
+        }
+    }
+
     pub fn mode(&self) -> Result<Mode, String> {
         if self.follow && !self.sections.contains(&Section::Life) {
             return Err("--follow needs the life section (add life to --sections)".into());

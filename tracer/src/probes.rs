@@ -9,7 +9,7 @@ use aya::{
     programs::{ProgramError, RawTracePoint},
 };
 use tracer_common::{
-    KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS, globals, maps,
+    KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS, SyscallTiming, globals, maps,
     memory::{MemConfig, class},
 };
 
@@ -33,9 +33,12 @@ pub enum Programs {
 /// (program, raw tracepoint, empty program on the same hook for the floor) per section.
 fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static str)] {
     match section {
+        // sys_switch times syscalls that block (see `SyscallTiming`); the sched section's
+        // own sched_switch does that when it is selected.
         Section::Syscalls => &[
             ("sys_enter", "sys_enter", "floor_enter"),
             ("sys_exit", "sys_exit", "floor_exit"),
+            ("sys_switch", "sched_switch", "floor_switch"),
         ],
         Section::Sched => &[
             ("sched_switch", "sched_switch", "floor_switch"),
@@ -53,6 +56,7 @@ fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static st
         Section::Memory => &[
             ("sys_enter", "sys_enter", "floor_enter"),
             ("sys_exit", "sys_exit", "floor_exit"),
+            ("sys_switch", "sched_switch", "floor_switch"),
             ("rss_stat", "rss_stat", "floor_rss_stat"),
             ("mark_victim", "mark_victim", "floor_oom"),
         ],
@@ -83,6 +87,7 @@ pub struct LoadOptions<'a> {
     pub slots: u32,
     pub offsets: KernelOffsets,
     pub follow: bool,
+    pub timing: SyscallTiming,
 }
 
 impl Probes {
@@ -107,6 +112,7 @@ impl Probes {
             .override_global(globals::OFFSETS, &opts.offsets, true)
             .override_global(globals::FOLLOW, &follow, true)
             .override_global(globals::MEMORY, &memory, true)
+            .override_global(globals::TIMING, &opts.timing, true)
             .map_max_entries(maps::TARGETS, pid_max)
             .map_max_entries(maps::THREADS, pid_max)
             .map_max_entries(maps::THREAD_SCHED, pid_max)
@@ -127,6 +133,13 @@ impl Probes {
                 };
                 // The memory section shares sys_enter/sys_exit with the syscalls section.
                 if loaded.iter().any(|&(p, _)| p == prog) {
+                    continue;
+                }
+                // Not needed when every call is timed from entry, or when the sched
+                // section's sched_switch does it.
+                if prog == "sys_switch"
+                    && (opts.timing.every == 1 || opts.sections.contains(&Section::Sched))
+                {
                     continue;
                 }
                 load_raw_tp(&mut ebpf, prog)?;

@@ -85,6 +85,7 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         slots,
         offsets,
         follow: cli.follow,
+        timing: cli.timing(),
     })?;
     let real = programs == Programs::Tracer;
     let sched = real && cli.sections.contains(&Section::Sched);
@@ -156,6 +157,7 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
             targets: &targets,
             t0_ns,
             threads: cli.threads,
+            timing: cli.timing(),
         },
         collector,
         memory,

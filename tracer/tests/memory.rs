@@ -439,14 +439,28 @@ fn prog_names_of(pid: u32) -> Vec<String> {
 }
 
 #[test]
-fn sections_select_the_memory_hooks() {
+fn sections_select_the_hooks() {
     let Some(_g) = ebpf_test() else { return };
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
     for (sections, want) in [
-        ("syscalls", &["sys_enter", "sys_exit"][..]),
+        // sys_switch: sched_switch for the syscall section alone, to time calls that block.
+        ("syscalls", &["sys_enter", "sys_exit", "sys_switch"][..]),
+        // Every call timed from entry: no need to see blocking.
+        ("syscalls --exact-latency", &["sys_enter", "sys_exit"][..]),
         (
             "sched",
             &["sched_switch", "sched_wake_new", "sched_wakeup"][..],
+        ),
+        // The sched section's sched_switch does sys_switch's work.
+        (
+            "syscalls,sched",
+            &[
+                "sched_switch",
+                "sched_wake_new",
+                "sched_wakeup",
+                "sys_enter",
+                "sys_exit",
+            ][..],
         ),
         (
             "life",
@@ -454,24 +468,45 @@ fn sections_select_the_memory_hooks() {
         ),
         (
             "memory",
-            &["mark_victim", "rss_stat", "sys_enter", "sys_exit"][..],
+            &[
+                "mark_victim",
+                "rss_stat",
+                "sys_enter",
+                "sys_exit",
+                "sys_switch",
+            ][..],
         ),
         (
             "syscalls,memory",
-            &["mark_victim", "rss_stat", "sys_enter", "sys_exit"][..],
+            &[
+                "mark_victim",
+                "rss_stat",
+                "sys_enter",
+                "sys_exit",
+                "sys_switch",
+            ][..],
         ),
         (
             "--bench-floor",
-            &["floor_enter", "floor_exit", "floor_oom", "floor_rss_stat"][..],
+            &[
+                "floor_enter",
+                "floor_exit",
+                "floor_oom",
+                "floor_rss_stat",
+                "floor_switch",
+            ][..],
         ),
     ] {
-        let args: &[&str] = if sections.starts_with("--") {
-            &[sections, "--sections", "memory"]
+        let args: Vec<&str> = if sections.starts_with("--") {
+            vec![sections, "--sections", "memory"]
         } else {
-            &["--sections", sections]
+            let mut words = sections.split(' ');
+            let mut v = vec!["--sections", words.next().unwrap()];
+            v.extend(words);
+            v
         };
         let mut tr = tracer()
-            .args(args)
+            .args(&args)
             .args(["--pid", &sleeper.id().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

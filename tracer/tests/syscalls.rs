@@ -220,3 +220,88 @@ fn sigkill_of_tracer_leaves_nothing_attached() {
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
 }
+
+/// The numbers of `name`'s row: (calls, timed, p50, p99, max), in ns.
+fn latency(r: &serde_json::Value, name: &str) -> (u64, u64, u64, u64, u64) {
+    let row = row(r, name).unwrap_or_else(|| panic!("no {name} row in {r}"));
+    let n = |k: &str| row[k].as_u64().unwrap();
+    (
+        n("calls"),
+        n("timed"),
+        n("p50_ns"),
+        n("p99_ns"),
+        n("max_ns"),
+    )
+}
+
+/// 200000 reads from /dev/zero in one thread, every 10th of 256 KiB (microseconds: the
+/// kernel zeroes the buffer), the others of one byte (a fraction of a microsecond).
+const MIXED: [&str; 4] = ["mixed", "200000", "10", "256"];
+
+#[test]
+fn busy_threads_are_sampled_and_the_estimate_keeps_the_shape() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer()
+        .args(["--output", "json", "--", WORKLOAD])
+        .args(MIXED));
+    assert!(out.status.success());
+    let r = final_report(&out);
+    assert_eq!(
+        r["latency_timing"],
+        serde_json::json!({ "exact": false, "budget_per_tick": 32, "one_in": 16 })
+    );
+    let (calls, timed, p50, p99, max) = latency(&r, "read");
+    // The workload's reads, plus the loader's few.
+    assert!((200_000..200_050).contains(&calls), "{calls}");
+    // Far fewer than all timed (about 1 in 16, plus 32 per 4 ms tick), far more than none.
+    assert!(
+        timed > calls / 40 && timed < calls / 4,
+        "timed {timed} of {calls}"
+    );
+    // 90% of the reads are fast and 10% slow: the median is a fast one, the 99th
+    // percentile a slow one, as when every call is timed.
+    assert!(p50 < 2_000, "p50 {p50}");
+    assert!(p99 > 3_000 && p99 <= max, "p99 {p99} max {max}");
+    assert_eq!(r["lost_events"], 0);
+}
+
+#[test]
+fn exact_latency_times_every_call() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer()
+        .args(["--output", "json", "--exact-latency", "--", WORKLOAD])
+        .args(MIXED));
+    assert!(out.status.success());
+    let r = final_report(&out);
+    assert_eq!(r["latency_timing"]["exact"], true);
+    for row in r["syscalls"].as_array().unwrap() {
+        assert_eq!(row["timed"], row["calls"], "{row}");
+    }
+    let (calls, _, p50, p99, _) = latency(&r, "read");
+    assert!(calls >= 200_000);
+    assert!(p50 < 2_000 && p99 > 3_000, "p50 {p50} p99 {p99}");
+    assert_eq!(r["totals"]["timed"], r["totals"]["calls"]);
+}
+
+/// A busy thread (200 getppid per round) that also sleeps 2 ms per round: its getppids
+/// are sampled, but every sleep is timed, with or without the sched section (the sched
+/// program, or the syscall section's own sched_switch program, sees it block).
+#[test]
+fn blocking_calls_are_always_timed() {
+    let Some(_g) = ebpf_test() else { return };
+    for sections in ["syscalls,sched,life,memory", "syscalls"] {
+        let out = run(tracer()
+            .args(["--output", "json", "--sections", sections, "--", WORKLOAD])
+            .args(["bursts", "100", "200", "2"]));
+        assert!(out.status.success());
+        let r = final_report(&out);
+        let (calls, timed, p50, p99, max) = latency(&r, "clock_nanosleep");
+        assert_eq!((calls, timed), (100, 100), "--sections {sections}");
+        // Timed from the moment it blocked at the latest: at most microseconds short.
+        assert!(p50 >= 1_800_000, "--sections {sections}: p50 {p50}");
+        assert!(p50 <= p99 && p99 <= max);
+        let (calls, timed, ..) = latency(&r, "getppid");
+        assert_eq!(calls, 20_000);
+        assert!(timed < calls / 2, "--sections {sections}: {timed} timed");
+    }
+}

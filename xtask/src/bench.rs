@@ -685,7 +685,9 @@ impl Bench {
 /// Waits until a tool that watches by pid has attached.
 fn wait_ready(cfg: Config, tool: &mut Proc) -> Result<()> {
     let (marker, settle) = match cfg {
-        Config::Floor | Config::All | Config::Syscalls => (Some("tracer: tracing"), 0),
+        Config::Floor | Config::All | Config::AllExact | Config::Syscalls => {
+            (Some("tracer: tracing"), 0)
+        }
         Config::Strace => (Some("attached"), 0),
         // bpftrace says "Attaching N probes..." before it attaches.
         Config::BpfCount | Config::BpfLatency => (Some("Attaching"), 1000),
@@ -714,7 +716,7 @@ fn tool_report(cfg: Config, f: &Finished, out: &Path) -> Result<(Option<u64>, Op
         || fs::read_to_string(out).with_context(|| format!("{} wrote no report", cfg.label()));
     Ok(match cfg {
         Config::Baseline | Config::Floor => (None, None),
-        Config::All | Config::Syscalls => {
+        Config::All | Config::AllExact | Config::Syscalls => {
             let (lost, counts) = tools::tracer_final(&read()?)?;
             (Some(lost), Some(counts))
         }

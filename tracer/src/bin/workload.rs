@@ -13,6 +13,12 @@
 //!
 //! `tracer-workload sleeps COUNT MILLIS`: COUNT `clock_nanosleep`s of MILLIS ms.
 //!
+//! `tracer-workload mixed COUNT EVERY KIB`: COUNT `read`s from /dev/zero, every EVERY-th
+//! of KIB KiB (slow: the kernel zeroes the buffer), the others of one byte (fast).
+//!
+//! `tracer-workload bursts ROUNDS CALLS MILLIS`: ROUNDS times, CALLS `getppid`s then one
+//! `clock_nanosleep` of MILLIS ms (a busy thread that also blocks).
+//!
 //! `tracer-workload spin THREADS SECS`: pins itself to CPU 0 and runs THREADS busy threads
 //! for SECS seconds (they take turns: preemption and run-queue waits).
 //!
@@ -36,13 +42,23 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec"
     );
     std::process::exit(2)
 }
 
 fn num(s: Option<String>) -> u64 {
     s.and_then(|s| s.parse().ok()).unwrap_or_else(|| usage())
+}
+
+/// One `clock_nanosleep` of `millis` ms (below one second).
+fn sleep_ms(millis: u64) {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: (millis * 1_000_000) as i64,
+    };
+    // SAFETY: a valid timespec; no remainder wanted.
+    unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut()) };
 }
 
 fn wait_for(pid: libc::pid_t) {
@@ -100,15 +116,32 @@ fn main() {
         }
         Some("sleeps") => {
             let (count, millis) = (num(args.next()), num(args.next()));
-            let ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: (millis * 1_000_000) as i64,
-            };
             for _ in 0..count {
-                // SAFETY: a valid timespec; no remainder wanted.
-                unsafe {
-                    libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut())
+                sleep_ms(millis);
+            }
+        }
+        Some("mixed") => {
+            let (count, every, kib) = (num(args.next()), num(args.next()), num(args.next()));
+            let zero = OpenOptions::new().read(true).open("/dev/zero").unwrap();
+            let mut buf = vec![1u8; (kib as usize) << 10];
+            for i in 0..count {
+                let len = if every > 0 && i % every == every - 1 {
+                    buf.len()
+                } else {
+                    1
                 };
+                // SAFETY: reads at most `buf.len()` bytes into the live buffer.
+                unsafe { libc::read(zero.as_raw_fd(), buf.as_mut_ptr().cast(), len) };
+            }
+        }
+        Some("bursts") => {
+            let (rounds, calls, millis) = (num(args.next()), num(args.next()), num(args.next()));
+            for _ in 0..rounds {
+                for _ in 0..calls {
+                    // SAFETY: as above.
+                    unsafe { libc::syscall(libc::SYS_getppid) };
+                }
+                sleep_ms(millis);
             }
         }
         Some("spin") => {

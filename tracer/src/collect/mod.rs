@@ -69,9 +69,7 @@ impl Collector {
             let per_cpu = self.stats.get(&idx, 0)?;
             let mut counts: Option<SyscallCounts> = None;
             for s in per_cpu.iter().filter(|s| s.calls > 0) {
-                counts
-                    .get_or_insert_with(SyscallCounts::default)
-                    .add_raw(s.calls, s.errors, s.total_ns, s.max_ns, &s.hist);
+                counts.get_or_insert_with(SyscallCounts::default).add_raw(s);
             }
             if let Some(c) = counts {
                 sample

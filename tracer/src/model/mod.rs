@@ -12,13 +12,16 @@ use events::{LifeCounts, ProcessEvent, RawEvent};
 use sched::{SchedCounts, SchedReport, ThreadCounts, ThreadRow};
 
 use serde::Serialize;
-use tracer_common::{SYSCALL_OTHER, hist};
+use tracer_common::{SYSCALL_OTHER, SyscallStats, SyscallTiming, hist};
 
 /// Counters of one (process slot, syscall), summed over CPUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyscallCounts {
     pub calls: u64,
     pub errors: u64,
+    /// Calls whose latency was measured; the histogram and `total_ns` hold weighted
+    /// counts that estimate all `calls` (see [`tracer_common::SyscallTiming`]).
+    pub timed: u64,
     pub total_ns: u64,
     pub max_ns: u64,
     pub hist: Vec<u64>,
@@ -31,6 +34,7 @@ impl Default for SyscallCounts {
         Self {
             calls: 0,
             errors: 0,
+            timed: 0,
             total_ns: 0,
             max_ns: 0,
             hist: vec![0; hist::BUCKETS],
@@ -42,24 +46,38 @@ impl Default for SyscallCounts {
 impl SyscallCounts {
     /// Adds one CPU's (or one process's) counters into these.
     pub fn add(&mut self, other: &Self) {
-        self.add_raw(
-            other.calls,
-            other.errors,
-            other.total_ns,
-            other.max_ns,
-            &other.hist,
-        );
+        self.add_numbers(Numbers {
+            calls: other.calls,
+            errors: other.errors,
+            timed: other.timed,
+            total_ns: other.total_ns,
+            max_ns: other.max_ns,
+            hist: &other.hist,
+        });
         for (e, n) in &other.errnos {
             *self.errnos.entry(*e).or_default() += n;
         }
     }
 
-    pub fn add_raw(&mut self, calls: u64, errors: u64, total_ns: u64, max_ns: u64, h: &[u64]) {
-        self.calls += calls;
-        self.errors += errors;
-        self.total_ns += total_ns;
-        self.max_ns = self.max_ns.max(max_ns);
-        for (a, b) in self.hist.iter_mut().zip(h) {
+    /// Adds one CPU's kernel counters.
+    pub fn add_raw(&mut self, s: &SyscallStats) {
+        self.add_numbers(Numbers {
+            calls: s.calls,
+            errors: s.errors,
+            timed: s.timed,
+            total_ns: s.total_ns,
+            max_ns: s.max_ns,
+            hist: &s.hist,
+        });
+    }
+
+    fn add_numbers(&mut self, n: Numbers) {
+        self.calls += n.calls;
+        self.errors += n.errors;
+        self.timed += n.timed;
+        self.total_ns += n.total_ns;
+        self.max_ns = self.max_ns.max(n.max_ns);
+        for (a, b) in self.hist.iter_mut().zip(n.hist) {
             *a += b;
         }
     }
@@ -89,6 +107,7 @@ impl SyscallCounts {
         Self {
             calls: self.calls.saturating_sub(prev.calls),
             errors: self.errors.saturating_sub(prev.errors),
+            timed: self.timed.saturating_sub(prev.timed),
             total_ns: self.total_ns.saturating_sub(prev.total_ns),
             max_ns,
             hist,
@@ -101,6 +120,16 @@ impl SyscallCounts {
     pub fn quantile(&self, q: f64) -> u64 {
         percentile(&self.hist, q).min(self.max_ns)
     }
+}
+
+/// The summable counters of [`SyscallCounts`] and of the kernel's [`SyscallStats`].
+struct Numbers<'a> {
+    calls: u64,
+    errors: u64,
+    timed: u64,
+    total_ns: u64,
+    max_ns: u64,
+    hist: &'a [u64],
 }
 
 /// The largest value of an interval, from cumulative running maxima and the interval's
@@ -266,6 +295,9 @@ pub struct SyscallRow {
     pub errors: u64,
     /// errno name -> count.
     pub errnos: BTreeMap<String, u64>,
+    /// Calls whose latency was measured (the latency columns estimate all `calls` from
+    /// them when fewer).
+    pub timed: u64,
     pub total_ns: u64,
     pub avg_ns: u64,
     pub p50_ns: u64,
@@ -278,6 +310,8 @@ pub struct Totals {
     pub calls: u64,
     pub calls_per_s: f64,
     pub errors: u64,
+    /// Calls whose latency was measured.
+    pub timed: u64,
     pub total_ns: u64,
 }
 
@@ -329,6 +363,8 @@ pub struct Report {
     /// Merged over all traced processes, sorted by total time, highest first.
     pub syscalls: Vec<SyscallRow>,
     pub totals: Totals,
+    /// How the latency columns were measured.
+    pub latency_timing: LatencyTiming,
     /// Everything the kernel side could not record (sum of `drops`).
     pub lost_events: u64,
     pub drops: Drops,
@@ -354,6 +390,29 @@ pub struct Report {
     /// OOM kills on the whole machine in the window (when the memory section is selected).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_kills: Option<Vec<memory::OomReport>>,
+}
+
+/// How syscall latency was measured (see [`SyscallTiming`]); counts and errors are exact
+/// either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LatencyTiming {
+    /// Every call timed (`--exact-latency`).
+    pub exact: bool,
+    /// Sampled mode: calls per thread per scheduler tick timed before sampling starts.
+    pub budget_per_tick: u32,
+    /// Beyond it, one call in this many is timed and counted this many times (1 when
+    /// exact). Calls that block are always timed.
+    pub one_in: u32,
+}
+
+impl From<SyscallTiming> for LatencyTiming {
+    fn from(t: SyscallTiming) -> Self {
+        Self {
+            exact: t.every == 1,
+            budget_per_tick: if t.every == 1 { 0 } else { t.budget },
+            one_in: t.every,
+        }
+    }
 }
 
 /// Events listed in one report; more are only counted.
@@ -388,6 +447,7 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
             calls_per_s: rate(c.calls, secs),
             errors: c.errors,
             errnos: c.errnos.iter().map(|(e, n)| (errno_name(*e), *n)).collect(),
+            timed: c.timed,
             total_ns: c.total_ns,
             avg_ns: c.total_ns / c.calls,
             p50_ns: c.quantile(0.50),
@@ -405,6 +465,7 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
     for r in &rows {
         t.calls += r.calls;
         t.errors += r.errors;
+        t.timed += r.timed;
         t.total_ns += r.total_ns;
     }
     t.calls_per_s = rate(t.calls, secs);
@@ -424,6 +485,8 @@ pub struct Context<'a> {
     pub t0_ns: u64,
     /// List threads in the scheduling section (`--threads`).
     pub threads: bool,
+    /// How the kernel side times syscalls.
+    pub timing: SyscallTiming,
 }
 
 impl Report {
@@ -500,6 +563,7 @@ impl Report {
             duration_s: secs,
             syscalls,
             totals,
+            latency_timing: ctx.timing.into(),
             lost_events: counts.drops.total(),
             drops: counts.drops,
             processes,
@@ -529,6 +593,7 @@ pub fn ctx(targets: &[ProcessInfo]) -> Context<'_> {
         targets,
         t0_ns: 0,
         threads: false,
+        timing: SyscallTiming::EXACT,
     }
 }
 
@@ -540,11 +605,44 @@ mod tests {
         let mut c = SyscallCounts::default();
         for &l in latencies {
             c.calls += 1;
+            c.timed += 1;
             c.total_ns += l;
             c.max_ns = c.max_ns.max(l);
             c.hist[hist::bucket(l)] += 1;
         }
         c
+    }
+
+    #[test]
+    fn latency_timing_says_how_calls_were_timed() {
+        assert_eq!(
+            LatencyTiming::from(SyscallTiming::EXACT),
+            LatencyTiming {
+                exact: true,
+                budget_per_tick: 0,
+                one_in: 1
+            }
+        );
+        assert_eq!(
+            LatencyTiming::from(SyscallTiming::SAMPLED),
+            LatencyTiming {
+                exact: false,
+                budget_per_tick: 32,
+                one_in: 16
+            }
+        );
+    }
+
+    #[test]
+    fn timed_calls_add_up_and_subtract() {
+        let mut a = counts_of(&[100, 200]);
+        a.calls += 30; // untimed calls of a sampled thread
+        let mut b = a.clone();
+        b.add(&counts_of(&[300]));
+        b.calls += 15;
+        let d = b.since(&a);
+        assert_eq!((d.calls, d.timed), (16, 1));
+        assert_eq!((b.calls, b.timed), (48, 3));
     }
 
     #[test]

@@ -31,6 +31,14 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         usize::MAX
     };
     table(out, &r.syscalls, &r.totals, limit)?;
+    if r.totals.timed < r.totals.calls {
+        let t = &r.latency_timing;
+        writeln!(
+            out,
+            "latency estimated from {} of {} calls timed (per thread: the first {} per tick and every call that blocks, then 1 in {}; --exact-latency times all)",
+            r.totals.timed, r.totals.calls, t.budget_per_tick, t.one_in
+        )?;
+    }
     if r.kind == ReportKind::Final && r.processes.len() > 1 {
         for p in &r.processes {
             writeln!(out, "\n--- {} ({}) ---", p.pid, p.comm)?;
@@ -509,6 +517,7 @@ mod tests {
         let mut c = SyscallCounts {
             calls: 3,
             errors: 3,
+            timed: 3,
             total_ns: 3000,
             ..Default::default()
         };
@@ -539,6 +548,38 @@ mod tests {
         assert!(
             !text.contains("memory"),
             "no memory section unless selected"
+        );
+        assert!(!text.contains("estimated"), "every call was timed: {text}");
+    }
+
+    #[test]
+    fn sampled_latency_is_said_under_the_table() {
+        let mut s = Sample::default();
+        s.syscalls.insert(
+            (0, 0),
+            SyscallCounts {
+                calls: 1000,
+                timed: 90,
+                total_ns: 100_000,
+                ..Default::default()
+            },
+        );
+        let targets = [ProcessInfo {
+            pid: 7,
+            comm: "dd".into(),
+        }];
+        let mut ctx = crate::model::ctx(&targets);
+        ctx.timing = tracer_common::SyscallTiming::SAMPLED;
+        let r = Report::build(ReportKind::Final, &s, &[], &ctx, 1.0, None);
+        let mut buf = Vec::new();
+        write(&mut buf, &r).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let note = text.lines().find(|l| l.starts_with("latency")).unwrap();
+        assert!(
+            note.contains("90 of 1000 calls timed")
+                && note.contains("32 per tick")
+                && note.contains("1 in 16"),
+            "{note}"
         );
     }
 

@@ -18,6 +18,8 @@ pub enum Config {
     Baseline,
     Floor,
     All,
+    /// All sections with `--exact-latency`: every syscall timed.
+    AllExact,
     Syscalls,
     Strace,
     PerfTrace,
@@ -33,10 +35,11 @@ pub enum Peer {
 }
 
 impl Config {
-    pub const ALL: [Config; 8] = [
+    pub const ALL: [Config; 9] = [
         Config::Baseline,
         Config::Floor,
         Config::All,
+        Config::AllExact,
         Config::Syscalls,
         Config::Strace,
         Config::PerfTrace,
@@ -49,6 +52,7 @@ impl Config {
             Config::Baseline => "baseline (no tracer)",
             Config::Floor => "floor (empty programs, same hooks)",
             Config::All => "tracer, all sections",
+            Config::AllExact => "tracer, all sections, --exact-latency",
             Config::Syscalls => "tracer --sections syscalls",
             Config::Strace => "strace -f -c",
             Config::PerfTrace => "perf trace -s",
@@ -58,7 +62,10 @@ impl Config {
     }
 
     pub fn is_tracer(self) -> bool {
-        matches!(self, Config::Floor | Config::All | Config::Syscalls)
+        matches!(
+            self,
+            Config::Floor | Config::All | Config::AllExact | Config::Syscalls
+        )
     }
 
     pub fn peer(self) -> Option<Peer> {
@@ -148,10 +155,13 @@ pub fn launch_argv(cfg: Config, bins: &Bins, workload: &[OsString], out: &Path) 
             v.push(bins.tracer.clone().into());
             v.extend(os(&["--bench-floor", "--"]));
         }
-        Config::All | Config::Syscalls => {
+        Config::All | Config::AllExact | Config::Syscalls => {
             v.push(bins.tracer.clone().into());
             v.extend(os(&["--output", "json", "-o"]));
             v.push(out.into());
+            if cfg == Config::AllExact {
+                v.push("--exact-latency".into());
+            }
             if cfg == Config::Syscalls {
                 v.extend(os(&["--sections", "syscalls"]));
             } else {
@@ -198,10 +208,13 @@ pub fn attach_argv(cfg: Config, bins: &Bins, pid: u32, out: &Path) -> Vec<OsStri
             v.push(bins.tracer.clone().into());
             v.extend(os(&["--bench-floor", "--pid", &pid_s]));
         }
-        Config::All | Config::Syscalls => {
+        Config::All | Config::AllExact | Config::Syscalls => {
             v.push(bins.tracer.clone().into());
             v.extend(os(&["--output", "json", "-o"]));
             v.push(out.into());
+            if cfg == Config::AllExact {
+                v.push("--exact-latency".into());
+            }
             if cfg == Config::Syscalls {
                 v.extend(os(&["--sections", "syscalls"]));
             }
