@@ -1,8 +1,9 @@
 //! Syscall enter/exit on raw tracepoints (cheaper than the classic `raw_syscalls`
 //! tracepoints: no record is built). Entry stores the start time and the aggregate index
 //! in the thread's slot; exit folds the duration into the per-CPU aggregate of that
-//! (process, syscall). Hot path: one helper call and one inlined array lookup to leave
-//! for untraced processes; for traced ones two more helper calls (tid, jiffies) and two
+//! (process, syscall). Hot path: one inlined per-CPU lookup to leave for untraced processes
+//! when the sched section is on (see `filter::current_untraced`), otherwise one helper call
+//! and one inlined array lookup; for traced ones two more helper calls (tid, jiffies) and two
 //! inlined array lookups, plus two clock reads for the calls that are timed (see
 //! [`SyscallTiming`]: the clock is the dearest part, so busy threads are sampled).
 use aya_ebpf::{
@@ -20,7 +21,7 @@ use tracer_common::{
 
 use crate::{
     events::rodata,
-    filter::{count_drop, target_slot},
+    filter::{count_drop, current_untraced, target_slot},
     memory, sched,
 };
 
@@ -49,6 +50,9 @@ const MAX_ERRNO: i64 = 4095;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    if current_untraced() {
+        return 0;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(slot) = target_slot((pid_tgid >> 32) as u32) else {
         return 0;
@@ -122,6 +126,9 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    if current_untraced() {
+        return 0;
+    }
     let tid = bpf_get_current_pid_tgid() as u32;
     let Some(state) = THREADS.get_ptr_mut(tid) else {
         return 0;
