@@ -278,21 +278,18 @@ pub struct ThreadState {
     pub in_tick: u32,
     /// State of the thread's pseudo-random sampler (xorshift32; 0 = not seeded yet).
     pub rng: u32,
-    /// How many calls this call's latency stands for if it is timed from entry (1 within
-    /// the tick's budget, [`SyscallTiming::every`] beyond it); 0 when not sampled.
-    pub weight: u16,
     /// [`call_status`] bits; 0 = not in a traced syscall, which is how sys_exit leaves at
     /// once for every untraced thread.
-    pub status: u16,
+    pub status: u32,
 }
 const _: () = assert!(core::mem::size_of::<ThreadState>() == 32);
 
 /// Bits of [`ThreadState::status`].
 pub mod call_status {
     /// Inside a traced syscall (set at entry, cleared at exit).
-    pub const IN_CALL: u16 = 1;
+    pub const IN_CALL: u32 = 1;
     /// The call blocked (switched out voluntarily): it is timed whatever the sampling.
-    pub const BLOCKED: u16 = 2;
+    pub const BLOCKED: u32 = 2;
 }
 
 /// How syscall latency is sampled; set by userspace at load time ([`globals::TIMING`]).
@@ -309,7 +306,7 @@ pub mod call_status {
 pub struct SyscallTiming {
     /// Calls per thread per tick timed exactly.
     pub budget: u32,
-    /// Beyond the budget, one call in `every` is timed; a power of two, at most 32768.
+    /// Beyond the budget, one call in `every` is timed; a power of two.
     pub every: u32,
 }
 const _: () = assert!(core::mem::size_of::<SyscallTiming>() == 8);

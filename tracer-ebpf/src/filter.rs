@@ -11,28 +11,6 @@ use tracer_common::Drop;
 #[map(name = "TARGETS")]
 pub static TARGETS: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Per CPU: 1 when the task running there is known not to be traced, 0 (the initial value)
-/// when it may be. Kept by the sched section's `sched_switch`, which looks up the next
-/// task at every switch anyway; without it, it stays 0 and every hook checks `TARGETS`.
-#[map(name = "CPU_UNTRACED")]
-static CPU_UNTRACED: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
-
-/// Whether the current task is known not to be traced: one inlined per-CPU lookup, no
-/// helper call, so untraced processes leave the syscall hooks at the lowest cost.
-#[inline(always)]
-pub fn current_untraced() -> bool {
-    matches!(CPU_UNTRACED.get(0), Some(&1))
-}
-
-/// Records, at a context switch, whether the task about to run is untraced.
-#[inline(always)]
-pub fn set_next_untraced(untraced: bool) {
-    if let Some(p) = CPU_UNTRACED.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot; programs on one CPU do not run concurrently.
-        unsafe { *p = u32::from(untraced) };
-    }
-}
-
 /// What could not be recorded, by [`Drop`] kind.
 #[map(name = "DROPS")]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tracer_common::DROP_KINDS, 0);

@@ -23,7 +23,7 @@ use tracer_common::{
 
 use crate::{
     events::task_ids,
-    filter::{count_drop, set_next_untraced, target_slot},
+    filter::{count_drop, target_slot},
     syscalls,
 };
 
@@ -143,9 +143,6 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
         Some((tid, tgid)) if tid != 0 => (tid, tgid, tracked(tid, tgid)),
         _ => (0, 0, None),
     };
-    // Lets the syscall hooks skip untraced tasks without a helper call. (A traced thread
-    // whose tid is beyond THREAD_SCHED is still traced: the syscall hooks count its drop.)
-    set_next_untraced(next.is_none() && target_slot(next_tgid).is_none());
     if prev.is_none() && next.is_none() {
         return 0;
     }

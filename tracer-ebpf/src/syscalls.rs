@@ -1,9 +1,8 @@
 //! Syscall enter/exit on raw tracepoints (cheaper than the classic `raw_syscalls`
 //! tracepoints: no record is built). Entry stores the start time and the aggregate index
 //! in the thread's slot; exit folds the duration into the per-CPU aggregate of that
-//! (process, syscall). Hot path: one inlined per-CPU lookup to leave for untraced processes
-//! when the sched section is on (see `filter::current_untraced`), otherwise one helper call
-//! and one inlined array lookup; for traced ones two more helper calls (tid, jiffies) and two
+//! (process, syscall). Hot path: one helper call and one inlined array lookup to leave
+//! for untraced processes; for traced ones two more helper calls (tid, jiffies) and two
 //! inlined array lookups, plus two clock reads for the calls that are timed (see
 //! [`SyscallTiming`]: the clock is the dearest part, so busy threads are sampled).
 use aya_ebpf::{
@@ -21,7 +20,7 @@ use tracer_common::{
 
 use crate::{
     events::rodata,
-    filter::{count_drop, current_untraced, target_slot},
+    filter::{count_drop, target_slot},
     memory, sched,
 };
 
@@ -50,9 +49,6 @@ const MAX_ERRNO: i64 = 4095;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    if current_untraced() {
-        return 0;
-    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(slot) = target_slot((pid_tgid >> 32) as u32) else {
         return 0;
@@ -79,8 +75,8 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         Some(state) => {
             // SAFETY: only this thread writes its own slot, and it is on this CPU now.
             let s = unsafe { &mut *state };
-            let (tick, in_tick, rng, weight) = if every == 1 {
-                (0, 0, 0, 1)
+            let (tick, in_tick, rng, timed) = if every == 1 {
+                (0, 0, 0, true)
             } else {
                 // SAFETY: reading jiffies has no preconditions (the verifier inlines it).
                 let tick = unsafe { bpf_jiffies64() } as u32;
@@ -94,18 +90,11 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
                 r ^= r << 13;
                 r ^= r >> 17;
                 r ^= r << 5;
-                let weight = if n <= timing.budget {
-                    1
-                } else if r & (every - 1) == 0 {
-                    every as u16
-                } else {
-                    0
-                };
-                (tick, n, r, weight)
+                (tick, n, r, n <= timing.budget || r & (every - 1) == 0)
             };
             *s = ThreadState {
                 // SAFETY: reading the monotonic clock has no preconditions.
-                start_ns: if weight != 0 {
+                start_ns: if timed {
                     unsafe { bpf_ktime_get_ns() }
                 } else {
                     0
@@ -115,7 +104,6 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
                 tick,
                 in_tick,
                 rng,
-                weight,
                 status: IN_CALL,
             };
         }
@@ -126,22 +114,25 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    if current_untraced() {
-        return 0;
-    }
     let tid = bpf_get_current_pid_tgid() as u32;
     let Some(state) = THREADS.get_ptr_mut(tid) else {
         return 0;
     };
     // SAFETY: as in sys_enter, the slot belongs to the running thread.
+    let timing = rodata(&TIMING);
     let (start, idx, flags, weight) = unsafe {
         let s = &mut *state;
         if s.status == 0 {
             // Untraced thread, or a call that began before tracer attached.
             return 0;
         }
-        // A call that blocked is timed whatever the sampling, so it stands for itself.
-        let weight = if s.status & BLOCKED != 0 { 1 } else { s.weight };
+        // How many calls a timed one stands for: itself within the tick's budget, and when
+        // it blocked (every blocking call is timed); beyond the budget, `every` calls.
+        let weight = if s.status & BLOCKED != 0 || s.in_tick <= timing.budget {
+            1
+        } else {
+            timing.every
+        };
         let r = (s.start_ns, s.stats_idx, s.flags, weight);
         s.status = 0;
         r

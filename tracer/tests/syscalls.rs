@@ -93,28 +93,14 @@ fn launched_command_is_counted_from_its_exec() {
 fn dd_counts_equal_strace() {
     let Some(_g) = ebpf_test() else { return };
     let dd = ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000"];
-    let out = run(tracer().args(["--output", "json", "--"]).args(dd));
+    let out = run(tracer()
+        .env_remove("LD_LIBRARY_PATH")
+        .args(["--output", "json", "--"])
+        .args(dd));
     let r = final_report(&out);
 
-    let summary = std::env::temp_dir().join(format!("tracer-strace-{}.txt", std::process::id()));
-    let st = Command::new("strace")
-        .args(["-f", "-c", "-o"])
-        .arg(&summary)
-        .args(dd)
-        .stderr(Stdio::null())
-        .status()
-        .expect("strace is needed for this test");
-    assert!(st.success());
-    let text = std::fs::read_to_string(&summary).unwrap();
-    let _ = std::fs::remove_file(&summary);
-    let strace_calls = |name: &str| -> u64 {
-        let line = text
-            .lines()
-            .find(|l| l.split_whitespace().last() == Some(name))
-            .unwrap_or_else(|| panic!("{name} not in strace output:\n{text}"));
-        // % time, seconds, usecs/call, calls, [errors], syscall
-        line.split_whitespace().nth(3).unwrap().parse().unwrap()
-    };
+    let text = strace_summary(&dd);
+    let strace_calls = |name: &str| strace_count(&text, name);
     assert_eq!(calls(&r, "read"), strace_calls("read"));
     assert_eq!(calls(&r, "write"), strace_calls("write"));
     assert!(calls(&r, "read") >= 20000);
@@ -304,4 +290,31 @@ fn blocking_calls_are_always_timed() {
         assert_eq!(calls, 20_000);
         assert!(timed < calls / 2, "--sections {sections}: {timed} timed");
     }
+}
+
+/// `strace -f -c`'s count of `name` in a summary it wrote.
+fn strace_count(summary: &str, name: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find(|l| l.split_whitespace().last() == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in strace output:\n{summary}"));
+    // % time, seconds, usecs/call, calls, [errors], syscall
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// Runs `args` under `strace -f -c` and returns its summary.
+fn strace_summary(args: &[&str]) -> String {
+    let summary = std::env::temp_dir().join(format!("tracer-strace-{}.txt", std::process::id()));
+    let st = Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&summary)
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace is needed for this test");
+    assert!(st.success());
+    let text = std::fs::read_to_string(&summary).unwrap();
+    let _ = std::fs::remove_file(&summary);
+    text
 }
