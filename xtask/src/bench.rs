@@ -179,6 +179,8 @@ pub struct Cell {
     /// Runs at 1/scale of the size, time multiplied back.
     pub scale: u64,
     pub times: Vec<f64>,
+    /// The round of each of `times` (runs that failed leave gaps).
+    pub rounds: Vec<usize>,
     pub failures: Vec<String>,
     pub lost: Vec<u64>,
     pub rss_kib: Vec<u64>,
@@ -353,6 +355,7 @@ pub fn run(opts: Opts) -> Result<()> {
                             cell.progs = s.progs;
                         } else {
                             cell.times.push(s.secs);
+                            cell.rounds.push(round);
                             cell.lost.extend(s.lost);
                             cell.rss_kib.extend(s.rss_kib);
                             cell.checks.extend(s.check);
