@@ -115,6 +115,18 @@ impl SyscallCounts {
         }
     }
 
+    /// Total latency of all calls: the kernel's sum when every call was timed, otherwise
+    /// `calls` times the weighted mean of the timed calls (a ratio estimate: unlike the
+    /// weighted sum itself, it keeps the average between the smallest and the largest
+    /// latency measured, even for a syscall with few calls).
+    pub fn estimated_total_ns(&self) -> u64 {
+        let weights: u64 = self.hist.iter().sum();
+        if self.timed >= self.calls || weights == 0 {
+            return self.total_ns;
+        }
+        (self.total_ns as u128 * self.calls as u128 / weights as u128) as u64
+    }
+
     /// The `q` quantile (0..=1) in ns, from the histogram: the bucket holding the rank,
     /// interpolated linearly inside it, and clamped to the observed maximum.
     pub fn quantile(&self, q: f64) -> u64 {
@@ -448,8 +460,8 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
             errors: c.errors,
             errnos: c.errnos.iter().map(|(e, n)| (errno_name(*e), *n)).collect(),
             timed: c.timed,
-            total_ns: c.total_ns,
-            avg_ns: c.total_ns / c.calls,
+            total_ns: c.estimated_total_ns(),
+            avg_ns: c.estimated_total_ns() / c.calls,
             p50_ns: c.quantile(0.50),
             p99_ns: c.quantile(0.99),
             max_ns: c.max_ns,
@@ -631,6 +643,29 @@ mod tests {
                 one_in: 16
             }
         );
+    }
+
+    #[test]
+    fn sampled_totals_stay_between_the_latencies_measured() {
+        // 5 calls, two timed: one within the tick's budget at 1 us (weight 1), one sampled
+        // beyond it at 20 us (weight 16). The weighted sum over the calls would put the
+        // average at 64 us, above anything measured.
+        let mut c = SyscallCounts {
+            calls: 5,
+            timed: 2,
+            total_ns: 16 * 20_000 + 1_000,
+            max_ns: 20_000,
+            ..Default::default()
+        };
+        c.hist[hist::bucket(20_000)] += 16;
+        c.hist[hist::bucket(1_000)] += 1;
+        let total = c.estimated_total_ns();
+        assert_eq!(total, 321_000 * 5 / 17);
+        let avg = total / c.calls;
+        assert!(1_000 <= avg && avg <= c.max_ns, "{avg}");
+        // Every call timed: the kernel's sum as it is.
+        let exact = counts_of(&[100, 200, 300]);
+        assert_eq!(exact.estimated_total_ns(), 600);
     }
 
     #[test]
