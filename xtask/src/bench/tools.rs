@@ -145,6 +145,19 @@ fn bpftrace_program(cfg: Config, filter: &str) -> String {
     }
 }
 
+/// tracer's own options under `cfg` (one of its real configurations), JSON into `out`.
+fn tracer_argv(cfg: Config, bins: &Bins, out: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec![bins.tracer.clone().into()];
+    v.extend(os(&["--output", "json", "-o"]));
+    v.push(out.into());
+    match cfg {
+        Config::AllExact => v.push("--exact-latency".into()),
+        Config::Syscalls => v.extend(os(&["--sections", "syscalls"])),
+        _ => {}
+    }
+    v
+}
+
 /// The command line that runs `workload` under `cfg`, from its start (tracer's launch
 /// mode, or the peer's own way of starting a command). `out` receives the tool's report.
 pub fn launch_argv(cfg: Config, bins: &Bins, workload: &[OsString], out: &Path) -> Vec<OsString> {
@@ -156,15 +169,8 @@ pub fn launch_argv(cfg: Config, bins: &Bins, workload: &[OsString], out: &Path) 
             v.extend(os(&["--bench-floor", "--"]));
         }
         Config::All | Config::AllExact | Config::Syscalls => {
-            v.push(bins.tracer.clone().into());
-            v.extend(os(&["--output", "json", "-o"]));
-            v.push(out.into());
-            if cfg == Config::AllExact {
-                v.push("--exact-latency".into());
-            }
-            if cfg == Config::Syscalls {
-                v.extend(os(&["--sections", "syscalls"]));
-            } else {
+            v = tracer_argv(cfg, bins, out);
+            if cfg != Config::Syscalls {
                 // Like strace -f: perf bench's forked child is traced too.
                 v.push("--follow".into());
             }
@@ -209,15 +215,7 @@ pub fn attach_argv(cfg: Config, bins: &Bins, pid: u32, out: &Path) -> Vec<OsStri
             v.extend(os(&["--bench-floor", "--pid", &pid_s]));
         }
         Config::All | Config::AllExact | Config::Syscalls => {
-            v.push(bins.tracer.clone().into());
-            v.extend(os(&["--output", "json", "-o"]));
-            v.push(out.into());
-            if cfg == Config::AllExact {
-                v.push("--exact-latency".into());
-            }
-            if cfg == Config::Syscalls {
-                v.extend(os(&["--sections", "syscalls"]));
-            }
+            v = tracer_argv(cfg, bins, out);
             v.extend(os(&["--pid", &pid_s]));
         }
         Config::Strace => {
