@@ -298,9 +298,9 @@ pub mod call_status {
 /// 35 ns each on a VM where `rdtsc` is slow). So each thread times its first `budget`
 /// calls of every scheduler tick, then each call with probability 1/`every` (a per-thread
 /// pseudo-random draw, so that periodic call patterns cannot line up with the sampling),
-/// counted `every` times in the histogram and the total (an unbiased estimate). Calls that block are always timed:
-/// from entry if sampled, otherwise from the moment they blocked. Counts and errors are
-/// exact for every call. `every == 1` times every call exactly.
+/// counted `every` times in the histogram. Calls that block are always timed: from entry
+/// if sampled, otherwise from the moment they blocked. Counts and errors are exact for
+/// every call. `every == 1` times every call exactly.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyscallTiming {

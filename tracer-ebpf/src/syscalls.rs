@@ -119,21 +119,13 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     // SAFETY: as in sys_enter, the slot belongs to the running thread.
-    let timing = rodata(&TIMING);
-    let (start, idx, flags, weight) = unsafe {
+    let (start, idx, flags, status, in_tick) = unsafe {
         let s = &mut *state;
         if s.status == 0 {
             // Untraced thread, or a call that began before tracer attached.
             return 0;
         }
-        // How many calls a timed one stands for: itself within the tick's budget, and when
-        // it blocked (every blocking call is timed); beyond the budget, `every` calls.
-        let weight = if s.status & BLOCKED != 0 || s.in_tick <= timing.budget {
-            1
-        } else {
-            timing.every
-        };
-        let r = (s.start_ns, s.stats_idx, s.flags, weight);
+        let r = (s.start_ns, s.stats_idx, s.flags, s.status, s.in_tick);
         s.status = 0;
         r
     };
@@ -147,6 +139,14 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     s.calls += 1;
     if start != 0 {
         let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
+        // How many calls this one stands for: itself within the tick's budget, and when it
+        // blocked (every blocking call is timed); beyond the budget, `every` calls.
+        let timing = rodata(&TIMING);
+        let weight = if status & BLOCKED != 0 || in_tick <= timing.budget {
+            1
+        } else {
+            timing.every
+        };
         s.timed += 1;
         s.total_ns += dur * weight as u64;
         if dur > s.max_ns {

@@ -421,7 +421,7 @@ impl From<SyscallTiming> for LatencyTiming {
     fn from(t: SyscallTiming) -> Self {
         Self {
             exact: t.every == 1,
-            budget_per_tick: if t.every == 1 { 0 } else { t.budget },
+            budget_per_tick: t.budget,
             one_in: t.every,
         }
     }
