@@ -125,7 +125,9 @@ pub struct KernelOffsets {
     pub fdtable_open_fds: u32,
     /// `fdtable.close_on_exec` (descriptors an exec will close).
     pub fdtable_close_on_exec: u32,
-    pub _pad: u32,
+    /// `task_struct.stack` (the base of the thread's kernel stack; its syscall `pt_regs`
+    /// lie at the top).
+    pub task_stack: u32,
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
 
@@ -169,7 +171,7 @@ impl KernelOffsets {
         fdtable_max_fds: 0,
         fdtable_open_fds: 0,
         fdtable_close_on_exec: 0,
-        _pad: 0,
+        task_stack: 0,
     };
 }
 
@@ -189,8 +191,12 @@ pub enum Drop {
     /// A memory or descriptor syscall of a process whose slot is beyond the memory maps
     /// (cannot happen while slots <= MAX_TARGETS; counted rather than assumed).
     MemSlotOutOfRange = 4,
+    /// A new task's kernel stack address could not be read, so the untraced-thread cache
+    /// could not be cleared for it: if that task is traced, its syscalls may be missed
+    /// (never expected: the task is being created and its `task_struct` is valid).
+    TaskStackUnreadable = 5,
 }
-pub const DROP_KINDS: u32 = 5;
+pub const DROP_KINDS: u32 = 6;
 
 /// Scheduling state of a thread, as the hooks track it.
 pub mod sched_state {

@@ -1,10 +1,15 @@
 //! Which processes are traced. Checked first by every hook so that untraced processes
-//! leave at once: one inlined array lookup, no helper call.
+//! leave at once: one inlined array lookup after the pid/tgid helper call; in the syscall
+//! hooks, which every process on the machine runs twice per syscall, a load and a compare
+//! before it (see [`known_untraced`]).
 use aya_ebpf::{
-    macros::map,
+    macros::{map, raw_tracepoint},
     maps::{Array, PerCpuArray},
+    programs::RawTracePointContext,
 };
 use tracer_common::Drop;
+
+use crate::events::{offsets, read_at};
 
 /// Indexed by tgid: 0 = not traced, otherwise the target's slot + 1. Sized to pid_max by
 /// userspace at load time.
@@ -31,4 +36,59 @@ pub fn count_drop(kind: Drop) {
         // SAFETY: a per-CPU slot; programs on one CPU do not run concurrently.
         unsafe { *p += 1 };
     }
+}
+
+/// Threads found not traced, each by the address of its syscall `pt_regs`, which sits at the
+/// top of the thread's kernel stack and is the first argument of the `sys_enter` and
+/// `sys_exit` tracepoints: so the syscall hooks can tell an untraced thread without a helper
+/// call (measured here: 12 ns per hook for the helper and the lookup, 4 ns for this).
+/// Direct-mapped by the stack's 16 KiB window; a collision evicts, and the evicted thread
+/// takes the full check again. Sound because a live thread's stack is its own: an entry can
+/// only go stale once its thread has ended and a new task is given that stack, and
+/// [`task_new`] clears those slots before the new task first runs.
+const UNTRACED_SLOTS: usize = 8192;
+/// Slots a stack can cover: kernel stacks are at most 64 KiB (x86_64: 16 KiB, 32 KiB with
+/// KASAN), and `pt_regs` lies somewhere inside the stack.
+const STACK_WINDOWS: u64 = 4;
+const WINDOW_SHIFT: u32 = 14;
+
+#[unsafe(no_mangle)]
+static mut UNTRACED: [u64; UNTRACED_SLOTS] = [0; UNTRACED_SLOTS];
+
+#[inline(always)]
+fn untraced_slot(addr: u64) -> usize {
+    (addr >> WINDOW_SHIFT) as usize & (UNTRACED_SLOTS - 1)
+}
+
+/// Whether the thread whose syscall registers are at `regs` was found untraced before.
+#[inline(always)]
+pub fn known_untraced(regs: u64) -> bool {
+    // SAFETY: an aligned u64 in .bss, the index masked into range; stores are whole words.
+    unsafe { core::ptr::read_volatile(&raw const UNTRACED[untraced_slot(regs)]) == regs }
+}
+
+/// Remembers that the running thread, whose syscall registers are at `regs`, is not traced.
+#[inline(always)]
+pub fn mark_untraced(regs: u64) {
+    // SAFETY: as in known_untraced.
+    unsafe { core::ptr::write_volatile(&raw mut UNTRACED[untraced_slot(regs)], regs) }
+}
+
+/// Every new task: forget whatever an ended thread left in the slots of the kernel stack the
+/// new task was given. Runs in `copy_process`, before the task can run.
+/// TP_PROTO(struct task_struct *task, u64 clone_flags)
+#[raw_tracepoint(tracepoint = "task_newtask")]
+pub fn task_new(ctx: RawTracePointContext) -> i32 {
+    let task: u64 = ctx.arg(0);
+    let Some(stack) = read_at::<u64>(task, offsets().task_stack) else {
+        // Not expected: the task is being created. Counted, so that it shows.
+        count_drop(Drop::TaskStackUnreadable);
+        return 0;
+    };
+    for w in 0..STACK_WINDOWS {
+        let addr = stack + (w << WINDOW_SHIFT);
+        // SAFETY: as in known_untraced.
+        unsafe { core::ptr::write_volatile(&raw mut UNTRACED[untraced_slot(addr)], 0) };
+    }
+    0
 }

@@ -12,6 +12,11 @@ pub fn floor_exit(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
+#[raw_tracepoint(tracepoint = "task_newtask")]
+pub fn floor_newtask(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn floor_switch(_ctx: RawTracePointContext) -> i32 {
     0

@@ -1,8 +1,9 @@
 //! Syscall enter/exit on raw tracepoints (cheaper than the classic `raw_syscalls`
 //! tracepoints: no record is built). Entry stores the start time and the aggregate index
 //! in the thread's slot; exit folds the duration into the per-CPU aggregate of that
-//! (process, syscall). Hot path: one helper call and one inlined array lookup to leave
-//! for untraced processes; for traced ones two more helper calls (tid, jiffies) and two
+//! (process, syscall). Hot path: a load and a compare to leave for untraced threads seen
+//! before (see [`crate::filter::known_untraced`]), else one helper call and one inlined
+//! array lookup; for traced ones two more helper calls (tid, jiffies) and two
 //! inlined array lookups, plus two clock reads for the calls that are timed (see
 //! [`SyscallTiming`]: the clock is the dearest part, so busy threads are sampled).
 use aya_ebpf::{
@@ -20,7 +21,7 @@ use tracer_common::{
 
 use crate::{
     events::rodata,
-    filter::{count_drop, target_slot},
+    filter::{count_drop, known_untraced, mark_untraced, target_slot},
     memory, sched,
 };
 
@@ -49,11 +50,16 @@ const MAX_ERRNO: i64 = 4095;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    // TP_PROTO(struct pt_regs *regs, long id)
+    let regs: u64 = ctx.arg(0);
+    if known_untraced(regs) {
+        return 0;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(slot) = target_slot((pid_tgid >> 32) as u32) else {
+        mark_untraced(regs);
         return 0;
     };
-    // TP_PROTO(struct pt_regs *regs, long id)
     let id: u64 = ctx.arg(1);
     let nr = if id < SYSCALL_SLOTS as u64 {
         id as u32
@@ -114,6 +120,10 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    // TP_PROTO(struct pt_regs *regs, long ret)
+    if known_untraced(ctx.arg(0)) {
+        return 0;
+    }
     let tid = bpf_get_current_pid_tgid() as u32;
     let Some(state) = THREADS.get_ptr_mut(tid) else {
         return 0;

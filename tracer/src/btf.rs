@@ -66,7 +66,7 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
         fdtable_max_fds: member_offset(&btf, "fdtable", "max_fds")?,
         fdtable_open_fds: member_offset(&btf, "fdtable", "open_fds")?,
         fdtable_close_on_exec: member_offset(&btf, "fdtable", "close_on_exec")?,
-        _pad: 0,
+        task_stack: member_offset(&btf, "task_struct", "stack")?,
     })
 }
 

@@ -33,9 +33,13 @@ pub enum Programs {
 /// (program, raw tracepoint, empty program on the same hook for the floor) per section.
 fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static str)] {
     match section {
-        // sys_switch times syscalls that block (see `SyscallTiming`); the sched section's
-        // own sched_switch does that when it is selected.
+        // task_new keeps the syscall hooks' cache of untraced threads sound (see
+        // `filter::known_untraced` on the kernel side); it comes first so that it is
+        // attached before them. sys_switch times syscalls that block (see
+        // `SyscallTiming`); the sched section's own sched_switch does that when it is
+        // selected.
         Section::Syscalls => &[
+            ("task_new", "task_newtask", "floor_newtask"),
             ("sys_enter", "sys_enter", "floor_enter"),
             ("sys_exit", "sys_exit", "floor_exit"),
             ("sys_switch", "sched_switch", "floor_switch"),
@@ -54,6 +58,7 @@ fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static st
         // The syscall programs fold memory and descriptor syscalls in (with
         // MEMORY.enabled = 1), so they are shared with the syscalls section.
         Section::Memory => &[
+            ("task_new", "task_newtask", "floor_newtask"),
             ("sys_enter", "sys_enter", "floor_enter"),
             ("sys_exit", "sys_exit", "floor_exit"),
             ("sys_switch", "sched_switch", "floor_switch"),
@@ -157,7 +162,7 @@ impl Probes {
         })
     }
 
-    /// Attaches every loaded program to its tracepoint.
+    /// Attaches every loaded program to its tracepoint, in the order of [`hooks`].
     pub fn attach(&mut self) -> Result<()> {
         for &(prog, tp) in &self.loaded {
             let p: &mut RawTracePoint = self

@@ -443,10 +443,17 @@ fn sections_select_the_hooks() {
     let Some(_g) = ebpf_test() else { return };
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
     for (sections, want) in [
-        // sys_switch: sched_switch for the syscall section alone, to time calls that block.
-        ("syscalls", &["sys_enter", "sys_exit", "sys_switch"][..]),
+        // sys_switch: sched_switch for the syscall section alone, to time calls that block;
+        // task_new: wherever sys_enter is, to keep its cache of untraced threads sound.
+        (
+            "syscalls",
+            &["sys_enter", "sys_exit", "sys_switch", "task_new"][..],
+        ),
         // Every call timed from entry: no need to see blocking.
-        ("syscalls --exact-latency", &["sys_enter", "sys_exit"][..]),
+        (
+            "syscalls --exact-latency",
+            &["sys_enter", "sys_exit", "task_new"][..],
+        ),
         (
             "sched",
             &["sched_switch", "sched_wake_new", "sched_wakeup"][..],
@@ -460,6 +467,7 @@ fn sections_select_the_hooks() {
                 "sched_wakeup",
                 "sys_enter",
                 "sys_exit",
+                "task_new",
             ][..],
         ),
         (
@@ -474,6 +482,7 @@ fn sections_select_the_hooks() {
                 "sys_enter",
                 "sys_exit",
                 "sys_switch",
+                "task_new",
             ][..],
         ),
         (
@@ -484,6 +493,7 @@ fn sections_select_the_hooks() {
                 "sys_enter",
                 "sys_exit",
                 "sys_switch",
+                "task_new",
             ][..],
         ),
         (
@@ -491,6 +501,7 @@ fn sections_select_the_hooks() {
             &[
                 "floor_enter",
                 "floor_exit",
+                "floor_newtask",
                 "floor_oom",
                 "floor_rss_stat",
                 "floor_switch",

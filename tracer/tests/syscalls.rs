@@ -269,6 +269,46 @@ fn exact_latency_times_every_call() {
     assert_eq!(r["totals"]["timed"], r["totals"]["calls"]);
 }
 
+/// The syscall hooks remember untraced threads by the address of their kernel stack, and a
+/// new task may be given the stack of one that ended. While untraced processes start and
+/// end threads that make syscalls (so that their stacks are remembered), a traced process
+/// starts threads, and forks children (`--follow`), one after another: every one of their
+/// calls must still be counted.
+#[test]
+fn new_tasks_on_reused_stacks_are_counted() {
+    let Some(_g) = ebpf_test() else { return };
+    // One per CPU; each thread makes a few syscalls (getppid, and its own exit).
+    let _churners: Vec<KillOnDrop> = (0..2)
+        .map(|_| {
+            KillOnDrop(
+                Command::new(WORKLOAD)
+                    .args(["threads", "1000000000", "3"])
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let (count, per) = (2000u64, 5u64);
+    let counted = |mode: &str| {
+        let out = run(tracer()
+            .env_remove("LD_LIBRARY_PATH")
+            .args(["--output", "json", "--follow", "--", WORKLOAD, mode])
+            .args([count, per].map(|n| n.to_string())));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = final_report(&out);
+        assert_eq!(r["lost_events"], 0);
+        calls(&r, "getppid")
+    };
+    let threads = counted("threads");
+    let children = counted("forks");
+    assert_eq!(threads, count * per, "getppid of new threads");
+    assert_eq!(children, count * per, "getppid of followed children");
+}
+
 /// A busy thread (200 getppid per round) that also sleeps 2 ms per round: its getppids
 /// are sampled, but every sleep is timed, with or without the sched section (the sched
 /// program, or the syscall section's own sched_switch program, sees it block).

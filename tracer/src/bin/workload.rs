@@ -25,6 +25,9 @@
 //! `tracer-workload forks CHILDREN CALLS`: forks CHILDREN children one after another, each
 //! making exactly CALLS `getppid`s and exiting 0; the parent waits for each.
 //!
+//! `tracer-workload threads COUNT CALLS`: starts COUNT threads one after another, each
+//! making exactly CALLS `getppid`s and ending; the main thread joins each before the next.
+//!
 //! `tracer-workload exits`: forks a child that exits with code 3 and one that is killed by
 //! SIGKILL (sent by the parent), and reaps both.
 //!
@@ -42,7 +45,7 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | spin THREADS SECS | forks CHILDREN CALLS | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec"
     );
     std::process::exit(2)
 }
@@ -187,6 +190,19 @@ fn main() {
                     -1 => panic!("fork failed"),
                     child => wait_for(child),
                 }
+            }
+        }
+        Some("threads") => {
+            let (count, calls) = (num(args.next()), num(args.next()));
+            for _ in 0..count {
+                std::thread::spawn(move || {
+                    for _ in 0..calls {
+                        // SAFETY: getppid has no preconditions.
+                        unsafe { libc::syscall(libc::SYS_getppid) };
+                    }
+                })
+                .join()
+                .unwrap();
             }
         }
         Some("exits") => {

@@ -95,6 +95,7 @@ impl Collector {
             ring_buffer_full: drops[Drop::RingBufFull as usize],
             thread_stats_full: drops[Drop::ThreadStatsFull as usize],
             mem_slot_out_of_range: drops[Drop::MemSlotOutOfRange as usize],
+            task_stack_unreadable: drops[Drop::TaskStackUnreadable as usize],
         };
         Ok(sample)
     }

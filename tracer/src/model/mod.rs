@@ -208,6 +208,9 @@ pub struct Drops {
     pub thread_stats_full: u64,
     /// Memory or descriptor syscalls of a slot beyond the memory maps (never expected).
     pub mem_slot_out_of_range: u64,
+    /// New tasks whose kernel stack could not be read (never expected; see the kernel
+    /// side's `Drop::TaskStackUnreadable`).
+    pub task_stack_unreadable: u64,
 }
 
 impl Drops {
@@ -217,6 +220,7 @@ impl Drops {
             + self.ring_buffer_full
             + self.thread_stats_full
             + self.mem_slot_out_of_range
+            + self.task_stack_unreadable
     }
 
     fn since(&self, prev: &Self) -> Self {
@@ -232,6 +236,9 @@ impl Drops {
             mem_slot_out_of_range: self
                 .mem_slot_out_of_range
                 .saturating_sub(prev.mem_slot_out_of_range),
+            task_stack_unreadable: self
+                .task_stack_unreadable
+                .saturating_sub(prev.task_stack_unreadable),
         }
     }
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     process::{Child, Command, Output, Stdio},
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
@@ -46,16 +46,35 @@ pub fn run(cmd: &mut Command) -> Output {
     wait_output(child, Duration::from_secs(60))
 }
 
+/// Waits for `child` and collects its output; kills it and panics after `limit`. Its pipes
+/// are drained meanwhile, so that a report larger than a pipe cannot stall it.
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                p.read_to_end(&mut buf).unwrap();
+            }
+            buf
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if start.elapsed() > limit {
             child.kill().unwrap();
             panic!("process did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
-    child.wait_with_output().unwrap()
 }
 
 /// The JSON objects of an NDJSON report.
@@ -169,5 +188,15 @@ pub fn assert_unloaded(ids: &[u32]) {
             "still loaded: {left:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A helper process that is killed and reaped when the test ends, even by a failed assert.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
