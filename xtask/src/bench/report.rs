@@ -417,10 +417,14 @@ fn method(out: &mut String, s: &Sizes) {
   the life section's fork hook), so its W2 counts cover the parent only.
 - W4: the tool watches an idle `sleep infinity` (tracer/strace/perf trace with `-p`/`--pid`,
   bpftrace with `pid == N`); once it has attached (tracer's and strace's stderr line; bpftrace's
-  `Attaching` line + 1 s; perf trace: 2 s) dd runs untraced; then the tool gets SIGINT.
+  `Attaching` line + 1 s; perf trace: 2 s) dd runs untraced {w4_runs} times in a row, the run's
+  time being their median (this VM's speed moves by 10-20% within a second); then the tool
+  gets SIGINT. The programs then run mostly for dd's syscalls, so W4's **prog ns/run** is
+  close to what one syscall hook costs an untraced process (floor: an empty program).
 ",
         runs = s.runs,
         div = s.peer_div,
+        w4_runs = super::W4_DD_RUNS,
     );
 }
 
