@@ -41,8 +41,8 @@ pub fn count_drop(kind: Drop) {
 /// Threads found not traced, each by the address of its syscall `pt_regs`, which sits at the
 /// top of the thread's kernel stack and is the first argument of the `sys_enter` and
 /// `sys_exit` tracepoints: so the syscall hooks can tell an untraced thread without a helper
-/// call (bpf_stats here, over an empty program: 10-13 ns per hook for the helper and the
-/// lookup, 1-3 ns for this).
+/// call (bpf_stats here, over an empty program: 10-14 ns per hook for the helper and the
+/// lookup, 0-4 ns for this).
 /// Direct-mapped by the stack's 16 KiB window; a collision evicts, and the evicted thread
 /// takes the full check again. Sound because a live thread's stack is its own: an entry can
 /// only go stale once its thread has ended and a new task is given that stack, and
