@@ -55,6 +55,10 @@ pub struct Opts {
     /// Markdown file to write (a relative path is relative to the workspace root).
     #[arg(long, value_name = "FILE", default_value = "bench/RESULTS.md")]
     out: PathBuf,
+    /// Back-to-back floor/tracer pairs per target workload (W1, W2, W4), run after the
+    /// rounds [default: 12, or 2 with --quick].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pairs: Option<u32>,
     /// Workloads to run (comma-separated).
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',',
           default_values_t = [Workload::W1, Workload::W2, Workload::W3, Workload::W4])]
@@ -66,6 +70,8 @@ pub struct Opts {
 pub struct Sizes {
     pub quick: bool,
     pub runs: usize,
+    /// Back-to-back floor/tracer pairs per target workload.
+    pub pairs: usize,
     pub dd_count: u64,
     pub pipe_loops: u64,
     pub churn_rounds: u64,
@@ -76,12 +82,14 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    fn new(quick: bool, runs: Option<u32>) -> Sizes {
+    fn new(quick: bool, runs: Option<u32>, pairs: Option<u32>) -> Sizes {
         let runs = runs.map(|r| r as usize);
+        let pairs = pairs.map(|r| r as usize);
         if quick {
             Sizes {
                 quick,
                 runs: runs.unwrap_or(2),
+                pairs: pairs.unwrap_or(2),
                 dd_count: 200_000,
                 pipe_loops: 50_000,
                 churn_rounds: 5,
@@ -93,6 +101,7 @@ impl Sizes {
             Sizes {
                 quick,
                 runs: runs.unwrap_or(5),
+                pairs: pairs.unwrap_or(12),
                 dd_count: 1_000_000,
                 pipe_loops: 300_000,
                 churn_rounds: 20,
@@ -105,6 +114,9 @@ impl Sizes {
 }
 
 impl Workload {
+    /// The workloads the issue sets overhead targets for (tracer against the floor).
+    pub const TARGETS: [Workload; 3] = [Workload::W1, Workload::W2, Workload::W4];
+
     pub fn size(self, s: &Sizes) -> u64 {
         match self {
             Workload::W1 | Workload::W4 => s.dd_count,
@@ -197,6 +209,8 @@ pub struct Table {
     pub cells: BTreeMap<Config, Cell>,
     /// Events per run and what they are.
     pub events: Option<(f64, String)>,
+    /// Target workloads: (floor, tracer with all sections) times of back-to-back runs.
+    pub pairs: Vec<(f64, f64)>,
 }
 
 #[derive(Default)]
@@ -247,7 +261,7 @@ pub fn run(opts: Opts) -> Result<()> {
     } else {
         root.join(&opts.out)
     };
-    let sizes = Sizes::new(opts.quick, opts.runs);
+    let sizes = Sizes::new(opts.quick, opts.runs, opts.pairs);
     let mut workloads = opts.workloads.clone();
     workloads.sort();
     workloads.dedup();
@@ -325,6 +339,7 @@ pub fn run(opts: Opts) -> Result<()> {
                 })
                 .collect(),
             events: None,
+            pairs: Vec::new(),
         })
         .collect();
     for (p, r) in &peers {
@@ -380,6 +395,51 @@ pub fn run(opts: Opts) -> Result<()> {
         }
     }
     stats.set(false)?;
+    // The targets compare tracer with the floor; rounds put other configurations between
+    // them, and this VM's speed moves within seconds. So the two also run back to back,
+    // alternating which goes first (ABBA: a steady drift cancels).
+    for table in tables.iter_mut() {
+        let w = table.workload;
+        if !Workload::TARGETS.contains(&w) {
+            continue;
+        }
+        for i in 0..sizes.pairs {
+            check_interrupted()?;
+            let order = if i % 2 == 0 {
+                [Config::Floor, Config::All]
+            } else {
+                [Config::All, Config::Floor]
+            };
+            let mut t = [0.0; 2];
+            let mut failed = None;
+            for cfg in order {
+                match bench.run_once(w, cfg, false, model_of(w)) {
+                    Ok(s) => t[usize::from(cfg == Config::All)] = s.secs,
+                    Err(e) => failed = Some(format!("{e:#}")),
+                }
+            }
+            match failed {
+                None => {
+                    eprintln!(
+                        "xtask bench: pair {}/{} {w:?}: floor {:.3} s, tracer {:.3} s",
+                        i + 1,
+                        sizes.pairs,
+                        t[0],
+                        t[1]
+                    );
+                    table.pairs.push((t[0], t[1]));
+                }
+                Some(e) => {
+                    check_interrupted()?;
+                    eprintln!(
+                        "xtask bench: pair {}/{} {w:?}: failed: {e}",
+                        i + 1,
+                        sizes.pairs
+                    );
+                }
+            }
+        }
+    }
 
     for table in tables.iter_mut() {
         table.events = Some(events(table, &sizes, model_of(table.workload)));
