@@ -61,6 +61,13 @@ fn untraced_slot(addr: u64) -> usize {
     (addr >> WINDOW_SHIFT) as usize & (UNTRACED_SLOTS - 1)
 }
 
+/// Stores `value` in the slot of the window holding `addr`.
+#[inline(always)]
+fn set_slot(addr: u64, value: u64) {
+    // SAFETY: an aligned u64 in .bss, the index masked into range; stores are whole words.
+    unsafe { core::ptr::write_volatile(&raw mut UNTRACED[untraced_slot(addr)], value) }
+}
+
 /// Whether the thread whose syscall registers are at `regs` was found untraced before.
 #[inline(always)]
 pub fn known_untraced(regs: u64) -> bool {
@@ -71,8 +78,7 @@ pub fn known_untraced(regs: u64) -> bool {
 /// Remembers that the running thread, whose syscall registers are at `regs`, is not traced.
 #[inline(always)]
 pub fn mark_untraced(regs: u64) {
-    // SAFETY: as in known_untraced.
-    unsafe { core::ptr::write_volatile(&raw mut UNTRACED[untraced_slot(regs)], regs) }
+    set_slot(regs, regs);
 }
 
 /// Every new task: forget whatever an ended thread left in the slots of the kernel stack the
@@ -87,9 +93,7 @@ pub fn task_new(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     for w in 0..STACK_WINDOWS {
-        let addr = stack + (w << WINDOW_SHIFT);
-        // SAFETY: as in known_untraced.
-        unsafe { core::ptr::write_volatile(&raw mut UNTRACED[untraced_slot(addr)], 0) };
+        set_slot(stack + (w << WINDOW_SHIFT), 0);
     }
     0
 }

@@ -311,7 +311,8 @@ fn targets(r: &Results) -> Vec<(String, String, Option<bool>)> {
         ),
     ] {
         let rounds = ratio_to_floor(w).map(|(x, m)| {
-            format!("{x:.2}× (median of per-round ratios; ratio of medians {m:.2}×)")
+            let text = format!("{x:.2}× (median of per-round ratios; ratio of medians {m:.2}×)");
+            (x, text)
         });
         let pairs = table_of(r, w).and_then(|t| Some((pair_ratio(t)?, t.pairs.len())));
         v.push(match (pairs, rounds) {
@@ -319,11 +320,11 @@ fn targets(r: &Results) -> Vec<(String, String, Option<bool>)> {
                 what.into(),
                 format!(
                     "{p:.2}× (median of {n} back-to-back pairs){}",
-                    rounds.map_or(String::new(), |r| format!("; rounds: {r}"))
+                    rounds.map_or(String::new(), |(_, r)| format!("; rounds: {r}"))
                 ),
                 Some(p <= limit),
             ),
-            (None, Some(r)) => (what.into(), r, ratio_to_floor(w).map(|(x, _)| x <= limit)),
+            (None, Some((x, r))) => (what.into(), r, Some(x <= limit)),
             (None, None) => (what.into(), "not measured".into(), None),
         });
     }
