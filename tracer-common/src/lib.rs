@@ -243,7 +243,8 @@ pub struct SchedStats {
     /// Target slot and process id (only meaningful in [`maps::THREAD_STATS`]).
     pub slot: u32,
     pub tgid: u32,
-    /// Thread name (task comm) at its latest switch-out, NUL-padded.
+    /// Thread name (task comm), NUL-padded: read at the thread's first switch-out seen,
+    /// then replaced at each rename (`task_rename`).
     pub comm: [u8; 16],
     /// Run-queue latency histogram ([`hist`] layout).
     pub runq_hist: [u64; hist::BUCKETS],

@@ -38,10 +38,16 @@ pub fn read_at<T>(base: u64, off: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).ok() }
 }
 
-/// Thread id and process id of a `task_struct *`.
+/// Thread id and process id of a `task_struct *`. On every context switch and wakeup of
+/// the machine: one read when `tgid` follows `pid`, as it does in every kernel's
+/// task_struct so far (the offsets are in .rodata, so the verifier drops the other branch).
 #[inline(always)]
 pub fn task_ids(task: u64) -> Option<(u32, u32)> {
     let o = offsets();
+    if o.task_tgid == o.task_pid + 4 {
+        let [pid, tgid] = read_at::<[u32; 2]>(task, o.task_pid)?;
+        return Some((pid, tgid));
+    }
     Some((
         read_at::<u32>(task, o.task_pid)?,
         read_at::<u32>(task, o.task_tgid)?,

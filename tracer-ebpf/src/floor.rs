@@ -32,6 +32,11 @@ pub fn floor_wake_new(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
+#[raw_tracepoint(tracepoint = "task_rename")]
+pub fn floor_rename(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn floor_fork(_ctx: RawTracePointContext) -> i32 {
     0

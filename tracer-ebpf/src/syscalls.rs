@@ -2,11 +2,15 @@
 //! tracepoints: no record is built). Entry stores the start time and the aggregate index
 //! in the thread's slot; exit folds the duration into the per-CPU aggregate of that
 //! (process, syscall). Hot path: a load and a compare to leave for untraced threads seen
-//! before (see [`crate::filter::known_untraced`]), else one helper call and one inlined
+//! before (see [`crate::filter::known_untraced`]; the rest is a BPF-to-BPF call away, see
+//! [`enter`]), else one helper call and one inlined
 //! array lookup; for traced ones two more helper calls (tid, jiffies) and two
 //! inlined array lookups, plus two clock reads for the calls that are timed (see
 //! [`SyscallTiming`]: the clock is the dearest part, so busy threads are sampled).
+use core::ffi::c_void;
+
 use aya_ebpf::{
+    EbpfContext,
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_jiffies64, bpf_ktime_get_ns},
     macros::{map, raw_tracepoint},
@@ -51,10 +55,21 @@ const MAX_ERRNO: i64 = 4095;
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     // TP_PROTO(struct pt_regs *regs, long id)
-    let regs: u64 = ctx.arg(0);
-    if known_untraced(regs) {
+    if known_untraced(ctx.arg(0)) {
         return 0;
     }
+    enter(ctx.as_ptr())
+}
+
+/// sys_enter past the untraced-thread cache. Out of line (a BPF-to-BPF call), so that the
+/// cache hit above, which every untraced thread takes, uses no callee-saved register and no
+/// stack: its JIT prologue is as short as an empty program's. Measured by perf sampling an
+/// untraced dd (share of its time in BPF programs, 3 runs each): floor 1.2%, inline 2.3%,
+/// out of line 1.85%; a traced dd pays for the call: 14.8% to 15.3% (8 runs each).
+#[inline(never)]
+fn enter(ctx: *mut c_void) -> i32 {
+    let ctx = RawTracePointContext::new(ctx);
+    let regs: u64 = ctx.arg(0);
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(slot) = target_slot((pid_tgid >> 32) as u32) else {
         mark_untraced(regs);
@@ -124,6 +139,13 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if known_untraced(ctx.arg(0)) {
         return 0;
     }
+    exit(ctx.as_ptr())
+}
+
+/// sys_exit past the untraced-thread cache, out of line as [`enter`] is.
+#[inline(never)]
+fn exit(ctx: *mut c_void) -> i32 {
+    let ctx = RawTracePointContext::new(ctx);
     let tid = bpf_get_current_pid_tgid() as u32;
     let Some(state) = THREADS.get_ptr_mut(tid) else {
         return 0;

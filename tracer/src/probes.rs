@@ -48,6 +48,7 @@ fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static st
             ("sched_switch", "sched_switch", "floor_switch"),
             ("sched_wakeup", "sched_wakeup", "floor_wakeup"),
             ("sched_wake_new", "sched_wakeup_new", "floor_wake_new"),
+            ("task_rename", "task_rename", "floor_rename"),
         ],
         Section::Life => &[
             ("proc_fork", "sched_process_fork", "floor_fork"),

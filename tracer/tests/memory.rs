@@ -456,7 +456,12 @@ fn sections_select_the_hooks() {
         ),
         (
             "sched",
-            &["sched_switch", "sched_wake_new", "sched_wakeup"][..],
+            &[
+                "sched_switch",
+                "sched_wake_new",
+                "sched_wakeup",
+                "task_rename",
+            ][..],
         ),
         // The sched section's sched_switch does sys_switch's work.
         (
@@ -468,6 +473,7 @@ fn sections_select_the_hooks() {
                 "sys_enter",
                 "sys_exit",
                 "task_new",
+                "task_rename",
             ][..],
         ),
         (

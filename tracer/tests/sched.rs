@@ -89,6 +89,25 @@ fn two_busy_threads_on_one_cpu_wait_half_the_time() {
 }
 
 #[test]
+fn threads_keep_the_name_they_are_renamed_to() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args(["--output", "json", "--threads", "--", WORKLOAD, "rename"]));
+    let r = final_report(&out);
+    let pid = r["pids"][0].as_u64().unwrap();
+    let threads = sched(&r)["threads"].as_array().unwrap();
+    let name_of = |main: bool| -> Vec<&str> {
+        threads
+            .iter()
+            .filter(|t| (t["tid"].as_u64() == Some(pid)) == main)
+            .map(|t| t["comm"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(name_of(true), ["tracer-workload"], "{threads:?}");
+    // It blocked as "named-early" before renaming itself.
+    assert_eq!(name_of(false), ["renamed-late"], "{threads:?}");
+}
+
+#[test]
 fn on_cpu_time_matches_proc() {
     let Some(_g) = ebpf_test() else { return };
     let mut spinner = Command::new(WORKLOAD)

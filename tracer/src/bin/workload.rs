@@ -205,6 +205,21 @@ fn main() {
                 .unwrap();
             }
         }
+        Some("rename") => {
+            // A thread named at its start, switched out under that name, then renamed.
+            std::thread::Builder::new()
+                .name("named-early".into())
+                .spawn(|| {
+                    sleep_ms(20);
+                    let name = CString::new("renamed-late").unwrap();
+                    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+                    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+                    sleep_ms(20);
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        }
         Some("exits") => {
             // SAFETY: each child makes only raw syscalls and leaves with _exit or a signal.
             unsafe {

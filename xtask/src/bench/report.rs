@@ -18,6 +18,28 @@ pub fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
+/// A distribution-free 95% confidence interval for the median: the order statistics
+/// x(k) and x(n+1-k) with k the largest for which P(Binomial(n, 1/2) < k) ≤ 2.5%. None
+/// when n < 6, where even (min, max) covers less than 95%.
+pub fn median_ci(v: &[f64]) -> Option<(f64, f64)> {
+    let n = v.len();
+    // P(B ≤ i) for i = 0, 1, ...; the largest i with P(B ≤ i) ≤ 0.025 is k - 1.
+    let mut p = 0.5f64.powi(i32::try_from(n).ok()?);
+    let mut cdf = p;
+    let mut k = 0;
+    while cdf <= 0.025 && k < n / 2 {
+        k += 1;
+        p *= (n - (k - 1)) as f64 / k as f64;
+        cdf += p;
+    }
+    if k == 0 {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some((s[k - 1], s[n - k]))
+}
+
 fn min(v: &[f64]) -> Option<f64> {
     v.iter().copied().reduce(f64::min)
 }
@@ -70,7 +92,12 @@ fn paired_ratio(t: &Table, cfg: Config, base: Config) -> Option<f64> {
 
 /// Median over the back-to-back pairs of tracer's time over the floor's.
 fn pair_ratio(t: &Table) -> Option<f64> {
-    median(&t.pairs.iter().map(|(f, a)| a / f).collect::<Vec<_>>())
+    median(&pair_ratios(t))
+}
+
+/// Each back-to-back pair's tracer time over its floor time.
+fn pair_ratios(t: &Table) -> Vec<f64> {
+    t.pairs.iter().map(|(f, a)| a / f).collect()
 }
 
 fn pairs_table(out: &mut String, r: &Results) {
@@ -82,28 +109,32 @@ fn pairs_table(out: &mut String, r: &Results) {
         out,
         "## Floor and tracer back to back\n\n\
          After the rounds, each target workload runs the floor and tracer with all sections \
-         back to back, {} times, alternating which goes first (floor-tracer, tracer-floor, \
-         ...: a steady drift cancels). Each pair is seconds apart, where the rounds put \
-         other tools between them. The targets use the median of these ratios.\n",
-        r.sizes.pairs
+         back to back, alternating which goes first (floor-tracer, tracer-floor, ...: a \
+         steady drift cancels): {} pairs for W1 and W2, {} for W4, whose margin is 5% where \
+         theirs is 30%. Each pair is seconds apart, where the rounds put other tools between \
+         them. The targets use the median of these ratios. **95% CI**: a distribution-free \
+         confidence interval for that median (binomial order statistics).\n",
+        Workload::W1.pairs(&r.sizes),
+        Workload::W4.pairs(&r.sizes),
     );
     let _ = writeln!(
         out,
-        "| workload | pairs | tracer / floor, median | min | max | floor, median | tracer, median |"
+        "| workload | pairs | tracer / floor, median | 95% CI | min | max | floor, median | tracer, median |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for t in tables {
-        let ratios: Vec<f64> = t.pairs.iter().map(|(f, a)| a / f).collect();
+        let ratios = pair_ratios(t);
         let floors: Vec<f64> = t.pairs.iter().map(|p| p.0).collect();
         let tracers: Vec<f64> = t.pairs.iter().map(|p| p.1).collect();
         let x = |v: Option<f64>| v.map_or("—".into(), |x| format!("{x:.2}×"));
         let s = |v: Option<f64>| v.map_or("—".into(), secs);
         let _ = writeln!(
             out,
-            "| {:?} | {} | {} | {} | {} | {} | {} |",
+            "| {:?} | {} | {} | {} | {} | {} | {} | {} |",
             t.workload,
             t.pairs.len(),
             x(median(&ratios)),
+            median_ci(&ratios).map_or("—".into(), |(lo, hi)| format!("{lo:.2}-{hi:.2}×")),
             x(min(&ratios)),
             x(max(&ratios)),
             s(median(&floors)),
@@ -314,12 +345,16 @@ fn targets(r: &Results) -> Vec<(String, String, Option<bool>)> {
             let text = format!("{x:.2}× (median of per-round ratios; ratio of medians {m:.2}×)");
             (x, text)
         });
-        let pairs = table_of(r, w).and_then(|t| Some((pair_ratio(t)?, t.pairs.len())));
+        let pairs = table_of(r, w).and_then(|t| Some((pair_ratio(t)?, t)));
         v.push(match (pairs, rounds) {
-            (Some((p, n)), rounds) => (
+            (Some((p, t)), rounds) => (
                 what.into(),
                 format!(
-                    "{p:.2}× (median of {n} back-to-back pairs){}",
+                    "{p:.2}× (median of {} back-to-back pairs{}){}",
+                    t.pairs.len(),
+                    median_ci(&pair_ratios(t)).map_or(String::new(), |(lo, hi)| format!(
+                        ", 95% CI {lo:.2}-{hi:.2}×"
+                    )),
                     rounds.map_or(String::new(), |(_, r)| format!("; rounds: {r}"))
                 ),
                 Some(p <= limit),
@@ -629,7 +664,22 @@ mod tests {
             "{measured}"
         );
         assert_eq!(*met, Some(true));
-        assert!(render(&r).contains("| W1 | 5 | 1.20× | 1.10× | 1.30× |"));
+        // 5 pairs are too few for a 95% interval: the cell says so.
+        assert!(render(&r).contains("| W1 | 5 | 1.20× | — | 1.10× | 1.30× |"));
+    }
+
+    #[test]
+    fn median_intervals_use_binomial_order_statistics() {
+        let v = |n: usize| (1..=n).rev().map(|i| i as f64).collect::<Vec<_>>();
+        // n = 5: (min, max) covers 1 - 2/32 = 93.75%, short of 95%.
+        assert_eq!(median_ci(&v(5)), None);
+        // n = 6: (min, max) covers 1 - 2/64 = 96.9%.
+        assert_eq!(median_ci(&v(6)), Some((1.0, 6.0)));
+        // n = 12: P(B ≤ 2) = 79/4096 = 1.9% but P(B ≤ 3) = 7.3%: x(3) and x(10).
+        assert_eq!(median_ci(&v(12)), Some((3.0, 10.0)));
+        // n = 48: P(B ≤ 16) = 1.3%, P(B ≤ 17) = 2.9%: x(17) and x(32).
+        assert_eq!(median_ci(&v(48)), Some((17.0, 32.0)));
+        assert_eq!(median_ci(&[]), None);
     }
 
     #[test]
