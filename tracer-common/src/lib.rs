@@ -65,8 +65,12 @@ pub mod globals {
     pub const TIMING: &str = "TIMING";
 }
 
-/// Offsets of kernel struct members the programs read, found in /sys/kernel/btf/vmlinux by
-/// userspace (Rust eBPF has no CO-RE relocations; nothing here is hard-coded).
+/// What the programs need to know about the running kernel, found in its BTF
+/// (/sys/kernel/btf/vmlinux) by userspace: struct member offsets (Rust eBPF has no CO-RE
+/// relocations; nothing here is hard-coded) and which arguments the tracepoints pass, which
+/// differ between kernels. In .rodata, so the verifier drops the branches for the other
+/// kernels: a program never reads an argument this kernel's tracepoint does not have (the
+/// attach would fail with EINVAL).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
@@ -80,14 +84,16 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     pub task_comm: u32,
     pub task_cgroups: u32,
-    /// `mm_struct.rss_stat` (an array of `struct percpu_counter`), `mm_struct.start_brk`,
-    /// `mm_struct.total_vm`.
+    /// `mm_struct.rss_stat`: counter `i` (pages) is the `i64` at
+    /// `mm_rss_stat + i * rss_counter_stride + rss_counter_count`. From Linux 6.2 an array of
+    /// `struct percpu_counter` (its central `count`), before a `struct mm_rss_stat` holding
+    /// `atomic_long_t count[]`.
     pub mm_rss_stat: u32,
+    pub rss_counter_stride: u32,
+    pub rss_counter_count: u32,
+    /// `mm_struct.start_brk`, `mm_struct.total_vm`.
     pub mm_start_brk: u32,
     pub mm_total_vm: u32,
-    /// `sizeof(struct percpu_counter)` and the offset of its `count`.
-    pub percpu_counter_size: u32,
-    pub percpu_counter_count: u32,
     /// Indexes of `rss_stat[]`: the kernel's `MM_FILEPAGES`, `MM_ANONPAGES`, `MM_SWAPENTS`,
     /// `MM_SHMEMPAGES` (enum values, read from BTF too).
     pub mm_file: u32,
@@ -128,51 +134,27 @@ pub struct KernelOffsets {
     /// `task_struct.stack` (the base of the thread's kernel stack; its syscall `pt_regs`
     /// lie at the top).
     pub task_stack: u32,
+    /// 1 when `sched_switch` passes `prev_state` (Linux 5.18 on); before, the state is read
+    /// from the task at `task_state` (`task_struct.__state`, `.state` before 5.14; its low
+    /// 32 bits).
+    pub switch_has_prev_state: u32,
+    pub task_state: u32,
+    /// 1 when `sched_process_exit` passes `group_dead` (Linux 6.16 on); before, the exiting
+    /// thread is the process's last when `signal_struct.live` (an `atomic_t`) is 0, and
+    /// the process is then identified by its leader's `task_struct.start_time`.
+    pub exit_has_group_dead: u32,
+    pub signal_live: u32,
+    pub task_start_time: u32,
+    /// 1 when `mark_victim` passes the victim's pid rather than its task (Linux 5.x): the
+    /// task is then the one the OOM killer has just sent SIGKILL to.
+    pub oom_victim_is_pid: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
-    pub const ZERO: KernelOffsets = KernelOffsets {
-        task_pid: 0,
-        task_tgid: 0,
-        task_exit_code: 0,
-        task_mm: 0,
-        task_comm: 0,
-        task_cgroups: 0,
-        mm_rss_stat: 0,
-        mm_start_brk: 0,
-        mm_total_vm: 0,
-        percpu_counter_size: 0,
-        percpu_counter_count: 0,
-        mm_file: 0,
-        mm_anon: 0,
-        mm_swap: 0,
-        mm_shmem: 0,
-        css_set_subsys: 0,
-        memory_cgrp_id: 0,
-        css_cgroup: 0,
-        cgroup_kn: 0,
-        kernfs_id: 0,
-        kernfs_name: 0,
-        regs_arg0: 0,
-        regs_arg1: 0,
-        regs_arg2: 0,
-        regs_arg3: 0,
-        page_size: 0,
-        task_min_flt: 0,
-        task_maj_flt: 0,
-        task_signal: 0,
-        task_group_leader: 0,
-        signal_min_flt: 0,
-        signal_maj_flt: 0,
-        task_files: 0,
-        files_fdt: 0,
-        fdtable_max_fds: 0,
-        fdtable_open_fds: 0,
-        fdtable_close_on_exec: 0,
-        task_stack: 0,
-    };
+    // SAFETY: all fields are integers, for which zero is a valid value.
+    pub const ZERO: KernelOffsets = unsafe { core::mem::zeroed() };
 }
 
 /// Why the kernel side failed to record something. Index into [`maps::DROPS`].

@@ -2,8 +2,10 @@
 //! before they first run), exec, exit, and signals sent to traced processes. Rare events:
 //! each goes through the ring buffer.
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::raw_tracepoint,
+    macros::{map, raw_tracepoint},
+    maps::LruHashMap,
     programs::RawTracePointContext,
 };
 use tracer_common::event::{self, Kind};
@@ -25,25 +27,38 @@ fn now() -> u64 {
 }
 
 /// TP_PROTO(struct task_struct *parent, struct task_struct *child); current is the parent.
+/// Every fork of the machine: a new process's id may be that of a traced process that has
+/// ended (the filter keeps it until then, see [`proc_exit`]); it is traced only if it is a
+/// followed child, set here before it first runs.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
-    let Some(slot) = target_slot(tgid) else {
-        return 0;
-    };
     let Some((child_tid, child_tgid)) = task_ids(ctx.arg(1)) else {
         return 0;
     };
+    // The parent's slot + 1, 0 if untraced: a plain integer (an Option's empty payload
+    // once reached the verifier as an uninitialized register).
+    let slot1 = target_slot(tgid).map_or(0, |s| s + 1);
     let mut followed = 0;
-    // SAFETY: a global in .rodata.
-    if child_tgid != tgid && unsafe { core::ptr::read_volatile(&FOLLOW) } != 0 {
-        if let Some(p) = TARGETS.get_ptr_mut(child_tgid) {
-            // SAFETY: a map value; the child has not run yet.
-            unsafe { *p = slot + 1 };
-            followed = 1;
+    if child_tgid != tgid
+        && let Some(p) = TARGETS.get_ptr_mut(child_tgid)
+    {
+        // SAFETY: a global in .rodata.
+        let follow = unsafe { core::ptr::read_volatile(&FOLLOW) } != 0;
+        let v = if follow { slot1 } else { 0 };
+        // SAFETY: a map value; the child has not run yet.
+        unsafe {
+            if *p != v {
+                *p = v;
+            }
         }
+        followed = (v != 0) as u32;
     }
+    if slot1 == 0 {
+        return 0;
+    }
+    let slot = slot1 - 1;
     let data = event::Fork {
         child_tid,
         child_tgid,
@@ -85,7 +100,12 @@ pub fn proc_exec(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// TP_PROTO(struct task_struct *p, bool group_dead); current is p.
+/// TP_PROTO(struct task_struct *p, bool group_dead) from Linux 6.16, TP_PROTO(struct
+/// task_struct *p) before (see [`group_dead`]); current is p. The process stays in the
+/// filter after its end: its other threads' exits may still come (before 6.16 a thread's
+/// exit shows after its joiner has been woken, which can be after the process's last
+/// thread ended), and its id can be reused only once they all have, at a fork that
+/// [`proc_fork`] sees first.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn proc_exit(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -94,17 +114,8 @@ pub fn proc_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let task: u64 = ctx.arg(0);
-    let group_dead: u64 = ctx.arg(1);
-    let group_dead = (group_dead & 0xff != 0) as u32;
     let exit_code = read_at::<u32>(task, offsets().task_exit_code).unwrap_or(0);
     sched::mark_dead(tid);
-    if group_dead != 0 {
-        // The process is gone: its id may be reused by a process nobody asked to trace.
-        if let Some(p) = TARGETS.get_ptr_mut(tgid) {
-            // SAFETY: a map value.
-            unsafe { *p = 0 };
-        }
-    }
     submit(
         Kind::Exit,
         slot,
@@ -113,10 +124,52 @@ pub fn proc_exit(ctx: RawTracePointContext) -> i32 {
         tgid,
         event::Exit {
             exit_code,
-            group_dead,
+            group_dead: group_dead(&ctx, task, tgid) as u32,
         },
     );
     0
+}
+
+/// A process, by its id and its leader's start time (ids are reused, the pair is not).
+#[repr(C)]
+struct ProcessKey {
+    tgid: u32,
+    _pad: u32,
+    start_ns: u64,
+}
+
+/// Processes whose end has been reported, for kernels whose `sched_process_exit` does not
+/// say (see [`group_dead`]). Least recently used entries make room: a process's threads
+/// all exit within moments of each other. Keyed by start time too, so a reused id is a
+/// new process.
+#[map(name = "EXITS_SEEN")]
+static EXITS_SEEN: LruHashMap<ProcessKey, u32> = LruHashMap::with_max_entries(256, 0);
+
+/// Whether the exiting thread ends its process. From Linux 6.16 the tracepoint says so.
+/// Before, every thread that exits once the process's count of live threads
+/// (`signal->live`, decremented before the tracepoint) is 0 could be the last; the first
+/// of them to insert the process into [`EXITS_SEEN`] (an atomic insert) is reported as
+/// such, so a process ends once.
+#[inline(always)]
+fn group_dead(ctx: &RawTracePointContext, task: u64, tgid: u32) -> bool {
+    let o = offsets();
+    if o.exit_has_group_dead != 0 {
+        let group_dead: u64 = ctx.arg(1);
+        return group_dead & 0xff != 0;
+    }
+    let live = read_at::<u64>(task, o.task_signal).and_then(|s| read_at::<u32>(s, o.signal_live));
+    if live != Some(0) {
+        return false;
+    }
+    let start_ns = read_at::<u64>(task, o.task_group_leader)
+        .and_then(|leader| read_at::<u64>(leader, o.task_start_time))
+        .unwrap_or(0);
+    let key = ProcessKey {
+        tgid,
+        _pad: 0,
+        start_ns,
+    };
+    EXITS_SEEN.insert(&key, &1, BPF_NOEXIST as u64).is_ok()
 }
 
 /// TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task, int group,

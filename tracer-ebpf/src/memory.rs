@@ -284,11 +284,12 @@ fn opened(m: &mut MemSyscalls, n: u64) {
     }
 }
 
-/// Reads `mm->rss_stat[idx].count` (pages; the central count of the per-CPU counter, as
-/// the kernel's own `get_mm_counter` does).
+/// Reads RSS counter `idx` of an mm (pages), as the kernel's own `get_mm_counter` does: the
+/// central count of `mm->rss_stat[idx]`, a per-CPU counter from Linux 6.2, an atomic
+/// before (see [`KernelOffsets::mm_rss_stat`]).
 #[inline(always)]
 pub fn mm_counter(mm: u64, o: &KernelOffsets, idx: u32) -> u64 {
-    let off = o.mm_rss_stat + idx * o.percpu_counter_size + o.percpu_counter_count;
+    let off = o.mm_rss_stat + idx * o.rss_counter_stride + o.rss_counter_count;
     match read_at::<i64>(mm, off) {
         Some(v) if v > 0 => v as u64,
         _ => 0,

@@ -10,7 +10,7 @@
 //! `sched_switch` runs on every context switch of the machine: for untraced threads it costs
 //! one helper call, one kernel read (next's ids) and up to four inlined array lookups.
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         bpf_probe_read_kernel_str_bytes,
@@ -20,12 +20,12 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop, MAX_TARGETS, MAX_THREADS, SchedStats, ThreadSched, hist,
+    Drop, MAX_TARGETS, SchedStats, ThreadSched, hist,
     sched_state::{BLOCKED, DEAD, RUNNABLE, RUNNING, UNKNOWN},
 };
 
 use crate::{
-    events::task_ids,
+    events::{offsets, read_at, task_ids},
     filter::{count_drop, target_slot},
     syscalls,
 };
@@ -34,9 +34,10 @@ use crate::{
 #[map(name = "THREAD_SCHED")]
 pub static THREAD_SCHED: Array<ThreadSched> = Array::with_max_entries(1, 0);
 
+/// Preallocated (tracing programs must not allocate: Linux 5.x warns, or refuses on
+/// PREEMPT_RT); sized by userspace, to 1 when the sched section is off.
 #[map(name = "THREAD_STATS")]
-static THREAD_STATS: HashMap<u32, SchedStats> =
-    HashMap::with_max_entries(MAX_THREADS, BPF_F_NO_PREALLOC);
+static THREAD_STATS: HashMap<u32, SchedStats> = HashMap::with_max_entries(1, 0);
 
 /// Indexed by target slot.
 #[map(name = "SCHED_STATS")]
@@ -136,7 +137,8 @@ pub fn tracked(tid: u32, tgid: u32) -> Option<&'static mut ThreadSched> {
 }
 
 /// TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
-///          unsigned int prev_state); current is still `prev`.
+///          unsigned int prev_state); `prev_state` from Linux 5.18 (see [`voluntary`]);
+/// current is still `prev`.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -170,12 +172,23 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
 }
 
 /// Whether the switch in `sched_switch`'s context is the previous task blocking (as the
-/// kernel counts nvcsw: not preempted, and not runnable).
+/// kernel counts nvcsw: not preempted, and not runnable). The state is the tracepoint's
+/// `prev_state` from Linux 5.18, the task's own before (where a blocking task with a
+/// signal pending has been made runnable again by then: involuntary here, nvcsw for the
+/// kernel).
 #[inline(always)]
 pub fn voluntary(ctx: &RawTracePointContext) -> bool {
     let preempt: u64 = ctx.arg(0);
-    let prev_state: u64 = ctx.arg(3);
-    preempt & 0xff == 0 && prev_state as u32 != 0
+    if preempt & 0xff != 0 {
+        return false;
+    }
+    let o = offsets();
+    let prev_state = if o.switch_has_prev_state != 0 {
+        ctx.arg::<u64>(3) as u32
+    } else {
+        read_at::<u32>(ctx.arg(1), o.task_state).unwrap_or(0)
+    };
+    prev_state != 0
 }
 
 #[inline(always)]

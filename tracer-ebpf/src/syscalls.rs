@@ -225,7 +225,7 @@ pub fn on_block(tid: u32, now: impl FnOnce() -> u64) {
 
 /// sched_switch for `--sections syscalls` without `sched`: only [`on_block`].
 /// TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
-///          unsigned int prev_state); current is still `prev`.
+///          unsigned int prev_state) (see [`sched::voluntary`]); current is still `prev`.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sys_switch(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();

@@ -101,6 +101,15 @@ impl Section {
     }
 }
 
+impl std::fmt::Display for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_possible_value() {
+            Some(v) => f.write_str(v.get_name()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What to trace, once the flags are known to agree.
 #[derive(Debug)]
 pub enum Mode {

@@ -10,6 +10,8 @@ mod probes;
 mod render;
 mod run;
 mod target;
+#[cfg(test)]
+mod testing;
 
 use std::process::ExitCode;
 

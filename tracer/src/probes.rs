@@ -9,7 +9,7 @@ use aya::{
     programs::{ProgramError, RawTracePoint},
 };
 use tracer_common::{
-    KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS, SyscallTiming, globals, maps,
+    KernelOffsets, MAX_TARGETS, MAX_THREADS, SYSCALL_SLOTS, SyscallTiming, globals, maps,
     memory::{MemConfig, class},
 };
 
@@ -30,8 +30,14 @@ pub enum Programs {
     Floor,
 }
 
-/// (program, raw tracepoint, empty program on the same hook for the floor) per section.
-fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static str)] {
+/// A program, its raw tracepoint, the empty program on the same hook for the floor, and
+/// how many of the tracepoint's arguments the program reads at most (a kernel passing fewer
+/// refuses the attach; arguments that only some kernels pass are read behind a check of
+/// [`KernelOffsets`]).
+type Hook = (&'static str, &'static str, &'static str, usize);
+
+/// The programs of a section, in the order they attach.
+fn hooks(section: Section) -> &'static [Hook] {
     match section {
         // task_new keeps the syscall hooks' cache of untraced threads sound (see
         // `filter::known_untraced` on the kernel side); it comes first so that it is
@@ -39,34 +45,44 @@ fn hooks(section: Section) -> &'static [(&'static str, &'static str, &'static st
         // `SyscallTiming`); the sched section's own sched_switch does that when it is
         // selected.
         Section::Syscalls => &[
-            ("task_new", "task_newtask", "floor_newtask"),
-            ("sys_enter", "sys_enter", "floor_enter"),
-            ("sys_exit", "sys_exit", "floor_exit"),
-            ("sys_switch", "sched_switch", "floor_switch"),
+            ("task_new", "task_newtask", "floor_newtask", 1),
+            ("sys_enter", "sys_enter", "floor_enter", 2),
+            ("sys_exit", "sys_exit", "floor_exit", 2),
+            ("sys_switch", "sched_switch", "floor_switch", 3),
         ],
         Section::Sched => &[
-            ("sched_switch", "sched_switch", "floor_switch"),
-            ("sched_wakeup", "sched_wakeup", "floor_wakeup"),
-            ("sched_wake_new", "sched_wakeup_new", "floor_wake_new"),
-            ("task_rename", "task_rename", "floor_rename"),
+            ("sched_switch", "sched_switch", "floor_switch", 3),
+            ("sched_wakeup", "sched_wakeup", "floor_wakeup", 1),
+            ("sched_wake_new", "sched_wakeup_new", "floor_wake_new", 1),
+            ("task_rename", "task_rename", "floor_rename", 2),
         ],
         Section::Life => &[
-            ("proc_fork", "sched_process_fork", "floor_fork"),
-            ("proc_exec", "sched_process_exec", "floor_exec"),
-            ("proc_exit", "sched_process_exit", "floor_pexit"),
-            ("signal_generate", "signal_generate", "floor_signal"),
+            ("proc_fork", "sched_process_fork", "floor_fork", 2),
+            ("proc_exec", "sched_process_exec", "floor_exec", 2),
+            ("proc_exit", "sched_process_exit", "floor_pexit", 1),
+            ("signal_generate", "signal_generate", "floor_signal", 5),
         ],
         // The syscall programs fold memory and descriptor syscalls in (with
-        // MEMORY.enabled = 1), so they are shared with the syscalls section.
+        // MEMORY.enabled = 1), so they are shared with the syscalls section. oom_sigkill
+        // only where mark_victim passes a pid (see `oom::victim_task`).
         Section::Memory => &[
-            ("task_new", "task_newtask", "floor_newtask"),
-            ("sys_enter", "sys_enter", "floor_enter"),
-            ("sys_exit", "sys_exit", "floor_exit"),
-            ("sys_switch", "sched_switch", "floor_switch"),
-            ("rss_stat", "rss_stat", "floor_rss_stat"),
-            ("mark_victim", "mark_victim", "floor_oom"),
+            ("task_new", "task_newtask", "floor_newtask", 1),
+            ("sys_enter", "sys_enter", "floor_enter", 2),
+            ("sys_exit", "sys_exit", "floor_exit", 2),
+            ("sys_switch", "sched_switch", "floor_switch", 3),
+            ("rss_stat", "rss_stat", "floor_rss_stat", 1),
+            ("oom_sigkill", "signal_generate", "floor_signal", 3),
+            ("mark_victim", "mark_victim", "floor_oom", 1),
         ],
     }
+}
+
+/// The tracepoints a section attaches to, with the number of arguments read.
+pub fn tracepoints(section: Section) -> Vec<(&'static str, usize)> {
+    hooks(section)
+        .iter()
+        .map(|&(_, tp, _, args)| (tp, args))
+        .collect()
 }
 
 pub struct Probes {
@@ -101,6 +117,7 @@ impl Probes {
     /// without attaching them.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let pid_max = pid_max()?;
+        raise_memlock_limit();
         let follow = u32::from(opts.follow);
         let slots = opts.slots.clamp(1, MAX_TARGETS);
         let memory = MemConfig {
@@ -124,6 +141,14 @@ impl Probes {
             .map_max_entries(maps::THREAD_SCHED, pid_max)
             .map_max_entries(maps::SYSCALL_STATS, slots * SYSCALL_SLOTS)
             .map_max_entries(maps::SCHED_STATS, slots)
+            .map_max_entries(
+                maps::THREAD_STATS,
+                if opts.sections.contains(&Section::Sched) {
+                    MAX_THREADS
+                } else {
+                    1
+                },
+            )
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
         if memory.enabled != 0 {
@@ -131,21 +156,24 @@ impl Probes {
         }
         let mut loaded: Vec<(&'static str, &'static str)> = Vec::new();
         for &section in opts.sections {
-            for &(prog, tp, floor) in hooks(section) {
+            for &(real, tp, floor, _) in hooks(section) {
+                // Not needed when every call is timed from entry, or when the sched
+                // section's sched_switch does it.
+                if real == "sys_switch"
+                    && (opts.timing.every == 1 || opts.sections.contains(&Section::Sched))
+                {
+                    continue;
+                }
+                if real == "oom_sigkill" && opts.offsets.oom_victim_is_pid == 0 {
+                    continue;
+                }
                 let prog = if opts.programs == Programs::Floor {
                     floor
                 } else {
-                    prog
+                    real
                 };
                 // The memory section shares sys_enter/sys_exit with the syscalls section.
                 if loaded.iter().any(|&(p, _)| p == prog) {
-                    continue;
-                }
-                // Not needed when every call is timed from entry, or when the sched
-                // section's sched_switch does it.
-                if prog == "sys_switch"
-                    && (opts.timing.every == 1 || opts.sections.contains(&Section::Sched))
-                {
                     continue;
                 }
                 load_raw_tp(&mut ebpf, prog)?;
@@ -190,6 +218,22 @@ impl Probes {
 
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// Where the kernel shows each loaded program's state, its count of skipped runs
+    /// included (`/proc/self/fdinfo/<program fd>`).
+    pub fn fdinfo_paths(&self) -> Result<Vec<std::path::PathBuf>> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let mut paths = Vec::new();
+        for &(prog, _) in &self.loaded {
+            let fd = self
+                .ebpf
+                .program(prog)
+                .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+                .fd()?;
+            paths.push(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd()).into());
+        }
+        Ok(paths)
     }
 }
 
@@ -265,19 +309,64 @@ fn sysno(name: &str) -> Result<u32> {
     Ok(nr.id() as u32)
 }
 
+/// Before Linux 5.11 the kernel charges BPF maps to RLIMIT_MEMLOCK (64 KiB by default);
+/// later kernels charge the memory cgroup and ignore it. Raised as far as allowed; if that
+/// is not enough, loading says so.
+fn raise_memlock_limit() {
+    use nix::sys::resource::{Resource, setrlimit};
+    let inf = nix::sys::resource::RLIM_INFINITY;
+    let _ = setrlimit(Resource::RLIMIT_MEMLOCK, inf, inf);
+}
+
 fn load_raw_tp(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
     let p: &mut RawTracePoint = ebpf
         .program_mut(prog)
         .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
         .try_into()?;
-    p.load().map_err(|e| {
-        if let ProgramError::LoadError { verifier_log, .. } = &e
-            && std::env::var_os("TRACER_DEBUG").is_some()
-        {
-            eprintln!("{verifier_log}");
+    p.load().map_err(|e| match &e {
+        ProgramError::LoadError { verifier_log, .. } => {
+            if std::env::var_os("TRACER_DEBUG").is_some() {
+                eprintln!("{verifier_log}");
+            }
+            anyhow!(
+                "the kernel's verifier rejected program {prog}: {}; TRACER_DEBUG=1 prints its whole log",
+                verifier_reason(&verifier_log.to_string())
+            )
         }
-        anyhow!("the kernel rejected program {prog}: {}", one_line(&e))
+        _ => anyhow!("the kernel rejected program {prog}: {}", one_line(&e)),
     })
+}
+
+/// The line of a verifier log that says why it refused the program: the last line that is
+/// neither an instruction, register state, nor the closing statistics; with the
+/// instruction it refused, when the log shows it.
+fn verifier_reason(log: &str) -> String {
+    let is_insn = |l: &str| {
+        l.split_once(':')
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let is_stats = |l: &str| {
+        [
+            "processed ",
+            "verification time",
+            "stack depth",
+            "max_states_per_insn",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
+    };
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_stats(l))
+        .collect();
+    let Some(i) = lines.iter().rposition(|l| !is_insn(l)) else {
+        return "no reason in its log".to_string();
+    };
+    match i.checked_sub(1).map(|j| lines[j]).filter(|l| is_insn(l)) {
+        Some(insn) => format!("{} (at {insn})", lines[i]),
+        None => lines[i].to_string(),
+    }
 }
 
 /// The first line of an error, with its sources: aya puts whole verifier logs in some.
@@ -290,4 +379,36 @@ fn one_line(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_reason;
+
+    #[test]
+    fn the_verifiers_reason_is_the_line_that_says_why() {
+        // Linux 6.1, cut: a warning first, the reason and statistics last.
+        let log = "\
+trace type programs with run-time allocated hash maps are unsafe.
+0: R1=ctx(off=0,imm=0) R10=fp0
+0: (bf) r9 = r1                       ; R1=ctx(off=0,imm=0) R9_w=ctx(off=0,imm=0)
+418: (0f) r0 += r2                    ; R0_w=scalar() R2_w=scalar(umin=32,umax=24)
+419: (05) goto pc+167
+587: (79) r1 = *(u64 *)(r0 +0)
+R0 invalid mem access 'scalar'
+verification time 14438 usec
+stack depth 80+0
+processed 1080 insns (limit 1000000) max_states_per_insn 2 total_states 79 peak_states 79 mark_read 15
+";
+        assert_eq!(
+            verifier_reason(log),
+            "R0 invalid mem access 'scalar' (at 587: (79) r1 = *(u64 *)(r0 +0))"
+        );
+        assert_eq!(
+            verifier_reason("0: (85) call bpf_foo#999\ninvalid func unknown#999\n"),
+            "invalid func unknown#999 (at 0: (85) call bpf_foo#999)"
+        );
+        assert_eq!(verifier_reason("unknown opcode 8d\n"), "unknown opcode 8d");
+        assert_eq!(verifier_reason(""), "no reason in its log");
+    }
 }

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -49,7 +49,7 @@ pub fn monotonic_ns() -> u64 {
     })
 }
 
-pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
+pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let begun = Instant::now();
     target::check_privileges()?;
     let mut out: Box<dyn Write> = match &cli.output_file {
@@ -78,7 +78,18 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
 
     let slots = targets.len().max(1) as u32;
-    let offsets = crate::btf::kernel_offsets()?;
+    let kernel = crate::btf::KernelBtf::open()?;
+    let support = kernel.support(&cli.sections, crate::probes::tracepoints)?;
+    drop(kernel);
+    for (section, why) in &support.missing {
+        eprintln!("tracer: no {section} section on this kernel ({why})");
+    }
+    cli.sections
+        .retain(|s| !support.missing.iter().any(|(m, _)| m == s));
+    if cli.sections.is_empty() {
+        bail!("this kernel lacks what every section asked for needs");
+    }
+    let offsets = support.offsets;
     let mut probes = Probes::load(&LoadOptions {
         programs,
         sections: &cli.sections,
@@ -90,7 +101,8 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
     let real = programs == Programs::Tracer;
     let sched = real && cli.sections.contains(&Section::Sched);
     let mut collector = if real {
-        Some(Collector::new(probes.ebpf_mut(), slots, sched)?)
+        let programs = probes.fdinfo_paths()?;
+        Some(Collector::new(probes.ebpf_mut(), slots, sched, programs)?)
     } else {
         None
     };
@@ -126,14 +138,17 @@ pub fn run(cli: Cli, mode: Mode) -> Result<ExitCode> {
         }
         probes.add_target(t.pid, slot as u32)?;
     }
+    // The run's window opens here, on both clocks: threads are seeded as of now, and every
+    // hook attaches after (attaching takes milliseconds, more on a slow machine; a window
+    // opened after it would be shorter than the threads' accounted time).
     let t0_ns = monotonic_ns();
+    let started = Instant::now();
     if let Some(c) = collector.as_mut() {
         for (slot, t) in targets.iter().enumerate() {
             c.seed(t, slot as u32, t0_ns)?;
         }
     }
     probes.attach()?;
-    let started = Instant::now();
     if let Some(m) = memory.as_mut() {
         m.start_clock(started);
     }
@@ -185,7 +200,7 @@ struct Loop<'a> {
     ctx: Context<'a>,
     collector: Option<Collector>,
     memory: Option<MemoryCollector>,
-    /// When tracer started, and when it attached.
+    /// When tracer started, and when its window opened (just before attaching).
     begun: Instant,
     started: Instant,
     /// Traced processes (pid, slot), including children followed since the start.

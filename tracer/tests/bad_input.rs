@@ -76,7 +76,7 @@ fn runtime_errors_exit_1() {
 #[test]
 fn unprivileged_user_is_told_plainly() {
     if !is_root() {
-        eprintln!("SKIPPED: needs root to drop to an unprivileged user");
+        skip("needs root to drop to an unprivileged user");
         return;
     }
     // setpriv (util-linux) drops to nobody with no capabilities.

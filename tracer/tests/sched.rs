@@ -110,24 +110,30 @@ fn threads_keep_the_name_they_are_renamed_to() {
 #[test]
 fn on_cpu_time_matches_proc() {
     let Some(_g) = ebpf_test() else { return };
-    let mut spinner = Command::new(WORKLOAD)
-        .args(["spin", "1", "4"])
-        .spawn()
-        .unwrap();
+    // Spins until killed, however long tracer takes to start (seconds in an emulated
+    // guest of the kernel matrix).
+    let spinner = KillOnDrop(
+        Command::new(WORKLOAD)
+            .args(["spin", "1", "600"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = spinner.0.id();
     std::thread::sleep(Duration::from_millis(200));
-    let (tr, _stderr) = attach(spinner.id(), &["--output", "json", "--duration", "2"]);
-    let before = cpu_ticks(spinner.id());
+    let (tr, _stderr) = attach(pid, &["--output", "json", "--duration", "3"]);
+    let before = cpu_ticks(pid);
     let out = wait_output(tr, Duration::from_secs(30));
-    let after = cpu_ticks(spinner.id());
-    spinner.wait().unwrap();
+    let after = cpu_ticks(pid);
+    drop(spinner);
     let r = final_report(&out);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let proc_s = (after - before) as f64 / hz;
     let ours = sched(&r)["on_cpu_ns"].as_u64().unwrap() as f64 / 1e9;
+    // A whole CPU on a machine; where CPUs are emulated, about half of one.
     assert!(
-        proc_s > 1.5,
-        "the spinner should have run most of the window: {proc_s}"
+        proc_s > 1.0,
+        "the spinner should have run much of the window: {proc_s}"
     );
     assert!(
         (ours - proc_s).abs() / proc_s < 0.05,
@@ -138,11 +144,13 @@ fn on_cpu_time_matches_proc() {
 #[test]
 fn a_threads_wall_time_adds_up_to_the_window() {
     let Some(_g) = ebpf_test() else { return };
-    // 2 s of 20 ms sleeps, traced for the middle second.
-    let mut work = Command::new(WORKLOAD)
-        .args(["paced", "100", "20"])
-        .spawn()
-        .unwrap();
+    // 20 ms sleeps until killed, traced for a second.
+    let work = KillOnDrop(
+        Command::new(WORKLOAD)
+            .args(["paced", "30000", "20"])
+            .spawn()
+            .unwrap(),
+    );
     let out = run(tracer().args([
         "--output",
         "json",
@@ -150,9 +158,9 @@ fn a_threads_wall_time_adds_up_to_the_window() {
         "--duration",
         "1",
         "--pid",
-        &work.id().to_string(),
+        &work.0.id().to_string(),
     ]));
-    work.wait().unwrap();
+    drop(work);
     let r = final_report(&out);
     let window = r["duration_s"].as_f64().unwrap() * 1e9;
     let t = &sched(&r)["threads"][0];

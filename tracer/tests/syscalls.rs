@@ -289,7 +289,8 @@ fn new_tasks_on_reused_stacks_are_counted() {
         })
         .collect();
     let (count, per) = (2000u64, 5u64);
-    let counted = |mode: &str| {
+    let expected = count * per;
+    let check = |mode: &str| {
         let out = run(tracer()
             .env_remove("LD_LIBRARY_PATH")
             .args(["--output", "json", "--follow", "--", WORKLOAD, mode])
@@ -301,12 +302,20 @@ fn new_tasks_on_reused_stacks_are_counted() {
         );
         let r = final_report(&out);
         assert_eq!(r["lost_events"], 0);
-        calls(&r, "getppid")
+        let counted = calls(&r, "getppid");
+        // Where the kernel runs syscall programs preemptibly (Linux 7.3 here), it skips a
+        // program's run on a CPU where a run of it is preempted: it says how often (any
+        // process's runs, so an upper bound of the calls missed). A cache entry that
+        // outlived its thread would lose every call of the new thread instead: 35-54% of
+        // them here when the clearing was disabled.
+        let skipped = r["drops"]["skipped_runs"].as_u64().unwrap();
+        assert!(
+            counted <= expected && expected - counted <= skipped,
+            "getppid of new {mode}: {counted} of {expected}, {skipped} runs skipped"
+        );
     };
-    let threads = counted("threads");
-    let children = counted("forks");
-    assert_eq!(threads, count * per, "getppid of new threads");
-    assert_eq!(children, count * per, "getppid of followed children");
+    check("threads");
+    check("forks");
 }
 
 /// A busy thread (200 getppid per round) that also sleeps 2 ms per round: its getppids

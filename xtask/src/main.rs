@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: everything that is more than one cargo invocation.
 mod bench;
 mod build;
+mod matrix;
 mod setup;
 
 use std::{ffi::OsString, process::ExitCode};
@@ -36,6 +37,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Run the tests on each of Debian's kernels from 5.10 to 7.3, booted under qemu (as
+    /// root; fetches the kernels into a cache, about 20 minutes with software emulation).
+    Matrix(matrix::Opts),
     /// Build, then benchmark tracer against its floor, strace, perf trace and bpftrace, and
     /// write bench/RESULTS.md (as root; takes several minutes, --quick about two).
     Bench(bench::Opts),
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Cmd::Run { args } => build::all().and_then(|_| build::run_tracer(&args)),
         Cmd::Test { args } => build::test(&args),
         Cmd::Bench(opts) => bench::run(opts),
+        Cmd::Matrix(opts) => matrix::run(opts),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

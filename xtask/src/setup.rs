@@ -80,6 +80,12 @@ fn ensure_llvm() -> Result<()> {
     eprintln!(
         "xtask setup: installing {pkg} with apt-get (LLVM {LLVM_MAJOR} matches the nightly's LLVM)"
     );
+    apt_install(&[&pkg], true)
+}
+
+/// Installs Debian packages with apt-get (through sudo when not root), after an update;
+/// with their recommended packages or not.
+pub fn apt_install(packages: &[&str], recommends: bool) -> Result<()> {
     let sudo = !is_root();
     let apt = |args: &[&str]| {
         let mut c = if sudo {
@@ -90,11 +96,17 @@ fn ensure_llvm() -> Result<()> {
         if sudo {
             c.arg("apt-get");
         }
-        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c.args(["-o", "DPkg::Lock::Timeout=600"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
         c
     };
-    run(&mut apt(&["update"]))?;
-    run(&mut apt(&["install", "-y", &pkg]))
+    run(&mut apt(&["update", "-qq"]))?;
+    let mut install = apt(&["install", "-y", "-qq"]);
+    if !recommends {
+        install.arg("--no-install-recommends");
+    }
+    run(install.args(packages))
 }
 
 fn ensure_bpf_linker() -> Result<()> {

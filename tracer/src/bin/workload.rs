@@ -34,7 +34,7 @@
 //! Memory and descriptors (`workload/memory.rs`), each after `--wait`'s handshake if given:
 //! `brk MIB` grows the heap by MIB MiB with `sbrk` in 1 MiB steps; `mmap MIB` maps MIB MiB
 //! anonymous, writes every page and unmaps it; `fds N` opens /dev/null N times, closes
-//! none, and prints `opened A emfile B`; `oom` allocates 1 MiB after 1 MiB until killed;
+//! none, and prints `opened A emfile B open C`; `oom` allocates 1 MiB after 1 MiB until killed;
 //! `grow MIB MILLIS COUNT` maps and writes MIB MiB every MILLIS ms, COUNT times; `dups`
 //! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors; `fdexec`
 //! closes descriptors with close_range and an exec of itself (net effect +2).

@@ -5,6 +5,8 @@ pub mod memory;
 pub mod proc;
 pub mod sched;
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Result, anyhow};
 use aya::{
     Ebpf,
@@ -20,6 +22,8 @@ pub struct Collector {
     drops: PerCpuArray<MapData, u64>,
     sched: Option<sched::SchedCollector>,
     slots: u32,
+    /// fdinfo of each loaded program (see [`skipped_runs`]).
+    programs: Vec<PathBuf>,
 }
 
 pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -33,8 +37,8 @@ pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
 }
 
 impl Collector {
-    /// `sched`: the scheduling section is on.
-    pub fn new(ebpf: &mut Ebpf, slots: u32, sched: bool) -> Result<Self> {
+    /// `sched`: the scheduling section is on; `programs`: the loaded programs' fdinfo.
+    pub fn new(ebpf: &mut Ebpf, slots: u32, sched: bool, programs: Vec<PathBuf>) -> Result<Self> {
         Ok(Self {
             stats: take(ebpf, maps::SYSCALL_STATS)?,
             errnos: take(ebpf, maps::ERRNOS)?,
@@ -45,6 +49,7 @@ impl Collector {
                 None
             },
             slots,
+            programs,
         })
     }
 
@@ -96,7 +101,23 @@ impl Collector {
             thread_stats_full: drops[Drop::ThreadStatsFull as usize],
             mem_slot_out_of_range: drops[Drop::MemSlotOutOfRange as usize],
             task_stack_unreadable: drops[Drop::TaskStackUnreadable as usize],
+            skipped_runs: self.programs.iter().map(|p| skipped_runs(p)).sum(),
         };
         Ok(sample)
     }
+}
+
+/// Runs of a program the kernel skipped because a run of the same program was in progress
+/// on that CPU (`recursion_misses` in its fdinfo, from Linux 5.12). Programs on syscall
+/// tracepoints can be preempted where those tracepoints may fault (Linux 7.3 here, not
+/// 6.18): while one is, that CPU's other syscalls go unseen.
+fn skipped_runs(fdinfo: &Path) -> u64 {
+    std::fs::read_to_string(fdinfo)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("recursion_misses:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -211,6 +211,11 @@ pub struct Drops {
     /// New tasks whose kernel stack could not be read (never expected; see the kernel
     /// side's `Drop::TaskStackUnreadable`).
     pub task_stack_unreadable: u64,
+    /// Runs of tracer's programs that the kernel skipped, any process's: a run of the same
+    /// program was in progress on that CPU (preempted, where syscall tracepoints may
+    /// fault). Syscalls of traced processes may be short by up to this many; it is an
+    /// upper bound, not in [`Drops::total`].
+    pub skipped_runs: u64,
 }
 
 impl Drops {
@@ -239,6 +244,7 @@ impl Drops {
             task_stack_unreadable: self
                 .task_stack_unreadable
                 .saturating_sub(prev.task_stack_unreadable),
+            skipped_runs: self.skipped_runs.saturating_sub(prev.skipped_runs),
         }
     }
 }

@@ -61,6 +61,13 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             r.drops.thread_stats_full
         )?;
     }
+    if r.drops.skipped_runs > 0 {
+        writeln!(
+            out,
+            "the kernel skipped {} runs of tracer's programs (another run of the same program was preempted on that CPU): counts may be short by up to that many",
+            r.drops.skipped_runs
+        )?;
+    }
     if let Some(c) = &r.command {
         match (c.exit_code, c.signal) {
             (Some(code), _) => writeln!(out, "command (pid {}) exited with code {code}", c.pid)?,
@@ -550,6 +557,26 @@ mod tests {
             "no memory section unless selected"
         );
         assert!(!text.contains("estimated"), "every call was timed: {text}");
+        assert!(!text.contains("skipped"), "{text}");
+
+        // Runs the kernel skipped are said, and are not lost events.
+        s.drops.skipped_runs = 12;
+        let r = Report::build(
+            ReportKind::Final,
+            &s,
+            &[],
+            &crate::model::ctx(&targets),
+            1.0,
+            None,
+        );
+        assert_eq!(r.lost_events, 0);
+        let mut buf = Vec::new();
+        write(&mut buf, &r).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.contains("the kernel skipped 12 runs of tracer's programs"),
+            "{text}"
+        );
     }
 
     #[test]

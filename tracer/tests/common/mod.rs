@@ -17,10 +17,19 @@ pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_tracer-workload");
 
 static EBPF: Mutex<()> = Mutex::new(());
 
+/// Says why a test does not run here. Where every test must run (`cargo xtask test` and
+/// the kernel matrix set `TRACER_TEST_NO_SKIP`), that is a failure instead.
+pub fn skip(why: &str) {
+    if std::env::var_os("TRACER_TEST_NO_SKIP").is_some() {
+        panic!("this test must run here, but: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
 /// Takes the eBPF lock, or returns None (after saying why) when not root.
 pub fn ebpf_test() -> Option<MutexGuard<'static, ()>> {
     if !is_root() {
-        eprintln!("SKIPPED: loading eBPF programs needs root; run `cargo xtask test`");
+        skip("loading eBPF programs needs root; run `cargo xtask test`");
         return None;
     }
     Some(EBPF.lock().unwrap_or_else(|e| e.into_inner()))
