@@ -48,8 +48,9 @@ pub mod maps {
     pub const RSS: &str = "RSS";
 }
 
-/// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`]).
-pub const MAX_THREADS: u32 = 16384;
+/// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with
+/// `--threads` only): preallocated, 1328 bytes each, 5.4 MB.
+pub const MAX_THREADS: u32 = 4096;
 
 /// Names of the globals userspace sets at load time (`EbpfLoader::set_global`).
 pub mod globals {
@@ -57,6 +58,9 @@ pub mod globals {
     pub const OFFSETS: &str = "OFFSETS";
     /// `u32`: 1 to trace children forked by traced processes (`--follow`).
     pub const FOLLOW: &str = "FOLLOW";
+    /// `u32`: 1 to keep each thread's own scheduling counters (`--threads`); otherwise
+    /// only the processes' totals are kept, and [`super::maps::THREAD_STATS`] holds one entry.
+    pub const PER_THREAD: &str = "PER_THREAD";
     /// [`crate::memory::MemConfig`]: whether the memory section is selected, and the
     /// syscall numbers sys_enter looks at. In .rodata, so with `enabled == 0` the verifier
     /// removes the memory code from sys_enter and sys_exit and it costs nothing.

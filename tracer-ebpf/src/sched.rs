@@ -34,14 +34,20 @@ use crate::{
 #[map(name = "THREAD_SCHED")]
 pub static THREAD_SCHED: Array<ThreadSched> = Array::with_max_entries(1, 0);
 
-/// Preallocated (tracing programs must not allocate: Linux 5.x warns, or refuses on
-/// PREEMPT_RT); sized by userspace, to 1 when the sched section is off.
+/// Per-thread counters, kept only with `--threads` ([`PER_THREAD`]). Preallocated (tracing
+/// programs must not allocate: Linux 5.x warns, and refuses on PREEMPT_RT); sized by
+/// userspace, to 1 entry when unused.
 #[map(name = "THREAD_STATS")]
 static THREAD_STATS: HashMap<u32, SchedStats> = HashMap::with_max_entries(1, 0);
 
 /// Indexed by target slot.
 #[map(name = "SCHED_STATS")]
 static SCHED_STATS: PerCpuArray<SchedStats> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
+
+/// 1 to keep each thread's own counters (`--threads`); set by userspace. Without it a
+/// traced switch makes no hash-map lookup.
+#[unsafe(no_mangle)]
+static PER_THREAD: u32 = 0;
 
 /// All zeros: the initial value of a thread's counters (too large for the 512-byte stack).
 #[map(name = "SCHED_ZERO")]
@@ -86,6 +92,10 @@ fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool) {
     if let Some(p) = SCHED_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
         add(unsafe { &mut *p }, d);
+    }
+    // SAFETY: a global in .rodata.
+    if unsafe { core::ptr::read_volatile(&PER_THREAD) } == 0 {
+        return;
     }
     let stats = match THREAD_STATS.get_ptr_mut(&tid) {
         Some(p) => p,

@@ -109,6 +109,8 @@ pub struct LoadOptions<'a> {
     pub slots: u32,
     pub offsets: KernelOffsets,
     pub follow: bool,
+    /// Each thread's own scheduling counters (`--threads`).
+    pub per_thread: bool,
     pub timing: SyscallTiming,
 }
 
@@ -119,6 +121,7 @@ impl Probes {
         let pid_max = pid_max()?;
         raise_memlock_limit();
         let follow = u32::from(opts.follow);
+        let per_thread = opts.per_thread && opts.sections.contains(&Section::Sched);
         let slots = opts.slots.clamp(1, MAX_TARGETS);
         let memory = MemConfig {
             enabled: u32::from(opts.sections.contains(&Section::Memory)),
@@ -134,6 +137,7 @@ impl Probes {
             .btf(None)
             .override_global(globals::OFFSETS, &opts.offsets, true)
             .override_global(globals::FOLLOW, &follow, true)
+            .override_global(globals::PER_THREAD, &u32::from(per_thread), true)
             .override_global(globals::MEMORY, &memory, true)
             .override_global(globals::TIMING, &opts.timing, true)
             .map_max_entries(maps::TARGETS, pid_max)
@@ -141,14 +145,7 @@ impl Probes {
             .map_max_entries(maps::THREAD_SCHED, pid_max)
             .map_max_entries(maps::SYSCALL_STATS, slots * SYSCALL_SLOTS)
             .map_max_entries(maps::SCHED_STATS, slots)
-            .map_max_entries(
-                maps::THREAD_STATS,
-                if opts.sections.contains(&Section::Sched) {
-                    MAX_THREADS
-                } else {
-                    1
-                },
-            )
+            .map_max_entries(maps::THREAD_STATS, if per_thread { MAX_THREADS } else { 1 })
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
         if memory.enabled != 0 {

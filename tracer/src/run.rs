@@ -96,6 +96,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         slots,
         offsets,
         follow: cli.follow,
+        per_thread: cli.threads,
         timing: cli.timing(),
     })?;
     let real = programs == Programs::Tracer;

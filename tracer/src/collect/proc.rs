@@ -229,25 +229,35 @@ mod tests {
         assert!(read(u32::MAX >> 2, 0.0, &roots, true, false).is_none());
     }
 
-    /// As many as /proc/PID/fdinfo lists, on every kernel (the listing of /proc/PID/fd
-    /// before Linux 6.2 also holds `.` and `..`, once counted as descriptors).
-    #[test]
-    fn counts_exactly_the_open_descriptors() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Until its exec is complete the child may still hold the spawn's pipe.
+    /// Starts `sleep 30` with the given standard descriptors and waits (up to 5 s) until its
+    /// exec is complete: its program is no longer this test's (it may be a link to
+    /// busybox), and the spawn's close-on-exec pipe is closed (a moment later).
+    fn sleeper(null_stdio: bool) -> std::process::Child {
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        if null_stdio {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+        let child = cmd.spawn().unwrap();
+        let me = std::env::current_exe().unwrap();
         let path = format!("/proc/{}/exe", child.id());
         let start = std::time::Instant::now();
-        while !std::fs::read_link(&path).is_ok_and(|p| p.ends_with("sleep"))
+        while (std::fs::read_link(&path).map_or(true, |p| p == me) || cloexec_fds(child.id()) > 0)
             && start.elapsed() < std::time::Duration::from_secs(5)
         {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        child
+    }
+
+    /// As many as /proc/PID/fdinfo lists, on every kernel (the listing of /proc/PID/fd
+    /// before Linux 6.2 also holds `.` and `..`, once counted as descriptors).
+    #[test]
+    fn counts_exactly_the_open_descriptors() {
+        let mut child = sleeper(true);
         let listed = std::fs::read_dir(format!("/proc/{}/fdinfo", child.id()))
             .unwrap()
             .count() as u64;
@@ -265,23 +275,8 @@ mod tests {
             .collect();
         assert!(cloexec_fds(std::process::id()) >= files.len() as u64);
         // A spawned child has only its standard descriptors, inherited (not close-on-exec).
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        // Until its exec is complete, the child may still hold the spawn's close-on-exec
-        // pipe: wait (up to 5 s) for the exec, then for none to be left.
-        let path = format!("/proc/{}/exe", child.id());
-        let start = std::time::Instant::now();
-        let mut n = u64::MAX;
-        while start.elapsed() < std::time::Duration::from_secs(5) {
-            n = cloexec_fds(child.id());
-            if n == 0 && std::fs::read_link(&path).is_ok_and(|p| p.ends_with("sleep")) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert_eq!(n, 0);
+        let mut child = sleeper(false);
+        assert_eq!(cloexec_fds(child.id()), 0);
         child.kill().unwrap();
         child.wait().unwrap();
     }
