@@ -7,6 +7,8 @@
 // target, the intrinsic lowers to the BPF atomic add instruction.
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
+// An empty asm block as a compiler barrier (see `events::hist_slot`).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
 mod events;

@@ -25,7 +25,7 @@ use tracer_common::{
 };
 
 use crate::{
-    events::{offsets, read_at, task_ids},
+    events::{hist_slot, offsets, read_at, task_ids},
     filter::{count_drop, target_slot},
     syscalls,
 };
@@ -65,8 +65,9 @@ struct Delta {
     runq_wait: Option<u64>,
 }
 
+/// Adds `d` to counters; `bucket` is the histogram bucket of `d.runq_wait`.
 #[inline(always)]
-fn add(s: &mut SchedStats, d: &Delta) {
+fn add(s: &mut SchedStats, d: &Delta, bucket: usize) {
     s.voluntary += d.voluntary;
     s.involuntary += d.involuntary;
     s.on_cpu_ns += d.on_cpu_ns;
@@ -77,7 +78,7 @@ fn add(s: &mut SchedStats, d: &Delta) {
         if w > s.runq_max_ns {
             s.runq_max_ns = w;
         }
-        if let Some(b) = s.runq_hist.get_mut(hist::bucket(w)) {
+        if let Some(b) = hist_slot(&mut s.runq_hist, bucket) {
             *b += 1;
         }
     }
@@ -89,9 +90,10 @@ fn add(s: &mut SchedStats, d: &Delta) {
 /// a fifth of this program's run time).
 #[inline(always)]
 fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool) {
+    let bucket = d.runq_wait.map_or(0, hist::bucket);
     if let Some(p) = SCHED_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
-        add(unsafe { &mut *p }, d);
+        add(unsafe { &mut *p }, d, bucket);
     }
     // SAFETY: a global in .rodata.
     if unsafe { core::ptr::read_volatile(&PER_THREAD) } == 0 {
@@ -120,7 +122,7 @@ fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool) {
     };
     // SAFETY: a thread's events are serialized by the scheduler (its runqueue lock).
     let stats = unsafe { &mut *stats };
-    add(stats, d);
+    add(stats, d, bucket);
     if current
         && stats.comm[0] == 0
         && let Ok(c) = bpf_get_current_comm()

@@ -24,7 +24,7 @@ use tracer_common::{
 };
 
 use crate::{
-    events::rodata,
+    events::{hist_slot, rodata},
     filter::{count_drop, known_untraced, mark_untraced, target_slot},
     memory, sched,
 };
@@ -184,7 +184,7 @@ fn exit(ctx: *mut c_void) -> i32 {
         if dur > s.max_ns {
             s.max_ns = dur;
         }
-        if let Some(b) = s.hist.get_mut(hist::bucket(dur)) {
+        if let Some(b) = hist_slot(&mut s.hist, hist::bucket(dur)) {
             *b += weight as u64;
         }
     }
