@@ -327,13 +327,21 @@ fn blocking_calls_are_always_timed() {
     for sections in ["syscalls,sched,life,memory", "syscalls"] {
         let out = run(tracer()
             .args(["--output", "json", "--sections", sections, "--", WORKLOAD])
-            .args(["bursts", "100", "200", "2"]));
+            .args(["bursts", "100", "200", "5"]));
         assert!(out.status.success());
         let r = final_report(&out);
         let (calls, timed, p50, p99, max) = latency(&r, "clock_nanosleep");
-        assert_eq!((calls, timed), (100, 100), "--sections {sections}");
+        // Every sleep that blocks is timed; without the blocking hook about 1 in 16 would
+        // be. A sleep may not block at all where CPUs are emulated: a virtual CPU stalled
+        // past the timer's expiry sees it fire before the sleeper reaches the scheduler
+        // (1 in about 1200 sleeps of 2 ms in the kernel matrix).
+        assert_eq!(calls, 100, "--sections {sections}");
+        assert!(
+            timed >= 98,
+            "--sections {sections}: {timed} of {calls} timed"
+        );
         // Timed from the moment it blocked at the latest: at most microseconds short.
-        assert!(p50 >= 1_800_000, "--sections {sections}: p50 {p50}");
+        assert!(p50 >= 4_500_000, "--sections {sections}: p50 {p50}");
         assert!(p50 <= p99 && p99 <= max);
         let (calls, timed, ..) = latency(&r, "getppid");
         assert_eq!(calls, 20_000);
