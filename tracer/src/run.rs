@@ -277,8 +277,9 @@ impl Loop<'_> {
                     }
                 }
                 _ = sleep_until(next.into()), if live_reports => {
-                    let now = Instant::now();
+                    // The interval ends at the reading: open intervals are counted up to it.
                     let cur = self.sample()?;
+                    let now = Instant::now();
                     self.drain(ring.as_mut(), &mut exits)?;
                     let mut r = Report::build(
                         ReportKind::Interval,
@@ -317,14 +318,15 @@ impl Loop<'_> {
                 }
             }
         }
-        let secs = self.started.elapsed().as_secs_f64();
         // Before reaping: a launched command's zombie still shows its final fault counts.
         if let Some(m) = self.memory.as_mut() {
             m.tick(true);
         }
         let command = launched_pid.and_then(target::try_reap);
         if self.collector.is_some() {
+            // The window ends at the reading: open intervals are counted up to it.
             let sample = self.sample()?;
+            let secs = self.started.elapsed().as_secs_f64();
             self.drain(ring.as_mut(), &mut exits)?;
             let mut r = Report::build(
                 ReportKind::Final,
@@ -339,6 +341,7 @@ impl Loop<'_> {
             }
             render::write(out, self.cli.output, &r).context("cannot write the report")?;
         } else {
+            let secs = self.started.elapsed().as_secs_f64();
             eprintln!("tracer: floor programs attached for {secs:.3} s");
         }
         Ok(command)
