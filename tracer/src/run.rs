@@ -36,12 +36,17 @@ const FIRST_REPORT: Duration = Duration::from_millis(450);
 /// ...but never sooner than this after attaching, so that it covers something.
 const FIRST_REPORT_MIN: Duration = Duration::from_millis(50);
 
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
 /// How often the memory section reads /proc (RSS split, faults, limits, cgroup) for its
 /// fits; every `MEMORY_FULL_EVERY`th reading also counts the descriptors.
 const MEMORY_TICK: Duration = Duration::from_millis(250);
 const MEMORY_FULL_EVERY: u64 = 4;
 
+/// Seconds from `from_ns` to `to_ns` (monotonic).
+fn secs_between(from_ns: u64, to_ns: u64) -> f64 {
+    to_ns.saturating_sub(from_ns) as f64 / 1e9
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
 pub fn monotonic_ns() -> u64 {
     // CLOCK_MONOTONIC always exists on Linux; clock_gettime cannot fail for it.
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
@@ -260,7 +265,8 @@ impl Loop<'_> {
         let mut next = first.min(self.started + interval);
         let deadline = self.cli.duration.map(|d| self.started + d);
         let mut prev = Sample::default();
-        let mut prev_at = self.started;
+        // Monotonic time of the previous reading: a report's window ends at its reading.
+        let mut prev_ns = self.ctx.t0_ns;
         let mut interval_start = 0;
         let mut mem_next = self.started + MEMORY_TICK;
         let mut mem_ticks = 0u64;
@@ -277,8 +283,7 @@ impl Loop<'_> {
                     }
                 }
                 _ = sleep_until(next.into()), if live_reports => {
-                    // The interval ends at the reading: open intervals are counted up to it.
-                    let cur = self.sample()?;
+                    let (cur, at_ns) = self.sample()?;
                     let now = Instant::now();
                     self.drain(ring.as_mut(), &mut exits)?;
                     let mut r = Report::build(
@@ -286,7 +291,7 @@ impl Loop<'_> {
                         &cur.since(&prev),
                         &self.events[interval_start..],
                         &self.ctx,
-                        (now - prev_at).as_secs_f64(),
+                        secs_between(prev_ns, at_ns),
                         None,
                     );
                     if let Some(m) = self.memory.as_mut() {
@@ -294,7 +299,7 @@ impl Loop<'_> {
                         m.fill(&mut r, &cur, &self.events[interval_start..], self.ctx.t0_ns);
                     }
                     render::write(out, self.cli.output, &r).context("cannot write the report")?;
-                    (prev, prev_at, interval_start) = (cur, now, self.events.len());
+                    (prev, prev_ns, interval_start) = (cur, at_ns, self.events.len());
                     next += interval;
                     if next < now {
                         next = now + interval;
@@ -324,9 +329,8 @@ impl Loop<'_> {
         }
         let command = launched_pid.and_then(target::try_reap);
         if self.collector.is_some() {
-            // The window ends at the reading: open intervals are counted up to it.
-            let sample = self.sample()?;
-            let secs = self.started.elapsed().as_secs_f64();
+            let (sample, at_ns) = self.sample()?;
+            let secs = secs_between(self.ctx.t0_ns, at_ns);
             self.drain(ring.as_mut(), &mut exits)?;
             let mut r = Report::build(
                 ReportKind::Final,
@@ -366,13 +370,16 @@ impl Loop<'_> {
         Ok(())
     }
 
-    fn sample(&mut self) -> Result<Sample> {
+    /// Reads everything, and says when (monotonic ns): open intervals are counted up to
+    /// that moment, and a report's window ends there too.
+    fn sample(&mut self) -> Result<(Sample, u64)> {
         let now = monotonic_ns();
-        match self.collector.as_mut() {
+        let sample = match self.collector.as_mut() {
             Some(c) => c
                 .sample(&self.live, now)
-                .context("cannot read the kernel maps"),
-            None => Ok(Sample::default()),
-        }
+                .context("cannot read the kernel maps")?,
+            None => Sample::default(),
+        };
+        Ok((sample, now))
     }
 }

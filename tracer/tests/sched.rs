@@ -44,7 +44,9 @@ fn a_thousand_sleeps_are_a_thousand_voluntary_switches() {
     let out = run(tracer().args(["--output", "json", "--", WORKLOAD, "sleeps", "1000", "1"]));
     let r = final_report(&out);
     let v = sched(&r)["voluntary_switches"].as_u64().unwrap();
-    assert!((1000..1100).contains(&v), "voluntary switches: {v}");
+    // A sleep may not block at all where CPUs are emulated (a virtual CPU stalled past the
+    // timer's expiry: 1 in 1000 in one kernel-matrix run).
+    assert!((990..1100).contains(&v), "voluntary switches: {v}");
     // Each sleep of 1 ms is blocked time: at least a second in all.
     assert!(sched(&r)["blocked_ns"].as_u64().unwrap() >= 1_000_000_000);
 }
