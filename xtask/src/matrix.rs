@@ -189,12 +189,16 @@ fn ensure_host_packages() -> Result<()> {
 }
 
 fn installed(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg("command -v \"$1\" >/dev/null")
-        .args(["sh", cmd])
+    sh("command -v \"$1\" >/dev/null", &[cmd.as_ref()])
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A shell running `script` with `args` as $1, $2, ... (never spliced into the script).
+fn sh(script: &str, args: &[&std::ffi::OsStr]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script).arg("sh").args(args);
+    c
 }
 
 /// The name of the unit tests' binary (tracer's own `src/`): reported as one check.

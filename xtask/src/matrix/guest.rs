@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::kernels::Kernel;
+use super::{kernels::Kernel, sh};
 use crate::setup::run;
 
 const INIT: &str = include_str!("init.sh");
@@ -79,12 +79,11 @@ pub fn initramfs(
     fs::write(root.join("tests.args"), test_args.join(" ") + "\n")?;
     fs::write(root.join("init"), INIT)?;
     fs::set_permissions(root.join("init"), fs::Permissions::from_mode(0o755))?;
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg("cd \"$1\" && find . -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip -1 > \"$2\"")
-        .args(["sh".as_ref(), root.as_os_str(), out.as_os_str()])
-        .status()?;
-    if !status.success() {
+    let pack = "cd \"$1\" && find . -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip -1 > \"$2\"";
+    if !sh(pack, &[root.as_os_str(), out.as_os_str()])
+        .status()?
+        .success()
+    {
         bail!("cannot pack the initramfs");
     }
     fs::remove_dir_all(&root)?;
@@ -108,11 +107,7 @@ fn place(root: &Path, path: &Path, strip: bool) -> Result<()> {
 }
 
 fn which(tool: &str) -> Result<PathBuf> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("command -v \"$1\"")
-        .args(["sh", tool])
-        .output()?;
+    let out = sh("command -v \"$1\"", &[tool.as_ref()]).output()?;
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if p.is_empty() {
         bail!("{tool} is not installed");

@@ -9,7 +9,8 @@
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 /bin/busybox --install -s
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin HOME=/root RUST_BACKTRACE=0 TRACER_TEST_NO_SKIP=1
-mount -t tmpfs tmpfs /tmp
+# /tmp stays the initramfs's own (in memory already): the test binaries may have been built
+# below /tmp, at the paths they are placed at here.
 # The OOM tests make memory cgroups: the unified hierarchy with the memory controller.
 mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 echo "KMATRIX init $(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"

@@ -213,12 +213,12 @@ fn unpack_image(deb: &Path, dir: &Path) -> Result<()> {
     let tmp = dir.with_extension("tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg("dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" --wildcards --no-anchored 'vmlinuz*'")
-        .args(["sh".as_ref(), deb.as_os_str(), tmp.as_os_str()])
-        .status()?;
-    if !status.success() {
+    let unpack =
+        "dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" --wildcards --no-anchored 'vmlinuz*'";
+    if !super::sh(unpack, &[deb.as_os_str(), tmp.as_os_str()])
+        .status()?
+        .success()
+    {
         bail!("cannot unpack the kernel image of {}", deb.display());
     }
     // boot/vmlinuz-<abi>, or (from Linux 6.19) usr/lib/modules/<abi>/vmlinuz.
