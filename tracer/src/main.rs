@@ -6,6 +6,7 @@ mod btf;
 mod cli;
 mod collect;
 mod model;
+mod output;
 mod probes;
 mod render;
 mod run;
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
     // A bug must still be one plain line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let msg = info.to_string().replace('\n', " ");
-        eprintln!("tracer: internal error: {msg}");
+        eprintln!("tracer: internal error: {}", render::term::printable(&msg));
     }));
     let (cli, mode) = match cli::parse() {
         Ok(v) => v,
@@ -28,7 +29,9 @@ fn main() -> ExitCode {
     match run::run(cli, mode) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tracer: {}", format!("{e:#}").replace('\n', " "));
+            // One line, whatever the message quotes (a process's name, a path).
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("tracer: {}", render::term::printable(&msg));
             ExitCode::from(1)
         }
     }

@@ -2,7 +2,6 @@
 //! until the run ends, and print the final summary. Everything that needs root is here or
 //! below; the numbers are computed in `model`.
 use std::{
-    fs::File,
     io::{BufWriter, Write},
     os::fd::{AsRawFd, OwnedFd, RawFd},
     process::ExitCode,
@@ -58,9 +57,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let begun = Instant::now();
     target::check_privileges()?;
     let mut out: Box<dyn Write> = match &cli.output_file {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
-        )),
+        Some(path) => Box::new(BufWriter::new(crate::output::open(path)?)),
         None => Box::new(std::io::stdout().lock()),
     };
     let programs = if cli.bench_floor {
@@ -254,7 +251,7 @@ impl Loop<'_> {
             .ctx
             .targets
             .iter()
-            .map(|t| format!("{} ({})", t.pid, t.comm))
+            .map(|t| format!("{} ({})", t.pid, render::term::printable(&t.comm)))
             .collect();
         eprintln!("tracer: tracing {}; Ctrl-C to stop", names.join(", "));
 

@@ -31,6 +31,9 @@
 //! `tracer-workload exits`: forks a child that exits with code 3 and one that is killed by
 //! SIGKILL (sent by the parent), and reaps both.
 //!
+//! `tracer-workload [--wait] evilname`: names itself, then (after `--wait`'s handshake) a
+//! thread, `ESC[2J ESC[H fake NL ok` (clear the screen, home the cursor, forge a line).
+//!
 //! Memory and descriptors (`workload/memory.rs`), each after `--wait`'s handshake if given:
 //! `brk MIB` grows the heap by MIB MiB with `sbrk` in 1 MiB steps; `mmap MIB` maps MIB MiB
 //! anonymous, writes every page and unmaps it; `fds N` opens /dev/null N times, closes
@@ -45,7 +48,7 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | spin THREADS SECS | forks CHILDREN CALLS | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | spin THREADS SECS | forks CHILDREN CALLS | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | evilname"
     );
     std::process::exit(2)
 }
@@ -204,6 +207,21 @@ fn main() {
                 .join()
                 .unwrap();
             }
+        }
+        Some("evilname") => {
+            // Names that try to take over a terminal: the process's own name, then a
+            // thread's, each set before that task blocks.
+            let evil = c"\x1b[2J\x1b[Hfake\nok";
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, evil.as_ptr()) };
+            memory::wait_for_go(wait);
+            std::thread::spawn(move || {
+                // SAFETY: as above.
+                unsafe { libc::prctl(libc::PR_SET_NAME, evil.as_ptr()) };
+                sleep_ms(20);
+            })
+            .join()
+            .unwrap();
         }
         Some("rename") => {
             // A thread named at its start, switched out under that name, then renamed.

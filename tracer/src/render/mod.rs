@@ -1,5 +1,6 @@
 //! Turning a [`Report`] into bytes: text for people, JSON for programs.
 pub mod json;
+pub mod term;
 pub mod text;
 
 use std::io::Write;

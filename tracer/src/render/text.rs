@@ -2,6 +2,8 @@
 //! and latency percentiles.
 use std::io::Write;
 
+use super::term::printable;
+
 use crate::model::{
     Report, ReportKind, SyscallRow, Totals,
     events::{LifeCounts, ProcessEvent},
@@ -18,7 +20,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     let who = r
         .processes
         .iter()
-        .map(|p| format!("{} ({})", p.pid, p.comm))
+        .map(|p| format!("{} ({})", p.pid, printable(&p.comm)))
         .collect::<Vec<_>>()
         .join(", ");
     match r.kind {
@@ -41,7 +43,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     if r.kind == ReportKind::Final && r.processes.len() > 1 {
         for p in &r.processes {
-            writeln!(out, "\n--- {} ({}) ---", p.pid, p.comm)?;
+            writeln!(out, "\n--- {} ({}) ---", p.pid, printable(&p.comm))?;
             table(out, &p.syscalls, &p.totals, usize::MAX)?;
         }
     }
@@ -167,7 +169,7 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 out,
                 "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}{}",
                 t.tid,
-                t.comm,
+                printable(&t.comm),
                 t.voluntary_switches,
                 t.involuntary_switches,
                 ns(t.on_cpu_ns),
@@ -233,7 +235,7 @@ fn event_line(e: &ProcessEvent) -> String {
             }
         }
         ProcessEvent::Exec { t_s, pid, comm, .. } => {
-            format!("+{t_s:.3}s exec    {pid} is now {comm}")
+            format!("+{t_s:.3}s exec    {pid} is now {}", printable(comm))
         }
         ProcessEvent::Exit {
             t_s,
@@ -279,7 +281,10 @@ fn event_line(e: &ProcessEvent) -> String {
             ..
         } => {
             let who = if *traced { "TRACED process" } else { "process" };
-            format!("+{t_s:.3}s oom     the OOM killer killed {who} {pid} ({comm})")
+            format!(
+                "+{t_s:.3}s oom     the OOM killer killed {who} {pid} ({})",
+                printable(comm)
+            )
         }
     }
 }
@@ -299,7 +304,7 @@ pub fn memory_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     if per_process {
         for p in &r.processes {
-            let who = format!("{} ({})", p.pid, p.comm);
+            let who = format!("{} ({})", p.pid, printable(&p.comm));
             if let Some(m) = &p.memory {
                 memory_lines(out, &who, m)?;
             }
@@ -315,12 +320,12 @@ fn oom_line(out: &mut dyn Write, k: &OomReport) -> std::io::Result<()> {
     let what = format!(
         "pid {} ({}) at {:.2} s: rss anon {}, file {}, shmem {}; memory cgroup {}",
         k.pid,
-        k.comm,
+        printable(&k.comm),
         k.t_s,
         bytes(k.anon_rss_bytes),
         bytes(k.file_rss_bytes),
         bytes(k.shmem_rss_bytes),
-        k.cgroup
+        printable(&k.cgroup)
     );
     if k.traced {
         writeln!(out, "!!! OOM KILL OF A TRACED PROCESS: {what} !!!")
@@ -380,7 +385,7 @@ fn memory_lines(out: &mut dyn Write, who: &str, m: &MemoryReport) -> std::io::Re
         .map_or("memory cgroup unknown".to_string(), |c| {
             format!(
                 "cgroup {} {} of {}",
-                c.path,
+                printable(&c.path),
                 bytes(c.usage_bytes),
                 limit(c.limit_bytes)
             )
