@@ -97,11 +97,14 @@ const _: () = assert!(core::mem::size_of::<Exit>() == 8);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Signal {
     pub sig: u32,
-    /// The sending process (the task that was running when it was generated).
+    /// The sending process (the task that was running when it was generated); meaningless
+    /// when `from_kernel`.
     pub sender_tgid: u32,
     /// The kernel's `enum trace_signal_result` (0 = delivered).
     pub result: u32,
-    pub _pad: u32,
+    /// 1 when the kernel generated it (a fault's SIGSEGV, a child's SIGCHLD, the OOM
+    /// killer's SIGKILL, a timer's...), 0 when a process sent it (kill, tgkill, sigqueue).
+    pub from_kernel: u32,
 }
 const _: () = assert!(core::mem::size_of::<Signal>() == 16);
 

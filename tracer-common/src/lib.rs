@@ -152,8 +152,11 @@ pub struct KernelOffsets {
     /// 1 when `mark_victim` passes the victim's pid rather than its task (Linux 5.x): the
     /// task is then the one the OOM killer has just sent SIGKILL to.
     pub oom_victim_is_pid: u32,
+    /// `kernel_siginfo.si_code`: who generated a signal.
+    pub siginfo_code: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 184);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -283,7 +286,15 @@ pub mod call_status {
     pub const IN_CALL: u32 = 1;
     /// The call blocked (switched out voluntarily): it is timed whatever the sampling.
     pub const BLOCKED: u32 = 2;
+    /// Timed because its syscall had fewer than [`super::FEW_TIMED`] calls timed in its
+    /// process: it stands for itself alone, not for a sample.
+    pub const FORCED: u32 = 4;
 }
+
+/// Beyond the sampling, each syscall of each traced process has at least this many calls
+/// timed (its first ones), so that a rare call of a busy thread (an execve, a dup2) still
+/// has a latency.
+pub const FEW_TIMED: u8 = 8;
 
 /// How syscall latency is sampled; set by userspace at load time ([`globals::TIMING`]).
 ///

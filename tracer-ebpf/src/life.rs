@@ -173,7 +173,7 @@ fn group_dead(ctx: &RawTracePointContext, task: u64, tgid: u32) -> bool {
 }
 
 /// TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
-///          int result); current is the sender.
+///          int result); current is the sender, when a process sent it.
 #[raw_tracepoint(tracepoint = "signal_generate")]
 pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     let Some((tid, tgid)) = task_ids(ctx.arg(2)) else {
@@ -189,8 +189,28 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
         sig: sig as u32,
         sender_tgid,
         result: result as u32,
-        _pad: 0,
+        from_kernel: from_kernel(ctx.arg(1)) as u32,
     };
     submit(Kind::Signal, slot, now(), tid, tgid, data);
     0
+}
+
+/// Whether the kernel generated a signal, from its `info`: `SEND_SIG_NOINFO` (0) is a
+/// process's plain send, `SEND_SIG_PRIV` (1) the kernel's (the OOM killer's SIGKILL);
+/// otherwise `si_code`: `SI_USER`, `SI_QUEUE` and `SI_TKILL` are sent by a process
+/// (kill, sigqueue, tgkill), every other code (a fault, a child's end, a timer, I/O) by the
+/// kernel.
+#[inline(always)]
+fn from_kernel(info: u64) -> bool {
+    const SI_USER: i32 = 0;
+    const SI_QUEUE: i32 = -1;
+    const SI_TKILL: i32 = -6;
+    match info {
+        0 => false,
+        1 => true,
+        _ => !matches!(
+            read_at::<i32>(info, offsets().siginfo_code),
+            Some(SI_USER | SI_QUEUE | SI_TKILL)
+        ),
+    }
 }

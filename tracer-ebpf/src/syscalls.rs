@@ -18,8 +18,9 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop, ErrnoKey, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, SyscallTiming, ThreadState,
-    call_status::{BLOCKED, IN_CALL},
+    Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats,
+    SyscallTiming, ThreadState,
+    call_status::{BLOCKED, FORCED, IN_CALL},
     hist,
 };
 
@@ -45,6 +46,24 @@ static SYSCALL_STATS: PerCpuArray<SyscallStats> = PerCpuArray::with_max_entries(
 /// Failed calls per (process, syscall, errno). Touched only when a call fails.
 #[map(name = "ERRNOS")]
 static ERRNOS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(8192, 0);
+
+/// Calls timed so far per (process, syscall), up to [`FEW_TIMED`], indexed like
+/// `SYSCALL_STATS`: a sampled-out call is timed anyway while its row has fewer. In .bss, so
+/// the check is a load and a compare; shared by all CPUs (a lost increment only times one
+/// more call).
+const TIMED_ROWS: usize = (MAX_TARGETS * SYSCALL_SLOTS) as usize;
+#[unsafe(no_mangle)]
+static mut TIMED_FEW: [u8; TIMED_ROWS] = [0; TIMED_ROWS];
+
+#[inline(always)]
+fn timed_few(idx: u32) -> *mut u8 {
+    // SAFETY: the index is masked into the array (its length is a power of two).
+    unsafe {
+        (&raw mut TIMED_FEW)
+            .cast::<u8>()
+            .add(idx as usize & (TIMED_ROWS - 1))
+    }
+}
 
 /// x86_64 `exit` and `exit_group` never return: like `strace -c`, they are not counted,
 /// and not recording them keeps a dead thread's slot clean for the next owner of its tid.
@@ -96,8 +115,8 @@ fn enter(ctx: *mut c_void) -> i32 {
         Some(state) => {
             // SAFETY: only this thread writes its own slot, and it is on this CPU now.
             let s = unsafe { &mut *state };
-            let (tick, in_tick, rng, timed) = if every == 1 {
-                (0, 0, 0, true)
+            let (tick, in_tick, rng, timed, forced) = if every == 1 {
+                (0, 0, 0, true, false)
             } else {
                 // SAFETY: reading jiffies has no preconditions (the verifier inlines it).
                 let tick = unsafe { bpf_jiffies64() } as u32;
@@ -111,7 +130,12 @@ fn enter(ctx: *mut c_void) -> i32 {
                 r ^= r << 13;
                 r ^= r >> 17;
                 r ^= r << 5;
-                (tick, n, r, n <= timing.budget || r & (every - 1) == 0)
+                let sampled = n <= timing.budget || r & (every - 1) == 0;
+                // SAFETY: an in-bounds byte of .bss; a racy read is harmless.
+                let forced = !sampled
+                    && unsafe { core::ptr::read_volatile(timed_few(slot * SYSCALL_SLOTS + nr)) }
+                        < FEW_TIMED;
+                (tick, n, r, sampled || forced, forced)
             };
             *s = ThreadState {
                 // SAFETY: reading the monotonic clock has no preconditions.
@@ -125,7 +149,7 @@ fn enter(ctx: *mut c_void) -> i32 {
                 tick,
                 in_tick,
                 rng,
-                status: IN_CALL,
+                status: if forced { IN_CALL | FORCED } else { IN_CALL },
             };
         }
         None => count_drop(Drop::ThreadOutOfRange),
@@ -171,14 +195,25 @@ fn exit(ctx: *mut c_void) -> i32 {
     s.calls += 1;
     if start != 0 {
         let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
-        // How many calls this one stands for: itself within the tick's budget, and when it
-        // blocked (every blocking call is timed); beyond the budget, `every` calls.
+        // How many calls this one stands for: itself within the tick's budget, when it
+        // blocked (every blocking call is timed), and when timed for its row's first few;
+        // beyond the budget, `every` calls.
         let timing = rodata(&TIMING);
-        let weight = if status & BLOCKED != 0 || in_tick <= timing.budget {
+        let weight = if status & (BLOCKED | FORCED) != 0 || in_tick <= timing.budget {
             1
         } else {
             timing.every
         };
+        if timing.every != 1 {
+            let few = timed_few(idx);
+            // SAFETY: an in-bounds byte of .bss; a lost increment only times one more call.
+            unsafe {
+                let n = core::ptr::read_volatile(few);
+                if n < FEW_TIMED {
+                    core::ptr::write_volatile(few, n + 1);
+                }
+            }
+        }
         s.timed += 1;
         s.total_ns += dur * weight as u64;
         if dur > s.max_ns {

@@ -192,6 +192,8 @@ impl KernelBtf {
             signal_live,
             task_start_time,
             oom_victim_is_pid,
+            siginfo_code: r.member(&[Life], "kernel_siginfo", "si_code"),
+            _pad: 0,
         };
         // Each program reads at most so many tracepoint arguments: a kernel passing fewer
         // refuses the attach (EINVAL).

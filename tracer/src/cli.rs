@@ -30,9 +30,9 @@ pub struct Cli {
     #[arg(short, long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub duration: Option<Duration>,
 
-    /// Seconds between live reports (text: default 1; json: one NDJSON line per interval
-    /// only when given).
-    #[arg(short, long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    /// Seconds between live reports, at least 0.1 (text: default 1; json: one NDJSON line
+    /// per interval only when given).
+    #[arg(short, long, value_name = "SECS", value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Option<Duration>,
 
     /// Report format.
@@ -206,6 +206,20 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Shortest interval between live reports: each reads every counter of the kernel maps.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_secs(s)?;
+    if d < MIN_INTERVAL {
+        return Err(format!(
+            "'{s}' is too short: reports come at most every {} s",
+            MIN_INTERVAL.as_secs_f64()
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +228,16 @@ mod tests {
         let cli = Cli::try_parse_from(args).map_err(|e| one_line(&e.to_string()))?;
         let mode = cli.mode()?;
         Ok((cli, mode))
+    }
+
+    #[test]
+    fn intervals_have_a_minimum() {
+        let e = parse(&["tracer", "--interval", "1e-9", "--pid", "1"]).unwrap_err();
+        assert!(
+            e.contains("too short: reports come at most every 0.1 s"),
+            "{e}"
+        );
+        assert!(parse(&["tracer", "--interval", "0.1", "--pid", "1"]).is_ok());
     }
 
     #[test]

@@ -183,6 +183,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         started,
         live,
         events: Vec::new(),
+        undecodable: 0,
     };
     let command = rt.block_on(run.run(&mut *out, pidfds, reader, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)
@@ -210,6 +211,8 @@ struct Loop<'a> {
     live: Vec<(u32, u32)>,
     /// Events of the whole run.
     events: Vec<RawEvent>,
+    /// Ring-buffer records that could not be decoded, so far.
+    undecodable: u64,
 }
 
 fn watch(exits: &mut JoinSet<()>, fd: OwnedFd) -> Result<()> {
@@ -353,6 +356,7 @@ impl Loop<'_> {
         let Some(ring) = ring else { return Ok(()) };
         let from = self.events.len();
         ring.get_mut().0.drain(&mut self.events);
+        self.undecodable = ring.get_ref().0.undecodable;
         for e in &self.events[from..] {
             if let EventData::Fork(f) = e.data
                 && f.followed != 0
@@ -371,12 +375,13 @@ impl Loop<'_> {
     /// that moment, and a report's window ends there too.
     fn sample(&mut self) -> Result<(Sample, u64)> {
         let now = monotonic_ns();
-        let sample = match self.collector.as_mut() {
+        let mut sample = match self.collector.as_mut() {
             Some(c) => c
                 .sample(&self.live, now)
                 .context("cannot read the kernel maps")?,
             None => Sample::default(),
         };
+        sample.drops.undecodable_events = self.undecodable;
         Ok((sample, now))
     }
 }

@@ -1,7 +1,7 @@
 //! What to trace: checking PIDs the user gave, launching a command so that it is counted
 //! from its exec, and noticing when traced processes exit.
 use std::{
-    ffi::{CString, OsString},
+    ffi::{CString, OsStr, OsString},
     os::{
         fd::{AsFd, FromRawFd, OwnedFd},
         unix::ffi::OsStrExt,
@@ -92,16 +92,35 @@ pub struct Launched {
     program: PathBuf,
 }
 
+/// Why `name` cannot be run, as a shell would say: a directory, a file without execute
+/// permission, or nothing of that name (in PATH, for a bare name).
+fn not_executable(name: &OsStr) -> anyhow::Error {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = name.to_string_lossy();
+    let candidates: Vec<PathBuf> = if name.as_bytes().contains(&b'/') {
+        vec![PathBuf::from(name)]
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+            .unwrap_or_default()
+    };
+    for c in candidates {
+        match std::fs::metadata(&c) {
+            Ok(m) if m.is_dir() => return anyhow!("cannot execute '{shown}': is a directory"),
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+                return anyhow!("cannot execute '{shown}': permission denied");
+            }
+            _ => {}
+        }
+    }
+    anyhow!("cannot execute '{shown}': command not found")
+}
+
 /// Forks `argv`; the child stops in a `read` of a pipe just before `execve`. Must be called
 /// before any other thread exists (before the async runtime starts).
 pub fn launch(argv: &[OsString]) -> Result<Launched> {
     let name = argv.first().ok_or_else(|| anyhow!("empty command"))?;
-    let program = which::which(name).map_err(|_| {
-        anyhow!(
-            "cannot execute '{}': command not found",
-            name.to_string_lossy()
-        )
-    })?;
+    let program = which::which(name).map_err(|_| not_executable(name))?;
     let cstr = |s: &[u8]| CString::new(s).map_err(|_| anyhow!("command contains a NUL byte"));
     let path = cstr(program.as_os_str().as_bytes())?;
     let args = argv

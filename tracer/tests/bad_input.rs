@@ -40,6 +40,10 @@ fn usage_errors_exit_2() {
             "'-1' is not a positive number of seconds",
         ),
         (
+            &["--interval", "1e-9", "--pid", "1"][..],
+            "'1e-9' is too short: reports come at most every 0.1 s",
+        ),
+        (
             &["--duration", "0", "--pid", "1"][..],
             "positive number of seconds",
         ),
@@ -67,7 +71,11 @@ fn runtime_errors_exit_1() {
             "cannot write /nonexistent-dir/report.txt",
         ),
         (vec!["--", "no-such-command-tracer"], "command not found"),
-        (vec!["--", "/etc/passwd"], "cannot execute"),
+        (
+            vec!["--", "/etc/passwd"],
+            "cannot execute '/etc/passwd': permission denied",
+        ),
+        (vec!["--", "/etc"], "cannot execute '/etc': is a directory"),
     ] {
         assert_one_line(&run(tracer().args(&args)), 1, needle);
     }

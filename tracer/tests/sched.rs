@@ -247,7 +247,7 @@ fn exit_codes_and_killing_signals_are_reported() {
         .into_iter()
         .filter(|e| e["pid"] != parent)
         .collect();
-    assert_eq!(children.len(), 2, "{:?}", r["events"]);
+    assert_eq!(children.len(), 3, "{:?}", r["events"]);
     let three = children
         .iter()
         .find(|e| e["exit_code"] == 3)
@@ -265,6 +265,28 @@ fn exit_codes_and_killing_signals_are_reported() {
         .expect("the SIGKILL");
     assert_eq!(sigkill["pid"], killed["pid"]);
     assert_eq!(sigkill["sender_pid"], parent);
+    // A fault's SIGSEGV, and each child's SIGCHLD to the parent, come from the kernel, not
+    // from whatever task was running.
+    let faulted = children
+        .iter()
+        .find(|e| e["signal"] == "SIGSEGV")
+        .expect("an exit by SIGSEGV");
+    let sigsegv = events(&r, "signal")
+        .into_iter()
+        .find(|s| s["signal"] == "SIGSEGV")
+        .expect("the SIGSEGV");
+    assert_eq!(sigsegv["pid"], faulted["pid"]);
+    assert_eq!(sigsegv["sender_pid"], Value::Null);
+    let sigchld: Vec<_> = events(&r, "signal")
+        .into_iter()
+        .filter(|s| s["signal"] == "SIGCHLD")
+        .collect();
+    assert_eq!(sigchld.len(), 3, "{sigchld:?}");
+    assert!(
+        sigchld
+            .iter()
+            .all(|s| s["pid"] == parent && s["sender_pid"].is_null())
+    );
     // The parent itself exited with 0.
     assert!(
         events(&r, "exit")

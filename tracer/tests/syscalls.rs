@@ -349,6 +349,28 @@ fn blocking_calls_are_always_timed() {
     }
 }
 
+/// A busy thread's rare syscall still gets a latency: its first calls are timed whatever the
+/// sampling (about 1 in 3 runs would have none of 20 timed by sampling alone).
+#[test]
+fn a_rare_call_of_a_busy_thread_is_timed() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer()
+        .args(["--output", "json", "--sections", "syscalls", "--", WORKLOAD])
+        .args(["rare", "100000", "5000"]));
+    assert!(out.status.success());
+    let r = final_report(&out);
+    let (calls, timed, p50, _, max) = latency(&r, "getuid");
+    assert_eq!(calls, 20);
+    assert!(
+        timed >= u64::from(tracer_common::FEW_TIMED),
+        "{timed} of {calls} timed"
+    );
+    assert!(0 < p50 && p50 <= max);
+    let (calls, timed, ..) = latency(&r, "getppid");
+    assert_eq!(calls, 100_000);
+    assert!(timed < calls / 4, "getppid is still sampled: {timed} timed");
+}
+
 /// `strace -f -c`'s count of `name` in a summary it wrote.
 fn strace_count(summary: &str, name: &str) -> u64 {
     let line = summary

@@ -102,6 +102,8 @@ impl Collector {
             mem_slot_out_of_range: drops[Drop::MemSlotOutOfRange as usize],
             task_stack_unreadable: drops[Drop::TaskStackUnreadable as usize],
             skipped_runs: self.programs.iter().map(|p| skipped_runs(p)).sum(),
+            // Counted by the ring buffer's reader, not in the kernel.
+            undecodable_events: 0,
         };
         Ok(sample)
     }

@@ -497,19 +497,31 @@ pub fn fd_report(track: &MemTrack, k: &KernelMem, emfile: u64, enfile: u64) -> F
         emfile_errors: emfile,
         enfile_errors: enfile,
         proc_now,
-        warning: fd_warning(peak, limit, emfile, enfile),
+        warning: fd_warning(end, peak, limit, emfile, enfile),
     }
 }
 
-/// The warning for a descriptor count, if any.
-pub fn fd_warning(peak: u64, limit: Option<u64>, emfile: u64, enfile: u64) -> Option<String> {
+/// The warning for a descriptor count, if any: the peak, and the count now when it has
+/// fallen since, each said for what it is.
+pub fn fd_warning(
+    end: u64,
+    peak: u64,
+    limit: Option<u64>,
+    emfile: u64,
+    enfile: u64,
+) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(l) = limit
         && l > 0
         && peak as f64 >= FD_WARN_RATIO * l as f64
     {
+        let now = if end < peak {
+            format!(" at their peak, {end} open now")
+        } else {
+            String::new()
+        };
         parts.push(format!(
-            "open descriptors reached {peak} of the limit {l} ({:.0}%)",
+            "open descriptors reached {peak} of the limit {l} ({:.0}%){now}",
             100.0 * peak as f64 / l as f64
         ));
     }
@@ -653,13 +665,23 @@ mod tests {
 
     #[test]
     fn fd_warning_at_80_percent_and_on_emfile() {
-        assert_eq!(fd_warning(204, Some(256), 0, 0), None);
-        let w = fd_warning(205, Some(256), 0, 0).unwrap();
-        assert!(w.contains("205 of the limit 256 (80%)"), "{w}");
-        assert!(fd_warning(10, None, 0, 0).is_none());
-        let w = fd_warning(256, Some(256), 247, 0).unwrap();
+        assert_eq!(fd_warning(204, 204, Some(256), 0, 0), None);
+        let w = fd_warning(205, 205, Some(256), 0, 0).unwrap();
+        assert_eq!(w, "open descriptors reached 205 of the limit 256 (80%)");
+        assert!(fd_warning(10, 10, None, 0, 0).is_none());
+        let w = fd_warning(256, 256, Some(256), 247, 0).unwrap();
         assert!(w.contains("247 calls failed with EMFILE"), "{w}");
-        assert!(fd_warning(3, Some(1024), 0, 1).unwrap().contains("ENFILE"));
+        assert!(
+            fd_warning(3, 3, Some(1024), 0, 1)
+                .unwrap()
+                .contains("ENFILE")
+        );
+        // The count fell back: the peak and the count now, each for what it is.
+        let w = fd_warning(21, 1024, Some(1024), 0, 0).unwrap();
+        assert_eq!(
+            w,
+            "open descriptors reached 1024 of the limit 1024 (100%) at their peak, 21 open now"
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct SyscallCounts {
     pub timed: u64,
     pub total_ns: u64,
     pub max_ns: u64,
+    /// `max_ns` is not a measurement but an upper bound (see [`interval_max`]).
+    pub max_bound: bool,
     pub hist: Vec<u64>,
     /// errno -> failed calls.
     pub errnos: BTreeMap<u32, u64>,
@@ -37,6 +39,7 @@ impl Default for SyscallCounts {
             timed: 0,
             total_ns: 0,
             max_ns: 0,
+            max_bound: false,
             hist: vec![0; hist::BUCKETS],
             errnos: BTreeMap::new(),
         }
@@ -52,6 +55,7 @@ impl SyscallCounts {
             timed: other.timed,
             total_ns: other.total_ns,
             max_ns: other.max_ns,
+            max_bound: other.max_bound,
             hist: &other.hist,
         });
         for (e, n) in &other.errnos {
@@ -67,6 +71,7 @@ impl SyscallCounts {
             timed: s.timed,
             total_ns: s.total_ns,
             max_ns: s.max_ns,
+            max_bound: false,
             hist: &s.hist,
         });
     }
@@ -76,7 +81,8 @@ impl SyscallCounts {
         self.errors += n.errors;
         self.timed += n.timed;
         self.total_ns += n.total_ns;
-        self.max_ns = self.max_ns.max(n.max_ns);
+        (self.max_ns, self.max_bound) =
+            larger_max((self.max_ns, self.max_bound), (n.max_ns, n.max_bound));
         for (a, b) in self.hist.iter_mut().zip(n.hist) {
             *a += b;
         }
@@ -92,7 +98,7 @@ impl SyscallCounts {
             .zip(&prev.hist)
             .map(|(a, b)| a.saturating_sub(*b))
             .collect();
-        let max_ns = interval_max(&hist, self.max_ns, prev.max_ns);
+        let (max_ns, max_bound) = interval_max(&hist, self.max_ns, prev.max_ns);
         let errnos = self
             .errnos
             .iter()
@@ -110,6 +116,7 @@ impl SyscallCounts {
             timed: self.timed.saturating_sub(prev.timed),
             total_ns: self.total_ns.saturating_sub(prev.total_ns),
             max_ns,
+            max_bound,
             hist,
             errnos,
         }
@@ -141,20 +148,31 @@ struct Numbers<'a> {
     timed: u64,
     total_ns: u64,
     max_ns: u64,
+    max_bound: bool,
     hist: &'a [u64],
 }
 
 /// The largest value of an interval, from cumulative running maxima and the interval's
-/// histogram: a new maximum if it grew, else (the kernel keeps only the running one) the top
-/// of the highest bucket the interval filled, never above the running maximum.
-pub fn interval_max(interval_hist: &[u64], max_now: u64, max_before: u64) -> u64 {
+/// histogram: a new maximum if it grew (measured), else (the kernel keeps only the running
+/// one) the top of the highest bucket the interval filled, never above the running maximum:
+/// an upper bound, said by the second value.
+pub fn interval_max(interval_hist: &[u64], max_now: u64, max_before: u64) -> (u64, bool) {
     if max_now > max_before {
-        return max_now;
+        return (max_now, false);
     }
-    interval_hist
-        .iter()
-        .rposition(|&n| n > 0)
-        .map_or(0, |b| (hist::upper_bound(b) - 1).min(max_now))
+    match interval_hist.iter().rposition(|&n| n > 0) {
+        Some(b) => ((hist::upper_bound(b) - 1).min(max_now), true),
+        None => (0, false),
+    }
+}
+
+/// The larger of two (maximum, is-a-bound) pairs; a tie is measured if either is.
+pub fn larger_max(a: (u64, bool), b: (u64, bool)) -> (u64, bool) {
+    match a.0.cmp(&b.0) {
+        std::cmp::Ordering::Less => b,
+        std::cmp::Ordering::Greater => a,
+        std::cmp::Ordering::Equal => (a.0, a.1 && b.1),
+    }
 }
 
 /// Quantile of a [`hist`]-layout histogram, interpolated inside the bucket.
@@ -211,6 +229,9 @@ pub struct Drops {
     /// New tasks whose kernel stack could not be read (never expected; see the kernel
     /// side's `Drop::TaskStackUnreadable`).
     pub task_stack_unreadable: u64,
+    /// Ring-buffer records userspace could not decode (never expected: the two sides are
+    /// built together).
+    pub undecodable_events: u64,
     /// Runs of tracer's programs that the kernel skipped, any process's: a run of the same
     /// program was in progress on that CPU (preempted, where syscall tracepoints may
     /// fault). Syscalls of traced processes may be short by up to this many; it is an
@@ -226,6 +247,7 @@ impl Drops {
             + self.thread_stats_full
             + self.mem_slot_out_of_range
             + self.task_stack_unreadable
+            + self.undecodable_events
     }
 
     fn since(&self, prev: &Self) -> Self {
@@ -244,6 +266,9 @@ impl Drops {
             task_stack_unreadable: self
                 .task_stack_unreadable
                 .saturating_sub(prev.task_stack_unreadable),
+            undecodable_events: self
+                .undecodable_events
+                .saturating_sub(prev.undecodable_events),
             skipped_runs: self.skipped_runs.saturating_sub(prev.skipped_runs),
         }
     }
@@ -321,13 +346,16 @@ pub struct SyscallRow {
     /// errno name -> count.
     pub errnos: BTreeMap<String, u64>,
     /// Calls whose latency was measured (the latency columns estimate all `calls` from
-    /// them when fewer).
+    /// them when fewer; with none, they are None: no latency is known).
     pub timed: u64,
-    pub total_ns: u64,
-    pub avg_ns: u64,
-    pub p50_ns: u64,
-    pub p99_ns: u64,
-    pub max_ns: u64,
+    pub total_ns: Option<u64>,
+    pub avg_ns: Option<u64>,
+    pub p50_ns: Option<u64>,
+    pub p99_ns: Option<u64>,
+    pub max_ns: Option<u64>,
+    /// `max_ns` is the upper bound of a histogram bucket, not a measurement (an interval's
+    /// maximum, when it set no new running maximum).
+    pub max_is_bound: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -465,7 +493,8 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
     let mut rows: Vec<SyscallRow> = counts
         .iter()
         .filter(|(_, c)| c.calls > 0)
-        .map(|(&nr, c)| SyscallRow {
+        .map(|(&nr, c)| (nr, c, c.timed > 0))
+        .map(|(nr, c, known)| SyscallRow {
             name: syscall_name(nr),
             nr,
             calls: c.calls,
@@ -473,16 +502,18 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
             errors: c.errors,
             errnos: c.errnos.iter().map(|(e, n)| (errno_name(*e), *n)).collect(),
             timed: c.timed,
-            total_ns: c.estimated_total_ns(),
-            avg_ns: c.estimated_total_ns() / c.calls,
-            p50_ns: c.quantile(0.50),
-            p99_ns: c.quantile(0.99),
-            max_ns: c.max_ns,
+            total_ns: known.then(|| c.estimated_total_ns()),
+            avg_ns: known.then(|| c.estimated_total_ns() / c.calls),
+            p50_ns: known.then(|| c.quantile(0.50)),
+            p99_ns: known.then(|| c.quantile(0.99)),
+            max_ns: known.then_some(c.max_ns),
+            max_is_bound: known && c.max_bound,
         })
         .collect();
     rows.sort_by(|a, b| {
         b.total_ns
-            .cmp(&a.total_ns)
+            .unwrap_or(0)
+            .cmp(&a.total_ns.unwrap_or(0))
             .then(b.calls.cmp(&a.calls))
             .then(a.nr.cmp(&b.nr))
     });
@@ -491,7 +522,7 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
         t.calls += r.calls;
         t.errors += r.errors;
         t.timed += r.timed;
-        t.total_ns += r.total_ns;
+        t.total_ns += r.total_ns.unwrap_or(0);
     }
     t.calls_per_s = rate(t.calls, secs);
     (rows, t)
@@ -735,9 +766,34 @@ mod tests {
         // The running max (5 ms) is from before the interval: the interval's max is the top
         // of the highest bucket it filled, not 5 ms.
         assert!(d.max_ns >= 400 && d.max_ns < 512, "{}", d.max_ns);
+        assert!(d.max_bound, "a bucket's bound, not a measurement");
         let mut later = after.clone();
         later.add(&counts_of(&[9_000_000]));
-        assert_eq!(later.since(&after).max_ns, 9_000_000);
+        let d = later.since(&after);
+        assert_eq!((d.max_ns, d.max_bound), (9_000_000, false));
+    }
+
+    #[test]
+    fn rows_without_a_timed_call_have_no_latency() {
+        let mut s = Sample::default();
+        let mut untimed = counts_of(&[]);
+        untimed.calls = 3;
+        s.syscalls.insert((0, 32), untimed);
+        s.syscalls.insert((0, 0), counts_of(&[10; 2]));
+        let targets = [ProcessInfo {
+            pid: 10,
+            comm: "a".into(),
+        }];
+        let r = Report::build(ReportKind::Final, &s, &[], &ctx(&targets), 1.0, None);
+        let dup = r.syscalls.iter().find(|r| r.name == "dup").unwrap();
+        assert_eq!((dup.calls, dup.timed), (3, 0));
+        assert_eq!(
+            (dup.total_ns, dup.avg_ns, dup.p50_ns, dup.p99_ns, dup.max_ns),
+            (None, None, None, None, None)
+        );
+        let read = r.syscalls.iter().find(|r| r.name == "read").unwrap();
+        assert_eq!((read.avg_ns, read.max_ns), (Some(10), Some(10)));
+        assert_eq!(r.totals.total_ns, 20);
     }
 
     #[test]
@@ -785,7 +841,7 @@ mod tests {
         assert_eq!(r.syscalls[1].calls, 15);
         assert_eq!(r.syscalls[1].calls_per_s, 7.5);
         assert_eq!(r.syscalls[0].errnos.get("ENOENT"), Some(&3));
-        assert_eq!(r.syscalls[0].avg_ns, 1000);
+        assert_eq!(r.syscalls[0].avg_ns, Some(1000));
         assert_eq!(r.totals.calls, 19);
         assert_eq!(r.totals.errors, 3);
         assert_eq!(r.totals.total_ns, 4150);

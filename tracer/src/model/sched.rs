@@ -3,7 +3,7 @@
 use serde::Serialize;
 use tracer_common::{SchedStats, hist, sched_state};
 
-use super::{interval_max, percentile, rate};
+use super::{interval_max, larger_max, percentile, rate};
 
 /// Scheduling counters of a thread or a process, cumulative since tracing started,
 /// including the interval still open when they were read.
@@ -16,6 +16,8 @@ pub struct SchedCounts {
     pub blocked_ns: u64,
     pub runq_count: u64,
     pub runq_max_ns: u64,
+    /// `runq_max_ns` is an upper bound, not a measurement (see [`interval_max`]).
+    pub runq_max_bound: bool,
     pub runq_hist: Vec<u64>,
 }
 
@@ -29,6 +31,7 @@ impl Default for SchedCounts {
             blocked_ns: 0,
             runq_count: 0,
             runq_max_ns: 0,
+            runq_max_bound: false,
             runq_hist: vec![0; hist::BUCKETS],
         }
     }
@@ -45,6 +48,7 @@ impl SchedCounts {
             blocked_ns: s.blocked_ns,
             runq_count: s.runq_count,
             runq_max_ns: s.runq_max_ns,
+            runq_max_bound: false,
             runq_hist: s.runq_hist.to_vec(),
         });
     }
@@ -56,7 +60,10 @@ impl SchedCounts {
         self.runq_ns += o.runq_ns;
         self.blocked_ns += o.blocked_ns;
         self.runq_count += o.runq_count;
-        self.runq_max_ns = self.runq_max_ns.max(o.runq_max_ns);
+        (self.runq_max_ns, self.runq_max_bound) = larger_max(
+            (self.runq_max_ns, self.runq_max_bound),
+            (o.runq_max_ns, o.runq_max_bound),
+        );
         for (a, b) in self.runq_hist.iter_mut().zip(&o.runq_hist) {
             *a += b;
         }
@@ -86,7 +93,8 @@ impl SchedCounts {
             .zip(&prev.runq_hist)
             .map(|(a, b)| a.saturating_sub(*b))
             .collect();
-        let runq_max_ns = interval_max(&runq_hist, self.runq_max_ns, prev.runq_max_ns);
+        let (runq_max_ns, runq_max_bound) =
+            interval_max(&runq_hist, self.runq_max_ns, prev.runq_max_ns);
         Self {
             voluntary: self.voluntary.saturating_sub(prev.voluntary),
             involuntary: self.involuntary.saturating_sub(prev.involuntary),
@@ -95,6 +103,7 @@ impl SchedCounts {
             blocked_ns: self.blocked_ns.saturating_sub(prev.blocked_ns),
             runq_count: self.runq_count.saturating_sub(prev.runq_count),
             runq_max_ns,
+            runq_max_bound,
             runq_hist,
         }
     }
@@ -112,19 +121,24 @@ pub struct RunQueue {
     pub count: u64,
     /// Time spent runnable but not running, including a wait still open.
     pub total_ns: u64,
-    pub p50_ns: u64,
-    pub p99_ns: u64,
-    pub max_ns: u64,
+    /// Of the waits measured; None when there were none.
+    pub p50_ns: Option<u64>,
+    pub p99_ns: Option<u64>,
+    pub max_ns: Option<u64>,
+    /// `max_ns` is the upper bound of a histogram bucket, not a measurement.
+    pub max_is_bound: bool,
 }
 
 impl RunQueue {
     fn of(c: &SchedCounts) -> Self {
+        let any = c.runq_count > 0;
         Self {
             count: c.runq_count,
             total_ns: c.runq_ns,
-            p50_ns: percentile(&c.runq_hist, 0.50).min(c.runq_max_ns),
-            p99_ns: percentile(&c.runq_hist, 0.99).min(c.runq_max_ns),
-            max_ns: c.runq_max_ns,
+            p50_ns: any.then(|| percentile(&c.runq_hist, 0.50).min(c.runq_max_ns)),
+            p99_ns: any.then(|| percentile(&c.runq_hist, 0.99).min(c.runq_max_ns)),
+            max_ns: any.then_some(c.runq_max_ns),
+            max_is_bound: any && c.runq_max_bound,
         }
     }
 }
@@ -248,18 +262,15 @@ mod tests {
         );
         assert_eq!(
             (r.runqueue.count, r.runqueue.total_ns, r.runqueue.max_ns),
-            (4, 7_000, 4_000)
+            (4, 7_000, Some(4_000))
         );
-        assert!(
-            (896..1024).contains(&r.runqueue.p50_ns),
-            "{}",
-            r.runqueue.p50_ns
-        );
-        assert!(
-            (3584..=4000).contains(&r.runqueue.p99_ns),
-            "{}",
-            r.runqueue.p99_ns
-        );
+        let (p50, p99) = (r.runqueue.p50_ns.unwrap(), r.runqueue.p99_ns.unwrap());
+        assert!((896..1024).contains(&p50), "{p50}");
+        assert!((3584..=4000).contains(&p99), "{p99}");
+        assert!(!r.runqueue.max_is_bound);
+        // No wait measured: no latency to show.
+        let none = SchedReport::of(&SchedCounts::default(), 1.0);
+        assert_eq!((none.runqueue.p50_ns, none.runqueue.max_ns), (None, None));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod tests {
         let mut c = SyscallCounts {
             calls: 4,
             errors: 4,
+            timed: 4,
             total_ns: 4000,
             max_ns: 1500,
             ..Default::default()
@@ -56,6 +57,7 @@ mod tests {
         assert_eq!(row["total_ns"], 4000);
         assert_eq!(row["avg_ns"], 1000);
         assert_eq!(row["max_ns"], 1500);
+        assert_eq!(row["max_is_bound"], false);
         // 1000 ns lies in the bucket [896, 1024): percentiles come from inside it.
         let b = hist::bucket(1000);
         for p in ["p50_ns", "p99_ns"] {

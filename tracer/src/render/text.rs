@@ -62,6 +62,13 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             r.drops.ring_buffer_full,
             r.drops.thread_stats_full
         )?;
+        if r.drops.undecodable_events > 0 {
+            writeln!(
+                out,
+                "  {} event records could not be decoded",
+                r.drops.undecodable_events
+            )?;
+        }
     }
     if r.drops.skipped_runs > 0 {
         writeln!(
@@ -100,11 +107,11 @@ fn table(
             rate(row.calls_per_s),
             row.errors,
             errnos(row),
-            ns(row.total_ns),
-            ns(row.avg_ns),
-            ns(row.p50_ns),
-            ns(row.p99_ns),
-            ns(row.max_ns),
+            opt_ns(row.total_ns),
+            opt_ns(row.avg_ns),
+            opt_ns(row.p50_ns),
+            opt_ns(row.p99_ns),
+            max_ns(row.max_ns, row.max_is_bound),
         )?;
     }
     if rows.len() > limit {
@@ -145,9 +152,9 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
         out,
         "  run-queue latency: {} waits  p50 {}  p99 {}  max {}",
         q.count,
-        ns(q.p50_ns),
-        ns(q.p99_ns),
-        ns(q.max_ns)
+        opt_ns(q.p50_ns),
+        opt_ns(q.p99_ns),
+        max_ns(q.max_ns, q.max_is_bound)
     )?;
     if !s.threads.is_empty() {
         writeln!(
@@ -175,9 +182,9 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 ns(t.on_cpu_ns),
                 ns(t.runqueue_ns),
                 ns(t.blocked_ns),
-                ns(t.runqueue.p50_ns),
-                ns(t.runqueue.p99_ns),
-                ns(t.runqueue.max_ns),
+                opt_ns(t.runqueue.p50_ns),
+                opt_ns(t.runqueue.p99_ns),
+                max_ns(t.runqueue.max_ns, t.runqueue.max_is_bound),
                 if t.alive { "" } else { "  (ended)" }
             )?;
         }
@@ -271,7 +278,8 @@ fn event_line(e: &ProcessEvent) -> String {
             result,
             ..
         } => {
-            format!("+{t_s:.3}s signal  {signal} to {pid} from {sender_pid} ({result})")
+            let from = sender_pid.map_or("the kernel".to_string(), |p| p.to_string());
+            format!("+{t_s:.3}s signal  {signal} to {pid} from {from} ({result})")
         }
         ProcessEvent::OomKill {
             t_s,
@@ -488,6 +496,20 @@ pub fn ns(n: u64) -> String {
         1_000..1_000_000 => format!("{:.1}us", n as f64 / 1e3),
         1_000_000..1_000_000_000 => format!("{:.2}ms", n as f64 / 1e6),
         _ => format!("{:.2}s", n as f64 / 1e9),
+    }
+}
+
+/// A latency that may be unknown (no call timed): `-`.
+pub fn opt_ns(n: Option<u64>) -> String {
+    n.map_or("-".to_string(), ns)
+}
+
+/// A maximum, marked `≤` when it is a histogram bucket's upper bound rather than a
+/// measurement.
+pub fn max_ns(n: Option<u64>, bound: bool) -> String {
+    match n {
+        Some(n) if bound => format!("≤{}", ns(n)),
+        n => opt_ns(n),
     }
 }
 
