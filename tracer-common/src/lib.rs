@@ -184,8 +184,11 @@ pub enum Drop {
     /// could not be cleared for it: if that task is traced, its syscalls may be missed
     /// (never expected: the task is being created and its `task_struct` is valid).
     TaskStackUnreadable = 5,
+    /// A `recvmsg`/`recvmmsg` brought more control messages or messages than the kernel
+    /// side reads: descriptors received in them were not counted.
+    FdsUnscanned = 6,
 }
-pub const DROP_KINDS: u32 = 6;
+pub const DROP_KINDS: u32 = 7;
 
 /// Scheduling state of a thread, as the hooks track it.
 pub mod sched_state {

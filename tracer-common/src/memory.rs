@@ -29,8 +29,13 @@ pub mod class {
     /// `close_range`, `execve`, `execveat`: on success, close the descriptors sys_enter
     /// counted (open ones in the range; those marked close-on-exec).
     pub const FD_CLOSE_MANY: u32 = 11;
+    /// `recvmsg(fd, msg, flags)`: descriptors received in `SCM_RIGHTS` control messages
+    /// (read from `msg` at exit: the kernel has set `msg_controllen` to what it wrote).
+    pub const FD_RECVMSG: u32 = 12;
+    /// `recvmmsg(fd, msgvec, vlen, flags, timeout)`: the same for each message received.
+    pub const FD_RECVMMSG: u32 = 13;
     /// Number of classes.
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 14;
 }
 
 /// The memory section's switch and the syscall numbers sys_enter must recognize, set by
@@ -66,6 +71,19 @@ pub const MAP_ANONYMOUS: u64 = 0x20;
 pub const F_DUPFD: u64 = 0;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
 pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+/// `struct msghdr`: offsets of `msg_control` and `msg_controllen`; `struct mmsghdr`'s size;
+/// `struct cmsghdr`'s size (`cmsg_len` u64, `cmsg_level` i32, `cmsg_type` i32), after
+/// which an `SCM_RIGHTS` message holds i32 descriptors; control messages are 8-aligned.
+pub const MSGHDR_CONTROL: u64 = 32;
+pub const MSGHDR_CONTROLLEN: u64 = 40;
+pub const MMSGHDR_SIZE: u64 = 64;
+pub const CMSGHDR_SIZE: u64 = 16;
+pub const SOL_SOCKET: u32 = 1;
+pub const SCM_RIGHTS: u32 = 1;
+/// Control messages read per message, and messages per `recvmmsg`; beyond, descriptors
+/// are not counted (counted as `Drop::FdsUnscanned`).
+pub const MAX_CMSGS: u64 = 4;
+pub const MAX_MMSGS: u64 = 8;
 
 /// Bitmap words of the descriptor table sys_enter scans for close_range and exec:
 /// descriptors 0..8191. Beyond, closes are not counted (/proc's count shows it). The

@@ -4,7 +4,9 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_user,
+    },
     macros::{map, raw_tracepoint},
     maps::{Array, PerCpuArray},
     programs::RawTracePointContext,
@@ -12,8 +14,9 @@ use aya_ebpf::{
 use tracer_common::{
     Drop, KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS,
     memory::{
-        CLOSE_RANGE_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MAX_FD_WORDS, MemConfig,
-        MemSyscalls, RssSnapshot, class, enter_flags,
+        CLOSE_RANGE_CLOEXEC, CMSGHDR_SIZE, F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MAX_CMSGS,
+        MAX_FD_WORDS, MAX_MMSGS, MMSGHDR_SIZE, MSGHDR_CONTROL, MSGHDR_CONTROLLEN, MemConfig,
+        MemSyscalls, RssSnapshot, SCM_RIGHTS, SOL_SOCKET, class, enter_flags,
     },
 };
 
@@ -260,6 +263,25 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
                 );
             }
         }
+        class::FD_RECVMSG => opened(m, received_fds(arg(regs, o.regs_arg1))),
+        class::FD_RECVMMSG => {
+            // ret: the number of messages received.
+            let msgs = ret as u64;
+            let vec = arg(regs, o.regs_arg1);
+            let mut n = 0;
+            for i in 0..MAX_MMSGS {
+                if i >= msgs {
+                    break;
+                }
+                n += received_fds(vec + i * MMSGHDR_SIZE);
+            }
+            if msgs > MAX_MMSGS {
+                count_drop(Drop::FdsUnscanned);
+            }
+            if n > 0 {
+                opened(m, n);
+            }
+        }
         class::FD_DUP2 => {
             // dup2(fd, fd) changes nothing; onto an open descriptor it replaces it.
             if flags & enter_flags::DUP_CHECKED != 0
@@ -271,6 +293,43 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
         }
         _ => {}
     }
+}
+
+/// Descriptors a received message brought in its `SCM_RIGHTS` control messages (a unix
+/// socket passing descriptors, as node's cluster does to its workers), read from the
+/// caller's `struct msghdr` after the call.
+#[inline(always)]
+fn received_fds(msg: u64) -> u64 {
+    let user = |addr: u64| -> Option<u64> {
+        // SAFETY: the helper checks the user address; a bad one is an error, not a fault.
+        unsafe { bpf_probe_read_user(addr as *const u64).ok() }
+    };
+    let (Some(control), Some(len)) = (user(msg + MSGHDR_CONTROL), user(msg + MSGHDR_CONTROLLEN))
+    else {
+        return 0;
+    };
+    let mut fds = 0;
+    let mut off = 0;
+    for _ in 0..MAX_CMSGS {
+        if off + CMSGHDR_SIZE > len {
+            return fds;
+        }
+        // cmsg_len, then cmsg_level and cmsg_type.
+        let (Some(clen), Some(kind)) = (user(control + off), user(control + off + 8)) else {
+            return fds;
+        };
+        if clen < CMSGHDR_SIZE || clen > len - off {
+            return fds;
+        }
+        if kind as u32 == SOL_SOCKET && (kind >> 32) as u32 == SCM_RIGHTS {
+            fds += (clen - CMSGHDR_SIZE) / 4;
+        }
+        off += (clen + 7) & !7;
+    }
+    if off + CMSGHDR_SIZE <= len {
+        count_drop(Drop::FdsUnscanned);
+    }
+    fds
 }
 
 #[inline(always)]

@@ -236,8 +236,7 @@ impl Probes {
 
 /// What each memory or descriptor syscall does, by name (x86_64 numbers from the
 /// `syscalls` crate): the kernel side's [`tracer_common::maps::MEM_CLASS`] table.
-/// Descriptors received over sockets (SCM_RIGHTS) or returned by ioctls are not seen;
-/// /proc's count (`proc_now`) shows any drift.
+/// Descriptors returned by ioctls are not seen; /proc's count (`proc_now`) shows any drift.
 pub const MEM_SYSCALLS: &[(&str, u32)] = &[
     ("brk", class::BRK),
     ("mmap", class::MMAP),
@@ -283,6 +282,8 @@ pub const MEM_SYSCALLS: &[(&str, u32)] = &[
     ("dup2", class::FD_DUP2),
     ("dup3", class::FD_DUP2),
     ("close_range", class::FD_CLOSE_MANY),
+    ("recvmsg", class::FD_RECVMSG),
+    ("recvmmsg", class::FD_RECVMMSG),
     ("execve", class::FD_CLOSE_MANY),
     ("execveat", class::FD_CLOSE_MANY),
 ];
@@ -381,6 +382,26 @@ fn one_line(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::verifier_reason;
+
+    /// The message layouts the kernel side reads at `recvmsg`/`recvmmsg` are the ABI's.
+    #[test]
+    fn message_layouts_are_the_abis() {
+        use std::mem::{offset_of, size_of};
+        use tracer_common::memory::*;
+        assert_eq!(offset_of!(libc::msghdr, msg_control) as u64, MSGHDR_CONTROL);
+        assert_eq!(
+            offset_of!(libc::msghdr, msg_controllen) as u64,
+            MSGHDR_CONTROLLEN
+        );
+        assert_eq!(size_of::<libc::mmsghdr>() as u64, MMSGHDR_SIZE);
+        assert_eq!(size_of::<libc::cmsghdr>() as u64, CMSGHDR_SIZE);
+        assert_eq!(offset_of!(libc::cmsghdr, cmsg_level), 8);
+        assert_eq!(offset_of!(libc::cmsghdr, cmsg_type), 12);
+        // SAFETY: CMSG_LEN only computes a length.
+        assert_eq!(u64::from(unsafe { libc::CMSG_LEN(0) }), CMSGHDR_SIZE);
+        assert_eq!(libc::SOL_SOCKET as u32, SOL_SOCKET);
+        assert_eq!(libc::SCM_RIGHTS as u32, SCM_RIGHTS);
+    }
 
     #[test]
     fn the_verifiers_reason_is_the_line_that_says_why() {

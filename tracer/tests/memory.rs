@@ -172,6 +172,34 @@ fn dup2_counts_only_when_it_adds_a_descriptor() {
     assert_eq!(f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(), 4);
 }
 
+/// Descriptors received over a unix socket (SCM_RIGHTS, as node's cluster workers get them)
+/// are counted, with recvmsg and recvmmsg.
+#[test]
+fn descriptors_received_over_a_socket_are_counted() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["passfds", "10"], None);
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    // The socket pair, 10 x 2 received with recvmsg, 2 x 1 with recvmmsg.
+    assert_eq!(said.trim(), "delta 24");
+    let r = final_report(&out);
+    let f = &r["fds"];
+    assert_eq!(
+        f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(),
+        24,
+        "{f}"
+    );
+    // (The workload's own listing of /proc/self/fd opens and closes one more.)
+    assert_eq!(
+        f["opened"].as_u64().unwrap() - f["closed"].as_u64().unwrap(),
+        24,
+        "{f}"
+    );
+    assert_eq!(calls(&r, "recvmsg"), 10);
+    assert_eq!(calls(&r, "recvmmsg"), 1);
+    assert_eq!(r["drops"]["fds_unscanned"], 0);
+}
+
 #[test]
 fn close_range_and_exec_close_what_they_close() {
     let Some(_g) = ebpf_test() else { return };

@@ -44,7 +44,8 @@
 //! none, and prints `opened A emfile B open C`; `oom` allocates 1 MiB after 1 MiB until killed;
 //! `grow MIB MILLIS COUNT` maps and writes MIB MiB every MILLIS ms, COUNT times; `dups`
 //! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors; `fdexec`
-//! closes descriptors with close_range and an exec of itself (net effect +2).
+//! closes descriptors with close_range and an exec of itself (net effect +2); `passfds
+//! ROUNDS` receives descriptors over a unix socket pair with recvmsg and recvmmsg.
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/memory.rs"]
@@ -52,7 +53,7 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | evilname"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname"
     );
     std::process::exit(2)
 }
@@ -292,6 +293,7 @@ fn main() {
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),
         Some("fdexec") => memory::fdexec(wait),
+        Some("passfds") => memory::passfds(num(args.next()), wait),
         Some("grow") => memory::grow(num(args.next()), num(args.next()), num(args.next()), wait),
         _ => usage(),
     }

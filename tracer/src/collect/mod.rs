@@ -101,6 +101,7 @@ impl Collector {
             thread_stats_full: drops[Drop::ThreadStatsFull as usize],
             mem_slot_out_of_range: drops[Drop::MemSlotOutOfRange as usize],
             task_stack_unreadable: drops[Drop::TaskStackUnreadable as usize],
+            fds_unscanned: drops[Drop::FdsUnscanned as usize],
             skipped_runs: self.programs.iter().map(|p| skipped_runs(p)).sum(),
             // Counted by the ring buffer's reader, not in the kernel.
             undecodable_events: 0,

@@ -229,6 +229,9 @@ pub struct Drops {
     /// New tasks whose kernel stack could not be read (never expected; see the kernel
     /// side's `Drop::TaskStackUnreadable`).
     pub task_stack_unreadable: u64,
+    /// Descriptors received in messages beyond what the kernel side reads per `recvmsg`
+    /// or `recvmmsg` (calls with more control messages or messages), not counted.
+    pub fds_unscanned: u64,
     /// Ring-buffer records userspace could not decode (never expected: the two sides are
     /// built together).
     pub undecodable_events: u64,
@@ -247,6 +250,7 @@ impl Drops {
             + self.thread_stats_full
             + self.mem_slot_out_of_range
             + self.task_stack_unreadable
+            + self.fds_unscanned
             + self.undecodable_events
     }
 
@@ -266,6 +270,7 @@ impl Drops {
             task_stack_unreadable: self
                 .task_stack_unreadable
                 .saturating_sub(prev.task_stack_unreadable),
+            fds_unscanned: self.fds_unscanned.saturating_sub(prev.fds_unscanned),
             undecodable_events: self
                 .undecodable_events
                 .saturating_sub(prev.undecodable_events),

@@ -122,6 +122,103 @@ pub fn dups(wait: bool) {
     println!("delta {}", after as i64 - before as i64);
 }
 
+/// `passfds ROUNDS`: a unix socket pair passes descriptors to itself: ROUNDS `recvmsg`s of
+/// 2 descriptors each, then one `recvmmsg` of 2 messages of 1 descriptor each (as node's
+/// cluster passes sockets to its workers); none is closed. Prints `delta D` (the /proc
+/// count after - before: 2 + 2 * ROUNDS + 2).
+pub fn passfds(rounds: u64, wait: bool) {
+    let before = open_fds();
+    wait_for_go(wait);
+    let mut sv = [0; 2];
+    // SAFETY: socketpair fills the two-element array.
+    assert_eq!(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, sv.as_mut_ptr()) },
+        0
+    );
+    let send = |fds: &[i32]| {
+        let mut control = [0u64; 8];
+        let mut byte = *b"x";
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        // SAFETY: a zeroed msghdr pointing at live buffers; CMSG_* walk the control buffer,
+        // which holds one header and the descriptors (at most 4: 32 bytes of payload).
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE((4 * fds.len()) as u32) as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN((4 * fds.len()) as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
+            assert_eq!(libc::sendmsg(sv[0], &msg, 0), 1);
+        }
+    };
+    // A receiving msghdr with room for one byte and 4 descriptors.
+    // SAFETY: a zeroed msghdr is valid; the caller points it at its own buffers.
+    let recv_hdr = |iov: &mut libc::iovec, control: &mut [u64; 8]| unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(control);
+        msg
+    };
+    let mut byte = [0u8; 1];
+    for _ in 0..rounds {
+        send(&[0, 1]);
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut control = [0u64; 8];
+        let mut msg = recv_hdr(&mut iov, &mut control);
+        // SAFETY: a msghdr pointing at live buffers.
+        assert_eq!(unsafe { libc::recvmsg(sv[1], &mut msg, 0) }, 1);
+    }
+    send(&[0]);
+    send(&[1]);
+    let (mut b0, mut b1) = ([0u8; 1], [0u8; 1]);
+    let mut iovs = [
+        libc::iovec {
+            iov_base: b0.as_mut_ptr().cast(),
+            iov_len: 1,
+        },
+        libc::iovec {
+            iov_base: b1.as_mut_ptr().cast(),
+            iov_len: 1,
+        },
+    ];
+    let (mut c0, mut c1) = ([0u64; 8], [0u64; 8]);
+    let [iov0, iov1] = &mut iovs;
+    let mut msgs = [
+        libc::mmsghdr {
+            msg_hdr: recv_hdr(iov0, &mut c0),
+            msg_len: 0,
+        },
+        libc::mmsghdr {
+            msg_hdr: recv_hdr(iov1, &mut c1),
+            msg_len: 0,
+        },
+    ];
+    // SAFETY: two mmsghdrs pointing at live buffers.
+    let got = unsafe {
+        libc::recvmmsg(
+            sv[1],
+            msgs.as_mut_ptr(),
+            2,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(got, 2);
+    println!("delta {}", open_fds() as i64 - before as i64);
+}
+
 /// `fdexec`: in a run of 200 free descriptor numbers from B: makes 10 descriptors at
 /// B..B+10 (opened, moved there with dup2, originals closed), closes B..=B+4 with one
 /// `close_range`, makes 2 more (B+70, B+150) and closes them with a `close_range` over
