@@ -65,8 +65,11 @@ pub struct Fork {
     /// 1 if the child is a new process (not a thread) and is traced too (`--follow`).
     pub followed: u32,
     pub _pad: u32,
+    /// The child's `task_struct.start_boottime` (ns since boot): with its id, who it is
+    /// (/proc/PID/stat's start time is this in clock ticks).
+    pub child_start_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<Fork>() == 16);
+const _: () = assert!(core::mem::size_of::<Fork>() == 24);
 
 /// An exec; `header.tid/tgid` are the process's after the exec.
 #[repr(C)]

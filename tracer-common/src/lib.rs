@@ -154,7 +154,8 @@ pub struct KernelOffsets {
     pub oom_victim_is_pid: u32,
     /// `kernel_siginfo.si_code`: who generated a signal.
     pub siginfo_code: u32,
-    pub _pad: u32,
+    /// `task_struct.start_boottime`: with the pid, a process's identity.
+    pub task_start_boottime: u32,
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 184);
 

@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use tracer_common::Drop;
 
-use crate::events::{offsets, read_at};
+use crate::{
+    events::{offsets, read_at, task_ids},
+    sched, syscalls,
+};
 
 /// Indexed by tgid: 0 = not traced, otherwise the target's slot + 1. Sized to pid_max by
 /// userspace at load time.
@@ -81,8 +84,16 @@ pub fn mark_untraced(regs: u64) {
     set_slot(regs, regs);
 }
 
-/// Every new task: forget whatever an ended thread left in the slots of the kernel stack the
-/// new task was given. Runs in `copy_process`, before the task can run.
+/// Every new task, before it can run: forget whatever an ended task left under the new
+/// task's stack and ids, so that nothing of another process is ever counted as its.
+/// - the untraced-thread cache's slots of the kernel stack it was given;
+/// - the per-thread state of its thread id (a traced thread that died inside a syscall left
+///   it "in a call", which the new task's first `sys_exit` would count);
+/// - for a new process, the filter's entry of its id (a traced process that has ended
+///   stays in the filter for its late threads' exits, see `life::proc_exit`); with
+///   `--follow`, `life::proc_fork` sets it again just after, for a traced parent's child.
+///
+/// Attached first, with every section.
 /// TP_PROTO(struct task_struct *task, u64 clone_flags)
 #[raw_tracepoint(tracepoint = "task_newtask")]
 pub fn task_new(ctx: RawTracePointContext) -> i32 {
@@ -94,6 +105,20 @@ pub fn task_new(ctx: RawTracePointContext) -> i32 {
     };
     for w in 0..STACK_WINDOWS {
         set_slot(stack + (w << WINDOW_SHIFT), 0);
+    }
+    if let Some((tid, tgid)) = task_ids(task) {
+        syscalls::forget(tid);
+        sched::forget(tid);
+        if tid == tgid
+            && let Some(p) = TARGETS.get_ptr_mut(tgid)
+        {
+            // SAFETY: a map value; the task has not run yet.
+            unsafe {
+                if *p != 0 {
+                    *p = 0;
+                }
+            }
+        }
     }
     0
 }

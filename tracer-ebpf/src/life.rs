@@ -27,43 +27,34 @@ fn now() -> u64 {
 }
 
 /// TP_PROTO(struct task_struct *parent, struct task_struct *child); current is the parent.
-/// Every fork of the machine: a new process's id may be that of a traced process that has
-/// ended (the filter keeps it until then, see [`proc_exit`]); it is traced only if it is a
-/// followed child, set here before it first runs.
+/// With `--follow`, a traced process's child joins the filter here, before it first runs
+/// (`filter::task_new` has just cleared its entry).
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
-    let Some((child_tid, child_tgid)) = task_ids(ctx.arg(1)) else {
+    let Some(slot) = target_slot(tgid) else {
         return 0;
     };
-    // The parent's slot + 1, 0 if untraced: a plain integer (an Option's empty payload
-    // once reached the verifier as an uninitialized register).
-    let slot1 = target_slot(tgid).map_or(0, |s| s + 1);
-    let mut followed = 0;
-    if child_tgid != tgid
-        && let Some(p) = TARGETS.get_ptr_mut(child_tgid)
-    {
-        // SAFETY: a global in .rodata.
-        let follow = unsafe { core::ptr::read_volatile(&FOLLOW) } != 0;
-        let v = if follow { slot1 } else { 0 };
-        // SAFETY: a map value; the child has not run yet.
-        unsafe {
-            if *p != v {
-                *p = v;
-            }
-        }
-        followed = (v != 0) as u32;
-    }
-    if slot1 == 0 {
+    let child: u64 = ctx.arg(1);
+    let Some((child_tid, child_tgid)) = task_ids(child) else {
         return 0;
+    };
+    let mut followed = 0;
+    // SAFETY: a global in .rodata.
+    if child_tgid != tgid && unsafe { core::ptr::read_volatile(&FOLLOW) } != 0 {
+        if let Some(p) = TARGETS.get_ptr_mut(child_tgid) {
+            // SAFETY: a map value; the child has not run yet.
+            unsafe { *p = slot + 1 };
+            followed = 1;
+        }
     }
-    let slot = slot1 - 1;
     let data = event::Fork {
         child_tid,
         child_tgid,
         followed,
         _pad: 0,
+        child_start_ns: read_at::<u64>(child, offsets().task_start_boottime).unwrap_or(0),
     };
     submit(Kind::Fork, slot, now(), tid, tgid, data);
     0
@@ -104,8 +95,8 @@ pub fn proc_exec(ctx: RawTracePointContext) -> i32 {
 /// task_struct *p) before (see [`group_dead`]); current is p. The process stays in the
 /// filter after its end: its other threads' exits may still come (before 6.16 a thread's
 /// exit shows after its joiner has been woken, which can be after the process's last
-/// thread ended), and its id can be reused only once they all have, at a fork that
-/// [`proc_fork`] sees first.
+/// thread ended), and its id can be reused only once they all have, by a new task that
+/// `filter::task_new` sees first.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn proc_exit(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();

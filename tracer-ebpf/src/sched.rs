@@ -327,11 +327,16 @@ pub fn mark_dead(tid: u32) {
     }
 }
 
-/// Forgets a thread id that disappeared without exiting (a non-leader thread's exec).
+/// Forgets the state of a thread id: one that disappeared without exiting (a non-leader
+/// thread's exec), or given to a new task.
 #[inline(always)]
 pub fn forget(tid: u32) {
     if let Some(p) = THREAD_SCHED.get_ptr_mut(tid) {
-        // SAFETY: that tid no longer runs.
-        unsafe { *p = ThreadSched::default() };
+        // SAFETY: no task runs under that tid now (gone, or not started yet).
+        unsafe {
+            if (*p).slot1 != 0 {
+                *p = ThreadSched::default();
+            }
+        }
     }
 }

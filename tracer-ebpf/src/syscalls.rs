@@ -272,11 +272,12 @@ pub fn sys_switch(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// Forgets a thread id that disappeared without exiting (a non-leader thread's exec).
+/// Forgets the state of a thread id: one that disappeared without exiting (a non-leader
+/// thread's exec), or given to a new task.
 #[inline(always)]
 pub fn forget(tid: u32) {
     if let Some(p) = THREADS.get_ptr_mut(tid) {
-        // SAFETY: that tid no longer runs.
+        // SAFETY: no task runs under that tid now (gone, or not started yet).
         unsafe { *p = ThreadState::default() };
     }
 }

@@ -193,7 +193,7 @@ impl KernelBtf {
             task_start_time,
             oom_victim_is_pid,
             siginfo_code: r.member(&[Life], "kernel_siginfo", "si_code"),
-            _pad: 0,
+            task_start_boottime: r.member(&[Life], "task_struct", "start_boottime"),
         };
         // Each program reads at most so many tracepoint arguments: a kernel passing fewer
         // refuses the attach (EINVAL).

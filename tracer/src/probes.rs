@@ -39,9 +39,9 @@ type Hook = (&'static str, &'static str, &'static str, usize);
 /// The programs of a section, in the order they attach.
 fn hooks(section: Section) -> &'static [Hook] {
     match section {
-        // task_new keeps the syscall hooks' cache of untraced threads sound (see
-        // `filter::known_untraced` on the kernel side); it comes first so that it is
-        // attached before them. sys_switch times syscalls that block (see
+        // task_new, in every section and attached first, forgets what an ended task left
+        // under a new task's stack and ids (`filter::task_new` on the kernel side): the
+        // syscall hooks' cache of untraced threads, per-thread state, the filter's entry. sys_switch times syscalls that block (see
         // `SyscallTiming`); the sched section's own sched_switch does that when it is
         // selected.
         Section::Syscalls => &[
@@ -51,12 +51,14 @@ fn hooks(section: Section) -> &'static [Hook] {
             ("sys_switch", "sched_switch", "floor_switch", 3),
         ],
         Section::Sched => &[
+            ("task_new", "task_newtask", "floor_newtask", 1),
             ("sched_switch", "sched_switch", "floor_switch", 3),
             ("sched_wakeup", "sched_wakeup", "floor_wakeup", 1),
             ("sched_wake_new", "sched_wakeup_new", "floor_wake_new", 1),
             ("task_rename", "task_rename", "floor_rename", 2),
         ],
         Section::Life => &[
+            ("task_new", "task_newtask", "floor_newtask", 1),
             ("proc_fork", "sched_process_fork", "floor_fork", 2),
             ("proc_exec", "sched_process_exec", "floor_exec", 2),
             ("proc_exit", "sched_process_exit", "floor_pexit", 1),

@@ -19,7 +19,12 @@ use tracer_common::maps;
 
 use crate::{
     cli::{Cli, Format, Mode, Section},
-    collect::{self, Collector, events::EventReader, memory::MemoryCollector},
+    collect::{
+        self, Collector,
+        events::EventReader,
+        memory::MemoryCollector,
+        proc::{self, Live},
+    },
     model::{
         CommandExit, Context, ProcessInfo, Report, ReportKind, Sample,
         events::{EventData, RawEvent},
@@ -39,6 +44,13 @@ const FIRST_REPORT_MIN: Duration = Duration::from_millis(50);
 /// fits; every `MEMORY_FULL_EVERY`th reading also counts the descriptors.
 const MEMORY_TICK: Duration = Duration::from_millis(250);
 const MEMORY_FULL_EVERY: u64 = 4;
+
+/// Nanoseconds per clock tick, the unit of /proc's start times.
+fn ns_per_clock_tick() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    1_000_000_000 / hz.max(1) as u64
+}
 
 /// Seconds from `from_ns` to `to_ns` (monotonic).
 fn secs_between(from_ns: u64, to_ns: u64) -> f64 {
@@ -134,12 +146,20 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             Some(l)
         }
     };
-    for (slot, t) in targets.iter().enumerate() {
+    // Each target with its pidfd, opened when it was named: the process itself, whoever is
+    // given its pid later.
+    let live: Vec<Live> = targets
+        .iter()
+        .zip(pidfds)
+        .enumerate()
+        .map(|(slot, (t, fd))| Live::new(t.pid, slot as u32, fd))
+        .collect();
+    for who in &live {
         if let Some(m) = memory.as_mut() {
             // Before the kernel starts counting: what the process already has.
-            m.baseline(t.pid, launched.is_some());
+            m.baseline(who, launched.is_some());
         }
-        probes.add_target(t.pid, slot as u32)?;
+        probes.add_target(who.pid, who.slot)?;
     }
     // The run's window opens here, on both clocks: threads are seeded as of now, and every
     // hook attaches after (attaching takes milliseconds, more on a slow machine; a window
@@ -147,8 +167,8 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let t0_ns = monotonic_ns();
     let started = Instant::now();
     if let Some(c) = collector.as_mut() {
-        for (slot, t) in targets.iter().enumerate() {
-            c.seed(t, slot as u32, t0_ns)?;
+        for who in &live {
+            c.seed(who, t0_ns)?;
         }
     }
     probes.attach()?;
@@ -164,11 +184,6 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let live = targets
-        .iter()
-        .enumerate()
-        .map(|(slot, t)| (t.pid, slot as u32))
-        .collect();
     let mut run = Loop {
         cli: &cli,
         ctx: Context {
@@ -185,7 +200,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         events: Vec::new(),
         undecodable: 0,
     };
-    let command = rt.block_on(run.run(&mut *out, pidfds, reader, launched_pid))?;
+    let command = rt.block_on(run.run(&mut *out, reader, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)
     Ok(command.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.status())))
 }
@@ -207,8 +222,8 @@ struct Loop<'a> {
     /// When tracer started, and when its window opened (just before attaching).
     begun: Instant,
     started: Instant,
-    /// Traced processes (pid, slot), including children followed since the start.
-    live: Vec<(u32, u32)>,
+    /// Traced processes, including children followed since the start.
+    live: Vec<Live>,
     /// Events of the whole run.
     events: Vec<RawEvent>,
     /// Ring-buffer records that could not be decoded, so far.
@@ -230,13 +245,12 @@ impl Loop<'_> {
     async fn run(
         &mut self,
         out: &mut dyn Write,
-        pidfds: Vec<OwnedFd>,
         reader: Option<EventReader>,
         launched_pid: Option<u32>,
     ) -> Result<Option<CommandExit>> {
         let mut exits = JoinSet::new();
-        for fd in pidfds {
-            watch(&mut exits, fd)?;
+        for who in &self.live {
+            watch(&mut exits, who.watch_fd()?)?;
         }
         let mut ring = match reader {
             // SAFETY: the AsyncFd owns the ring buffer and with it its descriptor.
@@ -361,10 +375,20 @@ impl Loop<'_> {
             if let EventData::Fork(f) = e.data
                 && f.followed != 0
             {
-                self.live.push((f.child_tgid, e.header.slot));
-                // It may have exited already: then there is nothing to wait for.
-                if let Ok(fd) = target::pidfd_open(f.child_tgid) {
-                    watch(exits, fd)?;
+                // It may have ended already, its pid perhaps given to another process
+                // since: then there is nothing to wait for, nor to read in /proc. The pidfd
+                // is the child's if, opened, it names a process that started when the child
+                // did, as a child of the traced process.
+                let Ok(fd) = target::pidfd_open(f.child_tgid) else {
+                    continue;
+                };
+                let child = Live::new(f.child_tgid, e.header.slot, fd);
+                let started = f.child_start_ns / ns_per_clock_tick();
+                if proc::start_and_parent(child.pid) == Some((started, e.header.tgid))
+                    && child.is_running()
+                {
+                    watch(exits, child.watch_fd()?)?;
+                    self.live.push(child);
                 }
             }
         }

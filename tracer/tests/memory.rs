@@ -516,12 +516,15 @@ fn sections_select_the_hooks() {
             "syscalls --exact-latency",
             &["sys_enter", "sys_exit", "task_new"][..],
         ),
+        // task_new: in every section, to forget what ended tasks left under a new task's
+        // stack and ids.
         (
             "sched",
             &[
                 "sched_switch",
                 "sched_wake_new",
                 "sched_wakeup",
+                "task_new",
                 "task_rename",
             ][..],
         ),
@@ -540,7 +543,13 @@ fn sections_select_the_hooks() {
         ),
         (
             "life",
-            &["proc_exec", "proc_exit", "proc_fork", "signal_generate"][..],
+            &[
+                "proc_exec",
+                "proc_exit",
+                "proc_fork",
+                "signal_generate",
+                "task_new",
+            ][..],
         ),
         (
             "memory",

@@ -25,8 +25,13 @@
 //! `tracer-workload spin THREADS SECS`: pins itself to CPU 0 and runs THREADS busy threads
 //! for SECS seconds (they take turns: preemption and run-queue waits).
 //!
-//! `tracer-workload forks CHILDREN CALLS`: forks CHILDREN children one after another, each
-//! making exactly CALLS `getppid`s and exiting 0; the parent waits for each.
+//! `tracer-workload [--wait] forks CHILDREN CALLS`: forks CHILDREN children one after
+//! another, each making exactly CALLS `getppid`s and exiting 0; the parent waits for each
+//! (and with `--wait`, says `child PID` once it has).
+//!
+//! `tracer-workload stranger`: 20000 `getppid`s, 200 sleeps of 1 ms, 64 MiB written, 50
+//! descriptors opened; says `done` and holds it all until a line on stdin (a process given
+//! a traced process's pid, in the identity tests).
 //!
 //! `tracer-workload threads COUNT CALLS`: starts COUNT threads one after another, each
 //! making exactly CALLS `getppid`s and ending; the main thread joins each before the next.
@@ -53,7 +58,7 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname"
     );
     std::process::exit(2)
 }
@@ -198,6 +203,7 @@ fn main() {
         }
         Some("forks") => {
             let (children, calls) = (num(args.next()), num(args.next()));
+            memory::wait_for_go(wait);
             for _ in 0..children {
                 // SAFETY: the child makes only raw syscalls and leaves with _exit.
                 match unsafe { libc::fork() } {
@@ -208,9 +214,34 @@ fn main() {
                         libc::_exit(0)
                     },
                     -1 => panic!("fork failed"),
-                    child => wait_for(child),
+                    child => {
+                        wait_for(child);
+                        if wait {
+                            println!("child {child}");
+                        }
+                    }
                 }
             }
+        }
+        Some("stranger") => {
+            // What a process given a traced process's pid must never have counted as the
+            // traced one's: many getppid, 200 sleeps, 64 MiB written, 50 descriptors.
+            for _ in 0..20_000 {
+                // SAFETY: getppid has no preconditions.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            for _ in 0..200 {
+                sleep_ms(1);
+            }
+            memory::touch(memory::map_anon(64 << 20), 64 << 20);
+            let files: Vec<_> = (0..50)
+                .map(|_| std::fs::File::open("/dev/null").unwrap())
+                .collect();
+            println!("done");
+            let mut line = String::new();
+            // Holds it all until told to end (tracer reads /proc meanwhile).
+            std::io::stdin().read_line(&mut line).unwrap();
+            drop(files);
         }
         Some("threads") => {
             let (count, calls) = (num(args.next()), num(args.next()));

@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use super::{
-    proc::{self, CgroupNames, CgroupRoots},
+    proc::{self, CgroupNames, CgroupRoots, Live},
     take,
 };
 use crate::model::{
@@ -30,8 +30,8 @@ pub struct MemoryCollector {
     rss: PerCpuArray<MapData, RssSnapshot>,
     roots: CgroupRoots,
     names: CgroupNames,
-    /// (pid, track) per target slot.
-    tracks: Vec<(u32, MemTrack)>,
+    /// The process and its track, per target slot.
+    tracks: Vec<(Live, MemTrack)>,
     started: Instant,
     page_size: u64,
 }
@@ -51,9 +51,10 @@ impl MemoryCollector {
     }
 
     /// The baseline of a process about to be traced (call just before adding it to the
-    /// filter). `launched`: it is parked before its exec.
-    pub fn baseline(&mut self, pid: u32, launched: bool) {
-        let r = proc::read(pid, 0.0, &self.roots, true, true);
+    /// filter, in slot order). `launched`: it is parked before its exec.
+    pub fn baseline(&mut self, who: &Live, launched: bool) {
+        let pid = who.pid;
+        let r = proc::read(who, 0.0, &self.roots, true, true);
         let mut track = MemTrack::new(launched, r);
         if launched {
             // Its exec will close the close-on-exec descriptors (tracer's own, copied by
@@ -69,7 +70,7 @@ impl MemoryCollector {
                 eprintln!("tracer: cannot set the descriptor baseline: {e}");
             }
         }
-        self.tracks.push((pid, track));
+        self.tracks.push((who.clone(), track));
     }
 
     /// Counting starts now: times of readings are relative to this.
@@ -82,10 +83,10 @@ impl MemoryCollector {
     /// also the descriptor count; otherwise the previous one is kept.
     pub fn tick(&mut self, full: bool) {
         let t = self.started.elapsed().as_secs_f64();
-        for (pid, track) in &mut self.tracks {
+        for (who, track) in &mut self.tracks {
             // Gone from /proc: keep the last counts, but no memory any more.
             let alive = track.last.as_ref().is_some_and(|l| l.rss.is_some());
-            match proc::read(*pid, t, &self.roots, full, false) {
+            match proc::read(who, t, &self.roots, full, false) {
                 Some(mut r) => {
                     if let Some(prev) = &track.last {
                         if !full {

@@ -14,7 +14,7 @@ use aya::{
 };
 use tracer_common::{DROP_KINDS, Drop, ErrnoKey, SYSCALL_SLOTS, SyscallStats, maps};
 
-use crate::model::{Drops, ProcessInfo, Sample, SyscallCounts};
+use crate::model::{Drops, Sample, SyscallCounts};
 
 pub struct Collector {
     stats: PerCpuArray<MapData, SyscallStats>,
@@ -54,16 +54,16 @@ impl Collector {
     }
 
     /// Records the current state of `target`'s threads (before the hooks attach).
-    pub fn seed(&mut self, target: &ProcessInfo, slot: u32, now_ns: u64) -> Result<()> {
+    pub fn seed(&mut self, target: &proc::Live, now_ns: u64) -> Result<()> {
         match self.sched.as_mut() {
-            Some(s) => s.seed(target, slot, now_ns),
+            Some(s) => s.seed(target, now_ns),
             None => Ok(()),
         }
     }
 
-    /// Reads everything, summed over CPUs. `live` lists the traced processes (pid, slot);
-    /// `now_ns` is the monotonic time of the reading.
-    pub fn sample(&mut self, live: &[(u32, u32)], now_ns: u64) -> Result<Sample> {
+    /// Reads everything, summed over CPUs. `live` lists the traced processes; `now_ns` is
+    /// the monotonic time of the reading.
+    pub fn sample(&mut self, live: &[proc::Live], now_ns: u64) -> Result<Sample> {
         let mut sample = Sample::default();
         if let Some(s) = self.sched.as_mut() {
             let (per_slot, threads) = s.sample(live, now_ns)?;

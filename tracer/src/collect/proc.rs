@@ -3,8 +3,12 @@
 //! path from its id (for OOM kills).
 use std::{
     collections::HashMap,
-    os::unix::fs::MetadataExt,
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::fs::MetadataExt,
+    },
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use procfs::process::{LimitValue, MMapPath, Process};
@@ -82,16 +86,64 @@ fn memory_cgroup(p: &Process, roots: &CgroupRoots) -> Option<CgroupMem> {
     })
 }
 
-/// Reads one process. None when it is gone entirely (reaped). `full`: also the descriptor
-/// count (a directory listing: costly with many descriptors, so not on every tick);
-/// otherwise `fds` is None. `baseline`: also the heap's end.
+/// A traced process, known by a pidfd: unlike its pid, which the kernel gives to another
+/// process once it has been reaped, the pidfd always means this process.
+#[derive(Clone, Debug)]
+pub struct Live {
+    pub pid: u32,
+    pub slot: u32,
+    pidfd: Arc<OwnedFd>,
+}
+
+impl Live {
+    pub fn new(pid: u32, slot: u32, pidfd: OwnedFd) -> Self {
+        Self {
+            pid,
+            slot,
+            pidfd: Arc::new(pidfd),
+        }
+    }
+
+    /// Whether the process is still there (running, or ended but not yet reaped, when its
+    /// pid is still its own): what was read of /proc/PID before this says `true` was its.
+    pub fn is_running(&self) -> bool {
+        // SAFETY: signal 0 only checks that the process exists; the pidfd is open.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0
+        }
+    }
+
+    /// Another descriptor of the pidfd (it becomes readable when the process exits).
+    pub fn watch_fd(&self) -> std::io::Result<OwnedFd> {
+        self.pidfd.try_clone()
+    }
+}
+
+/// When process `pid` started (clock ticks since boot) and its parent, from
+/// /proc/PID/stat; None if it is gone.
+pub fn start_and_parent(pid: u32) -> Option<(u64, u32)> {
+    let s = Process::new(pid as i32).and_then(|p| p.stat()).ok()?;
+    Some((s.starttime, s.ppid as u32))
+}
+
+/// Reads one process. None when it is gone entirely (reaped: its pid free, or another
+/// process's). `full`: also the descriptor count (a directory listing: costly with many
+/// descriptors, so not on every tick); otherwise `fds` is None. `baseline`: also the
+/// heap's end.
 pub fn read(
-    pid: u32,
+    who: &Live,
     t_s: f64,
     roots: &CgroupRoots,
     full: bool,
     baseline: bool,
 ) -> Option<ProcReading> {
+    let pid = who.pid;
     let p = Process::new(pid as i32).ok()?;
     let stat = p.stat().ok()?;
     let status = p.status().ok()?;
@@ -116,7 +168,7 @@ pub fn read(
     } else {
         None
     };
-    Some(ProcReading {
+    let reading = ProcReading {
         t_s,
         rss,
         vm_size: kib(status.vmsize),
@@ -130,7 +182,10 @@ pub fn read(
         cgroup: memory_cgroup(&p, roots),
         brk,
         start_brk: stat.start_brk,
-    })
+    };
+    // Read before this check, so it was the process's own, not a later process's that was
+    // given its pid.
+    who.is_running().then_some(reading)
 }
 
 /// Open descriptors of a process: the size of /proc/PID/fd from Linux 6.2, a listing
@@ -216,17 +271,24 @@ mod tests {
     /// Reads this test process (no root needed).
     #[test]
     fn reads_a_live_process() {
-        let me = std::process::id();
+        let pid = std::process::id();
+        let me = Live::new(pid, 0, crate::target::pidfd_open(pid).unwrap());
         let roots = CgroupRoots::find();
-        let r = read(me, 1.5, &roots, true, true).unwrap();
+        let r = read(&me, 1.5, &roots, true, true).unwrap();
         assert_eq!(r.t_s, 1.5);
         let rss = r.rss.expect("a live process has memory");
         assert!(rss.total() > 0 && r.vm_size >= rss.total());
         assert!(r.fds.unwrap() >= 3);
         assert!(r.brk.is_some() && r.start_brk.is_some());
         // A light reading leaves out the descriptor count.
-        assert!(read(me, 0.0, &roots, false, false).unwrap().fds.is_none());
-        assert!(read(u32::MAX >> 2, 0.0, &roots, true, false).is_none());
+        assert!(read(&me, 0.0, &roots, false, false).unwrap().fds.is_none());
+        // A process that has ended and been reaped: its pidfd says so, whoever has its pid
+        // now (here: a pid that names this very process).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let ended = Live::new(pid, 0, crate::target::pidfd_open(child.id()).unwrap());
+        child.wait().unwrap();
+        assert!(me.is_running() && !ended.is_running());
+        assert!(read(&ended, 0.0, &roots, true, false).is_none());
     }
 
     /// Starts `sleep 30` with the given standard descriptors and waits (up to 5 s) until its

@@ -10,11 +10,8 @@ use aya::{
 };
 use tracer_common::{SchedStats, ThreadSched, maps, sched_state};
 
-use super::take;
-use crate::model::{
-    ProcessInfo,
-    sched::{SchedCounts, ThreadCounts},
-};
+use super::{proc::Live, take};
+use crate::model::sched::{SchedCounts, ThreadCounts};
 
 pub struct SchedCollector {
     totals: PerCpuArray<MapData, SchedStats>,
@@ -43,11 +40,16 @@ impl SchedCollector {
 
     /// Records the state of every thread of `target` as of `now_ns`, before the hooks are
     /// attached: running ('R') or blocked (anything else). The hooks take over from there.
-    pub fn seed(&mut self, target: &ProcessInfo, slot: u32, now_ns: u64) -> Result<()> {
+    pub fn seed(&mut self, target: &Live, now_ns: u64) -> Result<()> {
+        let slot = target.slot;
         let Ok(proc) = procfs::process::Process::new(target.pid as i32) else {
             return Ok(());
         };
-        for task in proc.tasks()?.flatten() {
+        let tasks: Vec<_> = proc.tasks()?.flatten().collect();
+        if !target.is_running() {
+            return Ok(()); // gone since it was named
+        }
+        for task in tasks {
             let Ok(stat) = task.stat() else { continue };
             let state = if stat.state == 'R' {
                 sched_state::RUNNING
@@ -70,7 +72,7 @@ impl SchedCollector {
     /// /proc, so that a thread blocked since tracing started is counted too).
     pub fn sample(
         &mut self,
-        live: &[(u32, u32)],
+        live: &[Live],
         now_ns: u64,
     ) -> Result<(BTreeMap<u32, SchedCounts>, BTreeMap<u32, ThreadCounts>)> {
         let mut per_slot: BTreeMap<u32, SchedCounts> = BTreeMap::new();
@@ -101,13 +103,20 @@ impl SchedCollector {
                 },
             );
         }
-        // Threads alive now, including those no hook has seen yet.
-        for &(pid, slot) in live {
+        // Threads alive now, including those no hook has seen yet (of the traced processes
+        // themselves: not of a later process given one's pid).
+        for who in live {
+            let (pid, slot) = (who.pid, who.slot);
             let Ok(proc) = procfs::process::Process::new(pid as i32) else {
                 continue;
             };
             let Ok(tasks) = proc.tasks() else { continue };
-            for task in tasks.flatten() {
+            let tasks: Vec<_> = tasks.flatten().collect();
+            // Listed before this check: the tasks were the process's, not a later one's.
+            if !who.is_running() {
+                continue;
+            }
+            for task in tasks {
                 let tid = task.tid as u32;
                 let t = threads.entry(tid).or_insert_with(|| ThreadCounts {
                     slot,

@@ -268,6 +268,7 @@ mod tests {
                 child_tgid: 5,
                 followed: 0,
                 _pad: 0,
+                child_start_ns: 0,
             }),
         );
         let child = raw(
@@ -279,6 +280,7 @@ mod tests {
                 child_tgid: 7,
                 followed: 1,
                 _pad: 0,
+                child_start_ns: 0,
             }),
         );
         let exit = raw(

@@ -44,7 +44,7 @@ pub fn map_anon(len: usize) -> *mut u8 {
     p.cast()
 }
 
-fn touch(p: *mut u8, len: usize) {
+pub fn touch(p: *mut u8, len: usize) {
     for off in (0..len).step_by(PAGE) {
         // SAFETY: within the mapping of `len` bytes starting at p.
         unsafe { p.add(off).write_volatile(1) };
