@@ -15,15 +15,15 @@ use tokio::{
     task::JoinSet,
     time::sleep_until,
 };
-use tracer_common::maps;
+use tracer_common::{
+    event::{EventData, RawEvent},
+    maps,
+};
 
 use crate::{
     cli::{Cli, Format, Mode, Section},
     collect::{self, Collector, events::EventReader, memory::MemoryCollector},
-    model::{
-        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample,
-        events::{EventData, RawEvent},
-    },
+    model::{CommandExit, Context, ProcessInfo, Report, ReportKind, Sample},
     probes::{LoadOptions, Probes, Programs},
     render,
     target::{self, Launched},
