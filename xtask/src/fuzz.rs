@@ -21,10 +21,10 @@ const MAX_LEN: usize = 256;
 #[derive(Args)]
 pub struct Opts {
     /// Fuzz for this many seconds.
-    #[arg(long, default_value_t = 60, conflicts_with = "runs")]
+    #[arg(long, default_value_t = 60, conflicts_with = "runs", value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
     /// Fuzz this many inputs instead.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: Option<u64>,
 }
 
@@ -58,8 +58,10 @@ pub fn run(opts: &Opts) -> Result<()> {
         .output()
         .context("cannot run cargo fuzz")?;
     let wall = start.elapsed().as_secs_f64();
-    let log = fuzz_dir.join("artifacts").join(format!("{TARGET}.log"));
-    fs::create_dir_all(log.parent().unwrap())?;
+    let artifacts = fuzz_dir.join("artifacts");
+    fs::create_dir_all(&artifacts)
+        .with_context(|| format!("cannot create {}", artifacts.display()))?;
+    let log = artifacts.join(format!("{TARGET}.log"));
     fs::write(&log, [&out.stderr[..], &out.stdout[..]].concat())
         .with_context(|| format!("cannot write {}", log.display()))?;
     let text = String::from_utf8_lossy(&out.stderr);

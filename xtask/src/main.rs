@@ -8,7 +8,7 @@ mod setup;
 use std::{ffi::OsString, process::ExitCode};
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, error::ErrorKind};
 
 #[derive(Parser)]
 #[command(
@@ -51,7 +51,25 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, or no command: the help.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // One line: clap's first, without its usage and hint lines.
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or_default();
+            eprintln!("xtask: {}", first.strip_prefix("error: ").unwrap_or(first));
+            return ExitCode::from(2);
+        }
+    };
     let r: Result<()> = match cli.cmd {
         Cmd::Setup => setup::ensure(),
         Cmd::BuildEbpf => setup::ensure().and_then(|_| build::ebpf()),
