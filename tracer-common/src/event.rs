@@ -1,6 +1,10 @@
 //! Discrete events sent through the ring buffer: every record is an [`Event<T>`], a fixed
 //! [`Header`] followed by the payload of its [`Kind`]. Kind ids are stable: new kinds get new
 //! numbers, old numbers are never reused.
+//!
+//! [`decode`] reads a record back in userspace (tracer, and the fuzz target in `fuzz/`):
+//! length checked, read unaligned, kind matched through `TryFrom`, never transmuted.
+use core::{fmt, mem::size_of};
 
 /// What an event is. Stable ids.
 #[repr(u32)]
@@ -142,3 +146,206 @@ const _: () = assert!(core::mem::size_of::<OomKill>() == 136);
 
 /// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const RING_BYTES: u32 = 256 * 1024;
+
+/// A decoded ring-buffer record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    pub header: Header,
+    pub data: EventData,
+}
+
+/// The payload of a decoded record, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventData {
+    Fork(Fork),
+    Exec(Exec),
+    Exit(Exit),
+    Signal(Signal),
+    OomKill(OomKill),
+}
+
+// Records have no padding, so every byte of one is the header's or the payload's: decoding
+// and encoding are exact inverses, and an encoded record has no uninitialised byte.
+const _: () = {
+    assert!(size_of::<Event<Fork>>() == size_of::<Header>() + size_of::<Fork>());
+    assert!(size_of::<Event<Exec>>() == size_of::<Header>() + size_of::<Exec>());
+    assert!(size_of::<Event<Exit>>() == size_of::<Header>() + size_of::<Exit>());
+    assert!(size_of::<Event<Signal>>() == size_of::<Header>() + size_of::<Signal>());
+    assert!(size_of::<Event<OomKill>>() == size_of::<Header>() + size_of::<OomKill>());
+};
+
+/// Size of the largest record (an OOM kill's).
+pub const MAX_RECORD: usize = size_of::<Event<OomKill>>();
+
+/// Why a ring-buffer record could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer bytes than a [`Header`].
+    Short(usize),
+    /// A kind this version does not know.
+    UnknownKind(u32),
+    /// Fewer bytes than the header and the payload of its kind.
+    Truncated { kind: Kind, len: usize, want: usize },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Short(len) => write!(f, "event of {len} bytes is shorter than its header"),
+            DecodeError::UnknownKind(kind) => write!(f, "unknown event kind {kind}"),
+            DecodeError::Truncated { kind, len, want } => {
+                write!(f, "{kind:?} event of {len} bytes, expected {want}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+fn read<T: Copy>(bytes: &[u8], kind: Kind) -> Result<T, DecodeError> {
+    let want = size_of::<Event<T>>();
+    if bytes.len() < want {
+        return Err(DecodeError::Truncated {
+            kind,
+            len: bytes.len(),
+            want,
+        });
+    }
+    // SAFETY: the length was checked; Event<T> is repr(C) plain data, valid for any bytes;
+    // read_unaligned makes no alignment assumption about the ring buffer's bytes.
+    Ok(unsafe { bytes.as_ptr().cast::<Event<T>>().read_unaligned() }.data)
+}
+
+/// Decodes one ring-buffer record. Bytes after the record (ring-buffer records may be
+/// padded) are ignored.
+pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
+    if bytes.len() < size_of::<Header>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    // SAFETY: as in `read`.
+    let header = unsafe { bytes.as_ptr().cast::<Header>().read_unaligned() };
+    let kind = Kind::try_from(header.kind).map_err(DecodeError::UnknownKind)?;
+    let data = match kind {
+        Kind::Fork => EventData::Fork(read(bytes, kind)?),
+        Kind::Exec => EventData::Exec(read(bytes, kind)?),
+        Kind::Exit => EventData::Exit(read(bytes, kind)?),
+        Kind::Signal => EventData::Signal(read(bytes, kind)?),
+        Kind::OomKill => EventData::OomKill(read(bytes, kind)?),
+    };
+    Ok(RawEvent { header, data })
+}
+
+fn record<T: Copy>(header: Header, data: T) -> ([u8; MAX_RECORD], usize) {
+    let len = size_of::<Event<T>>();
+    let mut out = [0; MAX_RECORD];
+    let dst = &mut out[..len];
+    // SAFETY: `dst` holds exactly one Event<T>; write_unaligned makes no alignment
+    // assumption; Event<T> has no padding (asserted above), so every byte is written.
+    unsafe {
+        dst.as_mut_ptr()
+            .cast::<Event<T>>()
+            .write_unaligned(Event { header, data })
+    };
+    (out, len)
+}
+
+impl RawEvent {
+    /// False for events about untraced processes (OOM kills elsewhere on the machine).
+    pub fn is_about_a_target(&self) -> bool {
+        self.header.slot != UNTRACED_SLOT
+    }
+
+    /// The record as the kernel side writes it: the first `len` bytes of the array
+    /// (the rest are zeros). [`decode`] gives back `self` from them.
+    pub fn encode(&self) -> ([u8; MAX_RECORD], usize) {
+        match self.data {
+            EventData::Fork(d) => record(self.header, d),
+            EventData::Exec(d) => record(self.header, d),
+            EventData::Exit(d) => record(self.header, d),
+            EventData::Signal(d) => record(self.header, d),
+            EventData::OomKill(d) => record(self.header, d),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_event_round_trips() {
+        let ev = RawEvent {
+            header: Header {
+                kind: Kind::Exit as u32,
+                slot: 0,
+                ts_ns: 42,
+                tid: 7,
+                tgid: 7,
+            },
+            data: EventData::Exit(Exit {
+                exit_code: 3 << 8,
+                group_dead: 1,
+            }),
+        };
+        let (mut b, len) = ev.encode();
+        // The kernel side's layout, field by field (x86_64: little-endian).
+        let mut want = [0u8; 32];
+        want[0..4].copy_from_slice(&3u32.to_le_bytes());
+        want[8..16].copy_from_slice(&42u64.to_le_bytes());
+        want[16..20].copy_from_slice(&7u32.to_le_bytes());
+        want[20..24].copy_from_slice(&7u32.to_le_bytes());
+        want[24..28].copy_from_slice(&(3u32 << 8).to_le_bytes());
+        want[28..32].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(&b[..len], &want);
+        b[len] = 0xAA; // ring-buffer records may be padded: extra bytes are ignored
+        assert_eq!(decode(&b[..len + 1]), Ok(ev));
+    }
+
+    #[test]
+    fn oom_kill_event_round_trips() {
+        let mut name = [0u8; 64];
+        name[..4].copy_from_slice(b"test");
+        let ev = RawEvent {
+            header: Header {
+                kind: Kind::OomKill as u32,
+                slot: UNTRACED_SLOT,
+                ts_ns: 2_000_000_000,
+                tid: 77,
+                tgid: 77,
+            },
+            data: EventData::OomKill(OomKill {
+                anon_rss: 64 << 20,
+                file_rss: 4096,
+                shmem_rss: 0,
+                swap: 0,
+                total_vm: 1 << 30,
+                cgroup_id: 1234,
+                traced: 1,
+                _pad: 0,
+                comm: *b"tracer-workload\0",
+                cgroup_name: name,
+            }),
+        };
+        let (b, len) = ev.encode();
+        assert_eq!(len, MAX_RECORD);
+        assert_eq!(decode(&b[..len]), Ok(ev));
+        assert!(!ev.is_about_a_target());
+    }
+
+    #[test]
+    fn bad_records_are_errors_not_panics() {
+        assert_eq!(decode(&[1, 2, 3]), Err(DecodeError::Short(3)));
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&99u32.to_le_bytes());
+        assert_eq!(decode(&h), Err(DecodeError::UnknownKind(99)));
+        h[0..4].copy_from_slice(&(Kind::Signal as u32).to_le_bytes());
+        assert_eq!(
+            decode(&h),
+            Err(DecodeError::Truncated {
+                kind: Kind::Signal,
+                len: 24,
+                want: 40
+            })
+        );
+    }
+}

@@ -15,7 +15,10 @@ use tokio::{
     task::JoinSet,
     time::sleep_until,
 };
-use tracer_common::maps;
+use tracer_common::{
+    event::{EventData, RawEvent},
+    maps,
+};
 
 use crate::{
     cli::{Cli, Format, Mode, Section},
@@ -25,10 +28,7 @@ use crate::{
         memory::MemoryCollector,
         proc::{self, Live},
     },
-    model::{
-        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample,
-        events::{EventData, RawEvent},
-    },
+    model::{CommandExit, Context, ProcessInfo, Report, ReportKind, Sample},
     probes::{LoadOptions, Probes, Programs},
     render,
     target::{self, Launched},

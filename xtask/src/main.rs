@@ -1,13 +1,14 @@
 //! `cargo xtask <command>`: everything that is more than one cargo invocation.
 mod bench;
 mod build;
+mod fuzz;
 mod matrix;
 mod setup;
 
 use std::{ffi::OsString, process::ExitCode};
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, error::ErrorKind};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +33,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Build, then run every test: unit tests and the eBPF integration tests (as root).
+    /// Build, then run every test: unit tests and the eBPF integration tests (as root),
+    /// then fuzz the ring-buffer decoder for 20 s.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -43,18 +45,46 @@ enum Cmd {
     /// Build, then benchmark tracer against its floor, strace, perf trace and bpftrace, and
     /// write bench/RESULTS.md (as root; takes several minutes, --quick about two).
     Bench(bench::Opts),
+    /// Fuzz the ring-buffer record decoder with libFuzzer (cargo-fuzz, nightly; installs
+    /// cargo-fuzz if missing); fails on any crash, naming the input that caused it.
+    Fuzz(fuzz::Opts),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, or no command: the help.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // One line: clap's first, without its usage and hint lines.
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or_default();
+            eprintln!("xtask: {}", first.strip_prefix("error: ").unwrap_or(first));
+            return ExitCode::from(2);
+        }
+    };
     let r: Result<()> = match cli.cmd {
         Cmd::Setup => setup::ensure(),
         Cmd::BuildEbpf => setup::ensure().and_then(|_| build::ebpf()),
         Cmd::Build => build::all(),
         Cmd::Run { args } => build::all().and_then(|_| build::run_tracer(&args)),
-        Cmd::Test { args } => build::test(&args),
+        // CI runs `cargo xtask test`: it fuzzes the decoder on every change.
+        Cmd::Test { args } => build::test(&args).and_then(|()| {
+            fuzz::run(&fuzz::Opts {
+                seconds: 20,
+                runs: None,
+            })
+        }),
         Cmd::Bench(opts) => bench::run(opts),
         Cmd::Matrix(opts) => matrix::run(opts),
+        Cmd::Fuzz(opts) => fuzz::run(&opts),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,7 +27,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn quiet_ok(cmd: &mut Command) -> bool {
+pub fn quiet_ok(cmd: &mut Command) -> bool {
     cmd.stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -53,18 +53,18 @@ fn ensure_nightly_rust_src() -> Result<()> {
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(());
     }
-    if !quiet_ok(Command::new("rustc").arg("+nightly").arg("--version")) {
-        eprintln!("xtask setup: installing the nightly toolchain");
-        run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-        ]))?;
-    }
+    ensure_nightly()?;
     eprintln!("xtask setup: adding rust-src to the nightly toolchain (for -Z build-std=core)");
     run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+/// The nightly toolchain (the eBPF build and the fuzz targets need it).
+pub fn ensure_nightly() -> Result<()> {
+    if quiet_ok(Command::new("rustc").arg("+nightly").arg("--version")) {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing the nightly toolchain");
+    run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
 }
 
 fn llvm_prefix() -> String {

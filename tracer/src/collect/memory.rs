@@ -8,6 +8,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray},
 };
 use tracer_common::{
+    event::{EventData, RawEvent},
     maps,
     memory::{MemSyscalls, RssSnapshot},
 };
@@ -18,7 +19,6 @@ use super::{
 };
 use crate::model::{
     Report, Sample,
-    events::{EventData, RawEvent},
     memory::{
         self, EMFILE, ENFILE, KernelMem, MemTrack, fd_report, memory_report, merge_fds,
         merge_memory,

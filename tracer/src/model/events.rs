@@ -1,23 +1,7 @@
-//! Discrete process-life events: decoded records ([`RawEvent`]) and their report form
-//! ([`ProcessEvent`]).
+//! Discrete process-life events: decoded records ([`RawEvent`], from tracer-common) and
+//! their report form ([`ProcessEvent`]).
 use serde::Serialize;
-use tracer_common::event::{self, Header};
-
-/// A decoded ring-buffer record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RawEvent {
-    pub header: Header,
-    pub data: EventData,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventData {
-    Fork(event::Fork),
-    Exec(event::Exec),
-    Exit(event::Exit),
-    Signal(event::Signal),
-    OomKill(event::OomKill),
-}
+use tracer_common::event::{EventData, RawEvent};
 
 /// A process-life event as reported. `t_s` is seconds since tracing started.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -107,19 +91,13 @@ fn comm(bytes: &[u8; 16]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-impl RawEvent {
-    /// False for events about untraced processes (OOM kills elsewhere on the machine):
-    /// those are reported in `oom_kills` only, not in the traced processes' event list.
-    pub fn is_about_a_target(&self) -> bool {
-        self.header.slot != event::UNTRACED_SLOT
-    }
-
-    /// The report form; `t0_ns` is the monotonic time tracing started.
-    pub fn to_report(self, t0_ns: u64) -> ProcessEvent {
-        let h = &self.header;
+impl ProcessEvent {
+    /// The report form of a decoded record; `t0_ns` is the monotonic time tracing started.
+    pub fn from_raw(e: RawEvent, t0_ns: u64) -> Self {
+        let h = &e.header;
         let t_s = h.ts_ns.saturating_sub(t0_ns) as f64 / 1e9;
         let (pid, tid) = (h.tgid, h.tid);
-        match self.data {
+        match e.data {
             EventData::Fork(f) => ProcessEvent::Fork {
                 t_s,
                 pid,
@@ -191,7 +169,7 @@ impl LifeCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracer_common::event::Kind;
+    use tracer_common::event::{self, Header, Kind};
 
     fn raw(kind: Kind, tid: u32, tgid: u32, data: EventData) -> RawEvent {
         RawEvent {
@@ -217,7 +195,7 @@ mod tests {
                 group_dead: 1,
             }),
         );
-        match code3.to_report(500_000_000) {
+        match ProcessEvent::from_raw(code3, 500_000_000) {
             ProcessEvent::Exit {
                 t_s,
                 exit_code,
@@ -241,7 +219,7 @@ mod tests {
                 group_dead: 1,
             }),
         );
-        match killed.to_report(0) {
+        match ProcessEvent::from_raw(killed, 0) {
             ProcessEvent::Exit {
                 exit_code,
                 signal,
@@ -302,7 +280,7 @@ mod tests {
             ),
             (1, 1, 1, 0)
         );
-        let json = serde_json::to_value(child.to_report(0)).unwrap();
+        let json = serde_json::to_value(ProcessEvent::from_raw(child, 0)).unwrap();
         assert_eq!(json["type"], "fork");
         assert_eq!(json["thread"], false);
         assert_eq!(json["followed"], true);

@@ -5,11 +5,9 @@
 //! and OOM-kill events. Output: the `memory`, `fds` and `oom_kills` parts of a report.
 use serde::Serialize;
 use tracer_common::{
-    event,
+    event::{self, EventData, RawEvent},
     memory::{MemSyscalls, RssSnapshot},
 };
-
-use super::events::{EventData, RawEvent};
 
 /// errno values counted as descriptor exhaustion.
 pub const EMFILE: u32 = 24;
@@ -628,6 +626,47 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn oom_kill_events_are_reported() {
+        let mut name = [0u8; 64];
+        name[..4].copy_from_slice(b"test");
+        let e = RawEvent {
+            header: event::Header {
+                kind: event::Kind::OomKill as u32,
+                slot: 0,
+                ts_ns: 2_000_000_000,
+                tid: 77,
+                tgid: 77,
+            },
+            data: EventData::OomKill(event::OomKill {
+                anon_rss: 64 << 20,
+                file_rss: 4096,
+                shmem_rss: 0,
+                swap: 0,
+                total_vm: 1 << 30,
+                cgroup_id: 1234,
+                traced: 1,
+                _pad: 0,
+                comm: *b"tracer-workload\0",
+                cgroup_name: name,
+            }),
+        };
+        let r = OomReport::from_event(&e, 1_000_000_000, &|id| {
+            (id == 1234).then(|| "/a/test".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            (r.pid, r.comm.as_str(), r.traced),
+            (77, "tracer-workload", true)
+        );
+        assert_eq!(
+            (r.anon_rss_bytes, r.cgroup.as_str(), r.t_s),
+            (64 << 20, "/a/test", 1.0)
+        );
+        let r = OomReport::from_event(&e, 0, &|_| None).unwrap();
+        assert_eq!(r.cgroup, "test", "falls back to the kernel's name");
     }
 
     #[test]

@@ -8,11 +8,15 @@ pub mod sched;
 
 use std::collections::BTreeMap;
 
-use events::{LifeCounts, ProcessEvent, RawEvent};
+use events::{LifeCounts, ProcessEvent};
 use sched::{SchedCounts, SchedReport, ThreadCounts, ThreadRow};
 
 use serde::Serialize;
-use tracer_common::{SYSCALL_OTHER, SyscallStats, SyscallTiming, hist};
+use tracer_common::{
+    SYSCALL_OTHER, SyscallStats, SyscallTiming,
+    event::{EventData, RawEvent},
+    hist,
+};
 
 /// Counters of one (process slot, syscall), summed over CPUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -614,7 +618,7 @@ impl Report {
         let followed_pids = events
             .iter()
             .filter_map(|e| match e.data {
-                events::EventData::Fork(f) if f.followed != 0 => Some(f.child_tgid),
+                EventData::Fork(f) if f.followed != 0 => Some(f.child_tgid),
                 _ => None,
             })
             .collect();
@@ -635,7 +639,7 @@ impl Report {
                 .iter()
                 .filter(|e| e.is_about_a_target())
                 .take(MAX_EVENTS_LISTED)
-                .map(|&e| e.to_report(t0_ns))
+                .map(|&e| ProcessEvent::from_raw(e, t0_ns))
                 .collect(),
             events_omitted: (events.iter().filter(|e| e.is_about_a_target()).count())
                 .saturating_sub(MAX_EVENTS_LISTED) as u64,

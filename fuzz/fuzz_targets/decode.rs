@@ -1,0 +1,56 @@
+//! Fuzzes the ring-buffer record decoder with arbitrary bytes, checking what it promises:
+//! a record decodes to the kind its header names, from bytes within the input, and encodes
+//! back to those bytes; anything shorter than a record of its kind, or of an unknown kind,
+//! is the matching error.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tracer_common::event::{DecodeError, EventData, Header, Kind, decode};
+
+const HEADER: usize = size_of::<Header>();
+
+fuzz_target!(|data: &[u8]| {
+    let tag = data
+        .get(..4)
+        .map(|b| u32::from_ne_bytes(b.try_into().unwrap()));
+    for len in 0..HEADER.min(data.len()) {
+        assert_eq!(decode(&data[..len]), Err(DecodeError::Short(len)));
+    }
+    match decode(data) {
+        Ok(ev) => {
+            assert_eq!(Some(ev.header.kind), tag);
+            let kind = Kind::try_from(ev.header.kind).unwrap();
+            assert!(matches!(
+                (kind, ev.data),
+                (Kind::Fork, EventData::Fork(_))
+                    | (Kind::Exec, EventData::Exec(_))
+                    | (Kind::Exit, EventData::Exit(_))
+                    | (Kind::Signal, EventData::Signal(_))
+                    | (Kind::OomKill, EventData::OomKill(_))
+            ));
+            // Re-encoded, it is the input's first bytes: it was read from those alone.
+            let (bytes, len) = ev.encode();
+            assert!((HEADER + 1..=data.len()).contains(&len));
+            assert_eq!(&bytes[..len], &data[..len]);
+            // Exactly those bytes decode to it; one fewer is a truncated record.
+            assert_eq!(decode(&data[..len]), Ok(ev));
+            assert_eq!(
+                decode(&data[..len - 1]),
+                Err(DecodeError::Truncated {
+                    kind,
+                    len: len - 1,
+                    want: len
+                })
+            );
+        }
+        Err(DecodeError::Short(len)) => assert!(len == data.len() && len < HEADER),
+        Err(DecodeError::UnknownKind(k)) => {
+            assert!(data.len() >= HEADER && Some(k) == tag);
+            assert!(Kind::try_from(k).is_err());
+        }
+        Err(DecodeError::Truncated { kind, len, want }) => {
+            assert!(len == data.len() && (HEADER..want).contains(&len));
+            assert_eq!(Some(kind as u32), tag);
+        }
+    }
+});
