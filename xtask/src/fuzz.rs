@@ -141,6 +141,7 @@ fn write_seeds(corpus: &Path) -> Result<()> {
                     child_tgid: 1002,
                     followed: 1,
                     _pad: 0,
+                    child_start_ns: 5_000_000_000,
                 }),
             ),
         ),
