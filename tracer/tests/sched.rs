@@ -197,7 +197,7 @@ fn follow_traces_children_from_their_first_syscall() {
         "--output", "json", "--follow", "--", WORKLOAD, "forks", "20", "100",
     ]));
     let r = final_report(&out);
-    assert_eq!(calls(&r, "getppid"), 2000);
+    assert_calls(&r, "getppid", 2000);
     let mut followed: Vec<u64> = r["followed_pids"]
         .as_array()
         .unwrap()

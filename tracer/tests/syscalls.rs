@@ -39,8 +39,8 @@ fn attach_by_pid_counts_exactly() {
     let r = final_report(&out);
 
     assert_eq!(r["pids"], serde_json::json!([work.id()]));
-    assert_eq!(calls(&r, "getppid"), GETPPID);
-    assert_eq!(calls(&r, "write"), WRITES);
+    assert_calls(&r, "getppid", GETPPID);
+    assert_calls(&r, "write", WRITES);
     let openat = row(&r, "openat").expect("openat row");
     assert_eq!(openat["calls"], MISSING_OPENS);
     assert_eq!(openat["errors"], MISSING_OPENS);
@@ -77,9 +77,9 @@ fn launched_command_is_counted_from_its_exec() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = final_report(&out);
-    assert_eq!(calls(&r, "execve"), 1);
-    assert_eq!(calls(&r, "getppid"), GETPPID);
-    assert_eq!(calls(&r, "write"), WRITES);
+    assert_calls(&r, "execve", 1);
+    assert_calls(&r, "getppid", GETPPID);
+    assert_calls(&r, "write", WRITES);
     // The dynamic loader opens libraries too; the failures are exactly the workload's.
     assert_eq!(
         row(&r, "openat").unwrap()["errnos"]["ENOENT"],
@@ -101,8 +101,8 @@ fn dd_counts_equal_strace() {
 
     let text = strace_summary(&dd);
     let strace_calls = |name: &str| strace_count(&text, name);
-    assert_eq!(calls(&r, "read"), strace_calls("read"));
-    assert_eq!(calls(&r, "write"), strace_calls("write"));
+    assert_calls(&r, "read", strace_calls("read"));
+    assert_calls(&r, "write", strace_calls("write"));
     assert!(calls(&r, "read") >= 20000);
 }
 
@@ -130,8 +130,8 @@ fn interval_reports_are_ndjson_and_add_up() {
     // Every interval's counts are part of the final ones, and nothing is counted twice.
     let sum: u64 = intervals.iter().map(|l| calls(l, "getppid")).sum();
     assert!((30..=40).contains(&sum), "{sum} in intervals");
-    assert_eq!(calls(&fin[0], "getppid"), 40);
-    assert_eq!(calls(&fin[0], "clock_nanosleep"), 40);
+    assert_calls(&fin[0], "getppid", 40);
+    assert_calls(&fin[0], "clock_nanosleep", 40);
 }
 
 #[test]

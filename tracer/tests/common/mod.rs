@@ -125,6 +125,19 @@ pub fn calls(report: &Value, name: &str) -> u64 {
     row(report, name).map_or(0, |r| r["calls"].as_u64().unwrap())
 }
 
+/// Checks the calls of `name` in a report: exactly `want`, unless the kernel skipped runs
+/// of tracer's programs (`drops.skipped_runs`: Linux 7.3 runs the syscall programs
+/// preemptibly, and skips a program on a CPU where a run of it is preempted), which can
+/// only make the count short, by at most that many.
+pub fn assert_calls(report: &Value, name: &str, want: u64) {
+    let got = calls(report, name);
+    let skipped = report["drops"]["skipped_runs"].as_u64().unwrap_or(0);
+    assert!(
+        got <= want && want - got <= skipped,
+        "{name}: {got} calls counted, {want} made ({skipped} program runs skipped)"
+    );
+}
+
 /// Starts `tracer ARGS --pid PID` and waits until it says it is tracing; its stdout is
 /// piped. Returns it with its stderr (kept open so tracer never writes to a closed pipe).
 pub fn attach(pid: u32, args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
