@@ -207,8 +207,18 @@ pub fn voluntary(ctx: &RawTracePointContext) -> bool {
 fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: bool) {
     let slot = t.slot1 - 1;
     let mut d = Delta::default();
-    if (t.state == RUNNING || t.state == DEAD) && t.since_ns != 0 {
-        d.on_cpu_ns = now - t.since_ns;
+    if t.since_ns != 0 {
+        let spent = now - t.since_ns;
+        match t.state {
+            RUNNING | DEAD => d.on_cpu_ns = spent,
+            // A wakeup or a switch-in went unseen (before the hooks were attached, or a
+            // switch the kernel did not report): the time is given to the last state
+            // known, so that a thread's on-CPU, run-queue and blocked times still add up
+            // to its time in the window.
+            BLOCKED => d.blocked_ns = spent,
+            RUNNABLE => d.runq_ns = spent,
+            _ => {}
+        }
     }
     if t.state == DEAD {
         // Its last switch: close the books and free the tid for its next owner.
