@@ -64,6 +64,21 @@ fn stranger_as(pid: u32) -> Child {
     s
 }
 
+/// Stops tracer (SIGTERM), then lets the stranger end; returns tracer's final report.
+fn stop(tr: Child, mut stranger: Child) -> Value {
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    let out = wait_output(tr, Duration::from_secs(30));
+    stranger
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"end\n")
+        .unwrap();
+    stranger.wait().unwrap();
+    final_report(&out)
+}
+
 fn process<'a>(r: &'a Value, pid: u32) -> &'a Value {
     r["processes"]
         .as_array()
@@ -136,18 +151,7 @@ fn a_pid_given_to_another_process_is_not_the_traced_one() {
         );
         work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
         assert!(work.wait().unwrap().success());
-        let mut stranger = stranger_as(pid);
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
-        let out = wait_output(tr, Duration::from_secs(30));
-        stranger
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(b"end\n")
-            .unwrap();
-        stranger.wait().unwrap();
-        let r = final_report(&out);
+        let r = stop(tr, stranger_as(pid));
         // The workload's 100 getppid, where syscalls are counted (memory counts them too).
         let getppid = if sections == "sched" { 0 } else { 100 };
         let skipped = r["drops"]["skipped_runs"].as_u64().unwrap();
@@ -182,18 +186,7 @@ fn a_followed_childs_pid_given_to_another_process_is_not_followed() {
         out.read_line(&mut line).unwrap();
         let child: u32 = line.trim().strip_prefix("child ").unwrap().parse().unwrap();
         assert!(work.wait().unwrap().success());
-        let mut stranger = stranger_as(child);
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
-        let out = wait_output(tr, Duration::from_secs(30));
-        stranger
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(b"end\n")
-            .unwrap();
-        stranger.wait().unwrap();
-        let r = final_report(&out);
+        let r = stop(tr, stranger_as(child));
         // The child's 100, and nothing of the stranger under the child's slot (its
         // parent's) nor anywhere else.
         let skipped = r["drops"]["skipped_runs"].as_u64().unwrap();
