@@ -14,6 +14,19 @@ pub const SYSCALL_SLOTS: u32 = 512;
 /// The slot that collects syscall numbers that do not fit.
 pub const SYSCALL_OTHER: u32 = SYSCALL_SLOTS - 1;
 
+/// Syscalls made through the 32-bit entry (a 32-bit program, or `int 0x80` from 64-bit
+/// code) carry i386 numbers. The kernel side marks their aggregate index with this bit
+/// (`COMPAT_IDX | slot * SYSCALL_SLOTS + nr`, in [`maps::COMPAT_STATS`]); userspace
+/// numbers them `SYSCALL_SLOTS + nr`, so one number space holds both tables.
+pub const COMPAT_IDX: u32 = 1 << 31;
+/// `thread_info.status` bit set for the duration of a 32-bit syscall (x86's `TS_COMPAT`,
+/// the same from Linux 4.x to 7.x; read from no header here, so the kernel matrix checks
+/// it).
+pub const TS_COMPAT: u32 = 0x0002;
+/// Distinct (process, i386 syscall) rows the kernel side keeps ([`maps::COMPAT_STATS`]);
+/// a 32-bit program uses a few dozen. Beyond, calls are counted as a drop.
+pub const COMPAT_ROWS: u32 = 256;
+
 /// Largest number of processes given on the command line (each gets its own slot).
 pub const MAX_TARGETS: u32 = 64;
 
@@ -25,6 +38,12 @@ pub mod maps {
     pub const THREADS: &str = "THREADS";
     /// `PerCpuArray<SyscallStats>` indexed by `slot * SYSCALL_SLOTS + nr`.
     pub const SYSCALL_STATS: &str = "SYSCALL_STATS";
+    /// `PerCpuHashMap<u32, SyscallStats>` keyed by `COMPAT_IDX | slot * SYSCALL_SLOTS + nr`:
+    /// the same for i386 syscall numbers (see [`crate::COMPAT_IDX`]).
+    pub const COMPAT_STATS: &str = "COMPAT_STATS";
+    /// `PerCpuArray<SyscallStats>` of one zeroed entry: what a new `COMPAT_STATS` row is
+    /// inserted from (a `SyscallStats` does not fit on the BPF stack).
+    pub const COMPAT_ZERO: &str = "COMPAT_ZERO";
     /// `PerCpuHashMap<ErrnoKey, u64>`: failed calls per (slot, syscall, errno).
     pub const ERRNOS: &str = "ERRNOS";
     /// `PerCpuArray<u64>` indexed by [`crate::Drop`]: what the kernel side could not record.
@@ -38,7 +57,8 @@ pub mod maps {
     pub const THREAD_STATS: &str = "THREAD_STATS";
     /// `PerCpuArray<SchedStats>` indexed by target slot: per-process totals.
     pub const SCHED_STATS: &str = "SCHED_STATS";
-    /// `Array<u32>` indexed by syscall nr: its [`crate::memory::class`] (0 = not a memory or
+    /// `Array<u32>` indexed by syscall nr (x86_64 numbers, then i386 numbers at
+    /// `SYSCALL_SLOTS + nr`): its [`crate::memory::class`] (0 = not a memory or
     /// descriptor syscall). Filled by userspace only when the memory section is selected.
     pub const MEM_CLASS: &str = "MEM_CLASS";
     /// `Array<MemSyscalls>` indexed by target slot (shared by all CPUs, atomic adds).
@@ -117,6 +137,14 @@ pub struct KernelOffsets {
     pub regs_arg1: u32,
     pub regs_arg2: u32,
     pub regs_arg3: u32,
+    /// The same for 32-bit syscalls (i386: bx, cx, dx, si).
+    pub regs_compat_arg0: u32,
+    pub regs_compat_arg1: u32,
+    pub regs_compat_arg2: u32,
+    pub regs_compat_arg3: u32,
+    /// `task_struct.thread_info` + `thread_info.status`: holds [`TS_COMPAT`] during a
+    /// 32-bit syscall.
+    pub task_ti_status: u32,
     /// The page size in bytes (not an offset, but fixed per kernel like them).
     pub page_size: u32,
     /// `task_struct.min_flt`, `.maj_flt`, `.signal`, `.group_leader`; `signal_struct.min_flt`,
@@ -157,7 +185,7 @@ pub struct KernelOffsets {
     /// `task_struct.start_boottime`: with the pid, a process's identity.
     pub task_start_boottime: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 184);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 204);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -188,8 +216,10 @@ pub enum Drop {
     /// A `recvmsg`/`recvmmsg` brought more control messages or messages than the kernel
     /// side reads: descriptors received in them were not counted.
     FdsUnscanned = 6,
+    /// A 32-bit syscall of a (process, syscall) beyond the [`COMPAT_ROWS`] kept: not counted.
+    CompatRowsFull = 7,
 }
-pub const DROP_KINDS: u32 = 7;
+pub const DROP_KINDS: u32 = 8;
 
 /// Scheduling state of a thread, as the hooks track it.
 pub mod sched_state {
@@ -268,7 +298,8 @@ impl Default for SchedStats {
 pub struct ThreadState {
     /// When the call's timing started (entry, or the moment it blocked); 0 if untimed.
     pub start_ns: u64,
-    /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`).
+    /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`), or with
+    /// [`COMPAT_IDX`] the key of [`maps::COMPAT_STATS`].
     pub stats_idx: u32,
     /// What sys_enter noted for sys_exit ([`memory::enter_flags`]); 0 when nothing.
     pub flags: u32,

@@ -34,8 +34,14 @@ pub mod class {
     pub const FD_RECVMSG: u32 = 12;
     /// `recvmmsg(fd, msgvec, vlen, flags, timeout)`: the same for each message received.
     pub const FD_RECVMMSG: u32 = 13;
+    /// i386 `mmap(struct mmap_arg_struct32 *)` (the old one, number 90): length and flags
+    /// read from the caller's struct.
+    pub const MMAP_STRUCT32: u32 = 14;
+    /// i386 `socketcall(call, u32 args[])`: `socket`, `accept`, `accept4`, `socketpair`,
+    /// `recvmsg`, `recvmmsg` by their `call` number, arguments read from the caller's array.
+    pub const FD_SOCKETCALL: u32 = 15;
     /// Number of classes.
-    pub const COUNT: u32 = 14;
+    pub const COUNT: u32 = 16;
 }
 
 /// The memory section's switch and the syscall numbers sys_enter must recognize, set by
@@ -51,8 +57,14 @@ pub struct MemConfig {
     pub nr_close_range: u32,
     pub nr_execve: u32,
     pub nr_execveat: u32,
+    /// The same, i386 numbers (for 32-bit syscalls).
+    pub nr32_dup2: u32,
+    pub nr32_dup3: u32,
+    pub nr32_close_range: u32,
+    pub nr32_execve: u32,
+    pub nr32_execveat: u32,
 }
-const _: () = assert!(core::mem::size_of::<MemConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<MemConfig>() == 44);
 
 /// Bits of `ThreadState::flags` set by sys_enter for sys_exit.
 pub mod enter_flags {
@@ -66,18 +78,58 @@ pub mod enter_flags {
     pub const CLOSES_SHIFT: u32 = 3;
 }
 
-/// x86_64 ABI constants the kernel side compares syscall arguments with.
+/// Constants the kernel side compares syscall arguments with (the same on x86_64 and i386).
 pub const MAP_ANONYMOUS: u64 = 0x20;
 pub const F_DUPFD: u64 = 0;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
 pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
-/// `struct msghdr`: offsets of `msg_control` and `msg_controllen`; `struct mmsghdr`'s size;
-/// `struct cmsghdr`'s size (`cmsg_len` u64, `cmsg_level` i32, `cmsg_type` i32), after
-/// which an `SCM_RIGHTS` message holds i32 descriptors; control messages are 8-aligned.
-pub const MSGHDR_CONTROL: u64 = 32;
-pub const MSGHDR_CONTROLLEN: u64 = 40;
-pub const MMSGHDR_SIZE: u64 = 64;
-pub const CMSGHDR_SIZE: u64 = 16;
+/// Where a received message's control messages are, in the caller's memory: the layout of
+/// `struct msghdr`, `struct mmsghdr` and `struct cmsghdr` for one ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgLayout {
+    /// Size of a pointer or `size_t`/`socklen_t` length in these structs (8 or 4).
+    pub word: u64,
+    /// Offsets of `msghdr.msg_control` and `msghdr.msg_controllen`.
+    pub control: u64,
+    pub controllen: u64,
+    /// `sizeof(struct mmsghdr)`.
+    pub mmsghdr: u64,
+    /// `sizeof(struct cmsghdr)` (`cmsg_len`, `cmsg_level` i32, `cmsg_type` i32), after
+    /// which an `SCM_RIGHTS` message holds i32 descriptors; control messages are aligned
+    /// to `word`.
+    pub cmsghdr: u64,
+}
+
+impl MsgLayout {
+    pub const X86_64: MsgLayout = MsgLayout {
+        word: 8,
+        control: 32,
+        controllen: 40,
+        mmsghdr: 64,
+        cmsghdr: 16,
+    };
+    /// The compat layout (`struct compat_msghdr`, `compat_mmsghdr`, `compat_cmsghdr`).
+    pub const I386: MsgLayout = MsgLayout {
+        word: 4,
+        control: 16,
+        controllen: 20,
+        mmsghdr: 32,
+        cmsghdr: 12,
+    };
+}
+
+/// i386 `socketcall` call numbers that create descriptors (`linux/net.h`'s `SYS_*`).
+pub mod socketcall {
+    pub const SOCKET: u64 = 1;
+    pub const ACCEPT: u64 = 5;
+    pub const SOCKETPAIR: u64 = 8;
+    pub const RECVMSG: u64 = 17;
+    pub const ACCEPT4: u64 = 18;
+    pub const RECVMMSG: u64 = 19;
+}
+/// i386 `struct mmap_arg_struct32`: offsets of `len` and `flags` (u32 each).
+pub const MMAP_ARG32_LEN: u64 = 4;
+pub const MMAP_ARG32_FLAGS: u64 = 12;
 pub const SOL_SOCKET: u32 = 1;
 pub const SCM_RIGHTS: u32 = 1;
 /// Control messages read per message, and messages per `recvmmsg`; beyond, descriptors

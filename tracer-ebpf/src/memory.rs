@@ -12,11 +12,11 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop, KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS,
+    COMPAT_IDX, Drop, KernelOffsets, MAX_TARGETS, SYSCALL_SLOTS,
     memory::{
-        CLOSE_RANGE_CLOEXEC, CMSGHDR_SIZE, F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MAX_CMSGS,
-        MAX_FD_WORDS, MAX_MMSGS, MMSGHDR_SIZE, MSGHDR_CONTROL, MSGHDR_CONTROLLEN, MemConfig,
-        MemSyscalls, RssSnapshot, SCM_RIGHTS, SOL_SOCKET, class, enter_flags,
+        CLOSE_RANGE_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, MAP_ANONYMOUS, MAX_CMSGS, MAX_FD_WORDS,
+        MAX_MMSGS, MMAP_ARG32_FLAGS, MMAP_ARG32_LEN, MemConfig, MemSyscalls, MsgLayout,
+        RssSnapshot, SCM_RIGHTS, SOL_SOCKET, class, enter_flags, socketcall,
     },
 };
 
@@ -35,11 +35,17 @@ static MEMORY: MemConfig = MemConfig {
     nr_close_range: 0,
     nr_execve: 0,
     nr_execveat: 0,
+    nr32_dup2: 0,
+    nr32_dup3: 0,
+    nr32_close_range: 0,
+    nr32_execve: 0,
+    nr32_execveat: 0,
 };
 
-/// Syscall nr -> [`class`]; filled by userspace.
+/// Syscall nr -> [`class`], x86_64 numbers then i386 numbers from `SYSCALL_SLOTS`; filled
+/// by userspace.
 #[map(name = "MEM_CLASS")]
-static MEM_CLASS: Array<u32> = Array::with_max_entries(SYSCALL_SLOTS, 0);
+static MEM_CLASS: Array<u32> = Array::with_max_entries(2 * SYSCALL_SLOTS, 0);
 
 #[map(name = "MEM_SYSCALLS")]
 static MEM_SYSCALLS: Array<MemSyscalls> = Array::with_max_entries(MAX_TARGETS, 0);
@@ -62,18 +68,29 @@ pub fn enabled() -> bool {
 /// the range are open?), `execve`/`execveat` (how many are close-on-exec?). A few
 /// compares for any other syscall.
 #[inline(always)]
-pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64) -> u32 {
+pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64, compat: bool) -> u32 {
     let c = config();
-    let dup = id == c.nr_dup2 as u64 || id == c.nr_dup3 as u64;
-    let close_range = id == c.nr_close_range as u64;
-    let exec = id == c.nr_execve as u64 || id == c.nr_execveat as u64;
+    let (dup, close_range, exec) = if compat {
+        (
+            id == c.nr32_dup2 as u64 || id == c.nr32_dup3 as u64,
+            id == c.nr32_close_range as u64,
+            id == c.nr32_execve as u64 || id == c.nr32_execveat as u64,
+        )
+    } else {
+        (
+            id == c.nr_dup2 as u64 || id == c.nr_dup3 as u64,
+            id == c.nr_close_range as u64,
+            id == c.nr_execve as u64 || id == c.nr_execveat as u64,
+        )
+    };
     if !(dup || close_range || exec) {
         return 0;
     }
     let regs: u64 = ctx.arg(0);
     let o = offsets();
+    let a = Args::new(regs, o, compat);
     if dup {
-        return if fd_is_open(arg(regs, o.regs_arg1), &o) {
+        return if fd_is_open(a.get(1), &o) {
             enter_flags::DUP_CHECKED | enter_flags::DUP_TARGET_OPEN
         } else {
             enter_flags::DUP_CHECKED
@@ -82,13 +99,10 @@ pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64) -> u32 {
     // One call site for the bitmap scan: the verifier walks its loop once per site.
     let (first, last) = if close_range {
         // close_range(unsigned int fd, unsigned int max_fd, unsigned int flags)
-        if arg(regs, o.regs_arg2) & CLOSE_RANGE_CLOEXEC != 0 {
+        if a.get(2) & CLOSE_RANGE_CLOEXEC != 0 {
             return 0; // only marks them close-on-exec
         }
-        (
-            arg(regs, o.regs_arg0) & 0xffff_ffff,
-            arg(regs, o.regs_arg1) & 0xffff_ffff,
-        )
+        (a.get(0) & 0xffff_ffff, a.get(1) & 0xffff_ffff)
     } else {
         (0, u64::MAX)
     };
@@ -184,11 +198,62 @@ fn pages(len: u64, page: u64) -> u64 {
     (len + page - 1) & !(page - 1)
 }
 
-/// A syscall argument from the `struct pt_regs *` of sys_enter/sys_exit (`off`: the
-/// offset of its register).
+/// The arguments of the running syscall, in the `struct pt_regs *` of sys_enter/sys_exit:
+/// x86_64's registers, or i386's for a 32-bit call (whose values are 32 bits wide).
+struct Args {
+    regs: u64,
+    off: [u32; 4],
+    compat: bool,
+}
+
+impl Args {
+    #[inline(always)]
+    fn new(regs: u64, o: &KernelOffsets, compat: bool) -> Self {
+        let off = if compat {
+            [
+                o.regs_compat_arg0,
+                o.regs_compat_arg1,
+                o.regs_compat_arg2,
+                o.regs_compat_arg3,
+            ]
+        } else {
+            [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3]
+        };
+        Args { regs, off, compat }
+    }
+
+    /// Argument `i` (0 to 3); 0 if it cannot be read.
+    #[inline(always)]
+    fn get(&self, i: usize) -> u64 {
+        let v = match self.off.get(i) {
+            Some(&off) => read_at::<u64>(self.regs, off).unwrap_or(0),
+            None => 0,
+        };
+        if self.compat { v & 0xffff_ffff } else { v }
+    }
+
+    /// The caller's message layout.
+    #[inline(always)]
+    fn msg(&self) -> MsgLayout {
+        if self.compat {
+            MsgLayout::I386
+        } else {
+            MsgLayout::X86_64
+        }
+    }
+}
+
+/// A word of the caller's memory: `size` bytes (8 or 4), zero-extended.
 #[inline(always)]
-fn arg(regs: u64, off: u32) -> u64 {
-    read_at::<u64>(regs, off).unwrap_or(0)
+fn user_word(addr: u64, size: u64) -> Option<u64> {
+    // SAFETY: the helper checks the user address; a bad one is an error, not a fault.
+    unsafe {
+        if size == 4 {
+            bpf_probe_read_user(addr as *const u32).ok().map(u64::from)
+        } else {
+            bpf_probe_read_user(addr as *const u64).ok()
+        }
+    }
 }
 
 /// Folds a finished syscall into the process's memory and descriptor counters. Called by
@@ -196,7 +261,9 @@ fn arg(regs: u64, off: u32) -> u64 {
 /// array lookup.
 #[inline(always)]
 pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
-    let nr = stats_idx % SYSCALL_SLOTS;
+    let compat = stats_idx & COMPAT_IDX != 0;
+    let idx = stats_idx & !COMPAT_IDX;
+    let nr = idx % SYSCALL_SLOTS + if compat { SYSCALL_SLOTS } else { 0 };
     let c = match MEM_CLASS.get(nr) {
         Some(&c) if c != class::NONE => c,
         _ => return,
@@ -204,14 +271,18 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
     if ret < 0 && ret >= -4095 {
         return; // failed: nothing changed (the errno is counted by sys_exit)
     }
-    let Some(m) = MEM_SYSCALLS.get_ptr_mut(stats_idx / SYSCALL_SLOTS) else {
+    let Some(m) = MEM_SYSCALLS.get_ptr_mut(idx / SYSCALL_SLOTS) else {
         count_drop(Drop::MemSlotOutOfRange);
         return;
     };
     // SAFETY: a map value, valid while the program runs; counters are updated atomically.
     let m = unsafe { &mut *m };
     let o = offsets();
+    let a = Args::new(regs, o, compat);
     let page = o.page_size as u64;
+    // Messages to scan for received descriptors: (layout, msghdr or mmsghdr vector, number
+    // of messages for recvmmsg). One call site, so the verifier walks the scan once.
+    let mut recv = None;
     match c {
         class::BRK => {
             m.brk = ret as u64;
@@ -223,18 +294,20 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
                 m.start_brk = start;
             }
         }
-        class::MMAP => {
-            let len = pages(arg(regs, o.regs_arg1), page);
-            if arg(regs, o.regs_arg3) & MAP_ANONYMOUS != 0 {
-                add(&mut m.anon_mapped, len);
-            } else {
-                add(&mut m.file_mapped, len);
+        class::MMAP => mapped(m, pages(a.get(1), page), a.get(3)),
+        class::MMAP_STRUCT32 => {
+            let arg = a.get(0);
+            if let (Some(len), Some(mflags)) = (
+                user_word(arg + MMAP_ARG32_LEN, 4),
+                user_word(arg + MMAP_ARG32_FLAGS, 4),
+            ) {
+                mapped(m, pages(len, page), mflags);
             }
         }
-        class::MUNMAP => add(&mut m.unmapped, pages(arg(regs, o.regs_arg1), page)),
+        class::MUNMAP => add(&mut m.unmapped, pages(a.get(1), page)),
         class::MREMAP => {
-            let old = pages(arg(regs, o.regs_arg1), page);
-            let new = pages(arg(regs, o.regs_arg2), page);
+            let old = pages(a.get(1), page);
+            let new = pages(a.get(2), page);
             if new > old {
                 add(&mut m.remap_grown, new - old);
             } else {
@@ -245,13 +318,13 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
         class::FD_PAIR => opened(m, 2),
         class::FD_CLOSE => add(&mut m.fds_closed, 1),
         class::FD_FCNTL => {
-            let cmd = arg(regs, o.regs_arg1);
+            let cmd = a.get(1);
             if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
                 opened(m, 1);
             }
         }
         class::FD_SIGNALFD => {
-            if arg(regs, o.regs_arg0) as i32 == -1 {
+            if a.get(0) as i32 == -1 {
                 opened(m, 1);
             }
         }
@@ -263,35 +336,69 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
                 );
             }
         }
-        class::FD_RECVMSG => opened(m, received_fds(arg(regs, o.regs_arg1))),
-        class::FD_RECVMMSG => {
-            // ret: the number of messages received.
-            let msgs = ret as u64;
-            let vec = arg(regs, o.regs_arg1);
-            let mut n = 0;
-            for i in 0..MAX_MMSGS {
-                if i >= msgs {
-                    break;
-                }
-                n += received_fds(vec + i * MMSGHDR_SIZE);
-            }
-            if msgs > MAX_MMSGS {
-                count_drop(Drop::FdsUnscanned);
-            }
-            if n > 0 {
-                opened(m, n);
+        class::FD_RECVMSG => recv = Some((a.msg(), a.get(1), None)),
+        // ret: the number of messages received.
+        class::FD_RECVMMSG => recv = Some((a.msg(), a.get(1), Some(ret as u64))),
+        class::FD_SOCKETCALL => {
+            // socketcall(int call, u32 *args): the call's own arguments are in the array.
+            let args = a.get(1);
+            let msg = || user_word(args + 4, 4).unwrap_or(0);
+            match a.get(0) {
+                socketcall::SOCKET | socketcall::ACCEPT | socketcall::ACCEPT4 => opened(m, 1),
+                socketcall::SOCKETPAIR => opened(m, 2),
+                socketcall::RECVMSG => recv = Some((MsgLayout::I386, msg(), None)),
+                socketcall::RECVMMSG => recv = Some((MsgLayout::I386, msg(), Some(ret as u64))),
+                _ => {}
             }
         }
         class::FD_DUP2 => {
             // dup2(fd, fd) changes nothing; onto an open descriptor it replaces it.
             if flags & enter_flags::DUP_CHECKED != 0
                 && flags & enter_flags::DUP_TARGET_OPEN == 0
-                && arg(regs, o.regs_arg0) != arg(regs, o.regs_arg1)
+                && a.get(0) != a.get(1)
             {
                 opened(m, 1);
             }
         }
         _ => {}
+    }
+    if let Some((l, msg, msgs)) = recv {
+        received(m, l, msg, msgs);
+    }
+}
+
+/// `len` bytes (whole pages) mapped by a successful mmap with `flags`.
+#[inline(always)]
+fn mapped(m: &mut MemSyscalls, len: u64, flags: u64) {
+    if flags & MAP_ANONYMOUS != 0 {
+        add(&mut m.anon_mapped, len);
+    } else {
+        add(&mut m.file_mapped, len);
+    }
+}
+
+/// Descriptors received by a successful `recvmsg(fd, msg, ...)` (`msgs` None) or
+/// `recvmmsg(fd, vec, ...)` that received `msgs` messages.
+#[inline(always)]
+fn received(m: &mut MemSyscalls, l: MsgLayout, msg: u64, msgs: Option<u64>) {
+    let n = match msgs {
+        None => received_fds(l, msg),
+        Some(msgs) => {
+            let mut n = 0;
+            for i in 0..MAX_MMSGS {
+                if i >= msgs {
+                    break;
+                }
+                n += received_fds(l, msg + i * l.mmsghdr);
+            }
+            if msgs > MAX_MMSGS {
+                count_drop(Drop::FdsUnscanned);
+            }
+            n
+        }
+    };
+    if n > 0 {
+        opened(m, n);
     }
 }
 
@@ -299,34 +406,35 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
 /// socket passing descriptors, as node's cluster does to its workers), read from the
 /// caller's `struct msghdr` after the call.
 #[inline(always)]
-fn received_fds(msg: u64) -> u64 {
-    let user = |addr: u64| -> Option<u64> {
-        // SAFETY: the helper checks the user address; a bad one is an error, not a fault.
-        unsafe { bpf_probe_read_user(addr as *const u64).ok() }
-    };
-    let (Some(control), Some(len)) = (user(msg + MSGHDR_CONTROL), user(msg + MSGHDR_CONTROLLEN))
-    else {
+fn received_fds(l: MsgLayout, msg: u64) -> u64 {
+    let (Some(control), Some(len)) = (
+        user_word(msg + l.control, l.word),
+        user_word(msg + l.controllen, l.word),
+    ) else {
         return 0;
     };
     let mut fds = 0;
     let mut off = 0;
     for _ in 0..MAX_CMSGS {
-        if off + CMSGHDR_SIZE > len {
+        if off + l.cmsghdr > len {
             return fds;
         }
         // cmsg_len, then cmsg_level and cmsg_type.
-        let (Some(clen), Some(kind)) = (user(control + off), user(control + off + 8)) else {
+        let (Some(clen), Some(kind)) = (
+            user_word(control + off, l.word),
+            user_word(control + off + l.word, 8),
+        ) else {
             return fds;
         };
-        if clen < CMSGHDR_SIZE || clen > len - off {
+        if clen < l.cmsghdr || clen > len - off {
             return fds;
         }
         if kind as u32 == SOL_SOCKET && (kind >> 32) as u32 == SCM_RIGHTS {
-            fds += (clen - CMSGHDR_SIZE) / 4;
+            fds += (clen - l.cmsghdr) / 4;
         }
-        off += (clen + 7) & !7;
+        off += (clen + l.word - 1) & !(l.word - 1);
     }
-    if off + CMSGHDR_SIZE <= len {
+    if off + l.cmsghdr <= len {
         count_drop(Drop::FdsUnscanned);
     }
     fds

@@ -12,20 +12,20 @@ use core::ffi::c_void;
 use aya_ebpf::{
     EbpfContext,
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_jiffies64, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_jiffies64, bpf_ktime_get_ns},
     macros::{map, raw_tracepoint},
     maps::{Array, PerCpuArray, PerCpuHashMap},
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats,
-    SyscallTiming, ThreadState,
+    COMPAT_IDX, COMPAT_ROWS, Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS,
+    SyscallStats, SyscallTiming, TS_COMPAT, ThreadState,
     call_status::{BLOCKED, FORCED, IN_CALL},
     hist,
 };
 
 use crate::{
-    events::{hist_slot, rodata},
+    events::{hist_slot, offsets, read_at, rodata},
     filter::{count_drop, known_untraced, mark_untraced, target_slot},
     memory, sched,
 };
@@ -42,6 +42,16 @@ static THREADS: Array<ThreadState> = Array::with_max_entries(1, 0);
 /// Indexed by `slot * SYSCALL_SLOTS + nr`; sized by userspace to the number of targets.
 #[map(name = "SYSCALL_STATS")]
 static SYSCALL_STATS: PerCpuArray<SyscallStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// The same for 32-bit syscalls, keyed by `COMPAT_IDX | slot * SYSCALL_SLOTS + nr`: rows
+/// exist only for what 32-bit callers use (a hash lookup, only for their calls).
+#[map(name = "COMPAT_STATS")]
+static COMPAT_STATS: PerCpuHashMap<u32, SyscallStats> =
+    PerCpuHashMap::with_max_entries(COMPAT_ROWS, 0);
+
+/// One zeroed `SyscallStats`, what a new `COMPAT_STATS` row is inserted from.
+#[map(name = "COMPAT_ZERO")]
+static COMPAT_ZERO: PerCpuArray<SyscallStats> = PerCpuArray::with_max_entries(1, 0);
 
 /// Failed calls per (process, syscall, errno). Touched only when a call fails.
 #[map(name = "ERRNOS")]
@@ -65,10 +75,23 @@ fn timed_few(idx: u32) -> *mut u8 {
     }
 }
 
-/// x86_64 `exit` and `exit_group` never return: like `strace -c`, they are not counted,
-/// and not recording them keeps a dead thread's slot clean for the next owner of its tid.
+/// `exit` and `exit_group` never return: like `strace -c`, they are not counted, and not
+/// recording them keeps a dead thread's slot clean for the next owner of its tid. x86_64
+/// numbers, then i386's.
 const NR_EXIT: u32 = 60;
 const NR_EXIT_GROUP: u32 = 231;
+const NR32_EXIT: u32 = 1;
+const NR32_EXIT_GROUP: u32 = 252;
+
+/// Whether the running syscall came in through the 32-bit entry (`int 0x80`, `sysenter`,
+/// a 32-bit `syscall`): its number is then an i386 one. The kernel sets `TS_COMPAT` in the
+/// thread's `thread_info.status` for the call. Two helper calls, on traced calls only.
+#[inline(always)]
+fn in_compat_syscall() -> bool {
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    read_at::<u32>(task, offsets().task_ti_status).is_some_and(|s| s & TS_COMPAT != 0)
+}
 const MAX_ERRNO: i64 = 4095;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -100,12 +123,18 @@ fn enter(ctx: *mut c_void) -> i32 {
     } else {
         SYSCALL_OTHER
     };
-    if nr == NR_EXIT || nr == NR_EXIT_GROUP {
+    let compat = in_compat_syscall();
+    let (abi, exit, exit_group) = if compat {
+        (COMPAT_IDX, NR32_EXIT, NR32_EXIT_GROUP)
+    } else {
+        (0, NR_EXIT, NR_EXIT_GROUP)
+    };
+    if nr == exit || nr == exit_group {
         return 0;
     }
     // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
     let flags = if memory::enabled() {
-        memory::on_sys_enter(&ctx, id)
+        memory::on_sys_enter(&ctx, id, compat)
     } else {
         0
     };
@@ -144,7 +173,7 @@ fn enter(ctx: *mut c_void) -> i32 {
                 } else {
                     0
                 },
-                stats_idx: slot * SYSCALL_SLOTS + nr,
+                stats_idx: abi | (slot * SYSCALL_SLOTS + nr),
                 flags,
                 tick,
                 in_tick,
@@ -187,7 +216,12 @@ fn exit(ctx: *mut c_void) -> i32 {
     };
     // TP_PROTO(struct pt_regs *regs, long ret)
     let ret: i64 = ctx.arg(1);
-    let Some(stats) = SYSCALL_STATS.get_ptr_mut(idx) else {
+    let stats = if idx & COMPAT_IDX == 0 {
+        SYSCALL_STATS.get_ptr_mut(idx)
+    } else {
+        compat_row(idx)
+    };
+    let Some(stats) = stats else {
         return 0;
     };
     // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
@@ -280,6 +314,26 @@ pub fn forget(tid: u32) {
         // SAFETY: no task runs under that tid now (gone, or not started yet).
         unsafe { *p = ThreadState::default() };
     }
+}
+
+/// This CPU's `COMPAT_STATS` row of a 32-bit syscall, made on its first call. Out of line:
+/// only 32-bit calls take it.
+#[inline(never)]
+fn compat_row(key: u32) -> Option<*mut SyscallStats> {
+    if let Some(p) = COMPAT_STATS.get_ptr_mut(&key) {
+        return Some(p);
+    }
+    let zero = COMPAT_ZERO.get_ptr(0)?;
+    // SAFETY: a map value, valid while the program runs; the insert copies it.
+    if COMPAT_STATS
+        .insert(&key, unsafe { &*zero }, BPF_NOEXIST as u64)
+        .is_err()
+        && COMPAT_STATS.get_ptr_mut(&key).is_none()
+    {
+        count_drop(Drop::CompatRowsFull);
+        return None;
+    }
+    COMPAT_STATS.get_ptr_mut(&key)
 }
 
 #[inline(always)]

@@ -170,6 +170,13 @@ impl KernelBtf {
             regs_arg1: r.member(&[Memory], "pt_regs", "si"),
             regs_arg2: r.member(&[Memory], "pt_regs", "dx"),
             regs_arg3: r.member(&[Memory], "pt_regs", "r10"),
+            // i386 syscall arguments: ebx, ecx, edx, esi.
+            regs_compat_arg0: r.member(&[Memory], "pt_regs", "bx"),
+            regs_compat_arg1: r.member(&[Memory], "pt_regs", "cx"),
+            regs_compat_arg2: r.member(&[Memory], "pt_regs", "dx"),
+            regs_compat_arg3: r.member(&[Memory], "pt_regs", "si"),
+            task_ti_status: r.member(&[Syscalls, Memory], "task_struct", "thread_info")
+                + r.member(&[Syscalls, Memory], "thread_info", "status"),
             page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
                 .ok()
                 .flatten()
@@ -432,6 +439,19 @@ mod tests {
         // percpu_counter { raw_spinlock_t lock; s64 count; ... } or atomic_long_t count[].
         assert!(o.rss_counter_stride >= 8 && o.rss_counter_count < o.rss_counter_stride);
         assert_eq!(o.regs_arg1, o.regs_arg0 - 8, "pt_regs: si just before di");
+        // pt_regs { r15 ... r10 (7th), r9, r8, ax, cx (11th), dx, si, di, ... }; bx is the
+        // 6th register (x86's order of `struct pt_regs` since 2.6).
+        assert_eq!(o.regs_compat_arg3, o.regs_arg1);
+        assert_eq!(o.regs_compat_arg2, o.regs_arg2);
+        assert_eq!(o.regs_compat_arg1, o.regs_compat_arg2 - 8);
+        assert_eq!(o.regs_compat_arg0, 5 * 8);
+        // thread_info is task_struct's first member (THREAD_INFO_IN_TASK), its status after
+        // `flags` (and `syscall_work` from 5.11).
+        assert!(
+            o.task_ti_status == 8 || o.task_ti_status == 16,
+            "{}",
+            o.task_ti_status
+        );
         assert_eq!(o.page_size, 4096);
         // struct fdtable { unsigned int max_fds; struct file **fd; unsigned long
         // *close_on_exec; unsigned long *open_fds; ... }

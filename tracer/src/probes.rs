@@ -132,6 +132,11 @@ impl Probes {
             nr_close_range: sysno("close_range")?,
             nr_execve: sysno("execve")?,
             nr_execveat: sysno("execveat")?,
+            nr32_dup2: sysno32("dup2")?,
+            nr32_dup3: sysno32("dup3")?,
+            nr32_close_range: sysno32("close_range")?,
+            nr32_execve: sysno32("execve")?,
+            nr32_execveat: sysno32("execveat")?,
         };
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
@@ -290,6 +295,17 @@ pub const MEM_SYSCALLS: &[(&str, u32)] = &[
     ("execveat", class::FD_CLOSE_MANY),
 ];
 
+/// For 32-bit syscalls the same names (those i386 has: it has no `accept`, for one) with
+/// i386 numbers, and these, where i386 differs.
+pub const MEM_SYSCALLS_I386: &[(&str, u32)] = &[
+    // The old mmap takes a pointer to its arguments; mmap2 takes them in registers (with
+    // the offset in pages, which does not matter here).
+    ("mmap", class::MMAP_STRUCT32),
+    ("mmap2", class::MMAP),
+    ("fcntl64", class::FD_FCNTL),
+    ("socketcall", class::FD_SOCKETCALL),
+];
+
 fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {
     let mut table: Array<&mut MapData, u32> = Array::try_from(
         ebpf.map_mut(maps::MEM_CLASS)
@@ -297,6 +313,12 @@ fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {
     )?;
     for &(name, c) in MEM_SYSCALLS {
         table.set(sysno(name)?, c, 0)?;
+        if let Ok(nr) = sysno32(name) {
+            table.set(SYSCALL_SLOTS + nr, c, 0)?;
+        }
+    }
+    for &(name, c) in MEM_SYSCALLS_I386 {
+        table.set(SYSCALL_SLOTS + sysno32(name)?, c, 0)?;
     }
     Ok(())
 }
@@ -306,6 +328,14 @@ fn sysno(name: &str) -> Result<u32> {
     let nr: syscalls::Sysno = name
         .parse()
         .map_err(|_| anyhow!("unknown syscall {name}"))?;
+    Ok(nr.id() as u32)
+}
+
+/// The i386 number of a syscall (for calls through the 32-bit entry).
+fn sysno32(name: &str) -> Result<u32> {
+    let nr: syscalls::x86::Sysno = name
+        .parse()
+        .map_err(|_| anyhow!("unknown i386 syscall {name}"))?;
     Ok(nr.id() as u32)
 }
 
@@ -390,19 +420,66 @@ mod tests {
     fn message_layouts_are_the_abis() {
         use std::mem::{offset_of, size_of};
         use tracer_common::memory::*;
-        assert_eq!(offset_of!(libc::msghdr, msg_control) as u64, MSGHDR_CONTROL);
+        let l = MsgLayout::X86_64;
+        assert_eq!(offset_of!(libc::msghdr, msg_control) as u64, l.control);
         assert_eq!(
             offset_of!(libc::msghdr, msg_controllen) as u64,
-            MSGHDR_CONTROLLEN
+            l.controllen
         );
-        assert_eq!(size_of::<libc::mmsghdr>() as u64, MMSGHDR_SIZE);
-        assert_eq!(size_of::<libc::cmsghdr>() as u64, CMSGHDR_SIZE);
-        assert_eq!(offset_of!(libc::cmsghdr, cmsg_level), 8);
+        assert_eq!(size_of::<libc::mmsghdr>() as u64, l.mmsghdr);
+        assert_eq!(size_of::<libc::cmsghdr>() as u64, l.cmsghdr);
+        assert_eq!(offset_of!(libc::cmsghdr, cmsg_level) as u64, l.word);
         assert_eq!(offset_of!(libc::cmsghdr, cmsg_type), 12);
         // SAFETY: CMSG_LEN only computes a length.
-        assert_eq!(u64::from(unsafe { libc::CMSG_LEN(0) }), CMSGHDR_SIZE);
+        assert_eq!(u64::from(unsafe { libc::CMSG_LEN(0) }), l.cmsghdr);
+        // The kernel's compat structs (include/net/compat.h): every member 32 bits.
+        #[repr(C)]
+        struct CompatMsghdr {
+            _name: u32,
+            _namelen: u32,
+            _iov: u32,
+            _iovlen: u32,
+            control: u32,
+            controllen: u32,
+            _flags: u32,
+        }
+        #[repr(C)]
+        struct CompatMmsghdr {
+            _hdr: CompatMsghdr,
+            _len: u32,
+        }
+        #[repr(C)]
+        struct CompatCmsghdr {
+            _len: u32,
+            level: i32,
+            _type: i32,
+        }
+        let c = MsgLayout::I386;
+        assert_eq!(offset_of!(CompatMsghdr, control) as u64, c.control);
+        assert_eq!(offset_of!(CompatMsghdr, controllen) as u64, c.controllen);
+        assert_eq!(size_of::<CompatMmsghdr>() as u64, c.mmsghdr);
+        assert_eq!(size_of::<CompatCmsghdr>() as u64, c.cmsghdr);
+        assert_eq!(offset_of!(CompatCmsghdr, level) as u64, c.word);
         assert_eq!(libc::SOL_SOCKET as u32, SOL_SOCKET);
         assert_eq!(libc::SCM_RIGHTS as u32, SCM_RIGHTS);
+    }
+
+    /// Every memory and descriptor syscall resolves in both tables; the i386 numbers are
+    /// i386's (not x86_64's: `close` is 6 there, 3 here).
+    #[test]
+    fn memory_syscalls_have_numbers_in_both_abis() {
+        use super::{MEM_SYSCALLS, MEM_SYSCALLS_I386, sysno, sysno32};
+        for &(name, _) in MEM_SYSCALLS {
+            sysno(name).unwrap();
+        }
+        for &(name, _) in MEM_SYSCALLS_I386 {
+            sysno32(name).unwrap();
+        }
+        assert_eq!(sysno32("close").unwrap(), 6);
+        assert_eq!(sysno32("mmap2").unwrap(), 192);
+        assert_eq!(sysno32("socketcall").unwrap(), 102);
+        assert_eq!(sysno32("execve").unwrap(), 11);
+        assert!(sysno32("accept").is_err());
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn stop(tr: Child, mut stranger: Child) -> Value {
     final_report(&out)
 }
 
-fn process<'a>(r: &'a Value, pid: u32) -> &'a Value {
+fn process(r: &Value, pid: u32) -> &Value {
     r["processes"]
         .as_array()
         .unwrap()

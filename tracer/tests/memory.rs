@@ -200,6 +200,63 @@ fn descriptors_received_over_a_socket_are_counted() {
     assert_eq!(r["drops"]["fds_unscanned"], 0);
 }
 
+/// 32-bit syscalls (`int 0x80` from 64-bit code, the entry 32-bit programs use) are named
+/// from the i386 table in rows of their own, and their mappings and descriptors counted
+/// with i386's numbers and argument registers: i386's 64 is getppid (x86_64's semget), its
+/// 6 close (x86_64's lstat).
+#[test]
+fn compat_syscalls_have_their_own_rows_and_accounting() {
+    let Some(_g) = ebpf_test() else { return };
+    let work = waiting_workload(&["int80", "1000"], None);
+    let (out, said, status) = trace_waiting(work, "json");
+    assert!(status.success());
+    assert_eq!(said.trim(), "delta 7");
+    let r = final_report(&out);
+    let skipped = r["drops"]["skipped_runs"].as_u64().unwrap_or(0);
+    for (name, want) in [
+        ("getppid", 1000),
+        ("open", 3),
+        ("close", 1),
+        ("pipe", 1),
+        ("socketcall", 1),
+        ("dup2", 1),
+        ("fcntl64", 1),
+        ("mmap2", 1),
+        ("munmap", 1),
+        ("mmap", 1),
+    ] {
+        let got = abi_row(&r, name, "i386").map_or(0, |row| row["calls"].as_u64().unwrap());
+        assert!(
+            got <= want && want - got <= skipped,
+            "{name} (i386): {got} calls counted, {want} made ({skipped} runs skipped)"
+        );
+    }
+    // Nothing of it under x86_64's names for the same numbers.
+    for name in ["semget", "lstat", "getppid"] {
+        assert!(row(&r, name).is_none(), "{name} (x86_64) reported");
+    }
+    let f = &r["fds"];
+    assert_eq!(
+        f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(),
+        7,
+        "{f}"
+    );
+    // 3 opens, a pipe's 2, a socket, dup2 onto a free number, F_DUPFD; one close. (The
+    // workload's listing of /proc/self/fd opens and closes one more.)
+    assert_eq!(f["opened"], 8 + 1, "{f}");
+    assert_eq!(f["closed"], 1 + 1, "{f}");
+    let mmap = &r["memory"]["mmap"];
+    assert_eq!(num(&mmap["anon_mapped_bytes"]), 3.0 * MIB, "{mmap}");
+    // 1 MiB by the 32-bit munmap; Rust's exit unmaps its signal stack (12 KiB) natively.
+    let native = calls(&r, "munmap") as f64;
+    let unmapped = num(&mmap["unmapped_bytes"]);
+    assert!(
+        unmapped >= MIB && unmapped <= MIB + native * 64.0 * 1024.0,
+        "{mmap}, {native} x86_64 munmaps"
+    );
+    assert_eq!(r["drops"]["compat_rows_full"], 0);
+}
+
 #[test]
 fn close_range_and_exec_close_what_they_close() {
     let Some(_g) = ebpf_test() else { return };

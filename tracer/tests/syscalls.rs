@@ -397,3 +397,82 @@ fn strace_summary(args: &[&str]) -> String {
     let _ = std::fs::remove_file(&summary);
     text
 }
+
+/// A 32-bit program: 1000 `getppid`s through the vDSO's `__kernel_vsyscall` (the
+/// `sysenter`/`syscall` entry 32-bit programs use, not `int 0x80`), then `exit_group(0)`.
+/// Assembled with `as --32` from:
+/// ```text
+/// _start: mov %esp,%esi; mov (%esi),%eax; lea 8(%esi,%eax,4),%esi   # envp[0]
+/// 1:      lodsl; test %eax,%eax; jnz 1b                           # skip envp
+/// 2:      lodsl; mov %eax,%edx; lodsl                             # auxv type, value
+///         cmp $32,%edx; je 3f; test %edx,%edx; jnz 2b             # AT_SYSINFO?
+///         mov $252,%eax; mov $2,%ebx; int $0x80                   # none: exit_group(2)
+/// 3:      mov %eax,%edi; mov $1000,%ebp
+/// 4:      mov $64,%eax; call *%edi; dec %ebp; jnz 4b              # getppid x 1000
+///         mov $252,%eax; xor %ebx,%ebx; call *%edi                # exit_group(0)
+/// ```
+const I386_CODE: [u8; 64] = [
+    0x89, 0xe6, 0x8b, 0x06, 0x8d, 0x74, 0x86, 0x08, 0xad, 0x85, 0xc0, 0x75, 0xfb, 0xad, 0x89, 0xc2,
+    0xad, 0x83, 0xfa, 0x20, 0x74, 0x10, 0x85, 0xd2, 0x75, 0xf3, 0xb8, 0xfc, 0x00, 0x00, 0x00, 0xbb,
+    0x02, 0x00, 0x00, 0x00, 0xcd, 0x80, 0x89, 0xc7, 0xbd, 0xe8, 0x03, 0x00, 0x00, 0xb8, 0x40, 0x00,
+    0x00, 0x00, 0xff, 0xd7, 0x4d, 0x75, 0xf6, 0xb8, 0xfc, 0x00, 0x00, 0x00, 0x31, 0xdb, 0xff, 0xd7,
+];
+
+/// A static i386 ELF executable of `code`: the ELF header, one loadable segment.
+fn i386_elf(code: &[u8]) -> Vec<u8> {
+    const BASE: u32 = 0x0804_8000;
+    const HEADERS: u32 = 52 + 32;
+    let size = HEADERS + code.len() as u32;
+    let mut f = Vec::new();
+    f.extend_from_slice(b"\x7fELF\x01\x01\x01\0\0\0\0\0\0\0\0\0"); // 32-bit, LE, v1
+    for h in [2u16, 3] {
+        f.extend_from_slice(&h.to_le_bytes()); // ET_EXEC, EM_386
+    }
+    for w in [1, BASE + HEADERS, 52, 0, 0] {
+        f.extend_from_slice(&w.to_le_bytes()); // version, entry, phoff, shoff, flags
+    }
+    for h in [52u16, 32, 1, 40, 0, 0] {
+        f.extend_from_slice(&h.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, ...
+    }
+    // PT_LOAD of the whole file at BASE, read and execute.
+    for w in [1, 0, BASE, BASE, size, size, 5, 0x1000] {
+        f.extend_from_slice(&w.to_le_bytes());
+    }
+    f.extend_from_slice(code);
+    f
+}
+
+/// A 32-bit program's calls are named from the i386 table, in rows of their own, and its
+/// exit_group (i386's 252, x86_64's epoll_ctl) is not counted, as strace -c does not.
+#[test]
+fn a_32_bit_program_is_named_from_the_i386_table() {
+    let Some(_g) = ebpf_test() else { return };
+    let prog = std::env::temp_dir().join(format!("tracer-test-getppid32-{}", std::process::id()));
+    std::fs::write(&prog, i386_elf(&I386_CODE)).unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(tracer().args(["--output", "json", "--"]).arg(&prog));
+    std::fs::remove_file(&prog).unwrap();
+    let r = final_report(&out);
+    assert_eq!(r["command"]["exit_code"], 0, "the program found AT_SYSINFO");
+    let rows = r["syscalls"].as_array().unwrap();
+    let skipped = r["drops"]["skipped_runs"].as_u64().unwrap_or(0);
+    let getppid = abi_row(&r, "getppid", "i386").map_or(0, |x| x["calls"].as_u64().unwrap());
+    assert!(
+        getppid <= 1000 && 1000 - getppid <= skipped,
+        "{getppid} i386 getppid counted, {skipped} runs skipped"
+    );
+    // Only the exec (a 64-bit call, made by tracer's child before it became the program)
+    // is x86_64; nothing else was called.
+    let names: Vec<String> = rows
+        .iter()
+        .map(|x| {
+            format!(
+                "{}/{}",
+                x["name"].as_str().unwrap(),
+                x["abi"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"execve/x86_64".to_string()), "{names:?}");
+}

@@ -40,6 +40,9 @@
 //! SIGKILL (sent by the parent) and one that writes through a null pointer (SIGSEGV, from
 //! the kernel), and reaps them.
 //!
+//! `tracer-workload [--wait] int80 GETPPID`: 32-bit syscalls through `int 0x80` with
+//! known effects (`workload/compat.rs`): GETPPID `getppid`s, descriptors (+7), mappings.
+//!
 //! `tracer-workload [--wait] evilname`: names itself, then (after `--wait`'s handshake) a
 //! thread, `ESC[2J ESC[H fake NL ok` (clear the screen, home the cursor, forge a line).
 //!
@@ -53,12 +56,14 @@
 //! ROUNDS` receives descriptors over a unix socket pair with recvmsg and recvmmsg.
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
+#[path = "workload/compat.rs"]
+mod compat;
 #[path = "workload/memory.rs"]
 mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID"
     );
     std::process::exit(2)
 }
@@ -90,6 +95,7 @@ fn main() {
         args.next();
     }
     match args.next().as_deref() {
+        Some("int80") => compat::int80(num(args.next()), wait),
         Some("syscalls") => {
             let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
             let devnull = OpenOptions::new().write(true).open("/dev/null").unwrap();

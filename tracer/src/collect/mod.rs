@@ -12,12 +12,13 @@ use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap},
 };
-use tracer_common::{DROP_KINDS, Drop, ErrnoKey, SYSCALL_SLOTS, SyscallStats, maps};
+use tracer_common::{COMPAT_IDX, DROP_KINDS, Drop, ErrnoKey, SYSCALL_SLOTS, SyscallStats, maps};
 
 use crate::model::{Drops, Sample, SyscallCounts};
 
 pub struct Collector {
     stats: PerCpuArray<MapData, SyscallStats>,
+    compat_stats: PerCpuHashMap<MapData, u32, SyscallStats>,
     errnos: PerCpuHashMap<MapData, ErrnoKey, u64>,
     drops: PerCpuArray<MapData, u64>,
     sched: Option<sched::SchedCollector>,
@@ -41,6 +42,7 @@ impl Collector {
     pub fn new(ebpf: &mut Ebpf, slots: u32, sched: bool, programs: Vec<PathBuf>) -> Result<Self> {
         Ok(Self {
             stats: take(ebpf, maps::SYSCALL_STATS)?,
+            compat_stats: take(ebpf, maps::COMPAT_STATS)?,
             errnos: take(ebpf, maps::ERRNOS)?,
             drops: take(ebpf, maps::DROPS)?,
             sched: if sched {
@@ -70,23 +72,23 @@ impl Collector {
             sample.sched = Some(per_slot);
             sample.threads = threads;
         }
-        for idx in 0..self.slots * SYSCALL_SLOTS {
-            let per_cpu = self.stats.get(&idx, 0)?;
+        let native = (0..self.slots * SYSCALL_SLOTS)
+            .map(|idx| Ok((idx, self.stats.get(&idx, 0)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let compat = self.compat_stats.iter().collect::<Result<Vec<_>, _>>()?;
+        for (idx, per_cpu) in native.into_iter().chain(compat) {
             let mut counts: Option<SyscallCounts> = None;
             for s in per_cpu.iter().filter(|s| s.calls > 0) {
                 counts.get_or_insert_with(SyscallCounts::default).add_raw(s);
             }
             if let Some(c) = counts {
-                sample
-                    .syscalls
-                    .insert((idx / SYSCALL_SLOTS, idx % SYSCALL_SLOTS), c);
+                sample.syscalls.insert(row_key(idx), c);
             }
         }
         for entry in self.errnos.iter() {
             let (key, per_cpu) = entry?;
             let n: u64 = per_cpu.iter().sum();
-            let k = (key.stats_idx / SYSCALL_SLOTS, key.stats_idx % SYSCALL_SLOTS);
-            if let Some(c) = sample.syscalls.get_mut(&k) {
+            if let Some(c) = sample.syscalls.get_mut(&row_key(key.stats_idx)) {
                 *c.errnos.entry(key.errno).or_default() += n;
             }
         }
@@ -102,12 +104,25 @@ impl Collector {
             mem_slot_out_of_range: drops[Drop::MemSlotOutOfRange as usize],
             task_stack_unreadable: drops[Drop::TaskStackUnreadable as usize],
             fds_unscanned: drops[Drop::FdsUnscanned as usize],
+            compat_rows_full: drops[Drop::CompatRowsFull as usize],
             skipped_runs: self.programs.iter().map(|p| skipped_runs(p)).sum(),
             // Counted by the ring buffer's reader, not in the kernel.
             undecodable_events: 0,
         };
         Ok(sample)
     }
+}
+
+/// The sample's key of a kernel aggregate index: (slot, syscall number), i386 numbers
+/// moved up by `SYSCALL_SLOTS` (see [`crate::model::Abi`]).
+fn row_key(idx: u32) -> (u32, u32) {
+    let abi = if idx & COMPAT_IDX != 0 {
+        SYSCALL_SLOTS
+    } else {
+        0
+    };
+    let idx = idx & !COMPAT_IDX;
+    (idx / SYSCALL_SLOTS, abi + idx % SYSCALL_SLOTS)
 }
 
 /// Runs of a program the kernel skipped because a run of the same program was in progress

@@ -13,7 +13,7 @@ use sched::{SchedCounts, SchedReport, ThreadCounts, ThreadRow};
 
 use serde::Serialize;
 use tracer_common::{
-    SYSCALL_OTHER, SyscallStats, SyscallTiming,
+    SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, SyscallTiming,
     event::{EventData, RawEvent},
     hist,
 };
@@ -236,6 +236,8 @@ pub struct Drops {
     /// Descriptors received in messages beyond what the kernel side reads per `recvmsg`
     /// or `recvmmsg` (calls with more control messages or messages), not counted.
     pub fds_unscanned: u64,
+    /// 32-bit syscalls not counted: their (process, syscall) row did not fit the rows kept.
+    pub compat_rows_full: u64,
     /// Ring-buffer records userspace could not decode (never expected: the two sides are
     /// built together).
     pub undecodable_events: u64,
@@ -255,6 +257,7 @@ impl Drops {
             + self.mem_slot_out_of_range
             + self.task_stack_unreadable
             + self.fds_unscanned
+            + self.compat_rows_full
             + self.undecodable_events
     }
 
@@ -275,6 +278,7 @@ impl Drops {
                 .task_stack_unreadable
                 .saturating_sub(prev.task_stack_unreadable),
             fds_unscanned: self.fds_unscanned.saturating_sub(prev.fds_unscanned),
+            compat_rows_full: self.compat_rows_full.saturating_sub(prev.compat_rows_full),
             undecodable_events: self
                 .undecodable_events
                 .saturating_sub(prev.undecodable_events),
@@ -348,7 +352,10 @@ pub enum ReportKind {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SyscallRow {
     pub name: String,
+    /// The number in its ABI's table.
     pub nr: u32,
+    /// Which entry the calls came through, so which table names them.
+    pub abi: Abi,
     pub calls: u64,
     pub calls_per_s: f64,
     pub errors: u64,
@@ -480,14 +487,40 @@ impl From<SyscallTiming> for LatencyTiming {
 /// Events listed in one report; more are only counted.
 pub const MAX_EVENTS_LISTED: usize = 1000;
 
+/// The syscall table a call's number belongs to. Samples number i386 calls (made through
+/// the 32-bit entry: a 32-bit program, or `int 0x80`) `SYSCALL_SLOTS + nr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Abi {
+    X86_64,
+    I386,
+}
+
+impl Abi {
+    /// The ABI and own number of a sample's syscall number.
+    pub fn split(nr: u32) -> (Abi, u32) {
+        if nr >= SYSCALL_SLOTS {
+            (Abi::I386, nr - SYSCALL_SLOTS)
+        } else {
+            (Abi::X86_64, nr)
+        }
+    }
+}
+
 /// Names used in reports; kept as functions so the model stays testable without tables.
+/// `nr` is a sample's number (see [`Abi`]).
 pub fn syscall_name(nr: u32) -> String {
-    if nr == SYSCALL_OTHER {
+    let (abi, own) = Abi::split(nr);
+    if own == SYSCALL_OTHER {
         return "other".into();
     }
-    match syscalls::Sysno::new(nr as usize) {
-        Some(s) => s.name().to_string(),
-        None => format!("syscall_{nr}"),
+    let name = match abi {
+        Abi::X86_64 => syscalls::Sysno::new(own as usize).map(|s| s.name()),
+        Abi::I386 => syscalls::x86::Sysno::new(own as usize).map(|s| s.name()),
+    };
+    match name {
+        Some(n) => n.to_string(),
+        None => format!("syscall_{own}"),
     }
 }
 
@@ -505,7 +538,8 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
         .map(|(&nr, c)| (nr, c, c.timed > 0))
         .map(|(nr, c, known)| SyscallRow {
             name: syscall_name(nr),
-            nr,
+            nr: Abi::split(nr).1,
+            abi: Abi::split(nr).0,
             calls: c.calls,
             calls_per_s: rate(c.calls, secs),
             errors: c.errors,
@@ -524,6 +558,7 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
             .unwrap_or(0)
             .cmp(&a.total_ns.unwrap_or(0))
             .then(b.calls.cmp(&a.calls))
+            .then(a.abi.cmp(&b.abi))
             .then(a.nr.cmp(&b.nr))
     });
     let mut t = Totals::default();
@@ -863,6 +898,13 @@ mod tests {
         assert_eq!(syscall_name(0), "read");
         assert_eq!(syscall_name(257), "openat");
         assert_eq!(syscall_name(SYSCALL_OTHER), "other");
+        // i386 numbers, after the x86_64 ones: 64 is getppid there, semget here.
+        assert_eq!(syscall_name(64), "semget");
+        assert_eq!(syscall_name(SYSCALL_SLOTS + 64), "getppid");
+        assert_eq!(syscall_name(SYSCALL_SLOTS + 192), "mmap2");
+        assert_eq!(syscall_name(SYSCALL_SLOTS + SYSCALL_OTHER), "other");
+        assert_eq!(Abi::split(SYSCALL_SLOTS + 6), (Abi::I386, 6));
+        assert_eq!(Abi::split(6), (Abi::X86_64, 6));
         assert_eq!(errno_name(2), "ENOENT");
         assert_eq!(errno_name(512), "ERESTARTSYS");
         assert_eq!(errno_name(4000), "E4000");

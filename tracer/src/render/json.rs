@@ -51,6 +51,7 @@ mod tests {
         let row = &v["syscalls"][0];
         assert_eq!(row["name"], "openat");
         assert_eq!(row["nr"], 257);
+        assert_eq!(row["abi"], "x86_64");
         assert_eq!(row["calls"], 4);
         assert_eq!(row["errors"], 4);
         assert_eq!(row["errnos"], serde_json::json!({"ENOENT": 4}));

@@ -5,7 +5,7 @@ use std::io::Write;
 use super::term::printable;
 
 use crate::model::{
-    Report, ReportKind, SyscallRow, Totals,
+    Abi, Report, ReportKind, SyscallRow, Totals,
     events::{LifeCounts, ProcessEvent},
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     sched::SchedReport,
@@ -102,7 +102,11 @@ fn table(
         writeln!(
             out,
             "{:<18} {:>10} {:>9} {:>8} {:<18} {:>9} {:>8} {:>8} {:>8} {:>8}",
-            row.name,
+            match row.abi {
+                Abi::X86_64 => row.name.clone(),
+                // Rows of their own, like strace's "32 bit mode" table.
+                Abi::I386 => format!("{} (i386)", row.name),
+            },
             row.calls,
             rate(row.calls_per_s),
             row.errors,

@@ -112,13 +112,18 @@ pub fn final_report(out: &Output) -> Value {
     last.clone()
 }
 
-/// The row of one syscall in a report's merged table.
+/// The row of one (x86_64) syscall in a report's merged table.
 pub fn row<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
+    abi_row(report, name, "x86_64")
+}
+
+/// The row of one syscall of an ABI (`x86_64`, `i386`) in a report's merged table.
+pub fn abi_row<'a>(report: &'a Value, name: &str, abi: &str) -> Option<&'a Value> {
     report["syscalls"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["name"] == name)
+        .find(|r| r["name"] == name && r["abi"] == abi)
 }
 
 pub fn calls(report: &Value, name: &str) -> u64 {

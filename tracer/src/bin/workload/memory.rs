@@ -86,7 +86,7 @@ pub fn fds(n: u64, wait: bool) {
 
 /// The first number >= `from` that starts `len` free descriptor numbers (inherited
 /// descriptors can sit anywhere).
-fn free_run(from: i32, len: i32) -> i32 {
+pub fn free_run(from: i32, len: i32) -> i32 {
     // SAFETY: F_GETFD only queries a descriptor number.
     let free = |fd: i32| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
     let mut base = from;
@@ -96,7 +96,7 @@ fn free_run(from: i32, len: i32) -> i32 {
     base
 }
 
-fn open_fds() -> usize {
+pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count() - 1 // minus read_dir's own
 }
 
