@@ -7,6 +7,9 @@
 pub mod event;
 pub mod hist;
 pub mod memory;
+pub mod table;
+
+use table::Tagged;
 
 /// Syscall numbers are folded into this many slots per traced process. x86_64 numbers
 /// stop below 512; anything at or above (x32 numbers, garbage) lands in the last slot.
@@ -32,9 +35,10 @@ pub const MAX_TARGETS: u32 = 64;
 
 /// Map names, shared so that userspace asks for exactly what the kernel side declares.
 pub mod maps {
-    /// `Array<u32>` indexed by tgid: 0 = not traced, otherwise target slot + 1.
+    /// `Array<TargetEntry>`, a [`crate::table`] by tgid: the traced processes and their slots.
     pub const TARGETS: &str = "TARGETS";
-    /// `Array<ThreadState>` indexed by tid: the syscall a thread is in, and since when.
+    /// `Array<ThreadState>`, a [`crate::table`] by tid: the syscall a thread is in, and
+    /// since when.
     pub const THREADS: &str = "THREADS";
     /// `PerCpuArray<SyscallStats>` indexed by `slot * SYSCALL_SLOTS + nr`.
     pub const SYSCALL_STATS: &str = "SYSCALL_STATS";
@@ -50,7 +54,8 @@ pub mod maps {
     pub const DROPS: &str = "DROPS";
     /// `RingBuf` of discrete events ([`crate::event`]): fork, exec, exit, signal, OOM kill.
     pub const EVENTS: &str = "EVENTS";
-    /// `Array<ThreadSched>` indexed by tid: each traced thread's scheduling state.
+    /// `Array<ThreadSched>`, a [`crate::table`] by tid: each traced thread's scheduling
+    /// state.
     pub const THREAD_SCHED: &str = "THREAD_SCHED";
     /// `HashMap<u32 tid, SchedStats>`: cumulative scheduling counters per traced thread
     /// (kept after the thread ends, so that its numbers reach the report).
@@ -87,6 +92,25 @@ pub mod globals {
     pub const MEMORY: &str = "MEMORY";
     /// [`crate::SyscallTiming`]: how syscall latency is sampled.
     pub const TIMING: &str = "TIMING";
+    /// `u32`: entries of each [`crate::table`] (TARGETS, THREADS, THREAD_SCHED), from
+    /// `table::entries(pid_max)`.
+    pub const TABLE_ENTRIES: &str = "TABLE_ENTRIES";
+}
+
+/// A traced process: an entry of [`maps::TARGETS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TargetEntry {
+    pub tgid: u32,
+    /// Target slot + 1; 0 = not traced (the entry is free).
+    pub slot1: u32,
+}
+const _: () = assert!(core::mem::size_of::<TargetEntry>() == 8);
+
+impl Tagged for TargetEntry {
+    fn tag(&self) -> u32 {
+        self.tgid
+    }
 }
 
 /// What the programs need to know about the running kernel, found in its BTF
@@ -199,8 +223,9 @@ impl KernelOffsets {
 pub enum Drop {
     /// The per-errno map was full: the call and its error were counted, its errno was not.
     ErrnoMapFull = 0,
-    /// A thread id beyond the per-thread array (pid_max was raised after tracer started).
-    ThreadOutOfRange = 1,
+    /// A traced thread found no entry in a per-thread table (its set was full, see
+    /// [`table`]): its syscall or its switch was not recorded.
+    ThreadTableFull = 1,
     /// The event ring buffer was full: an event (fork, exit, OOM kill...) was lost.
     RingBufFull = 2,
     /// The per-thread scheduling map was full: a thread's own counters were not kept (its
@@ -240,12 +265,21 @@ pub mod sched_state {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadSched {
+    /// The thread owning this entry of [`maps::THREAD_SCHED`] (0: none).
+    pub tid: u32,
     pub slot1: u32,
     /// One of [`sched_state`].
     pub state: u32,
+    pub _pad: u32,
     pub since_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<ThreadSched>() == 16);
+const _: () = assert!(core::mem::size_of::<ThreadSched>() == 24);
+
+impl Tagged for ThreadSched {
+    fn tag(&self) -> u32 {
+        self.tid
+    }
+}
 
 /// Scheduling counters, per thread ([`maps::THREAD_STATS`]) and per process and CPU
 /// ([`maps::SCHED_STATS`]). Times in ns.
@@ -296,6 +330,9 @@ impl Default for SchedStats {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadState {
+    /// The thread owning this entry of [`maps::THREADS`] (0: none).
+    pub tid: u32,
+    pub _pad: u32,
     /// When the call's timing started (entry, or the moment it blocked); 0 if untimed.
     pub start_ns: u64,
     /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`), or with
@@ -313,7 +350,13 @@ pub struct ThreadState {
     /// once for every untraced thread.
     pub status: u32,
 }
-const _: () = assert!(core::mem::size_of::<ThreadState>() == 32);
+const _: () = assert!(core::mem::size_of::<ThreadState>() == 40);
+
+impl Tagged for ThreadState {
+    fn tag(&self) -> u32 {
+        self.tid
+    }
+}
 
 /// Bits of [`ThreadState::status`].
 pub mod call_status {
@@ -422,6 +465,8 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ThreadSched {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TargetEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SchedStats {}
     // SAFETY: as above.

@@ -7,17 +7,16 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::RawTracePointContext,
 };
-use tracer_common::Drop;
+use tracer_common::{Drop, TargetEntry};
 
 use crate::{
     events::{offsets, read_at, task_ids},
-    sched, syscalls,
+    sched, syscalls, table,
 };
 
-/// Indexed by tgid: 0 = not traced, otherwise the target's slot + 1. Sized to pid_max by
-/// userspace at load time.
+/// The traced processes: a table by tgid (see [`table`]), sized by userspace at load time.
 #[map(name = "TARGETS")]
-pub static TARGETS: Array<u32> = Array::with_max_entries(1, 0);
+pub static TARGETS: Array<TargetEntry> = Array::with_max_entries(1, 0);
 
 /// What could not be recorded, by [`Drop`] kind.
 #[map(name = "DROPS")]
@@ -26,9 +25,30 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tracer_common::DR
 /// The target slot of a process, if it is traced.
 #[inline(always)]
 pub fn target_slot(tgid: u32) -> Option<u32> {
-    match TARGETS.get(tgid) {
-        Some(&v) if v != 0 => Some(v - 1),
-        _ => None,
+    let p = table::find(&TARGETS, tgid)?;
+    // SAFETY: a map value, valid while the program runs.
+    match unsafe { (*p).slot1 } {
+        0 => None,
+        s => Some(s - 1),
+    }
+}
+
+/// Traces process `tgid` under `slot` (a followed child, before it runs). False when its
+/// set of the table is full.
+#[inline(always)]
+pub fn set_target(tgid: u32, slot: u32) -> bool {
+    match table::find_or_free(&TARGETS, tgid, |e| e.slot1 == 0) {
+        Some(p) => {
+            // SAFETY: a map value; the whole entry is written at once.
+            unsafe {
+                *p = TargetEntry {
+                    tgid,
+                    slot1: slot + 1,
+                }
+            };
+            true
+        }
+        None => false,
     }
 }
 
@@ -110,14 +130,10 @@ pub fn task_new(ctx: RawTracePointContext) -> i32 {
         syscalls::forget(tid);
         sched::forget(tid);
         if tid == tgid
-            && let Some(p) = TARGETS.get_ptr_mut(tgid)
+            && let Some(p) = table::find(&TARGETS, tgid)
         {
             // SAFETY: a map value; the task has not run yet.
-            unsafe {
-                if *p != 0 {
-                    *p = 0;
-                }
-            }
+            unsafe { *p = TargetEntry::default() };
         }
     }
     0

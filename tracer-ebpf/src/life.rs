@@ -8,11 +8,14 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::RawTracePointContext,
 };
-use tracer_common::event::{self, Kind};
+use tracer_common::{
+    Drop,
+    event::{self, Kind},
+};
 
 use crate::{
     events::{offsets, read_at, submit, task_ids},
-    filter::{TARGETS, target_slot},
+    filter::{count_drop, set_target, target_slot},
     sched, syscalls,
 };
 
@@ -43,10 +46,10 @@ pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
     let mut followed = 0;
     // SAFETY: a global in .rodata.
     if child_tgid != tgid && unsafe { core::ptr::read_volatile(&FOLLOW) } != 0 {
-        if let Some(p) = TARGETS.get_ptr_mut(child_tgid) {
-            // SAFETY: a map value; the child has not run yet.
-            unsafe { *p = slot + 1 };
+        if set_target(child_tgid, slot) {
             followed = 1;
+        } else {
+            count_drop(Drop::ThreadTableFull);
         }
     }
     let data = event::Fork {

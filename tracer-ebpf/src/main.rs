@@ -26,6 +26,8 @@ mod oom;
 mod sched;
 #[cfg(target_arch = "bpf")]
 mod syscalls;
+#[cfg(target_arch = "bpf")]
+mod table;
 
 /// The programs are written so that no path can panic (no unchecked indexing, no unwrap).
 /// Should one remain, it ends in this loop, which the verifier refuses (a program that can

@@ -1,14 +1,15 @@
 //! Scheduling: context switches, run-queue latency, on-CPU / runnable / blocked time.
 //!
-//! A per-thread state machine (`THREAD_SCHED`, an array indexed by tid, so lookups are
-//! inlined) records what each traced thread is doing and since when:
+//! A per-thread state machine (`THREAD_SCHED`, a table by tid of inlined array lookups, see
+//! `table.rs`) records what each traced thread is doing and since when:
 //!   switch-out: RUNNING -> BLOCKED (voluntary) or RUNNABLE (involuntary); on-CPU time closes
 //!   wakeup:     BLOCKED -> RUNNABLE; blocked time closes
 //!   switch-in:  RUNNABLE -> RUNNING; the run-queue wait closes (into the histogram)
 //! Closed intervals are added to the thread's counters (`THREAD_STATS`) and its process's
 //! per-CPU totals (`SCHED_STATS`); userspace adds the open interval when it reads.
 //! `sched_switch` runs on every context switch of the machine: for untraced threads it costs
-//! one helper call, one kernel read (next's ids) and up to four inlined array lookups.
+//! one helper call, one kernel read (next's ids) and up to sixteen inlined array lookups
+//! (a set of THREAD_SCHED and of TARGETS, for prev and next).
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
@@ -27,10 +28,10 @@ use tracer_common::{
 use crate::{
     events::{hist_slot, offsets, read_at, task_ids},
     filter::{count_drop, target_slot},
-    syscalls,
+    syscalls, table,
 };
 
-/// Indexed by tid; sized to pid_max by userspace.
+/// A table by tid (see [`table`]); sized by userspace.
 #[map(name = "THREAD_SCHED")]
 pub static THREAD_SCHED: Array<ThreadSched> = Array::with_max_entries(1, 0);
 
@@ -134,14 +135,21 @@ fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool) {
 /// The state of a thread if its process is traced, registering it on first sight.
 #[inline(always)]
 pub fn tracked(tid: u32, tgid: u32) -> Option<&'static mut ThreadSched> {
-    let p = THREAD_SCHED.get_ptr_mut(tid)?;
+    let Some(p) = table::find_or_free(&THREAD_SCHED, tid, |e| e.slot1 == 0) else {
+        if target_slot(tgid).is_some() {
+            count_drop(Drop::ThreadTableFull);
+        }
+        return None;
+    };
     // SAFETY: a map value; see `apply` for why updates of one thread do not race.
     let t = unsafe { &mut *p };
-    if t.slot1 == 0 {
+    if t.tid != tid || t.slot1 == 0 {
         let slot = target_slot(tgid)?;
         *t = ThreadSched {
+            tid,
             slot1: slot + 1,
             state: UNKNOWN,
+            _pad: 0,
             since_ns: 0,
         };
     }
@@ -328,7 +336,7 @@ fn wakeup(task: u64, new: bool) {
 /// Marks a thread as exiting; its final switch-out closes its accounts.
 #[inline(always)]
 pub fn mark_dead(tid: u32) {
-    if let Some(p) = THREAD_SCHED.get_ptr_mut(tid) {
+    if let Some(p) = table::find(&THREAD_SCHED, tid) {
         // SAFETY: the exiting thread is running this program.
         let t = unsafe { &mut *p };
         if t.slot1 != 0 {
@@ -341,12 +349,8 @@ pub fn mark_dead(tid: u32) {
 /// thread's exec), or given to a new task.
 #[inline(always)]
 pub fn forget(tid: u32) {
-    if let Some(p) = THREAD_SCHED.get_ptr_mut(tid) {
+    if let Some(p) = table::find(&THREAD_SCHED, tid) {
         // SAFETY: no task runs under that tid now (gone, or not started yet).
-        unsafe {
-            if (*p).slot1 != 0 {
-                *p = ThreadSched::default();
-            }
-        }
+        unsafe { *p = ThreadSched::default() };
     }
 }

@@ -27,7 +27,7 @@ use tracer_common::{
 use crate::{
     events::{hist_slot, offsets, read_at, rodata},
     filter::{count_drop, known_untraced, mark_untraced, target_slot},
-    memory, sched,
+    memory, sched, table,
 };
 
 /// Set by userspace at load time; in .rodata, so with `every == 1` the verifier removes
@@ -35,7 +35,7 @@ use crate::{
 #[unsafe(no_mangle)]
 static TIMING: SyscallTiming = SyscallTiming::EXACT;
 
-/// Indexed by tid; sized to pid_max by userspace.
+/// A table by tid (see [`table`]); sized by userspace.
 #[map(name = "THREADS")]
 static THREADS: Array<ThreadState> = Array::with_max_entries(1, 0);
 
@@ -140,10 +140,19 @@ fn enter(ctx: *mut c_void) -> i32 {
     };
     let timing = rodata(&TIMING);
     let every = timing.every;
-    match THREADS.get_ptr_mut(pid_tgid as u32) {
+    let tid = pid_tgid as u32;
+    // An entry of another thread that is not inside a call may be taken over.
+    match table::find_or_free(&THREADS, tid, |e| e.status == 0) {
         Some(state) => {
-            // SAFETY: only this thread writes its own slot, and it is on this CPU now.
+            // SAFETY: only this thread writes its own entry, and it is on this CPU now; an
+            // entry taken over holds no call.
             let s = unsafe { &mut *state };
+            if s.tid != tid {
+                *s = ThreadState {
+                    tid,
+                    ..ThreadState::default()
+                };
+            }
             let (tick, in_tick, rng, timed, forced) = if every == 1 {
                 (0, 0, 0, true, false)
             } else {
@@ -167,6 +176,8 @@ fn enter(ctx: *mut c_void) -> i32 {
                 (tick, n, r, sampled || forced, forced)
             };
             *s = ThreadState {
+                tid,
+                _pad: 0,
                 // SAFETY: reading the monotonic clock has no preconditions.
                 start_ns: if timed {
                     unsafe { bpf_ktime_get_ns() }
@@ -181,7 +192,7 @@ fn enter(ctx: *mut c_void) -> i32 {
                 status: if forced { IN_CALL | FORCED } else { IN_CALL },
             };
         }
-        None => count_drop(Drop::ThreadOutOfRange),
+        None => count_drop(Drop::ThreadTableFull),
     }
     0
 }
@@ -200,7 +211,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 fn exit(ctx: *mut c_void) -> i32 {
     let ctx = RawTracePointContext::new(ctx);
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(state) = THREADS.get_ptr_mut(tid) else {
+    let Some(state) = table::find(&THREADS, tid) else {
         return 0;
     };
     // SAFETY: as in sys_enter, the slot belongs to the running thread.
@@ -280,7 +291,7 @@ pub fn on_block(tid: u32, now: impl FnOnce() -> u64) {
     if rodata(&TIMING).every == 1 {
         return;
     }
-    if let Some(p) = THREADS.get_ptr_mut(tid) {
+    if let Some(p) = table::find(&THREADS, tid) {
         // SAFETY: the blocking thread is the current task on this CPU.
         let s = unsafe { &mut *p };
         if s.status & IN_CALL != 0 {
@@ -310,7 +321,7 @@ pub fn sys_switch(ctx: RawTracePointContext) -> i32 {
 /// thread's exec), or given to a new task.
 #[inline(always)]
 pub fn forget(tid: u32) {
-    if let Some(p) = THREADS.get_ptr_mut(tid) {
+    if let Some(p) = table::find(&THREADS, tid) {
         // SAFETY: no task runs under that tid now (gone, or not started yet).
         unsafe { *p = ThreadState::default() };
     }

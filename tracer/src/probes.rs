@@ -2,15 +2,17 @@
 //! [`Probes`] (or the process ending, however it ends) detaches everything, since nothing is
 //! pinned. Loading and attaching are separate steps so that the maps can be filled (targets,
 //! the state of existing threads) before the first hook runs.
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData},
     programs::{ProgramError, RawTracePoint},
 };
 use tracer_common::{
-    KernelOffsets, MAX_TARGETS, MAX_THREADS, SYSCALL_SLOTS, SyscallTiming, globals, maps,
+    KernelOffsets, MAX_TARGETS, MAX_THREADS, SYSCALL_SLOTS, SyscallTiming, TargetEntry, globals,
+    maps,
     memory::{MemConfig, class},
+    table,
 };
 
 use crate::cli::Section;
@@ -89,12 +91,15 @@ pub fn tracepoints(section: Section) -> Vec<(&'static str, usize)> {
 
 pub struct Probes {
     ebpf: Ebpf,
-    targets: Array<MapData, u32>,
+    targets: Array<MapData, TargetEntry>,
+    /// Entries of each per-id table (see [`tracer_common::table`]).
+    table_entries: u32,
     /// Loaded programs and their tracepoints, attached by [`Probes::attach`].
     loaded: Vec<(&'static str, &'static str)>,
 }
 
-/// Largest process id + 1 that the kernel hands out now; per-thread state is sized to it.
+/// Largest process id + 1 that the kernel hands out now; the per-id tables are sized from
+/// it (up to [`tracer_common::table::MAX_ENTRIES`]).
 pub fn pid_max() -> Result<u32> {
     let s = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .context("cannot read /proc/sys/kernel/pid_max")?;
@@ -120,7 +125,7 @@ impl Probes {
     /// Loads the programs of the chosen sections into the kernel (the verifier runs here),
     /// without attaching them.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
-        let pid_max = pid_max()?;
+        let table_entries = table::entries(pid_max()?);
         raise_memlock_limit();
         let follow = u32::from(opts.follow);
         let per_thread = opts.per_thread && opts.sections.contains(&Section::Sched);
@@ -147,9 +152,10 @@ impl Probes {
             .override_global(globals::PER_THREAD, &u32::from(per_thread), true)
             .override_global(globals::MEMORY, &memory, true)
             .override_global(globals::TIMING, &opts.timing, true)
-            .map_max_entries(maps::TARGETS, pid_max)
-            .map_max_entries(maps::THREADS, pid_max)
-            .map_max_entries(maps::THREAD_SCHED, pid_max)
+            .override_global(globals::TABLE_ENTRIES, &table_entries, true)
+            .map_max_entries(maps::TARGETS, table_entries)
+            .map_max_entries(maps::THREADS, table_entries)
+            .map_max_entries(maps::THREAD_SCHED, table_entries)
             .map_max_entries(maps::SYSCALL_STATS, slots * SYSCALL_SLOTS)
             .map_max_entries(maps::SCHED_STATS, slots)
             .map_max_entries(maps::THREAD_STATS, if per_thread { MAX_THREADS } else { 1 })
@@ -191,6 +197,7 @@ impl Probes {
         Ok(Self {
             ebpf,
             targets,
+            table_entries,
             loaded,
         })
     }
@@ -215,9 +222,24 @@ impl Probes {
 
     /// Starts tracing process `tgid` under `slot`.
     pub fn add_target(&mut self, tgid: u32, slot: u32) -> Result<()> {
-        self.targets
-            .set(tgid, slot + 1, 0)
-            .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))
+        let entry = TargetEntry {
+            tgid,
+            slot1: slot + 1,
+        };
+        let placed =
+            crate::collect::table_put(&mut self.targets, self.table_entries, tgid, entry, |e| {
+                e.slot1 == 0
+            })
+            .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))?;
+        if !placed {
+            bail!("cannot add PID {tgid} to the kernel filter: its set of entries is full");
+        }
+        Ok(())
+    }
+
+    /// Entries of each per-id table.
+    pub fn table_entries(&self) -> u32 {
+        self.table_entries
     }
 
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {

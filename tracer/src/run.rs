@@ -117,7 +117,14 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let sched = real && cli.sections.contains(&Section::Sched);
     let mut collector = if real {
         let programs = probes.fdinfo_paths()?;
-        Some(Collector::new(probes.ebpf_mut(), slots, sched, programs)?)
+        let entries = probes.table_entries();
+        Some(Collector::new(
+            probes.ebpf_mut(),
+            slots,
+            entries,
+            sched,
+            programs,
+        )?)
     } else {
         None
     };

@@ -43,6 +43,10 @@
 //! `tracer-workload [--wait] int80 GETPPID`: 32-bit syscalls through `int 0x80` with
 //! known effects (`workload/compat.rs`): GETPPID `getppid`s, descriptors (+7), mappings.
 //!
+//! `tracer-workload [--wait] congruent FIRST STRIDE COUNT CALLS` (root): COUNT threads with
+//! ids FIRST + k * STRIDE, one after another, each making CALLS `getppid`s then blocking
+//! until all have (`workload/congruent.rs`).
+//!
 //! `tracer-workload [--wait] evilname`: names itself, then (after `--wait`'s handshake) a
 //! thread, `ESC[2J ESC[H fake NL ok` (clear the screen, home the cursor, forge a line).
 //!
@@ -58,12 +62,14 @@ use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/compat.rs"]
 mod compat;
+#[path = "workload/congruent.rs"]
+mod congruent;
 #[path = "workload/memory.rs"]
 mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS"
     );
     std::process::exit(2)
 }
@@ -96,6 +102,11 @@ fn main() {
     }
     match args.next().as_deref() {
         Some("int80") => compat::int80(num(args.next()), wait),
+        Some("congruent") => {
+            let (first, stride) = (num(args.next()), num(args.next()));
+            let (count, calls) = (num(args.next()), num(args.next()));
+            congruent::congruent(first, stride, count, calls, wait);
+        }
         Some("syscalls") => {
             let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
             let devnull = OpenOptions::new().write(true).open("/dev/null").unwrap();

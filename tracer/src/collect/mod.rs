@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
 };
-use tracer_common::{COMPAT_IDX, DROP_KINDS, Drop, ErrnoKey, SYSCALL_SLOTS, SyscallStats, maps};
+use tracer_common::{
+    COMPAT_IDX, DROP_KINDS, Drop, ErrnoKey, SYSCALL_SLOTS, SyscallStats, maps,
+    table::{self, Tagged},
+};
 
 use crate::model::{Drops, Sample, SyscallCounts};
 
@@ -37,16 +40,61 @@ pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     Ok(T::try_from(map)?)
 }
 
+/// Writes `value` as `id`'s entry of a per-id table (see [`tracer_common::table`]): over its
+/// own entry, else over the first of its set that `free` accepts. False when the set is
+/// full. The kernel side's placement, so that its lookups find the entry.
+pub fn table_put<T: Tagged + aya::Pod>(
+    map: &mut Array<MapData, T>,
+    entries: u32,
+    id: u32,
+    value: T,
+    free: impl Fn(&T) -> bool,
+) -> Result<bool> {
+    let base = table::set_base(id, entries);
+    let set = (base..base + table::WAYS)
+        .map(|i| map.get(&i, 0))
+        .collect::<Result<Vec<T>, _>>()?;
+    match table::place(&set, id, free) {
+        Some(w) => {
+            map.set(base + w as u32, value, 0)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// `id`'s entry of a per-id table, if it has one.
+pub fn table_get<T: Tagged + aya::Pod>(
+    map: &Array<MapData, T>,
+    entries: u32,
+    id: u32,
+) -> Result<Option<T>> {
+    let base = table::set_base(id, entries);
+    for i in base..base + table::WAYS {
+        let e = map.get(&i, 0)?;
+        if e.tag() == id {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
 impl Collector {
     /// `sched`: the scheduling section is on; `programs`: the loaded programs' fdinfo.
-    pub fn new(ebpf: &mut Ebpf, slots: u32, sched: bool, programs: Vec<PathBuf>) -> Result<Self> {
+    pub fn new(
+        ebpf: &mut Ebpf,
+        slots: u32,
+        table_entries: u32,
+        sched: bool,
+        programs: Vec<PathBuf>,
+    ) -> Result<Self> {
         Ok(Self {
             stats: take(ebpf, maps::SYSCALL_STATS)?,
             compat_stats: take(ebpf, maps::COMPAT_STATS)?,
             errnos: take(ebpf, maps::ERRNOS)?,
             drops: take(ebpf, maps::DROPS)?,
             sched: if sched {
-                Some(sched::SchedCollector::new(ebpf, slots)?)
+                Some(sched::SchedCollector::new(ebpf, slots, table_entries)?)
             } else {
                 None
             },
@@ -98,7 +146,7 @@ impl Collector {
         }
         sample.drops = Drops {
             errno_map_full: drops[Drop::ErrnoMapFull as usize],
-            thread_out_of_range: drops[Drop::ThreadOutOfRange as usize],
+            thread_table_full: drops[Drop::ThreadTableFull as usize],
             ring_buffer_full: drops[Drop::RingBufFull as usize],
             thread_stats_full: drops[Drop::ThreadStatsFull as usize],
             mem_slot_out_of_range: drops[Drop::MemSlotOutOfRange as usize],

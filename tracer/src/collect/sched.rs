@@ -20,6 +20,8 @@ pub struct SchedCollector {
     /// Thread names, remembered so that ended threads keep theirs.
     comms: HashMap<u32, String>,
     slots: u32,
+    /// Entries of the per-id tables (THREAD_SCHED's).
+    table_entries: u32,
 }
 
 fn thread_comm(pid: u32, tid: u32) -> Option<String> {
@@ -28,13 +30,14 @@ fn thread_comm(pid: u32, tid: u32) -> Option<String> {
 }
 
 impl SchedCollector {
-    pub fn new(ebpf: &mut Ebpf, slots: u32) -> Result<Self> {
+    pub fn new(ebpf: &mut Ebpf, slots: u32, table_entries: u32) -> Result<Self> {
         Ok(Self {
             totals: take(ebpf, maps::SCHED_STATS)?,
             threads: take(ebpf, maps::THREAD_STATS)?,
             state: take(ebpf, maps::THREAD_SCHED)?,
             comms: HashMap::new(),
             slots,
+            table_entries,
         })
     }
 
@@ -56,12 +59,19 @@ impl SchedCollector {
             } else {
                 sched_state::BLOCKED
             };
+            let tid = task.tid as u32;
             let t = ThreadSched {
+                tid,
                 slot1: slot + 1,
                 state,
+                _pad: 0,
                 since_ns: now_ns,
             };
-            self.state.set(task.tid as u32, t, 0)?;
+            // A thread whose set is full gets no seeded state: the hooks count it as lost
+            // when they see it.
+            super::table_put(&mut self.state, self.table_entries, tid, t, |e| {
+                e.slot1 == 0
+            })?;
             self.comms.insert(task.tid as u32, stat.comm);
         }
         Ok(())
@@ -136,7 +146,9 @@ impl SchedCollector {
             if !t.alive {
                 continue;
             }
-            let st = self.state.get(tid, 0)?;
+            let Some(st) = super::table_get(&self.state, self.table_entries, *tid)? else {
+                continue;
+            };
             if st.slot1 == t.slot + 1 {
                 let mut open = SchedCounts::default();
                 open.add_open(st.state, st.since_ns, now_ns);

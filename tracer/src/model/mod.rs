@@ -222,8 +222,10 @@ pub struct Sample {
 pub struct Drops {
     /// Failed calls whose errno could not be recorded (the errno map was full).
     pub errno_map_full: u64,
-    /// Syscalls of threads whose id was beyond the per-thread array.
-    pub thread_out_of_range: u64,
+    /// Syscalls or switches of traced threads that found no entry in a per-thread table
+    /// (its set was full: more live traced threads with ids congruent modulo its sets than
+    /// it has ways; possible only with pid_max above 65536).
+    pub thread_table_full: u64,
     /// Events lost because the ring buffer was full.
     pub ring_buffer_full: u64,
     /// Threads whose own scheduling counters could not be kept (the map was full).
@@ -251,7 +253,7 @@ pub struct Drops {
 impl Drops {
     pub fn total(&self) -> u64 {
         self.errno_map_full
-            + self.thread_out_of_range
+            + self.thread_table_full
             + self.ring_buffer_full
             + self.thread_stats_full
             + self.mem_slot_out_of_range
@@ -264,9 +266,9 @@ impl Drops {
     fn since(&self, prev: &Self) -> Self {
         Self {
             errno_map_full: self.errno_map_full.saturating_sub(prev.errno_map_full),
-            thread_out_of_range: self
-                .thread_out_of_range
-                .saturating_sub(prev.thread_out_of_range),
+            thread_table_full: self
+                .thread_table_full
+                .saturating_sub(prev.thread_table_full),
             ring_buffer_full: self.ring_buffer_full.saturating_sub(prev.ring_buffer_full),
             thread_stats_full: self
                 .thread_stats_full

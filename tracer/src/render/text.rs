@@ -53,20 +53,30 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     life_section(out, r)?;
     memory_section(out, r)?;
     if r.lost_events > 0 || r.kind == ReportKind::Final {
-        writeln!(
-            out,
-            "lost events: {} (errno map full: {}, thread id out of range: {}, ring buffer full: {}, thread map full: {})",
-            r.lost_events,
-            r.drops.errno_map_full,
-            r.drops.thread_out_of_range,
-            r.drops.ring_buffer_full,
-            r.drops.thread_stats_full
-        )?;
-        if r.drops.undecodable_events > 0 {
+        let d = &r.drops;
+        let causes: Vec<String> = [
+            ("errno map full", d.errno_map_full),
+            ("thread table full", d.thread_table_full),
+            ("ring buffer full", d.ring_buffer_full),
+            ("thread map full", d.thread_stats_full),
+            ("memory slot out of range", d.mem_slot_out_of_range),
+            ("new task's stack unreadable", d.task_stack_unreadable),
+            ("received descriptors unscanned", d.fds_unscanned),
+            ("32-bit syscall rows full", d.compat_rows_full),
+            ("undecodable event records", d.undecodable_events),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what}: {n}"))
+        .collect();
+        if causes.is_empty() {
+            writeln!(out, "lost events: {}", r.lost_events)?;
+        } else {
             writeln!(
                 out,
-                "  {} event records could not be decoded",
-                r.drops.undecodable_events
+                "lost events: {} ({})",
+                r.lost_events,
+                causes.join(", ")
             )?;
         }
     }

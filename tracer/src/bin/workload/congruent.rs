@@ -1,0 +1,59 @@
+//! `congruent FIRST STRIDE COUNT CALLS` (root): threads whose ids are FIRST, FIRST + STRIDE,
+//! ... (COUNT of them, set through /proc/sys/kernel/ns_last_pid), so that they share a
+//! set of tracer's per-thread tables. One after another, each makes CALLS `getppid`s and
+//! then blocks (in a futex wait) until all have; a thread starts only once the previous one
+//! is blocked. Prints the thread ids.
+use std::sync::{Arc, Barrier};
+
+/// The state letter of a thread of this process, from /proc.
+fn state(tid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    s.rsplit_once(") ")?.1.chars().next()
+}
+
+pub fn congruent(first: u64, stride: u64, count: u64, calls: u64, wait: bool) {
+    crate::memory::wait_for_go(wait);
+    let barrier = Arc::new(Barrier::new(count as usize + 1));
+    let mut threads = Vec::new();
+    let mut tids = Vec::new();
+    for k in 0..count {
+        let want = (first + k * stride) as i32;
+        let mut started = None;
+        for _ in 0..50 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).unwrap();
+            let b = barrier.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let t = std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                let tid = unsafe { libc::gettid() };
+                let mine = tid == want;
+                tx.send(tid).unwrap();
+                if mine {
+                    for _ in 0..calls {
+                        // SAFETY: getppid has no preconditions.
+                        unsafe { libc::syscall(libc::SYS_getppid) };
+                    }
+                    b.wait();
+                }
+            });
+            let tid = rx.recv().unwrap();
+            if tid == want {
+                started = Some(t);
+                break;
+            }
+            t.join().unwrap(); // another task took the id first: try again
+        }
+        let t = started.unwrap_or_else(|| panic!("could not start a thread as {want}"));
+        // The next thread starts once this one is blocked at the barrier.
+        while state(want) != Some('S') {
+            std::thread::yield_now();
+        }
+        threads.push(t);
+        tids.push(want);
+    }
+    barrier.wait();
+    for t in threads {
+        t.join().unwrap();
+    }
+    println!("tids {tids:?}");
+}
