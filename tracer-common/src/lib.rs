@@ -26,6 +26,9 @@ pub const COMPAT_IDX: u32 = 1 << 31;
 /// the same from Linux 4.x to 7.x; read from no header here, so the kernel matrix checks
 /// it).
 pub const TS_COMPAT: u32 = 0x0002;
+/// `thread_info.flags` bit of a task whose address space is 32-bit: set by the exec of an
+/// i386 program (x86's `TIF_ADDR32`).
+pub const TIF_ADDR32: u32 = 29;
 /// Distinct (process, i386 syscall) rows the kernel side keeps ([`maps::COMPAT_STATS`]);
 /// a 32-bit program uses a few dozen. Beyond, calls are counted as a drop.
 pub const COMPAT_ROWS: u32 = 256;
@@ -104,8 +107,23 @@ pub struct TargetEntry {
     pub tgid: u32,
     /// Target slot + 1; 0 = not traced (the entry is free).
     pub slot1: u32,
+    /// [`target_flags`].
+    pub flags: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<TargetEntry>() == 8);
+const _: () = assert!(core::mem::size_of::<TargetEntry>() == 16);
+
+/// Bits of [`TargetEntry::flags`].
+pub mod target_flags {
+    /// The process makes 32-bit syscalls: every call of it is asked which table its number
+    /// belongs to. Set for a 32-bit program (at attach from its ELF class, at exec from
+    /// [`super::TIF_ADDR32`]), and for a 64-bit one once one of its timed calls is seen to
+    /// be 32-bit (`int 0x80`). Asking costs two helper calls, so other processes' calls are
+    /// asked only when timed: a 64-bit process's `int 0x80` calls before the first timed
+    /// one are named from the x86_64 table (only possible after 32 calls in the same
+    /// scheduler tick; never with `--exact-latency`, which times every call).
+    pub const COMPAT: u32 = 1;
+}
 
 impl Tagged for TargetEntry {
     fn tag(&self) -> u32 {
@@ -167,8 +185,9 @@ pub struct KernelOffsets {
     pub regs_compat_arg2: u32,
     pub regs_compat_arg3: u32,
     /// `task_struct.thread_info` + `thread_info.status`: holds [`TS_COMPAT`] during a
-    /// 32-bit syscall.
+    /// 32-bit syscall; + `thread_info.flags` (an `unsigned long`): [`TIF_ADDR32`].
     pub task_ti_status: u32,
+    pub task_ti_flags: u32,
     /// The page size in bytes (not an offset, but fixed per kernel like them).
     pub page_size: u32,
     /// `task_struct.min_flt`, `.maj_flt`, `.signal`, `.group_leader`; `signal_struct.min_flt`,
@@ -209,7 +228,7 @@ pub struct KernelOffsets {
     /// `task_struct.start_boottime`: with the pid, a process's identity.
     pub task_start_boottime: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 204);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 208);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.

@@ -25,18 +25,22 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tracer_common::DR
 /// The target slot of a process, if it is traced.
 #[inline(always)]
 pub fn target_slot(tgid: u32) -> Option<u32> {
-    let p = table::find(&TARGETS, tgid)?;
     // SAFETY: a map value, valid while the program runs.
-    match unsafe { (*p).slot1 } {
-        0 => None,
-        s => Some(s - 1),
-    }
+    target(tgid).map(|p| unsafe { (*p).slot1 } - 1)
 }
 
-/// Traces process `tgid` under `slot` (a followed child, before it runs). False when its
-/// set of the table is full.
+/// The filter's entry of a traced process (`slot1` is not 0).
 #[inline(always)]
-pub fn set_target(tgid: u32, slot: u32) -> bool {
+pub fn target(tgid: u32) -> Option<*mut TargetEntry> {
+    let p = table::find(&TARGETS, tgid)?;
+    // SAFETY: a map value, valid while the program runs.
+    (unsafe { (*p).slot1 } != 0).then_some(p)
+}
+
+/// Traces process `tgid` under `slot` (a followed child, before it runs, with the flags of
+/// its parent's image). False when its set of the table is full.
+#[inline(always)]
+pub fn set_target(tgid: u32, slot: u32, flags: u32) -> bool {
     match table::find_or_free(&TARGETS, tgid, |e| e.slot1 == 0) {
         Some(p) => {
             // SAFETY: a map value; the whole entry is written at once.
@@ -44,6 +48,8 @@ pub fn set_target(tgid: u32, slot: u32) -> bool {
                 *p = TargetEntry {
                     tgid,
                     slot1: slot + 1,
+                    flags,
+                    _pad: 0,
                 }
             };
             true

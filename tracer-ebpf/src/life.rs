@@ -15,7 +15,7 @@ use tracer_common::{
 
 use crate::{
     events::{offsets, read_at, submit, task_ids},
-    filter::{count_drop, set_target, target_slot},
+    filter::{count_drop, set_target, target, target_slot},
     sched, syscalls,
 };
 
@@ -36,9 +36,11 @@ fn now() -> u64 {
 pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
-    let Some(slot) = target_slot(tgid) else {
+    let Some(parent) = target(tgid) else {
         return 0;
     };
+    // SAFETY: a map value, valid while the program runs.
+    let (slot, flags) = unsafe { ((*parent).slot1 - 1, (*parent).flags) };
     let child: u64 = ctx.arg(1);
     let Some((child_tid, child_tgid)) = task_ids(child) else {
         return 0;
@@ -46,7 +48,7 @@ pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
     let mut followed = 0;
     // SAFETY: a global in .rodata.
     if child_tgid != tgid && unsafe { core::ptr::read_volatile(&FOLLOW) } != 0 {
-        if set_target(child_tgid, slot) {
+        if set_target(child_tgid, slot, flags) {
             followed = 1;
         } else {
             count_drop(Drop::ThreadTableFull);

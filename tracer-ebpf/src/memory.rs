@@ -63,6 +63,18 @@ pub fn enabled() -> bool {
     config().enabled != 0
 }
 
+/// Whether an aggregate index (see `ThreadState::stats_idx`) is an `execve` or `execveat`.
+#[inline(always)]
+pub fn is_exec(stats_idx: u32) -> bool {
+    let c = config();
+    let nr = stats_idx % SYSCALL_SLOTS;
+    if stats_idx & COMPAT_IDX != 0 {
+        nr == c.nr32_execve || nr == c.nr32_execveat
+    } else {
+        nr == c.nr_execve || nr == c.nr_execveat
+    }
+}
+
 /// At sys_enter of a traced thread, for the descriptor syscalls whose effect depends on
 /// the descriptor table: `dup2`/`dup3` (is the target open?), `close_range` (how many of
 /// the range are open?), `execve`/`execveat` (how many are close-on-exec?). A few

@@ -19,14 +19,15 @@ use aya_ebpf::{
 };
 use tracer_common::{
     COMPAT_IDX, COMPAT_ROWS, Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS,
-    SyscallStats, SyscallTiming, TS_COMPAT, ThreadState,
+    SyscallStats, SyscallTiming, TIF_ADDR32, TS_COMPAT, ThreadState,
     call_status::{BLOCKED, FORCED, IN_CALL},
     hist,
+    target_flags::COMPAT,
 };
 
 use crate::{
     events::{hist_slot, offsets, read_at, rodata},
-    filter::{count_drop, known_untraced, mark_untraced, target_slot},
+    filter::{count_drop, known_untraced, mark_untraced, target, target_slot},
     memory, sched, table,
 };
 
@@ -85,7 +86,9 @@ const NR32_EXIT_GROUP: u32 = 252;
 
 /// Whether the running syscall came in through the 32-bit entry (`int 0x80`, `sysenter`,
 /// a 32-bit `syscall`): its number is then an i386 one. The kernel sets `TS_COMPAT` in the
-/// thread's `thread_info.status` for the call. Two helper calls, on traced calls only.
+/// thread's `thread_info.status` for the call. Two helper calls: about 58 ns here (each
+/// helper call costs about 20 ns on this machine, the kernel read more), so it is not
+/// asked of every call (see `enter`).
 #[inline(always)]
 fn in_compat_syscall() -> bool {
     // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
@@ -113,17 +116,64 @@ fn enter(ctx: *mut c_void) -> i32 {
     let ctx = RawTracePointContext::new(ctx);
     let regs: u64 = ctx.arg(0);
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(slot) = target_slot((pid_tgid >> 32) as u32) else {
+    let Some(target) = target((pid_tgid >> 32) as u32) else {
         mark_untraced(regs);
         return 0;
     };
+    // SAFETY: a map value, valid while the program runs.
+    let (slot, target_flags) = unsafe { ((*target).slot1 - 1, (*target).flags) };
     let id: u64 = ctx.arg(1);
     let nr = if id < SYSCALL_SLOTS as u64 {
         id as u32
     } else {
         SYSCALL_OTHER
     };
-    let compat = in_compat_syscall();
+    let tid = pid_tgid as u32;
+    // An entry of another thread that is not inside a call may be taken over.
+    let Some(state) = table::find_or_free(&THREADS, tid, |e| e.status == 0) else {
+        count_drop(Drop::ThreadTableFull);
+        return 0;
+    };
+    // SAFETY: only this thread writes its own entry, and it is on this CPU now; an entry
+    // taken over holds no call.
+    let s = unsafe { &mut *state };
+    if s.tid != tid {
+        *s = ThreadState {
+            tid,
+            ..ThreadState::default()
+        };
+    }
+    let timing = rodata(&TIMING);
+    let every = timing.every;
+    let (tick, in_tick, rng, timed, forced) = if every == 1 {
+        (0, 0, 0, true, false)
+    } else {
+        // SAFETY: reading jiffies has no preconditions (the verifier inlines it).
+        let tick = unsafe { bpf_jiffies64() } as u32;
+        let n = if s.tick == tick { s.in_tick + 1 } else { 1 };
+        // xorshift32, seeded from the tid and the tick.
+        let mut r = if s.rng == 0 {
+            tid.wrapping_mul(0x9e37_79b9) ^ tick | 1
+        } else {
+            s.rng
+        };
+        r ^= r << 13;
+        r ^= r >> 17;
+        r ^= r << 5;
+        let sampled = n <= timing.budget || r & (every - 1) == 0;
+        // SAFETY: an in-bounds byte of .bss; a racy read is harmless.
+        let forced = !sampled
+            && unsafe { core::ptr::read_volatile(timed_few(slot * SYSCALL_SLOTS + nr)) }
+                < FEW_TIMED;
+        (tick, n, r, sampled || forced, forced)
+    };
+    // Which table the number belongs to: asked of every call of a process known to make
+    // 32-bit calls, and of every timed call of the others (see `target_flags::COMPAT`).
+    let compat = (target_flags & COMPAT != 0 || timed) && in_compat_syscall();
+    if compat && target_flags & COMPAT == 0 {
+        // SAFETY: a map value; a lost race with another thread sets the same bit.
+        unsafe { (*target).flags |= COMPAT };
+    }
     let (abi, exit, exit_group) = if compat {
         (COMPAT_IDX, NR32_EXIT, NR32_EXIT_GROUP)
     } else {
@@ -138,62 +188,22 @@ fn enter(ctx: *mut c_void) -> i32 {
     } else {
         0
     };
-    let timing = rodata(&TIMING);
-    let every = timing.every;
-    let tid = pid_tgid as u32;
-    // An entry of another thread that is not inside a call may be taken over.
-    match table::find_or_free(&THREADS, tid, |e| e.status == 0) {
-        Some(state) => {
-            // SAFETY: only this thread writes its own entry, and it is on this CPU now; an
-            // entry taken over holds no call.
-            let s = unsafe { &mut *state };
-            if s.tid != tid {
-                *s = ThreadState {
-                    tid,
-                    ..ThreadState::default()
-                };
-            }
-            let (tick, in_tick, rng, timed, forced) = if every == 1 {
-                (0, 0, 0, true, false)
-            } else {
-                // SAFETY: reading jiffies has no preconditions (the verifier inlines it).
-                let tick = unsafe { bpf_jiffies64() } as u32;
-                let n = if s.tick == tick { s.in_tick + 1 } else { 1 };
-                // xorshift32, seeded from the tid and the tick.
-                let mut r = if s.rng == 0 {
-                    (pid_tgid as u32).wrapping_mul(0x9e37_79b9) ^ tick | 1
-                } else {
-                    s.rng
-                };
-                r ^= r << 13;
-                r ^= r >> 17;
-                r ^= r << 5;
-                let sampled = n <= timing.budget || r & (every - 1) == 0;
-                // SAFETY: an in-bounds byte of .bss; a racy read is harmless.
-                let forced = !sampled
-                    && unsafe { core::ptr::read_volatile(timed_few(slot * SYSCALL_SLOTS + nr)) }
-                        < FEW_TIMED;
-                (tick, n, r, sampled || forced, forced)
-            };
-            *s = ThreadState {
-                tid,
-                _pad: 0,
-                // SAFETY: reading the monotonic clock has no preconditions.
-                start_ns: if timed {
-                    unsafe { bpf_ktime_get_ns() }
-                } else {
-                    0
-                },
-                stats_idx: abi | (slot * SYSCALL_SLOTS + nr),
-                flags,
-                tick,
-                in_tick,
-                rng,
-                status: if forced { IN_CALL | FORCED } else { IN_CALL },
-            };
-        }
-        None => count_drop(Drop::ThreadTableFull),
-    }
+    *s = ThreadState {
+        tid,
+        _pad: 0,
+        // SAFETY: reading the monotonic clock has no preconditions.
+        start_ns: if timed {
+            unsafe { bpf_ktime_get_ns() }
+        } else {
+            0
+        },
+        stats_idx: abi | (slot * SYSCALL_SLOTS + nr),
+        flags,
+        tick,
+        in_tick,
+        rng,
+        status: if forced { IN_CALL | FORCED } else { IN_CALL },
+    };
     0
 }
 
@@ -210,7 +220,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 #[inline(never)]
 fn exit(ctx: *mut c_void) -> i32 {
     let ctx = RawTracePointContext::new(ctx);
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
     let Some(state) = table::find(&THREADS, tid) else {
         return 0;
     };
@@ -275,12 +286,36 @@ fn exit(ctx: *mut c_void) -> i32 {
             errno: (-ret) as u32,
         });
     }
+    if ret == 0 && memory::is_exec(idx) {
+        exec_done((pid_tgid >> 32) as u32);
+    }
     // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
     if memory::enabled() {
         // TP_PROTO(struct pt_regs *regs, long ret)
         memory::on_sys_exit(ctx.arg(0), idx, ret, flags);
     }
     0
+}
+
+/// A traced process has exec'd: whether its new image is a 32-bit program (`TIF_ADDR32`)
+/// says whether its calls are all to be asked for their table. Out of line: rare.
+#[inline(never)]
+fn exec_done(tgid: u32) {
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    let Some(ti_flags) = read_at::<u64>(task, offsets().task_ti_flags) else {
+        return;
+    };
+    if let Some(t) = target(tgid) {
+        // SAFETY: a map value; the exec'd thread is the process's only one now.
+        unsafe {
+            if ti_flags & (1 << TIF_ADDR32) != 0 {
+                (*t).flags |= COMPAT;
+            } else {
+                (*t).flags &= !COMPAT;
+            }
+        }
+    }
 }
 
 /// A traced thread is about to block: if it is inside a syscall, that call is timed

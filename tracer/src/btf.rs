@@ -177,6 +177,8 @@ impl KernelBtf {
             regs_compat_arg3: r.member(&[Memory], "pt_regs", "si"),
             task_ti_status: r.member(&[Syscalls, Memory], "task_struct", "thread_info")
                 + r.member(&[Syscalls, Memory], "thread_info", "status"),
+            task_ti_flags: r.member(&[Syscalls, Memory], "task_struct", "thread_info")
+                + r.member(&[Syscalls, Memory], "thread_info", "flags"),
             page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
                 .ok()
                 .flatten()

@@ -12,7 +12,7 @@ use tracer_common::{
     KernelOffsets, MAX_TARGETS, MAX_THREADS, SYSCALL_SLOTS, SyscallTiming, TargetEntry, globals,
     maps,
     memory::{MemConfig, class},
-    table,
+    table, target_flags,
 };
 
 use crate::cli::Section;
@@ -225,6 +225,12 @@ impl Probes {
         let entry = TargetEntry {
             tgid,
             slot1: slot + 1,
+            flags: if is_32_bit(tgid) {
+                target_flags::COMPAT
+            } else {
+                0
+            },
+            _pad: 0,
         };
         let placed =
             crate::collect::table_put(&mut self.targets, self.table_entries, tgid, entry, |e| {
@@ -359,6 +365,17 @@ fn sysno32(name: &str) -> Result<u32> {
         .parse()
         .map_err(|_| anyhow!("unknown i386 syscall {name}"))?;
     Ok(nr.id() as u32)
+}
+
+/// Whether a process runs a 32-bit program (its executable's ELF class): all its calls
+/// are then asked which table they belong to (see `target_flags::COMPAT`). A process that
+/// cannot be read is taken as 64-bit; its timed calls still tell.
+fn is_32_bit(pid: u32) -> bool {
+    use std::io::Read;
+    let mut ident = [0u8; 5];
+    std::fs::File::open(format!("/proc/{pid}/exe"))
+        .and_then(|mut f| f.read_exact(&mut ident))
+        .is_ok_and(|()| &ident[..4] == b"\x7fELF" && ident[4] == 1)
 }
 
 /// Before Linux 5.11 the kernel charges BPF maps to RLIMIT_MEMLOCK (64 KiB by default);
