@@ -242,10 +242,6 @@ impl CgroupNames {
         self.cache.insert(id, found.clone());
         found
     }
-
-    pub fn cached(&self, id: u64) -> Option<String> {
-        self.cache.get(&id).cloned().flatten()
-    }
 }
 
 fn find_ino(root: &Path, dir: &Path, ino: u64, depth: u32) -> Option<String> {
@@ -353,7 +349,7 @@ mod tests {
         let ino = std::fs::metadata(&root).unwrap().ino();
         let mut names = CgroupNames::new(roots);
         assert_eq!(names.resolve(ino).as_deref(), Some("/"));
-        assert_eq!(names.cached(ino).as_deref(), Some("/"));
+        assert_eq!(names.cache.get(&ino), Some(&Some("/".to_string())));
         assert_eq!(names.resolve(u64::MAX), None);
     }
 }
