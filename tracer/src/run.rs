@@ -5,7 +5,7 @@ use std::{
     io::{BufWriter, Write},
     os::fd::{AsRawFd, OwnedFd, RawFd},
     process::ExitCode,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -28,14 +28,18 @@ use crate::{
         memory::MemoryCollector,
         proc::{self, Live},
     },
-    model::{CommandExit, Context, ProcessInfo, Report, ReportKind, Sample},
+    model::{
+        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, memory::MemSample,
+    },
     probes::{LoadOptions, Probes, Programs},
     render,
     target::{self, Launched},
 };
 
-/// The first live report comes this soon after tracer starts, whatever the interval
-/// (loading and verifying the programs takes about a tenth of a second of it)...
+/// The first text report comes this soon after tracer starts, whatever the interval, so
+/// that a person sees something within half a second (issue 5's target; loading and
+/// verifying the programs takes about a tenth of a second of it)... JSON interval objects
+/// tile the run instead, each `--interval` long from the start.
 const FIRST_REPORT: Duration = Duration::from_millis(450);
 /// ...but never sooner than this after attaching, so that it covers something.
 const FIRST_REPORT_MIN: Duration = Duration::from_millis(50);
@@ -52,17 +56,24 @@ fn ns_per_clock_tick() -> u64 {
     1_000_000_000 / hz.max(1) as u64
 }
 
-/// Seconds from `from_ns` to `to_ns` (monotonic).
-fn secs_between(from_ns: u64, to_ns: u64) -> f64 {
-    to_ns.saturating_sub(from_ns) as f64 / 1e9
-}
-
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times line up.
 pub fn monotonic_ns() -> u64 {
     // CLOCK_MONOTONIC always exists on Linux; clock_gettime cannot fail for it.
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
         t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
     })
+}
+
+/// The wall clock minus CLOCK_MONOTONIC, in ns: the wall clock read between two monotonic
+/// readings, against their midpoint. Read once, so that the run's wall-clock times keep
+/// the monotonic clock's intervals (a wall clock stepped during the run does not move them).
+fn wall_offset_ns() -> i128 {
+    let before = monotonic_ns();
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    let after = monotonic_ns();
+    wall - (before as i128 + after as i128) / 2
 }
 
 pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
@@ -173,6 +184,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     // opened after it would be shorter than the threads' accounted time).
     let t0_ns = monotonic_ns();
     let started = Instant::now();
+    let wall_offset_ns = wall_offset_ns();
     if let Some(c) = collector.as_mut() {
         for who in &live {
             c.seed(who, t0_ns)?;
@@ -196,6 +208,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         ctx: Context {
             targets: &targets,
             t0_ns,
+            wall_offset_ns,
             threads: cli.threads,
             timing: cli.timing(),
         },
@@ -281,12 +294,21 @@ impl Loop<'_> {
 
         let live_reports = self.collector.is_some()
             && (self.cli.output == Format::Text || self.cli.interval.is_some());
+        let json_intervals = live_reports && self.cli.output == Format::Json;
         let interval = self.cli.interval.unwrap_or(Duration::from_secs(1));
-        let first = (self.begun + FIRST_REPORT).max(self.started + FIRST_REPORT_MIN);
-        let mut next = first.min(self.started + interval);
+        // JSON interval objects tile the run from its start, each `interval` long; the text's
+        // first report comes soon after tracer starts (FIRST_REPORT), then every interval.
+        let mut next = if json_intervals {
+            self.started + interval
+        } else {
+            let first = (self.begun + FIRST_REPORT).max(self.started + FIRST_REPORT_MIN);
+            first.min(self.started + interval)
+        };
         let deadline = self.cli.duration.map(|d| self.started + d);
+        // The previous interval report: its counts, memory reading, end (monotonic: a
+        // report's window ends at its reading), and the events it covered.
         let mut prev = Sample::default();
-        // Monotonic time of the previous reading: a report's window ends at its reading.
+        let mut prev_mem: Option<MemSample> = None;
         let mut prev_ns = self.ctx.t0_ns;
         let mut interval_start = 0;
         let mut mem_next = self.started + MEMORY_TICK;
@@ -305,25 +327,29 @@ impl Loop<'_> {
                 }
                 _ = sleep_until(next.into()), if live_reports => {
                     let (cur, at_ns) = self.sample()?;
-                    let now = Instant::now();
                     self.drain(ring.as_mut(), &mut exits)?;
-                    let mut r = Report::build(
-                        ReportKind::Interval,
-                        &cur.since(&prev),
-                        &self.events[interval_start..],
-                        &self.ctx,
-                        secs_between(prev_ns, at_ns),
-                        None,
-                    );
-                    if let Some(m) = self.memory.as_mut() {
+                    let events = &self.events[interval_start..];
+                    let mem = self.memory.as_mut().map(|m| {
                         m.tick(true); // "now" is now, not the last tick
-                        m.fill(&mut r, &cur, &self.events[interval_start..], self.ctx.t0_ns);
-                    }
-                    render::write(out, self.cli.output, &r).context("cannot write the report")?;
-                    (prev, prev_ns, interval_start) = (cur, at_ns, self.events.len());
+                        m.read(&cur, events)
+                    });
+                    let w = Window {
+                        kind: ReportKind::Interval,
+                        start_ns: prev_ns,
+                        end_ns: at_ns,
+                        counts: &cur.since(&prev),
+                        events,
+                        memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
+                        command: None,
+                    };
+                    self.write(out, &w)?;
+                    (prev, prev_mem, prev_ns, interval_start) = (cur, mem, at_ns, self.events.len());
+                    // A report that comes late skips the boundaries it missed: the next
+                    // window is longer, and they stay where they were.
                     next += interval;
-                    if next < now {
-                        next = now + interval;
+                    let now = Instant::now();
+                    while next <= now {
+                        next += interval;
                     }
                 }
                 Ok(mut guard) = async { ring.as_mut().unwrap().readable_mut().await }, if ring.is_some() => {
@@ -350,26 +376,44 @@ impl Loop<'_> {
         }
         let command = launched_pid.and_then(target::try_reap);
         if self.collector.is_some() {
+            // One reading ends both the last interval and the run.
             let (sample, at_ns) = self.sample()?;
-            let secs = secs_between(self.ctx.t0_ns, at_ns);
             self.drain(ring.as_mut(), &mut exits)?;
-            let mut r = Report::build(
-                ReportKind::Final,
-                &sample,
-                &self.events,
-                &self.ctx,
-                secs,
-                command,
-            );
-            if let Some(m) = self.memory.as_mut() {
-                m.fill(&mut r, &sample, &self.events, self.ctx.t0_ns);
+            let mem = self.memory.as_mut().map(|m| m.read(&sample, &self.events));
+            // The last, partial interval: from the last interval report to the end.
+            if json_intervals && at_ns > prev_ns {
+                let w = Window {
+                    kind: ReportKind::Interval,
+                    start_ns: prev_ns,
+                    end_ns: at_ns,
+                    counts: &sample.since(&prev),
+                    events: &self.events[interval_start..],
+                    memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
+                    command: None,
+                };
+                self.write(out, &w)?;
             }
-            render::write(out, self.cli.output, &r).context("cannot write the report")?;
+            let w = Window {
+                kind: ReportKind::Final,
+                start_ns: self.ctx.t0_ns,
+                end_ns: at_ns,
+                counts: &sample,
+                events: &self.events,
+                memory: mem.as_ref().map(|m| (m, None)),
+                command,
+            };
+            self.write(out, &w)?;
         } else {
             let secs = self.started.elapsed().as_secs_f64();
             eprintln!("tracer: floor programs attached for {secs:.3} s");
         }
         Ok(command)
+    }
+
+    /// Builds the report of a window and writes it.
+    fn write(&self, out: &mut dyn Write, w: &Window) -> Result<()> {
+        let r = Report::build(w, &self.ctx);
+        render::write(out, self.cli.output, &r).context("cannot write the report")
     }
 
     /// Takes new events; children that `--follow` added are watched for their exit too.

@@ -5,10 +5,11 @@ mod common;
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use common::*;
+use serde_json::Value;
 
 const GETPPID: u64 = 1000;
 const WRITES: u64 = 500;
@@ -106,32 +107,114 @@ fn dd_counts_equal_strace() {
     assert!(calls(&r, "read") >= 20000);
 }
 
+/// With `--interval`, the NDJSON objects tile the run on both clocks, from the first
+/// interval (a whole interval from the start) to the last, partial one written at the end,
+/// and their counts add up to the final object's exactly.
 #[test]
-fn interval_reports_are_ndjson_and_add_up() {
+fn interval_reports_tile_the_run_and_add_up() {
     let Some(_g) = ebpf_test() else { return };
+    let before = SystemTime::now();
     // 40 getppids 50 ms apart: about 2 s of activity, spread over several intervals.
     let out = run(tracer().args([
         "--output",
         "json",
         "--interval",
-        "0.3",
+        "0.6",
         "--",
         WORKLOAD,
         "paced",
         "40",
         "50",
     ]));
-    assert!(out.status.success());
+    let after = SystemTime::now();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = json_lines(&out);
-    let (intervals, fin) = lines.split_at(lines.len() - 1);
-    assert!(intervals.len() >= 4, "{} interval lines", intervals.len());
+    let (fin, intervals) = lines.split_last().unwrap();
+    assert!(intervals.len() >= 3, "{} interval lines", intervals.len());
     assert!(intervals.iter().all(|l| l["type"] == "interval"));
-    assert_eq!(fin[0]["type"], "final");
-    // Every interval's counts are part of the final ones, and nothing is counted twice.
-    let sum: u64 = intervals.iter().map(|l| calls(l, "getppid")).sum();
-    assert!((30..=40).contains(&sum), "{sum} in intervals");
-    assert_calls(&fin[0], "getppid", 40);
-    assert_calls(&fin[0], "clock_nanosleep", 40);
+    assert_eq!(fin["type"], "final");
+
+    let mono = |l: &Value, which: &str| l[format!("{which}_mono_ns")].as_u64().unwrap();
+    let wall = |l: &Value, which: &str| {
+        let s = l[which].as_str().unwrap();
+        assert!(
+            s.ends_with('Z') && s.len() == 27,
+            "RFC 3339, UTC, microseconds: {s}"
+        );
+        humantime::parse_rfc3339(s).unwrap()
+    };
+    for l in &lines {
+        assert_eq!(l["schema_version"], 2, "{l}");
+        let ns = mono(l, "end") - mono(l, "start");
+        assert_eq!(l["duration_s"].as_f64().unwrap(), ns as f64 / 1e9);
+        // The wall clock keeps the monotonic clock's intervals (each bound cut to the
+        // microsecond).
+        let wall_ns = wall(l, "end").duration_since(wall(l, "start")).unwrap();
+        assert!(wall_ns.as_nanos().abs_diff(ns as u128) < 1000, "{l}");
+    }
+    let started = wall(fin, "start");
+    assert!(before - Duration::from_secs(1) <= started && started <= after);
+
+    // The first interval starts with the run, each one where the one before ended, and
+    // the last one ends with the run: written at the end, not only counted in the final.
+    let bound = |l: &Value, which: &str| (l[which].clone(), mono(l, which));
+    assert_eq!(bound(&intervals[0], "start"), bound(fin, "start"));
+    for pair in intervals.windows(2) {
+        assert_eq!(bound(&pair[0], "end"), bound(&pair[1], "start"));
+    }
+    let last = intervals.last().unwrap();
+    assert_eq!(bound(last, "end"), bound(fin, "end"));
+    // Boundaries fall every 0.6 s from the start: interval k ends at least k × 0.6 s in, so
+    // the first covers a whole interval (it used to end 0.45 s after tracer started).
+    let t0 = mono(fin, "start");
+    for (k, l) in intervals[..intervals.len() - 1].iter().enumerate() {
+        let end = mono(l, "end") - t0;
+        assert!(
+            end >= (k as u64 + 1) * 600_000_000,
+            "interval {k} ends at {end} ns"
+        );
+    }
+
+    // Every count of the intervals adds up to the final one, exactly.
+    let sum = |f: &dyn Fn(&Value) -> u64| intervals.iter().map(f).sum::<u64>();
+    for name in ["getppid", "clock_nanosleep"] {
+        assert_eq!(sum(&|l| calls(l, name)), calls(fin, name), "{name}");
+    }
+    assert_calls(fin, "getppid", 40);
+    assert_calls(fin, "clock_nanosleep", 40);
+    let total = |l: &Value, path: &[&str]| {
+        path.iter()
+            .fold(l, |v, k| &v[*k])
+            .as_u64()
+            .unwrap_or_else(|| panic!("{path:?} in {l}"))
+    };
+    for path in [
+        &["totals", "calls"][..],
+        &["sched", "voluntary_switches"],
+        &["sched", "on_cpu_ns"],
+        &["life", "execs"],
+        &["memory", "page_faults", "minor"],
+        &["memory", "mmap", "anon_mapped_bytes"],
+        &["fds", "opened"],
+    ] {
+        assert_eq!(sum(&|l| total(l, path)), total(fin, path), "{path:?}");
+    }
+    assert_eq!(total(fin, &["life", "execs"]), 1);
+    // Readings at the bounds: descriptors open at each interval's start are those at the
+    // end of the one before.
+    assert_eq!(intervals[0]["fds"]["start"], fin["fds"]["start"]);
+    for pair in intervals.windows(2) {
+        assert_eq!(pair[0]["fds"]["end"], pair[1]["fds"]["start"]);
+        assert_eq!(
+            pair[0]["memory"]["rss"]["end_bytes"],
+            pair[1]["memory"]["rss"]["start_bytes"]
+        );
+    }
+    assert_eq!(last["fds"]["end"], fin["fds"]["end"]);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The memory section's collection: the kernel's per-process memory maps, the /proc
-//! readings (baseline and every tick), and OOM-kill cgroup names; then the report parts.
-use std::time::Instant;
+//! readings (baseline and every tick), and OOM-kill cgroup names, into a [`MemSample`].
+use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::Result;
 use aya::{
@@ -18,10 +18,9 @@ use super::{
     take,
 };
 use crate::model::{
-    Report, Sample,
+    Sample,
     memory::{
-        self, EMFILE, ENFILE, KernelMem, MemTrack, fd_report, memory_report, merge_fds,
-        merge_memory,
+        EMFILE, ENFILE, KernelMem, MemSample, MemTrack, ProcMemory, fd_report, memory_report,
     },
 };
 
@@ -124,44 +123,38 @@ impl MemoryCollector {
         k
     }
 
-    /// Fills the memory, descriptor and OOM parts of `report`. `cumulative` is the sample
-    /// since the start (for EMFILE/ENFILE counts); `events` are the report window's.
-    pub fn fill(
-        &mut self,
-        report: &mut Report,
-        cumulative: &Sample,
-        events: &[RawEvent],
-        t0_ns: u64,
-    ) {
-        let mut mems = Vec::new();
-        let mut fds = Vec::new();
-        for (slot, (_, track)) in self.tracks.iter().enumerate() {
-            let k = self.kernel(slot as u32);
-            let errors = |errno: u32| -> u64 {
-                cumulative
-                    .syscalls
-                    .iter()
-                    .filter(|((s, _), _)| *s == slot as u32)
-                    .map(|(_, c)| c.errnos.get(&errno).copied().unwrap_or(0))
-                    .sum()
-            };
-            let m = memory_report(track, &k, self.page_size);
-            let f = fd_report(track, &k, errors(EMFILE), errors(ENFILE));
-            if let Some(p) = report.processes.get_mut(slot) {
-                p.memory = Some(m.clone());
-                p.fds = Some(f.clone());
-            }
-            mems.push(m);
-            fds.push(f);
-        }
-        report.memory = merge_memory(&mems);
-        report.fds = merge_fds(&fds);
+    /// Each traced process's memory and descriptors since tracing started, and the paths
+    /// of the memory cgroups of the OOM kills among `events`. `cumulative` is the sample
+    /// since the start (for EMFILE/ENFILE counts).
+    pub fn read(&mut self, cumulative: &Sample, events: &[RawEvent]) -> MemSample {
+        let procs = self
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(slot, (_, track))| {
+                let k = self.kernel(slot as u32);
+                let errors = |errno: u32| -> u64 {
+                    cumulative
+                        .syscalls
+                        .iter()
+                        .filter(|((s, _), _)| *s == slot as u32)
+                        .map(|(_, c)| c.errnos.get(&errno).copied().unwrap_or(0))
+                        .sum()
+                };
+                ProcMemory {
+                    memory: memory_report(track, &k, self.page_size),
+                    fds: fd_report(track, &k, errors(EMFILE), errors(ENFILE)),
+                }
+            })
+            .collect();
+        let mut cgroups = BTreeMap::new();
         for e in events {
-            if let EventData::OomKill(k) = e.data {
-                self.names.resolve(k.cgroup_id);
+            if let EventData::OomKill(k) = e.data
+                && let Some(path) = self.names.resolve(k.cgroup_id)
+            {
+                cgroups.insert(k.cgroup_id, path);
             }
         }
-        let names = &self.names;
-        report.oom_kills = Some(memory::oom_kills(events, t0_ns, &|id| names.cached(id)));
+        MemSample { procs, cgroups }
     }
 }

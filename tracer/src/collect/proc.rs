@@ -242,10 +242,6 @@ impl CgroupNames {
         self.cache.insert(id, found.clone());
         found
     }
-
-    pub fn cached(&self, id: u64) -> Option<String> {
-        self.cache.get(&id).cloned().flatten()
-    }
 }
 
 fn find_ino(root: &Path, dir: &Path, ino: u64, depth: u32) -> Option<String> {
@@ -293,7 +289,9 @@ mod tests {
 
     /// Starts `sleep 30` with the given standard descriptors and waits (up to 5 s) until its
     /// exec is complete: its program is no longer this test's (it may be a link to
-    /// busybox), and the spawn's close-on-exec pipe is closed (a moment later).
+    /// busybox), and the spawn's close-on-exec pipe is closed (a moment later); then until
+    /// it sleeps (in nanosleep or clock_nanosleep): before, its start-up (locale files)
+    /// opens and closes descriptors.
     fn sleeper(null_stdio: bool) -> std::process::Child {
         use std::process::{Command, Stdio};
         let mut cmd = Command::new("sleep");
@@ -307,7 +305,13 @@ mod tests {
         let me = std::env::current_exe().unwrap();
         let path = format!("/proc/{}/exe", child.id());
         let start = std::time::Instant::now();
-        while (std::fs::read_link(&path).map_or(true, |p| p == me) || cloexec_fds(child.id()) > 0)
+        let asleep = || {
+            std::fs::read_to_string(format!("/proc/{}/syscall", child.id()))
+                .is_ok_and(|s| matches!(s.split(' ').next(), Some("35" | "230")))
+        };
+        while (std::fs::read_link(&path).map_or(true, |p| p == me)
+            || cloexec_fds(child.id()) > 0
+            || !asleep())
             && start.elapsed() < std::time::Duration::from_secs(5)
         {
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -353,7 +357,7 @@ mod tests {
         let ino = std::fs::metadata(&root).unwrap().ino();
         let mut names = CgroupNames::new(roots);
         assert_eq!(names.resolve(ino).as_deref(), Some("/"));
-        assert_eq!(names.cached(ino).as_deref(), Some("/"));
+        assert_eq!(names.cache.get(&ino), Some(&Some("/".to_string())));
         assert_eq!(names.resolve(u64::MAX), None);
     }
 }

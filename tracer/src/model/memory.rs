@@ -2,7 +2,11 @@
 //!
 //! Inputs: what the kernel counted ([`KernelMem`], from the syscalls and `rss_stat`), what
 //! /proc said at start and every sampling tick ([`ProcReading`], kept in a [`MemTrack`]),
-//! and OOM-kill events. Output: the `memory`, `fds` and `oom_kills` parts of a report.
+//! and OOM-kill events. Output: each process's reports since tracing started (a
+//! [`MemSample`], made by `collect`), and from two of them the `memory`, `fds` and
+//! `oom_kills` parts of a report's window.
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tracer_common::{
     event::{self, EventData, RawEvent},
@@ -599,6 +603,71 @@ pub fn merge_fds(all: &[FdReport]) -> Option<FdReport> {
     Some(f)
 }
 
+/// One traced process's memory and descriptors, since tracing started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcMemory {
+    pub memory: MemoryReport,
+    pub fds: FdReport,
+}
+
+/// The memory section at one moment: each traced process's reports since tracing started,
+/// in slot order, and the paths of the memory cgroups named by OOM kills so far (by id).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemSample {
+    pub procs: Vec<ProcMemory>,
+    pub cgroups: BTreeMap<u64, String>,
+}
+
+/// The memory report of a window, from the reports since tracing started at its end
+/// (`now`) and at its start (`before`; None when the window starts with the run): counts
+/// are the window's, `start` readings are those at its start, the rest are `now`'s.
+pub fn memory_window(now: &MemoryReport, before: Option<&MemoryReport>) -> MemoryReport {
+    let Some(b) = before else {
+        return now.clone();
+    };
+    let mut m = now.clone();
+    // Where the run's heap start moved (an exec in the window), the new program's heap
+    // starts at its own base.
+    if now.brk_start == b.brk_start {
+        m.brk_start = b.brk_end;
+    }
+    m.brk_growth_bytes = m.brk_end as i64 - m.brk_start as i64;
+    let (n, p) = (&now.mmap, &b.mmap);
+    m.mmap = MmapReport {
+        anon_mapped_bytes: n.anon_mapped_bytes.saturating_sub(p.anon_mapped_bytes),
+        file_mapped_bytes: n.file_mapped_bytes.saturating_sub(p.file_mapped_bytes),
+        unmapped_bytes: n.unmapped_bytes.saturating_sub(p.unmapped_bytes),
+        remap_grown_bytes: n.remap_grown_bytes.saturating_sub(p.remap_grown_bytes),
+        net_bytes: n.net_bytes - p.net_bytes,
+    };
+    m.rss.start_bytes = b.rss.end_bytes;
+    m.rss.start = b.rss.end;
+    m.page_faults = FaultReport {
+        minor: now.page_faults.minor.saturating_sub(b.page_faults.minor),
+        major: now.page_faults.major.saturating_sub(b.page_faults.major),
+    };
+    m
+}
+
+/// The descriptor report of a window, as [`memory_window`]: `start` is the count at its
+/// start, opens, closes and EMFILE/ENFILE failures are the window's.
+pub fn fd_window(now: &FdReport, before: Option<&FdReport>) -> FdReport {
+    let Some(b) = before else {
+        return now.clone();
+    };
+    let emfile = now.emfile_errors.saturating_sub(b.emfile_errors);
+    let enfile = now.enfile_errors.saturating_sub(b.enfile_errors);
+    FdReport {
+        start: b.end,
+        opened: now.opened.saturating_sub(b.opened),
+        closed: now.closed.saturating_sub(b.closed),
+        emfile_errors: emfile,
+        enfile_errors: enfile,
+        warning: fd_warning(now.end, now.peak, now.limit, emfile, enfile),
+        ..now.clone()
+    }
+}
+
 /// The OOM kills among `events`.
 pub fn oom_kills(
     events: &[RawEvent],
@@ -885,6 +954,138 @@ mod tests {
             (f.start, f.end, f.peak, f.opened, f.closed),
             (5, 14, 15, 10, 1)
         );
+    }
+
+    /// The run's reports at three readings (the last one ends the run), of a process that
+    /// grows its heap, maps and unmaps, faults, and opens descriptors until EMFILE.
+    fn three_readings() -> [ProcMemory; 3] {
+        let mut start = reading(0.0, 10);
+        start.brk = Some(0x1000_0000);
+        start.minflt = 100;
+        start.fds = Some(4);
+        start.nofile_limit = Some(64);
+        let mut track = MemTrack::new(false, Some(start));
+        let mut k = KernelMem::default();
+        let mut out = Vec::new();
+        for (i, (rss, minflt, opened, closed, emfile)) in [
+            (20, 300, 10, 2, 0),
+            (15, 330, 60, 2, 7),
+            (25, 400, 61, 50, 9),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = reading(i as f64 + 1.0, rss);
+            r.minflt = minflt;
+            r.vm_size = (rss + 100) * MIB;
+            r.nofile_limit = Some(64);
+            track.push(r);
+            k.sys.brk = 0x1000_0000 + (i as u64 + 1) * MIB;
+            k.sys.anon_mapped += 8 * MIB;
+            k.sys.unmapped += (i as u64) * MIB;
+            k.sys.fds_opened = opened;
+            k.sys.fds_closed = closed;
+            k.sys.fds_peak_net = k.sys.fds_peak_net.max(opened - closed);
+            out.push(ProcMemory {
+                memory: memory_report(&track, &k, 4096),
+                fds: fd_report(&track, &k, emfile, 0),
+            });
+        }
+        out.try_into().unwrap()
+    }
+
+    /// The three readings, and the windows they end (the first starting with the run).
+    fn three_windows() -> ([ProcMemory; 3], Vec<ProcMemory>) {
+        let run = three_readings();
+        let w = (0..3usize)
+            .map(|i| {
+                let before = i.checked_sub(1).map(|p| &run[p]);
+                ProcMemory {
+                    memory: memory_window(&run[i].memory, before.map(|b| &b.memory)),
+                    fds: fd_window(&run[i].fds, before.map(|b| &b.fds)),
+                }
+            })
+            .collect();
+        (run, w)
+    }
+
+    #[test]
+    fn memory_windows_tile_the_run() {
+        let (run, w) = three_windows();
+        let w: Vec<&MemoryReport> = w.iter().map(|p| &p.memory).collect();
+        let end = &run[2].memory;
+        // Counts of each window add up to the run's.
+        let sum = |f: &dyn Fn(&MemoryReport) -> i64| w.iter().map(|m| f(m)).sum::<i64>();
+        assert_eq!(sum(&|m| m.mmap.anon_mapped_bytes as i64), (24 * MIB) as i64);
+        assert_eq!(sum(&|m| m.mmap.unmapped_bytes as i64), (3 * MIB) as i64);
+        assert_eq!(sum(&|m| m.mmap.net_bytes), end.mmap.net_bytes);
+        assert_eq!(sum(&|m| m.page_faults.minor as i64), 300);
+        assert_eq!(end.page_faults.minor, 300);
+        assert_eq!(sum(&|m| m.brk_growth_bytes), end.brk_growth_bytes);
+        let anon: Vec<u64> = w.iter().map(|m| m.mmap.anon_mapped_bytes).collect();
+        assert_eq!(anon, [8 * MIB, 8 * MIB, 8 * MIB]);
+        // Readings at the bounds: each window starts where the one before ended.
+        assert_eq!(w[0].rss.start_bytes, 10 * MIB, "the run's start");
+        assert_eq!(w[0].brk_start, 0x1000_0000);
+        for i in 1..3 {
+            assert_eq!(w[i].rss.start_bytes, w[i - 1].rss.end_bytes);
+            assert_eq!(w[i].rss.start, w[i - 1].rss.end);
+            assert_eq!(w[i].brk_start, w[i - 1].brk_end);
+        }
+        assert_eq!(
+            [w[1].rss.start_bytes, w[1].rss.end_bytes],
+            [20 * MIB, 15 * MIB]
+        );
+        // Instants are the end's; the peak and the fit are the run's so far.
+        assert_eq!(w[1].vm_size_bytes, 115 * MIB);
+        assert_eq!(w[1].rss.peak_bytes, 20 * MIB);
+        assert_eq!(
+            w[1].rss.growth_bytes_per_s,
+            run[1].memory.rss.growth_bytes_per_s
+        );
+        // The final report is the run's own.
+        assert_eq!(memory_window(end, None), *end);
+    }
+
+    #[test]
+    fn heap_of_a_program_exec_d_in_the_window_starts_at_its_base() {
+        let run = three_readings();
+        let mut now = run[2].memory.clone();
+        now.brk_start = 0x7000_0000;
+        now.brk_end = 0x7000_0000 + MIB;
+        let w = memory_window(&now, Some(&run[1].memory));
+        assert_eq!((w.brk_start, w.brk_growth_bytes), (0x7000_0000, MIB as i64));
+    }
+
+    #[test]
+    fn fd_windows_tile_the_run() {
+        let (run, w) = three_windows();
+        let w: Vec<&FdReport> = w.iter().map(|p| &p.fds).collect();
+        let end = &run[2].fds;
+        assert_eq!((end.start, end.end, end.peak), (4, 15, 62));
+        let io: Vec<(u64, u64, u64, u64)> = w
+            .iter()
+            .map(|f| (f.start, f.opened, f.closed, f.end))
+            .collect();
+        assert_eq!(io, [(4, 10, 2, 12), (12, 50, 0, 62), (62, 1, 48, 15)]);
+        for f in &w {
+            assert_eq!(f.start + f.opened - f.closed, f.end);
+        }
+        // The peak is the run's so far (the kernel keeps no peak per window).
+        let peaks: Vec<u64> = w.iter().map(|f| f.peak).collect();
+        assert_eq!(peaks, [12, 62, 62]);
+        let emfile: Vec<u64> = w.iter().map(|f| f.emfile_errors).collect();
+        assert_eq!(emfile, [0, 7, 2]);
+        assert_eq!(emfile.iter().sum::<u64>(), end.emfile_errors);
+        // The warning says the window's failures, and the run's peak against the limit.
+        assert_eq!(w[0].warning, None);
+        assert_eq!(
+            w[2].warning.as_deref(),
+            Some(
+                "open descriptors reached 62 of the limit 64 (97%) at their peak, 15 open now; 2 calls failed with EMFILE (per-process limit)"
+            )
+        );
+        assert_eq!(fd_window(end, None), *end);
     }
 
     #[test]

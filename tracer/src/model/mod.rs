@@ -1,12 +1,16 @@
 //! The model: pure data and arithmetic, no I/O. `collect` fills a [`Sample`] (cumulative
-//! counters as read from the kernel); [`Sample::since`] turns two samples into the counts of
-//! one interval; [`Report::build`] turns counts into rows with rates and percentiles, which
-//! `render` prints.
+//! counters as read from the kernel) and a [`memory::MemSample`]; [`Sample::since`] turns two
+//! samples into the counts of one interval; [`Report::build`] turns the counts of a
+//! [`Window`] into the whole report (rows with rates and percentiles, scheduling, life,
+//! memory), which `render` prints. Reports are built here only.
 pub mod events;
 pub mod memory;
 pub mod sched;
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, SystemTime},
+};
 
 use events::{LifeCounts, ProcessEvent};
 use sched::{SchedCounts, SchedReport, ThreadCounts, ThreadRow};
@@ -424,13 +428,31 @@ impl CommandExit {
     }
 }
 
-/// What one report says: the whole model, ready to render.
+/// The version of the JSON objects' shape (docs/json-schema.md has the changelog).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A moment on the wall clock (UTC). The model keeps the time; `render::json` writes it as
+/// RFC 3339 (its `Serialize` impl lives there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WallClock(pub SystemTime);
+
+/// What one report says: the whole model, ready to render. Every count is of the window
+/// `[start, end]`; readings are at `end` (docs/json-schema.md gives each field's scope).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
+    pub schema_version: u32,
     #[serde(rename = "type")]
     pub kind: ReportKind,
-    pub pids: Vec<u32>,
+    /// The window's bounds on the wall clock, derived from the monotonic ones with one
+    /// offset for the whole run, so that consecutive windows share their bound exactly.
+    pub start: WallClock,
+    pub end: WallClock,
+    /// The same bounds on CLOCK_MONOTONIC (the clock of `bpf_ktime_get_ns`), in ns.
+    pub start_mono_ns: u64,
+    pub end_mono_ns: u64,
+    /// `(end_mono_ns - start_mono_ns) / 1e9`.
     pub duration_s: f64,
+    pub pids: Vec<u32>,
     /// Merged over all traced processes, sorted by total time, highest first.
     pub syscalls: Vec<SyscallRow>,
     pub totals: Totals,
@@ -585,23 +607,52 @@ pub struct Context<'a> {
     pub targets: &'a [ProcessInfo],
     /// Monotonic time at which tracing started; event times are relative to it.
     pub t0_ns: u64,
+    /// Wall clock minus monotonic clock, in ns, read once when tracing started: every
+    /// wall-clock time of the run is its monotonic time plus this.
+    pub wall_offset_ns: i128,
     /// List threads in the scheduling section (`--threads`).
     pub threads: bool,
     /// How the kernel side times syscalls.
     pub timing: SyscallTiming,
 }
 
+impl Context<'_> {
+    /// The wall-clock time of a monotonic one.
+    pub fn wall(&self, mono_ns: u64) -> WallClock {
+        let ns = (mono_ns as i128 + self.wall_offset_ns).max(0);
+        WallClock(SystemTime::UNIX_EPOCH + Duration::from_nanos(ns as u64))
+    }
+}
+
+/// What one report covers: its bounds and what happened between them.
+#[derive(Clone, Copy, Debug)]
+pub struct Window<'a> {
+    pub kind: ReportKind,
+    /// Bounds, CLOCK_MONOTONIC ns: `end_ns` is when `counts` were read.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// What was counted in the window (for `final`, since tracing started).
+    pub counts: &'a Sample,
+    /// The events read in the window.
+    pub events: &'a [RawEvent],
+    /// The memory section's readings at the window's end and at its start (None at the
+    /// start of the run), when the section is selected.
+    pub memory: Option<(&'a memory::MemSample, Option<&'a memory::MemSample>)>,
+    /// How a launched command ended (final report).
+    pub command: Option<CommandExit>,
+}
+
+impl Window<'_> {
+    pub fn secs(&self) -> f64 {
+        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+}
+
 impl Report {
-    /// Builds a report from the counts and events of a window of `secs` seconds.
-    pub fn build(
-        kind: ReportKind,
-        counts: &Sample,
-        events: &[RawEvent],
-        ctx: &Context,
-        secs: f64,
-        command: Option<CommandExit>,
-    ) -> Report {
+    /// Builds the report of a window.
+    pub fn build(w: &Window, ctx: &Context) -> Report {
         let (targets, t0_ns) = (ctx.targets, ctx.t0_ns);
+        let (counts, events, secs) = (w.counts, w.events, w.secs());
         let mut merged: BTreeMap<u32, SyscallCounts> = BTreeMap::new();
         let mut per_slot: Vec<BTreeMap<u32, SyscallCounts>> = vec![BTreeMap::new(); targets.len()];
         for (&(slot, nr), c) in &counts.syscalls {
@@ -659,10 +710,15 @@ impl Report {
                 _ => None,
             })
             .collect();
-        Report {
-            kind,
-            pids: targets.iter().map(|p| p.pid).collect(),
+        let mut r = Report {
+            schema_version: SCHEMA_VERSION,
+            kind: w.kind,
+            start: ctx.wall(w.start_ns),
+            end: ctx.wall(w.end_ns),
+            start_mono_ns: w.start_ns,
+            end_mono_ns: w.end_ns,
             duration_s: secs,
+            pids: targets.iter().map(|p| p.pid).collect(),
             syscalls,
             totals,
             latency_timing: ctx.timing.into(),
@@ -680,22 +736,69 @@ impl Report {
                 .collect(),
             events_omitted: (events.iter().filter(|e| e.is_about_a_target()).count())
                 .saturating_sub(MAX_EVENTS_LISTED) as u64,
-            command,
+            command: w.command,
             memory: None,
             fds: None,
             oom_kills: None,
+        };
+        if let Some((now, before)) = w.memory {
+            r.add_memory(now, before, events, t0_ns);
         }
+        r
+    }
+
+    /// The memory, descriptor and OOM-kill parts: each process's window, and their sum.
+    fn add_memory(
+        &mut self,
+        now: &memory::MemSample,
+        before: Option<&memory::MemSample>,
+        events: &[RawEvent],
+        t0_ns: u64,
+    ) {
+        let mut mems = Vec::new();
+        let mut fds = Vec::new();
+        for (slot, p) in now.procs.iter().enumerate() {
+            let b = before.and_then(|b| b.procs.get(slot));
+            let m = memory::memory_window(&p.memory, b.map(|b| &b.memory));
+            let f = memory::fd_window(&p.fds, b.map(|b| &b.fds));
+            if let Some(r) = self.processes.get_mut(slot) {
+                r.memory = Some(m.clone());
+                r.fds = Some(f.clone());
+            }
+            mems.push(m);
+            fds.push(f);
+        }
+        self.memory = memory::merge_memory(&mems);
+        self.fds = memory::merge_fds(&fds);
+        self.oom_kills = Some(memory::oom_kills(events, t0_ns, &|id| {
+            now.cgroups.get(&id).cloned()
+        }));
     }
 }
 
-/// A report context for tests: no threads listed, time starting at 0.
+/// A report context for tests: no threads listed, time starting at 0 on both clocks.
 #[cfg(test)]
 pub fn ctx(targets: &[ProcessInfo]) -> Context<'_> {
     Context {
         targets,
         t0_ns: 0,
+        wall_offset_ns: 0,
         threads: false,
         timing: SyscallTiming::EXACT,
+    }
+}
+
+/// A window for tests: `counts` over the first `secs` seconds, no events.
+#[cfg(test)]
+pub fn window(kind: ReportKind, counts: &Sample, secs: f64) -> Window<'_> {
+    Window {
+        kind,
+        start_ns: 0,
+        end_ns: (secs * 1e9) as u64,
+        counts,
+        events: &[],
+        memory: None,
+        command: None,
     }
 }
 
@@ -830,7 +933,7 @@ mod tests {
             pid: 10,
             comm: "a".into(),
         }];
-        let r = Report::build(ReportKind::Final, &s, &[], &ctx(&targets), 1.0, None);
+        let r = Report::build(&window(ReportKind::Final, &s, 1.0), &ctx(&targets));
         let dup = r.syscalls.iter().find(|r| r.name == "dup").unwrap();
         assert_eq!((dup.calls, dup.timed), (3, 0));
         assert_eq!(
@@ -880,7 +983,7 @@ mod tests {
                 comm: "b".into(),
             },
         ];
-        let r = Report::build(ReportKind::Final, &s, &[], &ctx(&targets), 2.0, None);
+        let r = Report::build(&window(ReportKind::Final, &s, 2.0), &ctx(&targets));
         assert_eq!(r.pids, vec![10, 11]);
         let names: Vec<_> = r.syscalls.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["openat", "read"]);
@@ -893,6 +996,78 @@ mod tests {
         assert_eq!(r.totals.total_ns, 4150);
         assert_eq!(r.processes[1].totals.calls, 5);
         assert_eq!(r.processes[0].syscalls.len(), 2);
+    }
+
+    #[test]
+    fn windows_tile_on_both_clocks_and_add_up_to_the_run() {
+        let targets = [ProcessInfo {
+            pid: 10,
+            comm: "a".into(),
+        }];
+        let mut ctx = ctx(&targets);
+        ctx.t0_ns = 5_000_000_000;
+        ctx.wall_offset_ns = 1_796_092_200_123_456_789 - 5_000_000_000;
+        // Cumulative samples: at the start, at three readings, the last one ending the run.
+        let at = [
+            5_000_000_000u64,
+            6_000_001_234,
+            7_000_000_099,
+            7_300_000_000,
+        ];
+        let samples: Vec<Sample> = [0u64, 7, 19, 20]
+            .iter()
+            .map(|&n| {
+                let mut s = Sample::default();
+                let mut c = counts_of(&vec![100; n as usize]);
+                c.calls += 2 * n; // untimed calls too
+                s.syscalls.insert((0, 110), c);
+                s
+            })
+            .collect();
+        let report = |kind, i: usize, j: usize, counts: &Sample| {
+            let w = Window {
+                kind,
+                start_ns: at[i],
+                end_ns: at[j],
+                counts,
+                events: &[],
+                memory: None,
+                command: None,
+            };
+            Report::build(&w, &ctx)
+        };
+        let intervals: Vec<Report> = (0..3)
+            .map(|k| {
+                let counts = samples[k + 1].since(&samples[k]);
+                report(ReportKind::Interval, k, k + 1, &counts)
+            })
+            .collect();
+        let fin = report(ReportKind::Final, 0, 3, &samples[3]);
+        for r in intervals.iter().chain([&fin]) {
+            assert_eq!(r.schema_version, 2);
+            assert_eq!(r.duration_s, (r.end_mono_ns - r.start_mono_ns) as f64 / 1e9);
+            // The wall clock keeps the monotonic clock's intervals, to the nanosecond.
+            let wall = r.end.0.duration_since(r.start.0).unwrap();
+            assert_eq!(wall.as_nanos(), (r.end_mono_ns - r.start_mono_ns) as u128);
+        }
+        for pair in intervals.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+            assert_eq!(pair[0].end_mono_ns, pair[1].start_mono_ns);
+        }
+        let last = intervals.last().unwrap();
+        assert_eq!((intervals[0].start, last.end), (fin.start, fin.end));
+        assert_eq!(
+            (intervals[0].start_mono_ns, last.end_mono_ns),
+            (5_000_000_000, 7_300_000_000)
+        );
+        assert_eq!(
+            fin.start.0.duration_since(SystemTime::UNIX_EPOCH).unwrap(),
+            Duration::new(1_796_092_200, 123_456_789)
+        );
+        let calls: Vec<u64> = intervals.iter().map(|r| r.totals.calls).collect();
+        assert_eq!(calls, [21, 36, 3]);
+        assert_eq!(calls.iter().sum::<u64>(), fin.totals.calls);
+        assert_eq!(fin.syscalls[0].calls, 60);
     }
 
     #[test]

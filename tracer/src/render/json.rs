@@ -1,17 +1,26 @@
 //! JSON output: one object per report, one line each (NDJSON). The schema is documented in
-//! docs/json-schema.md; fields are only ever added.
+//! docs/json-schema.md, with its version ([`crate::model::SCHEMA_VERSION`]) and changelog.
 use std::io::Write;
 
-use crate::model::Report;
+use serde::{Serialize, Serializer};
+
+use crate::model::{Report, WallClock};
 
 pub fn write(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, report)?;
     out.write_all(b"\n")
 }
 
+/// RFC 3339 in UTC, to the microsecond: `2026-12-01T02:30:00.123456Z`.
+impl Serialize for WallClock {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_micros(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::model::{ProcessInfo, Report, ReportKind, Sample, SyscallCounts};
+    use crate::model::{ProcessInfo, Report, ReportKind, Sample, SyscallCounts, Window};
     use tracer_common::hist;
 
     #[test]
@@ -33,12 +42,8 @@ mod tests {
             comm: "w".into(),
         }];
         let r = Report::build(
-            ReportKind::Final,
-            &s,
-            &[],
+            &crate::model::window(ReportKind::Final, &s, 2.0),
             &crate::model::ctx(&targets),
-            2.0,
-            None,
         );
         let mut buf = Vec::new();
         super::write(&mut buf, &r).unwrap();
@@ -74,6 +79,233 @@ mod tests {
     }
 
     #[test]
+    fn objects_carry_their_version_and_bounds() {
+        let targets = [ProcessInfo {
+            pid: 42,
+            comm: "w".into(),
+        }];
+        let mut ctx = crate::model::ctx(&targets);
+        // Monotonic 1 s is 2026-12-01T02:30:00.123456789Z.
+        ctx.t0_ns = 1_000_000_000;
+        ctx.wall_offset_ns = 1_796_092_200_123_456_789 - 1_000_000_000;
+        let s = Sample::default();
+        let w = Window {
+            kind: ReportKind::Interval,
+            start_ns: 2_500_000_000,
+            end_ns: 3_000_000_007,
+            counts: &s,
+            events: &[],
+            memory: None,
+            command: None,
+        };
+        let mut buf = Vec::new();
+        super::write(&mut buf, &Report::build(&w, &ctx)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["schema_version"], 2);
+        assert_eq!(v["type"], "interval");
+        // Microseconds, cut rather than rounded, so that a bound is the same string in the
+        // two windows it separates.
+        assert_eq!(v["start"], "2026-12-01T02:30:01.623456Z");
+        assert_eq!(v["end"], "2026-12-01T02:30:02.123456Z");
+        assert_eq!(v["start_mono_ns"], 2_500_000_000u64);
+        assert_eq!(v["end_mono_ns"], 3_000_000_007u64);
+        assert_eq!(v["duration_s"], 0.500000007);
+        // The keys come first, in this order.
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"schema_version":2,"type":"interval","start":"2026-12-01T02:30:01.623456Z","end":"#
+            ),
+            "{text}"
+        );
+    }
+
+    /// Every key a report can carry is in docs/json-schema.md, every top-level key has a
+    /// row in its table, and every row of a table with a scope column says which scope.
+    #[test]
+    fn every_field_is_documented_with_its_scope() {
+        use crate::model::{
+            CommandExit,
+            events::ProcessEvent,
+            memory::{CgroupMem, LimitEta, MemSample, OomReport, ProcMemory},
+            sched::{SchedCounts, ThreadCounts},
+        };
+        let doc = include_str!("../../../docs/json-schema.md");
+
+        // The scope cell of every row of a table whose header has one.
+        const SCOPES: [&str; 5] = [
+            "interval",
+            "instant",
+            "cumulative",
+            "constant",
+            "(per field)",
+        ];
+        let mut scoped_rows = 0;
+        let mut top_level_rows = Vec::new();
+        let mut section = "";
+        let mut scope_col = None;
+        for line in doc.lines() {
+            if line.starts_with('#') {
+                section = line;
+                scope_col = None;
+            }
+            let cells: Vec<&str> = line
+                .split(" | ")
+                .map(|c| c.trim_matches(['|', ' ']))
+                .collect();
+            if line.starts_with("| field |") {
+                scope_col = cells.iter().position(|c| *c == "scope");
+            } else if line.starts_with("| `")
+                && let Some(i) = scope_col
+            {
+                assert!(SCOPES.contains(&cells[i]), "no scope in: {line}");
+                scoped_rows += 1;
+                if section == "## Top level" {
+                    top_level_rows.push(cells[0]);
+                }
+            }
+        }
+        assert!(scoped_rows > 60, "{scoped_rows} rows with a scope");
+
+        // A report with every optional part.
+        let targets = [ProcessInfo {
+            pid: 42,
+            comm: "w".into(),
+        }];
+        let mut ctx = crate::model::ctx(&targets);
+        ctx.threads = true;
+        let mut s = Sample::default();
+        s.syscalls.insert((0, 257), SyscallCounts::default());
+        s.sched = Some([(0, SchedCounts::default())].into());
+        s.threads.insert(
+            43,
+            ThreadCounts {
+                slot: 0,
+                pid: 42,
+                comm: "w".into(),
+                alive: true,
+                counts: SchedCounts::default(),
+            },
+        );
+        let mut mem = MemSample {
+            procs: vec![ProcMemory::default()],
+            ..Default::default()
+        };
+        let limits = &mut mem.procs[0].memory.limits;
+        limits.cgroup = Some(CgroupMem::default());
+        limits.eta = Some(LimitEta {
+            limit: "cgroup",
+            limit_bytes: 1,
+            used_bytes: 0,
+            eta_s: 1.0,
+            rate_bytes_per_s: 1.0,
+        });
+        let w = Window {
+            kind: ReportKind::Final,
+            start_ns: 0,
+            end_ns: 1,
+            counts: &s,
+            events: &[],
+            memory: Some((&mem, None)),
+            command: Some(CommandExit {
+                pid: 42,
+                exit_code: Some(0),
+                signal: None,
+                signo: None,
+            }),
+        };
+        let mut r = Report::build(&w, &ctx);
+        r.events = vec![
+            ProcessEvent::Fork {
+                t_s: 0.0,
+                pid: 1,
+                tid: 1,
+                child_pid: 2,
+                child_tid: 2,
+                thread: false,
+                followed: false,
+            },
+            ProcessEvent::Exec {
+                t_s: 0.0,
+                pid: 1,
+                tid: 1,
+                old_tid: 1,
+                comm: "x".into(),
+            },
+            ProcessEvent::Exit {
+                t_s: 0.0,
+                pid: 1,
+                tid: 1,
+                process: true,
+                exit_code: None,
+                signal: None,
+                core_dumped: false,
+            },
+            ProcessEvent::Signal {
+                t_s: 0.0,
+                pid: 1,
+                tid: 1,
+                signal: "SIGTERM".into(),
+                sender_pid: None,
+                result: "delivered",
+            },
+            ProcessEvent::OomKill {
+                t_s: 0.0,
+                pid: 1,
+                tid: 1,
+                comm: "x".into(),
+                traced: true,
+            },
+        ];
+        r.oom_kills = Some(vec![OomReport {
+            t_s: 0.0,
+            pid: 1,
+            comm: "x".into(),
+            anon_rss_bytes: 0,
+            file_rss_bytes: 0,
+            shmem_rss_bytes: 0,
+            swap_bytes: 0,
+            total_vm_bytes: 0,
+            cgroup: "/".into(),
+            traced: false,
+        }]);
+        let v = serde_json::to_value(&r).unwrap();
+
+        for key in v.as_object().unwrap().keys() {
+            let named = format!("`{key}`");
+            assert!(
+                top_level_rows.iter().any(|c| c.contains(&named)),
+                "top-level {key} has no row"
+            );
+        }
+        fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        out.push(k.clone());
+                        if k != "errnos" {
+                            keys(v, out);
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        keys(&v, &mut all);
+        assert!(all.len() > 150, "{} keys", all.len());
+        for k in all {
+            assert!(
+                [format!("`{k}`"), format!(".{k}`"), format!("`{k}.")]
+                    .iter()
+                    .any(|n| doc.contains(n.as_str())),
+                "{k} is not documented"
+            );
+        }
+    }
+
+    #[test]
     fn memory_fds_and_oom_kills_have_the_documented_shape() {
         use crate::model::memory::{
             FdReport, KernelMem, MemTrack, ProcReading, Rss, fd_report, memory_report,
@@ -84,12 +316,8 @@ mod tests {
             comm: "w".into(),
         }];
         let mut r = Report::build(
-            ReportKind::Final,
-            &Sample::default(),
-            &[],
+            &crate::model::window(ReportKind::Final, &Sample::default(), 2.0),
             &crate::model::ctx(&targets),
-            2.0,
-            None,
         );
         // Without the memory section, none of its keys appear.
         let v = serde_json::to_value(&r).unwrap();

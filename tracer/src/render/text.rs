@@ -577,12 +577,8 @@ mod tests {
             comm: "cat".into(),
         }];
         let r = Report::build(
-            ReportKind::Final,
-            &s,
-            &[],
+            &crate::model::window(ReportKind::Final, &s, 1.0),
             &crate::model::ctx(&targets),
-            1.0,
-            None,
         );
         let mut buf = Vec::new();
         write(&mut buf, &r).unwrap();
@@ -603,12 +599,8 @@ mod tests {
         // Runs the kernel skipped are said, and are not lost events.
         s.drops.skipped_runs = 12;
         let r = Report::build(
-            ReportKind::Final,
-            &s,
-            &[],
+            &crate::model::window(ReportKind::Final, &s, 1.0),
             &crate::model::ctx(&targets),
-            1.0,
-            None,
         );
         assert_eq!(r.lost_events, 0);
         let mut buf = Vec::new();
@@ -638,7 +630,7 @@ mod tests {
         }];
         let mut ctx = crate::model::ctx(&targets);
         ctx.timing = tracer_common::SyscallTiming::SAMPLED;
-        let r = Report::build(ReportKind::Final, &s, &[], &ctx, 1.0, None);
+        let r = Report::build(&crate::model::window(ReportKind::Final, &s, 1.0), &ctx);
         let mut buf = Vec::new();
         write(&mut buf, &r).unwrap();
         let text = String::from_utf8(buf).unwrap();
@@ -659,12 +651,8 @@ mod tests {
             comm: "svc".into(),
         }];
         let mut r = Report::build(
-            ReportKind::Final,
-            &Sample::default(),
-            &[],
+            &crate::model::window(ReportKind::Final, &Sample::default(), 1.0),
             &crate::model::ctx(&targets),
-            1.0,
-            None,
         );
         let mut m = MemoryReport {
             brk_growth_bytes: 64 << 20,

@@ -281,7 +281,7 @@ fn first_report(out: &mut String, f: &FirstReport) {
     let _ = writeln!(out, "## First report\n");
     let _ = writeln!(
         out,
-        "`tracer --output json --interval 0.5 --pid <idle sleep>`, started {} times; time from spawn.\n",
+        "`tracer --pid <idle sleep>` (text), started {} times; time from spawn.\n",
         f.attach.len() + f.failures.len()
     );
     let _ = writeln!(out, "| from spawn to | median | min | max |");
