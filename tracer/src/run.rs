@@ -15,10 +15,7 @@ use tokio::{
     task::JoinSet,
     time::sleep_until,
 };
-use tracer_common::{
-    event::{EventData, RawEvent},
-    maps,
-};
+use tracer_common::{event::EventData, maps};
 
 use crate::{
     cli::{Cli, Format, Mode, Section},
@@ -28,6 +25,7 @@ use crate::{
         memory::MemoryCollector,
         proc::{self, Live},
     },
+    model::events::EventLog,
     model::{
         CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, memory::MemSample,
     },
@@ -217,7 +215,8 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         begun,
         started,
         live,
-        events: Vec::new(),
+        window: EventLog::default(),
+        run_log: EventLog::default(),
         undecodable: 0,
     };
     let command = rt.block_on(run.run(&mut *out, reader, launched_pid))?;
@@ -242,10 +241,11 @@ struct Loop<'a> {
     /// When tracer started, and when its window opened (just before attaching).
     begun: Instant,
     started: Instant,
-    /// Traced processes, including children followed since the start.
+    /// Traced processes still running, including children followed since the start.
     live: Vec<Live>,
-    /// Events of the whole run.
-    events: Vec<RawEvent>,
+    /// Events of the current interval, and of the whole run (both bounded).
+    window: EventLog,
+    run_log: EventLog,
     /// Ring-buffer records that could not be decoded, so far.
     undecodable: u64,
 }
@@ -310,7 +310,6 @@ impl Loop<'_> {
         let mut prev = Sample::default();
         let mut prev_mem: Option<MemSample> = None;
         let mut prev_ns = self.ctx.t0_ns;
-        let mut interval_start = 0;
         let mut mem_next = self.started + MEMORY_TICK;
         let mut mem_ticks = 0u64;
         loop {
@@ -328,22 +327,22 @@ impl Loop<'_> {
                 _ = sleep_until(next.into()), if live_reports => {
                     let (cur, at_ns) = self.sample()?;
                     self.drain(ring.as_mut(), &mut exits)?;
-                    let events = &self.events[interval_start..];
+                    let window = std::mem::take(&mut self.window);
                     let mem = self.memory.as_mut().map(|m| {
                         m.tick(true); // "now" is now, not the last tick
-                        m.read(&cur, events)
+                        m.read(&cur, &window.oom_kills)
                     });
                     let w = Window {
                         kind: ReportKind::Interval,
                         start_ns: prev_ns,
                         end_ns: at_ns,
                         counts: &cur.since(&prev),
-                        events,
+                        events: &window,
                         memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
                         command: None,
                     };
                     self.write(out, &w)?;
-                    (prev, prev_mem, prev_ns, interval_start) = (cur, mem, at_ns, self.events.len());
+                    (prev, prev_mem, prev_ns) = (cur, mem, at_ns);
                     // A report that comes late skips the boundaries it missed: the next
                     // window is longer, and they stay where they were.
                     next += interval;
@@ -379,7 +378,10 @@ impl Loop<'_> {
             // One reading ends both the last interval and the run.
             let (sample, at_ns) = self.sample()?;
             self.drain(ring.as_mut(), &mut exits)?;
-            let mem = self.memory.as_mut().map(|m| m.read(&sample, &self.events));
+            let mem = self
+                .memory
+                .as_mut()
+                .map(|m| m.read(&sample, &self.run_log.oom_kills));
             // The last, partial interval: from the last interval report to the end.
             if json_intervals && at_ns > prev_ns {
                 let w = Window {
@@ -387,7 +389,7 @@ impl Loop<'_> {
                     start_ns: prev_ns,
                     end_ns: at_ns,
                     counts: &sample.since(&prev),
-                    events: &self.events[interval_start..],
+                    events: &self.window,
                     memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
                     command: None,
                 };
@@ -398,7 +400,7 @@ impl Loop<'_> {
                 start_ns: self.ctx.t0_ns,
                 end_ns: at_ns,
                 counts: &sample,
-                events: &self.events,
+                events: &self.run_log,
                 memory: mem.as_ref().map(|m| (m, None)),
                 command,
             };
@@ -419,10 +421,12 @@ impl Loop<'_> {
     /// Takes new events; children that `--follow` added are watched for their exit too.
     fn drain(&mut self, ring: Option<&mut AsyncFd<Ring>>, exits: &mut JoinSet<()>) -> Result<()> {
         let Some(ring) = ring else { return Ok(()) };
-        let from = self.events.len();
-        ring.get_mut().0.drain(&mut self.events);
+        let mut fresh = Vec::new();
+        ring.get_mut().0.drain(&mut fresh);
         self.undecodable = ring.get_ref().0.undecodable;
-        for e in &self.events[from..] {
+        self.window.add(&fresh);
+        self.run_log.add(&fresh);
+        for e in &fresh {
             if let EventData::Fork(f) = e.data
                 && f.followed != 0
             {
@@ -449,6 +453,8 @@ impl Loop<'_> {
     /// Reads everything, and says when (monotonic ns): open intervals are counted up to
     /// that moment, and a report's window ends there too.
     fn sample(&mut self) -> Result<(Sample, u64)> {
+        // Ended processes are final: nothing of them is read again, and their pidfds close.
+        self.live.retain(Live::is_running);
         let now = monotonic_ns();
         let mut sample = match self.collector.as_mut() {
             Some(c) => c

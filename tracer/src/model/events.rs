@@ -145,9 +145,75 @@ impl ProcessEvent {
     }
 }
 
+/// Events listed in one report; more are only counted.
+pub const MAX_EVENTS_LISTED: usize = 1000;
+/// Followed children's pids listed in one report; more are only counted.
+pub const MAX_FOLLOWED_LISTED: usize = 1000;
+/// OOM kills kept for one report (each is listed); more are only counted.
+pub const MAX_OOM_KEPT: usize = 1000;
+
+/// The events of a window or of the whole run, in bounded memory: every event counted, and
+/// the first ones of each kind that a report lists kept. A run of weeks keeps at most
+/// `MAX_EVENTS_LISTED + MAX_OOM_KEPT` events and `MAX_FOLLOWED_LISTED` pids.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventLog {
+    pub life: LifeCounts,
+    /// Events about traced processes, oldest first.
+    pub listed: Vec<RawEvent>,
+    /// Events about traced processes beyond `listed`.
+    pub omitted: u64,
+    /// Children `--follow` added, in order.
+    pub followed: Vec<u32>,
+    pub followed_omitted: u64,
+    /// OOM kills (of any process on the machine), oldest first.
+    pub oom_kills: Vec<RawEvent>,
+    pub oom_kills_omitted: u64,
+}
+
+impl EventLog {
+    #[cfg(test)]
+    pub fn of(events: &[RawEvent]) -> Self {
+        let mut log = EventLog::default();
+        log.add(events);
+        log
+    }
+
+    pub fn add(&mut self, events: &[RawEvent]) {
+        self.life.add(events);
+        for e in events {
+            if e.is_about_a_target() {
+                keep(&mut self.listed, &mut self.omitted, *e, MAX_EVENTS_LISTED);
+            }
+            match e.data {
+                EventData::Fork(f) if f.followed != 0 => keep(
+                    &mut self.followed,
+                    &mut self.followed_omitted,
+                    f.child_tgid,
+                    MAX_FOLLOWED_LISTED,
+                ),
+                EventData::OomKill(_) => keep(
+                    &mut self.oom_kills,
+                    &mut self.oom_kills_omitted,
+                    *e,
+                    MAX_OOM_KEPT,
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn keep<T>(kept: &mut Vec<T>, omitted: &mut u64, v: T, max: usize) {
+    if kept.len() < max {
+        kept.push(v);
+    } else {
+        *omitted += 1;
+    }
+}
+
 impl LifeCounts {
-    pub fn count(events: &[RawEvent]) -> Self {
-        let mut c = LifeCounts::default();
+    pub fn add(&mut self, events: &[RawEvent]) {
+        let c = self;
         for e in events {
             match e.data {
                 EventData::Fork(f) if f.child_tgid == e.header.tgid => c.threads_created += 1,
@@ -162,13 +228,45 @@ impl LifeCounts {
                 EventData::OomKill(_) => {}
             }
         }
-        c
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However many events a run has, a log keeps a bounded number, and counts them all.
+    #[test]
+    fn an_event_log_is_bounded_and_counts_everything() {
+        let fork = |child: u32, followed: u32| {
+            raw(
+                Kind::Fork,
+                9,
+                9,
+                EventData::Fork(event::Fork {
+                    child_tid: child,
+                    child_tgid: child,
+                    followed,
+                    _pad: 0,
+                    child_start_ns: 0,
+                }),
+            )
+        };
+        let mut log = EventLog::default();
+        for i in 0..5000 {
+            log.add(&[fork(100 + i, 1)]);
+        }
+        assert_eq!(log.life.children_forked, 5000);
+        assert_eq!(log.listed.len(), MAX_EVENTS_LISTED);
+        assert_eq!(log.omitted, 5000 - MAX_EVENTS_LISTED as u64);
+        assert_eq!(log.followed.len(), MAX_FOLLOWED_LISTED);
+        assert_eq!(log.followed[0], 100);
+        assert_eq!(log.followed_omitted, 5000 - MAX_FOLLOWED_LISTED as u64);
+        // A child not followed is counted, not listed among the followed.
+        log.add(&[fork(7, 0)]);
+        assert_eq!(log.life.children_forked, 5001);
+        assert_eq!(log.followed_omitted, 5000 - MAX_FOLLOWED_LISTED as u64);
+    }
     use tracer_common::event::{self, Header, Kind};
 
     fn raw(kind: Kind, tid: u32, tgid: u32, data: EventData) -> RawEvent {
@@ -270,7 +368,7 @@ mod tests {
                 group_dead: 0,
             }),
         );
-        let c = LifeCounts::count(&[thread, child, exit]);
+        let c = EventLog::of(&[thread, child, exit]).life;
         assert_eq!(
             (
                 c.threads_created,

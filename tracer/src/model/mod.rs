@@ -12,15 +12,11 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use events::{LifeCounts, ProcessEvent};
+use events::{EventLog, LifeCounts, ProcessEvent};
 use sched::{SchedCounts, SchedReport, ThreadCounts, ThreadRow};
 
 use serde::Serialize;
-use tracer_common::{
-    SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, SyscallTiming,
-    event::{EventData, RawEvent},
-    hist,
-};
+use tracer_common::{SYSCALL_OTHER, SYSCALL_SLOTS, SyscallStats, SyscallTiming, hist};
 
 /// Counters of one (process slot, syscall), summed over CPUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -465,8 +461,10 @@ pub struct Report {
     /// Scheduling, merged over the traced processes (absent when the section is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sched: Option<SchedReport>,
-    /// Children added to the trace by `--follow` during the run.
+    /// Children added to the trace by `--follow` in the window (the first
+    /// [`events::MAX_FOLLOWED_LISTED`]), and how many more.
     pub followed_pids: Vec<u32>,
+    pub followed_pids_omitted: u64,
     /// Counts of process-life events in the window.
     pub life: LifeCounts,
     /// The events themselves, oldest first, at most [`MAX_EVENTS_LISTED`].
@@ -507,9 +505,6 @@ impl From<SyscallTiming> for LatencyTiming {
         }
     }
 }
-
-/// Events listed in one report; more are only counted.
-pub const MAX_EVENTS_LISTED: usize = 1000;
 
 /// The syscall table a call's number belongs to. Samples number i386 calls (made through
 /// the 32-bit entry: a 32-bit program, or `int 0x80`) `SYSCALL_SLOTS + nr`.
@@ -634,7 +629,7 @@ pub struct Window<'a> {
     /// What was counted in the window (for `final`, since tracing started).
     pub counts: &'a Sample,
     /// The events read in the window.
-    pub events: &'a [RawEvent],
+    pub events: &'a EventLog,
     /// The memory section's readings at the window's end and at its start (None at the
     /// start of the run), when the section is selected.
     pub memory: Option<(&'a memory::MemSample, Option<&'a memory::MemSample>)>,
@@ -703,13 +698,6 @@ impl Report {
             }
             r
         });
-        let followed_pids = events
-            .iter()
-            .filter_map(|e| match e.data {
-                EventData::Fork(f) if f.followed != 0 => Some(f.child_tgid),
-                _ => None,
-            })
-            .collect();
         let mut r = Report {
             schema_version: SCHEMA_VERSION,
             kind: w.kind,
@@ -726,16 +714,15 @@ impl Report {
             drops: counts.drops,
             processes,
             sched,
-            followed_pids,
-            life: LifeCounts::count(events),
+            followed_pids: events.followed.clone(),
+            followed_pids_omitted: events.followed_omitted,
+            life: events.life,
             events: events
+                .listed
                 .iter()
-                .filter(|e| e.is_about_a_target())
-                .take(MAX_EVENTS_LISTED)
                 .map(|&e| ProcessEvent::from_raw(e, t0_ns))
                 .collect(),
-            events_omitted: (events.iter().filter(|e| e.is_about_a_target()).count())
-                .saturating_sub(MAX_EVENTS_LISTED) as u64,
+            events_omitted: events.omitted,
             command: w.command,
             memory: None,
             fds: None,
@@ -752,7 +739,7 @@ impl Report {
         &mut self,
         now: &memory::MemSample,
         before: Option<&memory::MemSample>,
-        events: &[RawEvent],
+        events: &EventLog,
         t0_ns: u64,
     ) {
         let mut mems = Vec::new();
@@ -770,7 +757,7 @@ impl Report {
         }
         self.memory = memory::merge_memory(&mems);
         self.fds = memory::merge_fds(&fds);
-        self.oom_kills = Some(memory::oom_kills(events, t0_ns, &|id| {
+        self.oom_kills = Some(memory::oom_kills(&events.oom_kills, t0_ns, &|id| {
             now.cgroups.get(&id).cloned()
         }));
     }
@@ -791,12 +778,13 @@ pub fn ctx(targets: &[ProcessInfo]) -> Context<'_> {
 /// A window for tests: `counts` over the first `secs` seconds, no events.
 #[cfg(test)]
 pub fn window(kind: ReportKind, counts: &Sample, secs: f64) -> Window<'_> {
+    static NONE: std::sync::LazyLock<EventLog> = std::sync::LazyLock::new(EventLog::default);
     Window {
         kind,
         start_ns: 0,
         end_ns: (secs * 1e9) as u64,
         counts,
-        events: &[],
+        events: &NONE,
         memory: None,
         command: None,
     }
@@ -1030,7 +1018,7 @@ mod tests {
                 start_ns: at[i],
                 end_ns: at[j],
                 counts,
-                events: &[],
+                events: &EventLog::default(),
                 memory: None,
                 command: None,
             };

@@ -94,7 +94,7 @@ mod tests {
             start_ns: 2_500_000_000,
             end_ns: 3_000_000_007,
             counts: &s,
-            events: &[],
+            events: &crate::model::events::EventLog::default(),
             memory: None,
             command: None,
         };
@@ -205,7 +205,7 @@ mod tests {
             start_ns: 0,
             end_ns: 1,
             counts: &s,
-            events: &[],
+            events: &crate::model::events::EventLog::default(),
             memory: Some((&mem, None)),
             command: Some(CommandExit {
                 pid: 42,
