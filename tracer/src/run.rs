@@ -164,7 +164,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     };
     // Each target with its pidfd, opened when it was named: the process itself, whoever is
     // given its pid later.
-    let live: Vec<Live> = targets
+    let mut live: Vec<Live> = targets
         .iter()
         .zip(pidfds)
         .enumerate()
@@ -188,7 +188,16 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             c.seed(who, t0_ns)?;
         }
     }
+    // With --follow, the descendants the targets already have join too, under their
+    // target's slot: found before attaching, and again after (a child forked in between is
+    // in /proc by then; later ones the fork hook takes in).
+    if cli.follow && real {
+        follow_descendants(&mut probes, &mut live, collector.as_mut(), t0_ns)?;
+    }
     probes.attach()?;
+    if cli.follow && real {
+        follow_descendants(&mut probes, &mut live, collector.as_mut(), monotonic_ns())?;
+    }
     if let Some(m) = memory.as_mut() {
         m.start_clock(started);
     }
@@ -231,6 +240,42 @@ impl AsRawFd for Ring {
     fn as_raw_fd(&self) -> RawFd {
         self.0.ring.as_raw_fd()
     }
+}
+
+/// Adds the descendants of the targets not yet traced to the filter, each under its
+/// target's slot, and to `live`. A descendant is taken as found only if its pidfd, opened
+/// after, names a process whose parent is the target or one of its descendants (not a later
+/// process given its pid).
+fn follow_descendants(
+    probes: &mut Probes,
+    live: &mut Vec<Live>,
+    mut collector: Option<&mut Collector>,
+    now_ns: u64,
+) -> Result<()> {
+    let roots: Vec<(u32, u32)> = live.iter().map(|l| (l.pid, l.slot)).collect();
+    for (root, slot) in roots {
+        let mut family = vec![root];
+        for pid in proc::descendants(root) {
+            let Ok(fd) = target::pidfd_open(pid) else {
+                continue;
+            };
+            let child = Live::new(pid, slot, fd);
+            let parent_ok = proc::start_and_parent(pid).is_some_and(|(_, p)| family.contains(&p));
+            if !parent_ok || !child.is_running() {
+                continue;
+            }
+            family.push(pid);
+            if live.iter().any(|l| l.pid == pid) {
+                continue;
+            }
+            if let Some(c) = collector.as_deref_mut() {
+                c.seed(&child, now_ns)?;
+            }
+            probes.add_target(pid, slot)?;
+            live.push(child);
+        }
+    }
+    Ok(())
 }
 
 struct Loop<'a> {

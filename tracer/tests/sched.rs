@@ -227,6 +227,41 @@ fn follow_traces_children_from_their_first_syscall() {
     );
 }
 
+/// Attaches (`--pid`, with or without `--follow`) to a parent whose 3 children already
+/// exist and wait; once attached they make 100 `getppid`s each. Returns the final report.
+fn family(follow: bool) -> serde_json::Value {
+    let mut work = std::process::Command::new(WORKLOAD)
+        .args(["--wait", "family", "3", "100"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(work.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let args: &[&str] = if follow {
+        &["--output", "json", "--follow"]
+    } else {
+        &["--output", "json"]
+    };
+    let (tr, _stderr) = attach(work.id(), args);
+    std::io::Write::write_all(work.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    assert!(work.wait().unwrap().success());
+    final_report(&wait_output(tr, std::time::Duration::from_secs(30)))
+}
+
+/// `--follow` takes in the children a target already has when tracing starts.
+#[test]
+fn follow_takes_in_children_that_exist_at_attach() {
+    let Some(_g) = ebpf_test() else { return };
+    assert_calls(&family(true), "getppid", 300);
+    assert_eq!(calls(&family(false), "getppid"), 0);
+}
+
 #[test]
 fn without_follow_children_are_not_counted() {
     let Some(_g) = ebpf_test() else { return };

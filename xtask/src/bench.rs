@@ -4,6 +4,7 @@
 //!
 //! The benchmark reports; it asserts nothing. Every failure of an external command becomes
 //! a "skipped: reason" row or a note, never a panic.
+mod kmem;
 mod proc;
 mod report;
 mod system;
@@ -236,6 +237,8 @@ pub struct Results {
     pub notes: Vec<String>,
     pub tables: Vec<Table>,
     pub first: Option<FirstReport>,
+    /// Kernel memory of tracer's maps at this pid_max and at systemd's.
+    pub kmem: Option<Vec<kmem::Row>>,
     pub models: BTreeMap<Workload, Result<Model, String>>,
 }
 
@@ -455,6 +458,17 @@ pub fn run(opts: Opts) -> Result<()> {
             None
         }
     };
+    let kmem = match bench
+        .idle_pid()
+        .and_then(|pid| kmem::measure(&bench.bins.tracer, pid))
+    {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            check_interrupted()?;
+            notes.push(format!("kernel memory not measured: {e:#}"));
+            None
+        }
+    };
     drop(stats);
     drop(bench);
 
@@ -464,6 +478,7 @@ pub fn run(opts: Opts) -> Result<()> {
         notes,
         tables,
         first,
+        kmem,
         models,
     };
     let md = report::render(&results);

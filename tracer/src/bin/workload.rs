@@ -29,6 +29,10 @@
 //! another, each making exactly CALLS `getppid`s and exiting 0; the parent waits for each
 //! (and with `--wait`, says `child PID` once it has).
 //!
+//! `tracer-workload [--wait] family CHILDREN CALLS`: forks CHILDREN children, which wait
+//! (in a pipe read) until the parent has passed `--wait`'s handshake, then each make exactly
+//! CALLS `getppid`s and exit; the parent reaps them.
+//!
 //! `tracer-workload stranger`: 20000 `getppid`s, 200 sleeps of 1 ms, 64 MiB written, 50
 //! descriptors opened; says `done` and holds it all until a line on stdin (a process given
 //! a traced process's pid, in the identity tests).
@@ -69,7 +73,7 @@ mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS"
     );
     std::process::exit(2)
 }
@@ -238,6 +242,35 @@ fn main() {
                         }
                     }
                 }
+            }
+        }
+        Some("family") => {
+            let (children, calls) = (num(args.next()), num(args.next()));
+            // Forked before the handshake: they exist when a tracer attaches.
+            let mut go = [0; 2];
+            // SAFETY: pipe fills the two-element array.
+            assert_eq!(unsafe { libc::pipe(go.as_mut_ptr()) }, 0);
+            let mut pids = Vec::new();
+            for _ in 0..children {
+                // SAFETY: the child makes only raw syscalls and leaves with _exit.
+                match unsafe { libc::fork() } {
+                    0 => unsafe {
+                        let mut b = 0u8;
+                        libc::read(go[0], (&raw mut b).cast(), 1);
+                        for _ in 0..calls {
+                            libc::syscall(libc::SYS_getppid);
+                        }
+                        libc::_exit(0)
+                    },
+                    -1 => panic!("fork failed"),
+                    child => pids.push(child),
+                }
+            }
+            memory::wait_for_go(wait);
+            // SAFETY: writes from a live buffer to the pipe's open end.
+            unsafe { libc::write(go[1], vec![1u8; pids.len()].as_ptr().cast(), pids.len()) };
+            for child in pids {
+                wait_for(child);
             }
         }
         Some("stranger") => {

@@ -127,6 +127,34 @@ impl Live {
 
 /// When process `pid` started (clock ticks since boot) and its parent, from
 /// /proc/PID/stat; None if it is gone.
+/// The descendants of a process now (children, their children, ...), parents before their
+/// children, from each thread's `/proc/PID/task/TID/children`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut found: Vec<u32> = Vec::new();
+    let mut queue = std::collections::VecDeque::from([pid]);
+    while let Some(p) = queue.pop_front() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let path = task.path().join("children");
+            let Ok(list) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for child in list
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                if child != pid && !found.contains(&child) {
+                    found.push(child);
+                    queue.push_back(child);
+                }
+            }
+        }
+    }
+    found
+}
+
 pub fn start_and_parent(pid: u32) -> Option<(u64, u32)> {
     let s = Process::new(pid as i32).and_then(|p| p.stat()).ok()?;
     Some((s.starttime, s.ppid as u32))

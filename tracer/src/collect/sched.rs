@@ -141,6 +141,8 @@ impl SchedCollector {
                 }
             }
         }
+        // Names of threads no longer listed (ended, and not kept by --threads) go.
+        self.comms.retain(|tid, _| threads.contains_key(tid));
         for (tid, t) in threads.iter_mut() {
             t.comm = self.comms.get(tid).cloned().unwrap_or_default();
             if !t.alive {

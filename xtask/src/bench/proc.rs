@@ -206,6 +206,10 @@ impl Proc {
         })
     }
 
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
     pub fn exited(&self) -> bool {
         poll_readable(&self.pidfd, Duration::ZERO)
     }
