@@ -98,7 +98,28 @@ pub mod globals {
     /// `u32`: entries of each [`crate::table`] (TARGETS, THREADS, THREAD_SCHED), from
     /// `table::entries(pid_max)`.
     pub const TABLE_ENTRIES: &str = "TABLE_ENTRIES";
+    /// [`crate::SelectConfig`]: the selectors.
+    pub const SELECT: &str = "SELECT";
 }
+
+/// Selectors (`--comm`, `--cgroup`) the kernel side matches processes against, at exec
+/// and at a move between cgroups; set by userspace at load time (a .rodata global).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SelectConfig {
+    /// Process names (`comm`, NUL-padded; 15 bytes at most, as the kernel keeps them).
+    pub comms: [[u8; 16]; MAX_SELECTORS],
+    pub comm_slots: [u32; MAX_SELECTORS],
+    pub n_comms: u32,
+    /// Cgroup ids (the cgroup directory's inode number, `kernfs_node.id`).
+    pub n_cgroups: u32,
+    pub cgroups: [u64; MAX_SELECTORS],
+    pub cgroup_slots: [u32; MAX_SELECTORS],
+}
+const _: () = assert!(core::mem::size_of::<SelectConfig>() == 16 * 8 + 4 * 8 + 8 + 8 * 8 + 4 * 8);
+
+/// Selectors of each kind at most.
+pub const MAX_SELECTORS: usize = 8;
 
 /// A traced process: an entry of [`maps::TARGETS`].
 #[repr(C)]
@@ -115,6 +136,12 @@ const _: () = assert!(core::mem::size_of::<TargetEntry>() == 16);
 
 /// Bits of [`TargetEntry::flags`].
 pub mod target_flags {
+    /// Taken in by a `--comm` selector: leaves the filter when an exec gives it another
+    /// name. Its children (which keep its name until they exec) join at fork.
+    pub const BY_COMM: u32 = 2;
+    /// Taken in by a `--cgroup` selector: leaves the filter when it moves out of the
+    /// cgroup. Its children (born in its cgroup) join at fork.
+    pub const BY_CGROUP: u32 = 4;
     /// The process makes 32-bit syscalls: every call of it is asked which table its number
     /// belongs to. Set for a 32-bit program (at attach from its ELF class, at exec from
     /// [`super::TIF_ADDR32`]), and for a 64-bit one once one of its timed calls is seen to
@@ -486,6 +513,8 @@ mod user {
     unsafe impl aya::Pod for super::ThreadSched {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TargetEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SelectConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SchedStats {}
     // SAFETY: as above.

@@ -2,6 +2,8 @@
 //! leave at once: one inlined array lookup after the pid/tgid helper call; in the syscall
 //! hooks, which every process on the machine runs twice per syscall, a load and a compare
 //! before it (see [`known_untraced`]).
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
 use aya_ebpf::{
     macros::{map, raw_tracepoint},
     maps::{Array, PerCpuArray},
@@ -85,6 +87,28 @@ const WINDOW_SHIFT: u32 = 14;
 #[unsafe(no_mangle)]
 static mut UNTRACED: [u64; UNTRACED_SLOTS] = [0; UNTRACED_SLOTS];
 
+/// The cache's generation: an entry holds `regs ^ generation`, so that bumping it (when a
+/// live process turns traced, see [`forget_untraced`]) empties the whole cache at once. An
+/// entry cleared to 0 never matches: `regs` is a kernel address, the generation small.
+#[unsafe(no_mangle)]
+static mut UNTRACED_GEN: u64 = 1;
+
+#[inline(always)]
+fn generation() -> u64 {
+    // SAFETY: an aligned u64 in .bss; stores are whole words.
+    unsafe { core::ptr::read_volatile(&raw const UNTRACED_GEN) }
+}
+
+/// Empties the cache of untraced threads: a live process has just joined the filter (a
+/// selector took it in), and its threads may be in the cache. The rule: a thread is in the
+/// cache only while its process is not traced; whatever makes a live process traced calls
+/// this (a new process needs not: `task_new` clears its stack's slots).
+#[inline(always)]
+pub fn forget_untraced() {
+    // SAFETY: the .bss word; the add is atomic, so concurrent bumps all count.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut UNTRACED_GEN, 1) };
+}
+
 #[inline(always)]
 fn untraced_slot(addr: u64) -> usize {
     (addr >> WINDOW_SHIFT) as usize & (UNTRACED_SLOTS - 1)
@@ -101,13 +125,15 @@ fn set_slot(addr: u64, value: u64) {
 #[inline(always)]
 pub fn known_untraced(regs: u64) -> bool {
     // SAFETY: an aligned u64 in .bss, the index masked into range; stores are whole words.
-    unsafe { core::ptr::read_volatile(&raw const UNTRACED[untraced_slot(regs)]) == regs }
+    unsafe {
+        core::ptr::read_volatile(&raw const UNTRACED[untraced_slot(regs)]) == regs ^ generation()
+    }
 }
 
 /// Remembers that the running thread, whose syscall registers are at `regs`, is not traced.
 #[inline(always)]
 pub fn mark_untraced(regs: u64) {
-    set_slot(regs, regs);
+    set_slot(regs, regs ^ generation());
 }
 
 /// Every new task, before it can run: forget whatever an ended task left under the new

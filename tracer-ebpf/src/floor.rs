@@ -66,3 +66,8 @@ pub fn floor_rss_stat(_ctx: RawTracePointContext) -> i32 {
 pub fn floor_oom(_ctx: RawTracePointContext) -> i32 {
     0
 }
+
+#[raw_tracepoint(tracepoint = "cgroup_attach_task")]
+pub fn floor_cgroup(_ctx: RawTracePointContext) -> i32 {
+    0
+}

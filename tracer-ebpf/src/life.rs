@@ -11,6 +11,7 @@ use aya_ebpf::{
 use tracer_common::{
     Drop,
     event::{self, Kind},
+    target_flags,
 };
 
 use crate::{
@@ -46,8 +47,11 @@ pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let mut followed = 0;
+    // Children of a process a selector took in are in its cgroup, or have its name.
     // SAFETY: a global in .rodata.
-    if child_tgid != tgid && unsafe { core::ptr::read_volatile(&FOLLOW) } != 0 {
+    let follow = unsafe { core::ptr::read_volatile(&FOLLOW) } != 0
+        || flags & (target_flags::BY_COMM | target_flags::BY_CGROUP) != 0;
+    if child_tgid != tgid && follow {
         if set_target(child_tgid, slot, flags) {
             followed = 1;
         } else {

@@ -48,6 +48,18 @@ pub struct Cli {
     #[arg(short, long)]
     pub follow: bool,
 
+    /// Trace every process named NAME (its `comm`, as `pgrep` matches it), now and
+    /// whenever one execs later: a service restarted by its supervisor is traced again
+    /// from its exec. Repeatable; their processes are counted together, per NAME.
+    #[arg(long = "comm", value_name = "NAME", value_parser = parse_comm)]
+    pub comms: Vec<String>,
+
+    /// Trace every process in the cgroup at PATH (a directory under /sys/fs/cgroup, v1 or
+    /// v2: a container, a systemd unit), now and whenever one is moved in later, with the
+    /// children they fork. Repeatable; counted together, per cgroup.
+    #[arg(long = "cgroup", value_name = "PATH")]
+    pub cgroups: Vec<PathBuf>,
+
     /// List threads in the scheduling section.
     #[arg(long)]
     pub threads: bool,
@@ -127,13 +139,34 @@ impl Cli {
         }
     }
 
+    /// Whether processes are selected by name or cgroup (they come and go: the run lasts
+    /// until it is stopped).
+    pub fn selecting(&self) -> bool {
+        !self.comms.is_empty() || !self.cgroups.is_empty()
+    }
+
     pub fn mode(&self) -> Result<Mode, String> {
         if self.follow && !self.sections.contains(&Section::Life) {
             return Err("--follow needs the life section (add life to --sections)".into());
         }
+        if self.selecting() && !self.sections.contains(&Section::Life) {
+            return Err(
+                "--comm and --cgroup need the life section (add life to --sections)".into(),
+            );
+        }
+        let max = tracer_common::MAX_SELECTORS;
+        if self.comms.len() > max || self.cgroups.len() > max {
+            return Err(format!(
+                "at most {max} --comm and {max} --cgroup values are supported"
+            ));
+        }
         match (self.pids.is_empty(), self.command.is_empty()) {
             (false, false) => Err("give either --pid or a command after --, not both".into()),
-            (true, true) => Err("nothing to trace: give --pid PID or -- CMD [ARGS...]".into()),
+            (true, true) if self.selecting() => Ok(Mode::Attach(Vec::new())),
+            (true, true) => Err(
+                "nothing to trace: give --pid PID, --comm NAME, --cgroup PATH or -- CMD [ARGS...]"
+                    .into(),
+            ),
             (false, true) => {
                 let mut pids = self.pids.clone();
                 pids.sort_unstable();
@@ -188,6 +221,19 @@ fn one_line(msg: &str) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid arguments");
     first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+/// A process name as the kernel keeps it: 1 to 15 bytes, no NUL.
+fn parse_comm(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains('\0') {
+        return Err("a process name is 1 to 15 bytes, without NUL".into());
+    }
+    if s.len() > 15 {
+        return Err(format!(
+            "'{s}' is longer than 15 bytes; the kernel keeps the first 15 of a process's name"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_pid(s: &str) -> Result<u32, String> {

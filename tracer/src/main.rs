@@ -10,6 +10,7 @@ mod output;
 mod probes;
 mod render;
 mod run;
+mod select;
 mod target;
 #[cfg(test)]
 mod testing;

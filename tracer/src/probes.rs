@@ -9,8 +9,8 @@ use aya::{
     programs::{ProgramError, RawTracePoint},
 };
 use tracer_common::{
-    KernelOffsets, MAX_TARGETS, MAX_THREADS, SYSCALL_SLOTS, SyscallTiming, TargetEntry, globals,
-    maps,
+    KernelOffsets, MAX_TARGETS, MAX_THREADS, SYSCALL_SLOTS, SelectConfig, SyscallTiming,
+    TargetEntry, globals, maps,
     memory::{MemConfig, class},
     table, target_flags,
 };
@@ -119,6 +119,23 @@ pub struct LoadOptions<'a> {
     /// Each thread's own scheduling counters (`--threads`).
     pub per_thread: bool,
     pub timing: SyscallTiming,
+    /// The selectors' configuration, when there are selectors.
+    pub select: Option<SelectConfig>,
+}
+
+/// The selectors' hooks: loaded (and attached first, before the life section's own
+/// `sched_process_exec`) only when there are selectors.
+const SELECT_HOOKS: &[Hook] = &[
+    ("select_exec", "sched_process_exec", "floor_exec", 0),
+    ("select_cgroup", "cgroup_attach_task", "floor_cgroup", 3),
+];
+
+/// The tracepoints the selectors' hooks attach to, with the number of arguments read.
+pub fn select_tracepoints() -> Vec<(&'static str, usize)> {
+    SELECT_HOOKS
+        .iter()
+        .map(|&(_, tp, _, args)| (tp, args))
+        .collect()
 }
 
 impl Probes {
@@ -152,6 +169,7 @@ impl Probes {
             .override_global(globals::PER_THREAD, &u32::from(per_thread), true)
             .override_global(globals::MEMORY, &memory, true)
             .override_global(globals::TIMING, &opts.timing, true)
+            .override_global(globals::SELECT, &opts.select.unwrap_or_default(), true)
             .override_global(globals::TABLE_ENTRIES, &table_entries, true)
             .map_max_entries(maps::TARGETS, table_entries)
             .map_max_entries(maps::THREADS, table_entries)
@@ -165,6 +183,12 @@ impl Probes {
             fill_mem_class(&mut ebpf)?;
         }
         let mut loaded: Vec<(&'static str, &'static str)> = Vec::new();
+        if opts.select.is_some() && opts.programs == Programs::Tracer {
+            for &(prog, tp, _, _) in SELECT_HOOKS {
+                load_raw_tp(&mut ebpf, prog)?;
+                loaded.push((prog, tp));
+            }
+        }
         for &section in opts.sections {
             for &(real, tp, floor, _) in hooks(section) {
                 // Not needed when every call is timed from entry, or when the sched
@@ -222,14 +246,20 @@ impl Probes {
 
     /// Starts tracing process `tgid` under `slot`.
     pub fn add_target(&mut self, tgid: u32, slot: u32) -> Result<()> {
+        self.add_target_with(tgid, slot, 0)
+    }
+
+    /// Starts tracing process `tgid` under `slot`, with [`target_flags`] (a selector's).
+    pub fn add_target_with(&mut self, tgid: u32, slot: u32, flags: u32) -> Result<()> {
         let entry = TargetEntry {
             tgid,
             slot1: slot + 1,
-            flags: if is_32_bit(tgid) {
-                target_flags::COMPAT
-            } else {
-                0
-            },
+            flags: flags
+                | if is_32_bit(tgid) {
+                    target_flags::COMPAT
+                } else {
+                    0
+                },
             _pad: 0,
         };
         let placed =

@@ -25,12 +25,13 @@ use crate::{
         memory::MemoryCollector,
         proc::{self, Live},
     },
-    model::events::EventLog,
     model::{
-        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, memory::MemSample,
+        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, events::EventLog,
+        memory::MemSample,
     },
     probes::{LoadOptions, Probes, Programs},
     render,
+    select::{self, Selector},
     target::{self, Launched},
 };
 
@@ -100,9 +101,19 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         .map(|t| target::pidfd_open(t.pid))
         .collect::<Result<Vec<_>>>()?;
 
-    let slots = targets.len().max(1) as u32;
+    let selectors = Selector::all(&cli.comms, &cli.cgroups)?;
+    // Slots: the --pid targets, the launched command, then one per selector.
+    let first_selector_slot = (targets.len() + usize::from(matches!(mode, Mode::Launch(_)))) as u32;
+    let slots = (first_selector_slot as usize + selectors.len()).max(1) as u32;
     let kernel = crate::btf::KernelBtf::open()?;
     let support = kernel.support(&cli.sections, crate::probes::tracepoints)?;
+    if !selectors.is_empty() {
+        for (tp, reads) in crate::probes::select_tracepoints() {
+            if kernel.tracepoint_args(tp).is_none_or(|a| a.len() < reads) {
+                bail!("--comm and --cgroup need the tracepoint {tp}, which this kernel lacks");
+            }
+        }
+    }
     drop(kernel);
     for (section, why) in &support.missing {
         eprintln!("tracer: no {section} section on this kernel ({why})");
@@ -121,6 +132,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         follow: cli.follow,
         per_thread: cli.threads,
         timing: cli.timing(),
+        select: (!selectors.is_empty()).then(|| select::config(&selectors, first_selector_slot)),
     })?;
     let real = programs == Programs::Tracer;
     let sched = real && cli.sections.contains(&Section::Sched);
@@ -176,6 +188,23 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             m.baseline(who, launched.is_some());
         }
         probes.add_target(who.pid, who.slot)?;
+    }
+    // The processes each selector matches now (the kernel side takes in later ones). Their
+    // memory is not read from /proc: a selector's entry counts several processes.
+    for (i, sel) in selectors.iter().enumerate() {
+        let slot = first_selector_slot + i as u32;
+        targets.push(sel.info());
+        for pid in sel.matching() {
+            if live.iter().any(|l| l.pid == pid) {
+                continue;
+            }
+            let Ok(fd) = target::pidfd_open(pid) else {
+                continue;
+            };
+            let who = Live::new(pid, slot, fd);
+            probes.add_target_with(pid, slot, sel.flag())?;
+            live.push(who);
+        }
     }
     // The run's window opens here, on both clocks: threads are seeded as of now, and every
     // hook attaches after (attaching takes milliseconds, more on a slow machine; a window
@@ -333,7 +362,7 @@ impl Loop<'_> {
             .ctx
             .targets
             .iter()
-            .map(|t| format!("{} ({})", t.pid, render::term::printable(&t.comm)))
+            .map(|t| render::term::printable(&ProcessInfo::name(t.pid, &t.comm)).into_owned())
             .collect();
         eprintln!("tracer: tracing {}; Ctrl-C to stop", names.join(", "));
 
@@ -408,7 +437,9 @@ impl Loop<'_> {
                 _ = exits.join_next(), if !exits.is_empty() => {
                     // A fork just before the exit may still sit in the ring buffer.
                     self.drain(ring.as_mut(), &mut exits)?;
-                    if exits.is_empty() {
+                    // Selected processes come and go: then only a signal or --duration ends
+                    // the run.
+                    if exits.is_empty() && !self.cli.selecting() {
                         break;
                     }
                 }
@@ -472,6 +503,21 @@ impl Loop<'_> {
         self.window.add(&fresh);
         self.run_log.add(&fresh);
         for e in &fresh {
+            // A process a selector took in at its exec: /proc is read for its threads too.
+            if let EventData::Exec(_) = e.data
+                && self
+                    .ctx
+                    .targets
+                    .get(e.header.slot as usize)
+                    .is_some_and(|t| t.selector_label().is_some())
+                && !self.live.iter().any(|l| l.pid == e.header.tgid)
+                && let Ok(fd) = target::pidfd_open(e.header.tgid)
+            {
+                let who = Live::new(e.header.tgid, e.header.slot, fd);
+                if who.is_running() {
+                    self.live.push(who);
+                }
+            }
             if let EventData::Fork(f) = e.data
                 && f.followed != 0
             {

@@ -48,6 +48,11 @@ fn usage_errors_exit_2() {
             "positive number of seconds",
         ),
         (&["--bogus"][..], "unexpected argument"),
+        (&["--comm", "a-name-of-16-byt"][..], "longer than 15 bytes"),
+        (
+            &["--comm", "node", "--sections", "syscalls"][..],
+            "--comm and --cgroup need the life section",
+        ),
     ] {
         assert_one_line(&run(tracer().args(args)), 2, needle);
     }
@@ -76,6 +81,14 @@ fn runtime_errors_exit_1() {
             "cannot execute '/etc/passwd': permission denied",
         ),
         (vec!["--", "/etc"], "cannot execute '/etc': is a directory"),
+        (
+            vec!["--cgroup", "/nonexistent-cgroup"],
+            "--cgroup /nonexistent-cgroup: No such file or directory",
+        ),
+        (
+            vec!["--cgroup", "/proc"],
+            "--cgroup /proc: not a cgroup directory",
+        ),
     ] {
         assert_one_line(&run(tracer().args(&args)), 1, needle);
     }

@@ -6,9 +6,8 @@ mod common;
 use std::{
     io::{BufRead, BufReader, Write},
     os::unix::process::CommandExt,
-    path::PathBuf,
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::*;
@@ -335,63 +334,10 @@ fn emfile_errors_are_counted_and_warned_about() {
     );
 }
 
-/// A memory cgroup made for one test and removed when the test ends, failed or not: in the
-/// cgroup v1 memory hierarchy where there is one, else in the unified (v2) hierarchy.
-struct Cgroup {
-    dir: PathBuf,
-}
-
-impl Cgroup {
-    fn new(limit_bytes: u64) -> Option<Cgroup> {
-        let v1 = PathBuf::from("/sys/fs/cgroup/memory");
-        let v2 = PathBuf::from("/sys/fs/cgroup");
-        let (root, limit_file, no_swap) = if v1.join("memory.limit_in_bytes").exists() {
-            (v1, "memory.limit_in_bytes", ("memory.swappiness", "0"))
-        } else if std::fs::read_to_string(v2.join("cgroup.subtree_control"))
-            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
-        {
-            (v2, "memory.max", ("memory.swap.max", "0"))
-        } else {
-            skip("no cgroup v1 memory hierarchy, nor a v2 one with the memory controller");
-            return None;
-        };
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = root.join(format!("tracer-test-oom-{}-{n}", std::process::id()));
-        std::fs::create_dir(&dir).unwrap();
-        let cg = Cgroup { dir };
-        std::fs::write(cg.dir.join(limit_file), limit_bytes.to_string()).unwrap();
-        // No swapping in this cgroup: the limit is reached, not dodged (ignored if absent).
-        let _ = std::fs::write(cg.dir.join(no_swap.0), no_swap.1);
-        Some(cg)
-    }
-
-    fn add(&self, pid: u32) {
-        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let start = Instant::now();
-        loop {
-            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                // SAFETY: killing a process the test put in its own cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            if std::fs::remove_dir(&self.dir).is_ok() || start.elapsed() > Duration::from_secs(5) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[test]
 fn oom_kill_of_the_traced_process_is_reported_and_tracer_exits() {
     let Some(_g) = ebpf_test() else { return };
-    let Some(cg) = Cgroup::new(64 << 20) else {
+    let Some(cg) = Cgroup::new(Some(64 << 20)) else {
         return;
     };
     let work = waiting_workload(&["oom"], None);
@@ -432,7 +378,7 @@ fn oom_kill_of_the_traced_process_is_reported_and_tracer_exits() {
 #[test]
 fn growth_toward_a_cgroup_limit_gives_an_eta() {
     let Some(_g) = ebpf_test() else { return };
-    let Some(cg) = Cgroup::new(512 << 20) else {
+    let Some(cg) = Cgroup::new(Some(512 << 20)) else {
         return;
     };
     // 4 MiB every 100 ms for 2 s: about 40 MiB/s, far below the 512 MiB limit. The
@@ -482,7 +428,7 @@ fn growth_toward_a_cgroup_limit_gives_an_eta() {
 #[test]
 fn oom_kill_of_an_untraced_process_is_reported_too() {
     let Some(_g) = ebpf_test() else { return };
-    let Some(cg) = Cgroup::new(64 << 20) else {
+    let Some(cg) = Cgroup::new(Some(64 << 20)) else {
         return;
     };
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();

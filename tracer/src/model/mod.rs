@@ -336,11 +336,35 @@ impl Sample {
     }
 }
 
-/// A traced process, as the report names it.
+/// A traced process, as the report names it; or a selector's entry (pid 0, `comm` its
+/// label such as `comm:nginx`), under which the processes it takes in are counted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     pub comm: String,
+}
+
+impl ProcessInfo {
+    pub fn selector(label: String) -> Self {
+        ProcessInfo {
+            pid: 0,
+            comm: label,
+        }
+    }
+
+    /// The selector's label, for a selector's entry.
+    pub fn selector_label(&self) -> Option<&str> {
+        (self.pid == 0).then_some(self.comm.as_str())
+    }
+
+    /// How reports name it: `PID (comm)`, or the selector's label.
+    pub fn name(pid: u32, comm: &str) -> String {
+        if pid == 0 {
+            comm.to_string()
+        } else {
+            format!("{pid} ({comm})")
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -388,8 +412,12 @@ pub struct Totals {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ProcessReport {
+    /// 0 for a selector's entry.
     pub pid: u32,
     pub comm: String,
+    /// A selector's entry: its label (`comm:NAME`, `cgroup:PATH`); the processes it took in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     pub totals: Totals,
     pub syscalls: Vec<SyscallRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -675,6 +703,7 @@ impl Report {
                 ProcessReport {
                     pid: p.pid,
                     comm: p.comm.clone(),
+                    selector: p.selector_label().map(str::to_string),
                     totals,
                     syscalls,
                     sched,
@@ -706,7 +735,11 @@ impl Report {
             start_mono_ns: w.start_ns,
             end_mono_ns: w.end_ns,
             duration_s: secs,
-            pids: targets.iter().map(|p| p.pid).collect(),
+            pids: targets
+                .iter()
+                .filter(|p| p.selector_label().is_none())
+                .map(|p| p.pid)
+                .collect(),
             syscalls,
             totals,
             latency_timing: ctx.timing.into(),

@@ -5,7 +5,7 @@ use std::io::Write;
 use super::term::printable;
 
 use crate::model::{
-    Abi, Report, ReportKind, SyscallRow, Totals,
+    Abi, ProcessInfo, Report, ReportKind, SyscallRow, Totals,
     events::{LifeCounts, ProcessEvent},
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     sched::SchedReport,
@@ -20,7 +20,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     let who = r
         .processes
         .iter()
-        .map(|p| format!("{} ({})", p.pid, printable(&p.comm)))
+        .map(|p| printable(&ProcessInfo::name(p.pid, &p.comm)).into_owned())
         .collect::<Vec<_>>()
         .join(", ");
     match r.kind {
@@ -43,7 +43,8 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     if r.kind == ReportKind::Final && r.processes.len() > 1 {
         for p in &r.processes {
-            writeln!(out, "\n--- {} ({}) ---", p.pid, printable(&p.comm))?;
+            let who = ProcessInfo::name(p.pid, &p.comm);
+            writeln!(out, "\n--- {} ---", printable(&who))?;
             table(out, &p.syscalls, &p.totals, usize::MAX)?;
         }
     }
@@ -326,7 +327,7 @@ pub fn memory_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     if per_process {
         for p in &r.processes {
-            let who = format!("{} ({})", p.pid, printable(&p.comm));
+            let who = printable(&ProcessInfo::name(p.pid, &p.comm)).into_owned();
             if let Some(m) = &p.memory {
                 memory_lines(out, &who, m)?;
             }

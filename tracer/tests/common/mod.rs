@@ -5,6 +5,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
+    path::PathBuf,
     process::{Child, Command, Output, Stdio},
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
@@ -225,5 +226,62 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A memory cgroup made for one test and removed when the test ends, failed or not: in the
+/// cgroup v1 memory hierarchy where there is one, else in the unified (v2) hierarchy.
+pub struct Cgroup {
+    pub dir: PathBuf,
+}
+
+impl Cgroup {
+    /// With `limit_bytes`, the memory limit (and no swapping).
+    pub fn new(limit_bytes: Option<u64>) -> Option<Cgroup> {
+        let v1 = PathBuf::from("/sys/fs/cgroup/memory");
+        let v2 = PathBuf::from("/sys/fs/cgroup");
+        let (root, limit_file, no_swap) = if v1.join("memory.limit_in_bytes").exists() {
+            (v1, "memory.limit_in_bytes", ("memory.swappiness", "0"))
+        } else if std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
+        {
+            (v2, "memory.max", ("memory.swap.max", "0"))
+        } else {
+            skip("no cgroup v1 memory hierarchy, nor a v2 one with the memory controller");
+            return None;
+        };
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = root.join(format!("tracer-test-cg-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let cg = Cgroup { dir };
+        if let Some(limit) = limit_bytes {
+            std::fs::write(cg.dir.join(limit_file), limit.to_string()).unwrap();
+            // No swapping in this cgroup: the limit is reached, not dodged (ignored if
+            // absent).
+            let _ = std::fs::write(cg.dir.join(no_swap.0), no_swap.1);
+        }
+        Some(cg)
+    }
+
+    pub fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let start = Instant::now();
+        loop {
+            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: killing a process the test put in its own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() || start.elapsed() > Duration::from_secs(5) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -1,0 +1,152 @@
+//! Selectors: `--comm NAME` and `--cgroup PATH` take in the processes they match when
+//! tracing starts and whenever one execs (by that name) or is moved into the cgroup later,
+//! as a supervisor restarts a service; each counted exactly, under the selector's entry,
+//! and nothing of other processes.
+mod common;
+
+use std::{
+    ffi::CString,
+    io::{BufRead, BufReader, Write},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+use serde_json::Value;
+
+/// Starts tracer with `args` and waits until it traces.
+fn start(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut tr = tracer()
+        .args(["--output", "json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = wait_for_stderr(&mut tr, "tracing");
+    (tr, err)
+}
+
+/// Stops tracer with SIGTERM; its final report.
+fn stop(tr: Child) -> Value {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    final_report(&wait_output(tr, Duration::from_secs(30)))
+}
+
+/// The entry of the selector labelled `label`.
+fn entry<'a>(r: &'a Value, label: &str) -> &'a Value {
+    r["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["selector"] == label)
+        .unwrap_or_else(|| panic!("no entry {label}: {}", r["processes"]))
+}
+
+fn getppids(v: &Value) -> u64 {
+    v["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "getppid")
+        .map(|r| r["calls"].as_u64().unwrap())
+        .sum()
+}
+
+/// Runs `cmd` to its end, successfully.
+fn complete(cmd: &mut Command) {
+    let status = cmd.stdout(Stdio::null()).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_name_takes_in_its_processes_now_and_at_each_restart() {
+    let Some(_g) = ebpf_test() else { return };
+    // The workload under a name of this test's own (a process's name is its executable's).
+    let name = format!("tsel{}", std::process::id() % 100_000);
+    let dir = std::env::temp_dir().join(format!("tracer-test-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join(&name);
+    std::fs::copy(WORKLOAD, &exe).unwrap();
+    // One runs already, waiting.
+    let mut first = Command::new(&exe)
+        .args(["--wait", "syscalls", "100", "0", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(first.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let (tr, _err) = start(&["--comm", &name]);
+    first.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert!(first.wait().unwrap().success());
+    // Restarted twice, as a supervisor would; another name is not taken in.
+    complete(Command::new(&exe).args(["syscalls", "100", "0", "0"]));
+    complete(Command::new(&exe).args(["syscalls", "100", "0", "0"]));
+    complete(Command::new(WORKLOAD).args(["syscalls", "100", "0", "0"]));
+    let r = stop(tr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let skipped = r["drops"]["skipped_runs"].as_u64().unwrap_or(0);
+    let got = getppids(entry(&r, &format!("comm:{name}")));
+    assert!(
+        got <= 300 && 300 - got <= skipped,
+        "{got} getppid, {skipped} runs skipped"
+    );
+    assert_eq!(getppids(&r), got, "only the named processes");
+    assert_eq!(r["pids"], serde_json::json!([]));
+    assert_eq!(r["life"]["execs"], 2, "{}", r["life"]);
+}
+
+/// Starts the workload with `args` inside `cgroup` (it moves itself there before its
+/// exec, as a supervisor does) and waits for its end.
+fn in_cgroup(cgroup: &Path, args: &[&str]) {
+    let procs = CString::new(
+        cgroup
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    let mut cmd = Command::new(WORKLOAD);
+    cmd.args(args);
+    // SAFETY: only open/write/close (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    complete(&mut cmd);
+}
+
+#[test]
+fn a_cgroup_takes_in_what_is_moved_into_it_and_their_children() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(cg) = Cgroup::new(None) else { return };
+    let path: PathBuf = cg.dir.clone();
+    let (tr, _err) = start(&["--cgroup", path.to_str().unwrap()]);
+    in_cgroup(&path, &["syscalls", "100", "0", "0"]);
+    // Restarted, and one that forks 3 children making 10 getppid each.
+    in_cgroup(&path, &["syscalls", "100", "0", "0"]);
+    in_cgroup(&path, &["forks", "3", "10"]);
+    // Outside the cgroup: not taken in.
+    complete(Command::new(WORKLOAD).args(["syscalls", "100", "0", "0"]));
+    let r = stop(tr);
+    let skipped = r["drops"]["skipped_runs"].as_u64().unwrap_or(0);
+    let got = getppids(entry(&r, &format!("cgroup:{}", path.display())));
+    assert!(
+        got <= 230 && 230 - got <= skipped,
+        "{got} getppid, {skipped} runs skipped"
+    );
+    assert_eq!(getppids(&r), got, "only the cgroup's processes");
+    assert_eq!(r["life"]["children_forked"], 3, "{}", r["life"]);
+}
