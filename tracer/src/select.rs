@@ -149,22 +149,27 @@ mod tests {
 
     #[test]
     fn a_name_matches_the_processes_of_that_name_but_tracer() {
+        let mine = fs::read_to_string("/proc/self/comm").unwrap();
         let mut sleep = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
-        // Its name is set by its exec, done when /proc shows the new image.
-        let exe = format!("/proc/{}/exe", sleep.id());
-        while !fs::read_link(&exe).is_ok_and(|p| p.ends_with("sleep")) {
-            std::thread::yield_now();
-        }
-        let found = Selector::Comm("sleep".into()).matching();
+        // Its name is set by its exec: wait (5 s at most) until it is no longer ours.
+        let comm = format!("/proc/{}/comm", sleep.id());
+        let start = std::time::Instant::now();
+        let name = loop {
+            let c = fs::read_to_string(&comm).unwrap_or_default();
+            if c != mine || start.elapsed().as_secs() >= 5 {
+                break c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        let found = Selector::Comm(name.trim_end().to_string()).matching();
         let _ = sleep.kill();
         let _ = sleep.wait();
-        assert!(found.contains(&sleep.id()), "{found:?}");
-        let me = fs::read_to_string("/proc/self/comm").unwrap();
-        let mine = Selector::Comm(me.trim_end().to_string()).matching();
-        assert!(!mine.contains(&std::process::id()));
+        assert!(found.contains(&sleep.id()), "{name:?}: {found:?}");
+        let me = Selector::Comm(mine.trim_end().to_string()).matching();
+        assert!(!me.contains(&std::process::id()));
         assert!(cgroup(Path::new("/nonexistent-cgroup")).is_err());
         assert!(cgroup(Path::new("/proc")).is_err());
     }
