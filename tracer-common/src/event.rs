@@ -144,6 +144,29 @@ pub struct OomKill {
 }
 const _: () = assert!(core::mem::size_of::<OomKill>() == 136);
 
+impl OomKill {
+    /// A record with known values (tracer-workload killed in a cgroup of 1 GiB of virtual
+    /// memory, 64 MiB anonymous and 4 KiB file RSS, cgroup id 1234, traced), named
+    /// `cgroup_name` (at most 64 bytes): for tests and fuzzing seeds.
+    pub fn example(cgroup_name: &[u8]) -> Self {
+        let mut name = [0u8; 64];
+        let n = cgroup_name.len().min(64);
+        name[..n].copy_from_slice(&cgroup_name[..n]);
+        OomKill {
+            anon_rss: 64 << 20,
+            file_rss: 4096,
+            shmem_rss: 0,
+            swap: 0,
+            total_vm: 1 << 30,
+            cgroup_id: 1234,
+            traced: 1,
+            _pad: 0,
+            comm: *b"tracer-workload\0",
+            cgroup_name: name,
+        }
+    }
+}
+
 /// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const RING_BYTES: u32 = 256 * 1024;
 
@@ -303,8 +326,6 @@ mod tests {
 
     #[test]
     fn oom_kill_event_round_trips() {
-        let mut name = [0u8; 64];
-        name[..4].copy_from_slice(b"test");
         let ev = RawEvent {
             header: Header {
                 kind: Kind::OomKill as u32,
@@ -313,18 +334,7 @@ mod tests {
                 tid: 77,
                 tgid: 77,
             },
-            data: EventData::OomKill(OomKill {
-                anon_rss: 64 << 20,
-                file_rss: 4096,
-                shmem_rss: 0,
-                swap: 0,
-                total_vm: 1 << 30,
-                cgroup_id: 1234,
-                traced: 1,
-                _pad: 0,
-                comm: *b"tracer-workload\0",
-                cgroup_name: name,
-            }),
+            data: EventData::OomKill(OomKill::example(b"test")),
         };
         let (b, len) = ev.encode();
         assert_eq!(len, MAX_RECORD);

@@ -129,8 +129,6 @@ fn write_seeds(corpus: &Path) -> Result<()> {
         },
         data,
     };
-    let mut cgroup_name = [0; 64];
-    cgroup_name[..3].copy_from_slice(b"app");
     let seeds = [
         (
             "fork",
@@ -180,21 +178,7 @@ fn write_seeds(corpus: &Path) -> Result<()> {
         ),
         (
             "oom-kill",
-            record(
-                Kind::OomKill,
-                EventData::OomKill(OomKill {
-                    anon_rss: 64 << 20,
-                    file_rss: 4096,
-                    shmem_rss: 0,
-                    swap: 0,
-                    total_vm: 1 << 30,
-                    cgroup_id: 1234,
-                    traced: 1,
-                    _pad: 0,
-                    comm: *b"tracer-workload\0",
-                    cgroup_name,
-                }),
-            ),
+            record(Kind::OomKill, EventData::OomKill(OomKill::example(b"app"))),
         ),
     ];
     for (name, ev) in seeds {

@@ -699,8 +699,6 @@ mod tests {
 
     #[test]
     fn oom_kill_events_are_reported() {
-        let mut name = [0u8; 64];
-        name[..4].copy_from_slice(b"test");
         let e = RawEvent {
             header: event::Header {
                 kind: event::Kind::OomKill as u32,
@@ -709,18 +707,7 @@ mod tests {
                 tid: 77,
                 tgid: 77,
             },
-            data: EventData::OomKill(event::OomKill {
-                anon_rss: 64 << 20,
-                file_rss: 4096,
-                shmem_rss: 0,
-                swap: 0,
-                total_vm: 1 << 30,
-                cgroup_id: 1234,
-                traced: 1,
-                _pad: 0,
-                comm: *b"tracer-workload\0",
-                cgroup_name: name,
-            }),
+            data: EventData::OomKill(event::OomKill::example(b"test")),
         };
         let r = OomReport::from_event(&e, 1_000_000_000, &|id| {
             (id == 1234).then(|| "/a/test".to_string())
