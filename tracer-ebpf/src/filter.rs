@@ -149,7 +149,18 @@ pub fn mark_untraced(regs: u64) {
 /// TP_PROTO(struct task_struct *task, u64 clone_flags)
 #[raw_tracepoint(tracepoint = "task_newtask")]
 pub fn task_new(ctx: RawTracePointContext) -> i32 {
-    let task: u64 = ctx.arg(0);
+    clear_new_task(ctx.arg(0))
+}
+
+/// [`task_new`] again, for the runs the kernel skips (see `crate::twin`): clearing twice
+/// is clearing.
+#[raw_tracepoint(tracepoint = "task_newtask")]
+pub fn task_new2(ctx: RawTracePointContext) -> i32 {
+    clear_new_task(ctx.arg(0))
+}
+
+#[inline(always)]
+fn clear_new_task(task: u64) -> i32 {
     let Some(stack) = read_at::<u64>(task, offsets().task_stack) else {
         // Not expected: the task is being created. Counted, so that it shows.
         count_drop(Drop::TaskStackUnreadable);

@@ -71,3 +71,39 @@ pub fn floor_oom(_ctx: RawTracePointContext) -> i32 {
 pub fn floor_cgroup(_ctx: RawTracePointContext) -> i32 {
     0
 }
+
+/// The second program on a hook whose real programs are two (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "task_newtask")]
+pub fn floor_newtask2(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+/// The second program on a hook whose real programs are two (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn floor_fork2(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+/// The second program on a hook whose real programs are two (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn floor_exec2(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+/// The second program on a hook whose real programs are two (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn floor_pexit2(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+/// The second program on a hook whose real programs are two (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn floor_signal2(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+/// The second program on a hook whose real programs are two (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "cgroup_attach_task")]
+pub fn floor_cgroup2(_ctx: RawTracePointContext) -> i32 {
+    0
+}

@@ -18,6 +18,7 @@ use crate::{
     events::{offsets, read_at, submit, task_ids},
     filter::{count_drop, set_target, target, target_slot},
     sched, syscalls,
+    twin::{Key, Twin},
 };
 
 /// 1 to trace children of traced processes (`--follow`); set by userspace.
@@ -35,6 +36,17 @@ fn now() -> u64 {
 /// (`filter::task_new` has just cleared its entry).
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
+    fork(&ctx, Twin::First)
+}
+
+/// [`proc_fork`] again, for the runs the kernel skips (see [`crate::twin`]).
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn proc_fork2(ctx: RawTracePointContext) -> i32 {
+    fork(&ctx, Twin::Second)
+}
+
+#[inline(always)]
+fn fork(ctx: &RawTracePointContext, twin: Twin) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     let Some(parent) = target(tgid) else {
@@ -46,6 +58,9 @@ pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
     let Some((child_tid, child_tgid)) = task_ids(child) else {
         return 0;
     };
+    if !twin.handles(Key::new(tid, Kind::Fork, child_tid, 0)) {
+        return 0;
+    }
     let mut followed = 0;
     // Children of a process a selector took in are in its cgroup, or have its name.
     // SAFETY: a global in .rodata.
@@ -72,11 +87,25 @@ pub fn proc_fork(ctx: RawTracePointContext) -> i32 {
 /// TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm); current is p.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn proc_exec(ctx: RawTracePointContext) -> i32 {
+    exec(&ctx, Twin::First)
+}
+
+/// [`proc_exec`] again, for the runs the kernel skips (see [`crate::twin`]).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn proc_exec2(ctx: RawTracePointContext) -> i32 {
+    exec(&ctx, Twin::Second)
+}
+
+#[inline(always)]
+fn exec(ctx: &RawTracePointContext, twin: Twin) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     let Some(slot) = target_slot(tgid) else {
         return 0;
     };
+    if !twin.handles(Key::new(tid, Kind::Exec, 0, 0)) {
+        return 0;
+    }
     let old: u64 = ctx.arg(1);
     let old_tid = old as u32;
     if old_tid != tid {
@@ -108,11 +137,25 @@ pub fn proc_exec(ctx: RawTracePointContext) -> i32 {
 /// `filter::task_new` sees first.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn proc_exit(ctx: RawTracePointContext) -> i32 {
+    exit(&ctx, Twin::First)
+}
+
+/// [`proc_exit`] again, for the runs the kernel skips (see [`crate::twin`]).
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn proc_exit2(ctx: RawTracePointContext) -> i32 {
+    exit(&ctx, Twin::Second)
+}
+
+#[inline(always)]
+fn exit(ctx: &RawTracePointContext, twin: Twin) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     let Some(slot) = target_slot(tgid) else {
         return 0;
     };
+    if !twin.handles(Key::new(tid, Kind::Exit, 0, 0)) {
+        return 0;
+    }
     let task: u64 = ctx.arg(0);
     let exit_code = read_at::<u32>(task, offsets().task_exit_code).unwrap_or(0);
     sched::mark_dead(tid);
@@ -124,7 +167,7 @@ pub fn proc_exit(ctx: RawTracePointContext) -> i32 {
         tgid,
         event::Exit {
             exit_code,
-            group_dead: group_dead(&ctx, task, tgid) as u32,
+            group_dead: group_dead(ctx, task, tgid) as u32,
         },
     );
     0
@@ -175,7 +218,18 @@ fn group_dead(ctx: &RawTracePointContext, task: u64, tgid: u32) -> bool {
 /// TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
 ///          int result); current is the sender, when a process sent it.
 #[raw_tracepoint(tracepoint = "signal_generate")]
-pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
+pub fn proc_signal(ctx: RawTracePointContext) -> i32 {
+    signal(&ctx, Twin::First)
+}
+
+/// [`proc_signal`] again, for the runs the kernel skips (see [`crate::twin`]).
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn proc_signal2(ctx: RawTracePointContext) -> i32 {
+    signal(&ctx, Twin::Second)
+}
+
+#[inline(always)]
+fn signal(ctx: &RawTracePointContext, twin: Twin) -> i32 {
     let Some((tid, tgid)) = task_ids(ctx.arg(2)) else {
         return 0;
     };
@@ -184,7 +238,13 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     };
     let sig: u64 = ctx.arg(0);
     let result: u64 = ctx.arg(4);
-    let sender_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let sender = bpf_get_current_pid_tgid();
+    // The sender's thread: a signal sent from an interrupt between the two programs of
+    // another has the same sender, a different signal or target.
+    if !twin.handles(Key::new(sender as u32, Kind::Signal, tid, sig as u32)) {
+        return 0;
+    }
+    let sender_tgid = (sender >> 32) as u32;
     let data = event::Signal {
         sig: sig as u32,
         sender_tgid,

@@ -30,6 +30,8 @@ mod select;
 mod syscalls;
 #[cfg(target_arch = "bpf")]
 mod table;
+#[cfg(target_arch = "bpf")]
+mod twin;
 
 /// The programs are written so that no path can panic (no unchecked indexing, no unwrap).
 /// Should one remain, it ends in this loop, which the verifier refuses (a program that can

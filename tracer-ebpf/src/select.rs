@@ -63,6 +63,18 @@ fn let_go(tgid: u32, how: u32) {
 /// that the exec of a process taken in here is reported.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn select_exec(_ctx: RawTracePointContext) -> i32 {
+    match_exec()
+}
+
+/// [`select_exec`] again, for the runs the kernel skips (see `crate::twin`): taking a
+/// process in twice, or letting it go twice, is doing it once.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn select_exec2(_ctx: RawTracePointContext) -> i32 {
+    match_exec()
+}
+
+#[inline(always)]
+fn match_exec() -> i32 {
     let c = rodata(&SELECT);
     if c.n_comms == 0 {
         return 0;
@@ -89,6 +101,17 @@ fn first(n: u32, matches: impl Fn(usize) -> bool) -> Option<usize> {
 /// `dst_cgrp`, as a supervisor puts a service it starts into the service's cgroup.
 #[raw_tracepoint(tracepoint = "cgroup_attach_task")]
 pub fn select_cgroup(ctx: RawTracePointContext) -> i32 {
+    match_cgroup(&ctx)
+}
+
+/// [`select_cgroup`] again, for the runs the kernel skips (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "cgroup_attach_task")]
+pub fn select_cgroup2(ctx: RawTracePointContext) -> i32 {
+    match_cgroup(&ctx)
+}
+
+#[inline(always)]
+fn match_cgroup(ctx: &RawTracePointContext) -> i32 {
     let c = rodata(&SELECT);
     if c.n_cgroups == 0 {
         return 0;

@@ -43,17 +43,21 @@ fn hooks(section: Section) -> &'static [Hook] {
     match section {
         // task_new, in every section and attached first, forgets what an ended task left
         // under a new task's stack and ids (`filter::task_new` on the kernel side): the
-        // syscall hooks' cache of untraced threads, per-thread state, the filter's entry. sys_switch times syscalls that block (see
-        // `SyscallTiming`); the sched section's own sched_switch does that when it is
-        // selected.
+        // syscall hooks' cache of untraced threads, per-thread state, the filter's entry.
+        // sys_switch times syscalls that block (see `SyscallTiming`); the sched section's
+        // own sched_switch does that when it is selected. Rare events have a second
+        // program (its name ends in 2) for the runs of the first that the kernel skips
+        // (see the kernel side's `twin`).
         Section::Syscalls => &[
             ("task_new", "task_newtask", "floor_newtask", 1),
+            ("task_new2", "task_newtask", "floor_newtask2", 1),
             ("sys_enter", "sys_enter", "floor_enter", 2),
             ("sys_exit", "sys_exit", "floor_exit", 2),
             ("sys_switch", "sched_switch", "floor_switch", 3),
         ],
         Section::Sched => &[
             ("task_new", "task_newtask", "floor_newtask", 1),
+            ("task_new2", "task_newtask", "floor_newtask2", 1),
             ("sched_switch", "sched_switch", "floor_switch", 3),
             ("sched_wakeup", "sched_wakeup", "floor_wakeup", 1),
             ("sched_wake_new", "sched_wakeup_new", "floor_wake_new", 1),
@@ -61,16 +65,22 @@ fn hooks(section: Section) -> &'static [Hook] {
         ],
         Section::Life => &[
             ("task_new", "task_newtask", "floor_newtask", 1),
+            ("task_new2", "task_newtask", "floor_newtask2", 1),
             ("proc_fork", "sched_process_fork", "floor_fork", 2),
+            ("proc_fork2", "sched_process_fork", "floor_fork2", 2),
             ("proc_exec", "sched_process_exec", "floor_exec", 2),
+            ("proc_exec2", "sched_process_exec", "floor_exec2", 2),
             ("proc_exit", "sched_process_exit", "floor_pexit", 1),
-            ("signal_generate", "signal_generate", "floor_signal", 5),
+            ("proc_exit2", "sched_process_exit", "floor_pexit2", 1),
+            ("proc_signal", "signal_generate", "floor_signal", 5),
+            ("proc_signal2", "signal_generate", "floor_signal2", 5),
         ],
         // The syscall programs fold memory and descriptor syscalls in (with
         // MEMORY.enabled = 1), so they are shared with the syscalls section. oom_sigkill
         // only where mark_victim passes a pid (see `oom::victim_task`).
         Section::Memory => &[
             ("task_new", "task_newtask", "floor_newtask", 1),
+            ("task_new2", "task_newtask", "floor_newtask2", 1),
             ("sys_enter", "sys_enter", "floor_enter", 2),
             ("sys_exit", "sys_exit", "floor_exit", 2),
             ("sys_switch", "sched_switch", "floor_switch", 3),
@@ -127,7 +137,9 @@ pub struct LoadOptions<'a> {
 /// `sched_process_exec`) only when there are selectors.
 const SELECT_HOOKS: &[Hook] = &[
     ("select_exec", "sched_process_exec", "floor_exec", 0),
+    ("select_exec2", "sched_process_exec", "floor_exec2", 0),
     ("select_cgroup", "cgroup_attach_task", "floor_cgroup", 3),
+    ("select_cgroup2", "cgroup_attach_task", "floor_cgroup2", 3),
 ];
 
 /// The tracepoints the selectors' hooks attach to, with the number of arguments read.

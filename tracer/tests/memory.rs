@@ -512,15 +512,22 @@ fn sections_select_the_hooks() {
         // task_new: wherever sys_enter is, to keep its cache of untraced threads sound.
         (
             "syscalls",
-            &["sys_enter", "sys_exit", "sys_switch", "task_new"][..],
+            &[
+                "sys_enter",
+                "sys_exit",
+                "sys_switch",
+                "task_new",
+                "task_new2",
+            ][..],
         ),
         // Every call timed from entry: no need to see blocking.
         (
             "syscalls --exact-latency",
-            &["sys_enter", "sys_exit", "task_new"][..],
+            &["sys_enter", "sys_exit", "task_new", "task_new2"][..],
         ),
         // task_new: in every section, to forget what ended tasks left under a new task's
-        // stack and ids.
+        // stack and ids; task_new2 (and each rare event's second program) for the runs of
+        // the first that the kernel skips.
         (
             "sched",
             &[
@@ -528,6 +535,7 @@ fn sections_select_the_hooks() {
                 "sched_wake_new",
                 "sched_wakeup",
                 "task_new",
+                "task_new2",
                 "task_rename",
             ][..],
         ),
@@ -541,6 +549,7 @@ fn sections_select_the_hooks() {
                 "sys_enter",
                 "sys_exit",
                 "task_new",
+                "task_new2",
                 "task_rename",
             ][..],
         ),
@@ -548,10 +557,15 @@ fn sections_select_the_hooks() {
             "life",
             &[
                 "proc_exec",
+                "proc_exec2",
                 "proc_exit",
+                "proc_exit2",
                 "proc_fork",
-                "signal_generate",
+                "proc_fork2",
+                "proc_signal",
+                "proc_signal2",
                 "task_new",
+                "task_new2",
             ][..],
         ),
         (
@@ -563,6 +577,7 @@ fn sections_select_the_hooks() {
                 "sys_exit",
                 "sys_switch",
                 "task_new",
+                "task_new2",
             ][..],
         ),
         (
@@ -574,6 +589,7 @@ fn sections_select_the_hooks() {
                 "sys_exit",
                 "sys_switch",
                 "task_new",
+                "task_new2",
             ][..],
         ),
         (
@@ -582,6 +598,7 @@ fn sections_select_the_hooks() {
                 "floor_enter",
                 "floor_exit",
                 "floor_newtask",
+                "floor_newtask2",
                 "floor_oom",
                 "floor_rss_stat",
                 "floor_switch",

@@ -89,9 +89,33 @@ fn two_busy_threads_on_one_cpu_wait_half_the_time() {
                 && rq["p50_ns"].as_u64().unwrap() <= rq["max_ns"].as_u64().unwrap()
         );
     }
-    assert_eq!(r["life"]["threads_created"], 2);
-    assert_eq!(r["life"]["threads_ended"], 3);
+    assert_eq!(r["life"]["threads_created"], 2, "{}", r["life"]);
+    assert_eq!(
+        r["life"]["threads_ended"], 3,
+        "{} {}",
+        r["life"], r["drops"]
+    );
     assert_eq!(r["life"]["process_exits"], 1);
+}
+
+/// Threads ending together on one busy CPU: on Linux 7.3 the exit tracepoint's program can
+/// be preempted, and the kernel then skips its runs for the other threads ending on that
+/// CPU (with one program, 2 of 6 runs of this test lost 5 of 7 exits there). Each is
+/// counted once all the same (the second program, `twin` on the kernel side).
+#[test]
+fn threads_ending_together_on_one_cpu_are_each_counted() {
+    let Some(_g) = ebpf_test() else { return };
+    let mut skipped = Vec::new();
+    for _ in 0..6 {
+        let out = run(tracer().args(["--output", "json", "--", WORKLOAD, "spin", "6", "1"]));
+        let r = final_report(&out);
+        let life = &r["life"];
+        assert_eq!(life["threads_created"], 6, "{life}");
+        assert_eq!(life["threads_ended"], 7, "{life} {}", r["drops"]);
+        assert_eq!(life["process_exits"], 1, "{life}");
+        skipped.push(r["drops"]["skipped_runs"].as_u64().unwrap());
+    }
+    println!("runs the kernel skipped (any program), by run: {skipped:?}");
 }
 
 #[test]
