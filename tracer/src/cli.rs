@@ -43,6 +43,12 @@ pub struct Cli {
     #[arg(short = 'o', long = "output-file", value_name = "FILE")]
     pub output_file: Option<PathBuf>,
 
+    /// Also write the reports to FILE in FORMAT (text or json), for example
+    /// json:/var/log/tracer.ndjson beside the text on the terminal. Repeatable; each file
+    /// gets the same reports, in its format.
+    #[arg(long = "sink", value_name = "FORMAT:FILE", value_parser = crate::sink::parse_spec)]
+    pub sinks: Vec<crate::sink::SinkSpec>,
+
     /// Also trace children forked after tracing starts (like strace -f); they are added to
     /// the kernel filter at fork, before they run. Threads are always traced.
     #[arg(short, long)]
@@ -153,6 +159,16 @@ impl Cli {
             return Err(
                 "--comm and --cgroup need the life section (add life to --sections)".into(),
             );
+        }
+        let mut files: Vec<&PathBuf> = self.output_file.iter().collect();
+        for s in &self.sinks {
+            if files.contains(&&s.path) {
+                return Err(format!(
+                    "{} is named by two outputs: give each its own file",
+                    crate::render::term::printable(&s.path.to_string_lossy())
+                ));
+            }
+            files.push(&s.path);
         }
         let max = tracer_common::MAX_SELECTORS;
         if self.comms.len() > max || self.cgroups.len() > max {
@@ -316,6 +332,14 @@ mod tests {
             (&["tracer", "-p", "1", "--", "ls"][..], "not both"),
             (&["tracer"][..], "nothing to trace"),
             (&["tracer", "ls"][..], "unexpected argument"),
+            (
+                &["tracer", "-p", "1", "-o", "r", "--sink", "json:r"][..],
+                "r is named by two outputs",
+            ),
+            (
+                &["tracer", "-p", "1", "--sink", "yaml:r"][..],
+                "not a format",
+            ),
         ] {
             let err = parse(args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -1,16 +1,19 @@
 //! tracer: what one process is doing to the operating system, live, with eBPF.
 //!
 //! Flow: `cli` -> `target` (what to trace) -> `probes` (load + attach) -> `collect` (read
-//! maps) -> `model` (pure numbers) -> `render` (text | json), driven by `run`.
+//! maps) -> `model` (pure numbers) -> `sink`s (`render`: text | json). `run` sets up,
+//! `engine` drives the run and hands each report to the sinks.
 mod btf;
 mod cli;
 mod collect;
+mod engine;
 mod model;
 mod output;
 mod probes;
 mod render;
 mod run;
 mod select;
+mod sink;
 mod target;
 #[cfg(test)]
 mod testing;

@@ -91,6 +91,11 @@ fn hooks(section: Section) -> &'static [Hook] {
     }
 }
 
+/// The second programs of the life events' hooks: an event goes unreported only where the
+/// kernel skipped the run of both programs for it, so the runs it skipped of these bound
+/// the events missed (see the kernel side's `twin`).
+pub const LIFE_SECONDS: &[&str] = &["proc_fork2", "proc_exec2", "proc_exit2", "proc_signal2"];
+
 /// The tracepoints a section attaches to, with the number of arguments read.
 pub fn tracepoints(section: Section) -> Vec<(&'static str, usize)> {
     hooks(section)
@@ -294,9 +299,9 @@ impl Probes {
         &mut self.ebpf
     }
 
-    /// Where the kernel shows each loaded program's state, its count of skipped runs
-    /// included (`/proc/self/fdinfo/<program fd>`).
-    pub fn fdinfo_paths(&self) -> Result<Vec<std::path::PathBuf>> {
+    /// Each loaded program, with where the kernel shows its state, its count of skipped
+    /// runs included (`/proc/self/fdinfo/<program fd>`).
+    pub fn fdinfo_paths(&self) -> Result<Vec<(&'static str, std::path::PathBuf)>> {
         use std::os::fd::{AsFd, AsRawFd};
         let mut paths = Vec::new();
         for &(prog, _) in &self.loaded {
@@ -305,7 +310,10 @@ impl Probes {
                 .program(prog)
                 .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
                 .fd()?;
-            paths.push(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd()).into());
+            paths.push((
+                prog,
+                format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd()).into(),
+            ));
         }
         Ok(paths)
     }

@@ -2,54 +2,30 @@
 //! until the run ends, and print the final summary. Everything that needs root is here or
 //! below; the numbers are computed in `model`.
 use std::{
-    io::{BufWriter, Write},
-    os::fd::{AsRawFd, OwnedFd, RawFd},
     process::ExitCode,
-    time::{Duration, Instant, SystemTime},
+    time::{Instant, SystemTime},
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use tokio::{
-    io::unix::AsyncFd,
-    signal::unix::{SignalKind, signal},
-    task::JoinSet,
-    time::sleep_until,
-};
-use tracer_common::{event::EventData, maps};
+use anyhow::{Context as _, Result, bail};
+use tracer_common::maps;
 
 use crate::{
-    cli::{Cli, Format, Mode, Section},
+    cli::{Cli, Mode, Section},
     collect::{
         self, Collector,
         events::EventReader,
         memory::MemoryCollector,
         proc::{self, Live},
     },
-    model::{
-        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, events::EventLog,
-        memory::MemSample,
-    },
+    engine::Engine,
+    model::{Context, ProcessInfo, events::EventLog},
     probes::{LoadOptions, Probes, Programs},
-    render,
     select::{self, Selector},
     target::{self, Launched},
 };
 
-/// The first text report comes this soon after tracer starts, whatever the interval, so
-/// that a person sees something within half a second (issue 5's target; loading and
-/// verifying the programs takes about a tenth of a second of it)... JSON interval objects
-/// tile the run instead, each `--interval` long from the start.
-const FIRST_REPORT: Duration = Duration::from_millis(450);
-/// ...but never sooner than this after attaching, so that it covers something.
-const FIRST_REPORT_MIN: Duration = Duration::from_millis(50);
-
-/// How often the memory section reads /proc (RSS split, faults, limits, cgroup) for its
-/// fits; every `MEMORY_FULL_EVERY`th reading also counts the descriptors.
-const MEMORY_TICK: Duration = Duration::from_millis(250);
-const MEMORY_FULL_EVERY: u64 = 4;
-
 /// Nanoseconds per clock tick, the unit of /proc's start times.
-fn ns_per_clock_tick() -> u64 {
+pub fn ns_per_clock_tick() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     1_000_000_000 / hz.max(1) as u64
@@ -78,10 +54,7 @@ fn wall_offset_ns() -> i128 {
 pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let begun = Instant::now();
     target::check_privileges()?;
-    let mut out: Box<dyn Write> = match &cli.output_file {
-        Some(path) => Box::new(BufWriter::new(crate::output::open(path)?)),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    let sinks = crate::sink::open_all(&cli)?;
     let programs = if cli.bench_floor {
         Programs::Floor
     } else {
@@ -239,7 +212,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let mut run = Loop {
+    let mut engine = Engine {
         cli: &cli,
         ctx: Context {
             targets: &targets,
@@ -256,19 +229,11 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         window: EventLog::default(),
         run_log: EventLog::default(),
         undecodable: 0,
+        sinks,
     };
-    let command = rt.block_on(run.run(&mut *out, reader, launched_pid))?;
+    let command = rt.block_on(engine.run(reader, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)
     Ok(command.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.status())))
-}
-
-/// The ring buffer's reader, pollable for readiness.
-struct Ring(EventReader);
-
-impl AsRawFd for Ring {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.ring.as_raw_fd()
-    }
 }
 
 /// Adds the descendants of the targets not yet traced to the filter, each under its
@@ -305,255 +270,4 @@ fn follow_descendants(
         }
     }
     Ok(())
-}
-
-struct Loop<'a> {
-    cli: &'a Cli,
-    ctx: Context<'a>,
-    collector: Option<Collector>,
-    memory: Option<MemoryCollector>,
-    /// When tracer started, and when its window opened (just before attaching).
-    begun: Instant,
-    started: Instant,
-    /// Traced processes still running, including children followed since the start.
-    live: Vec<Live>,
-    /// Events of the current interval, and of the whole run (both bounded).
-    window: EventLog,
-    run_log: EventLog,
-    /// Ring-buffer records that could not be decoded, so far.
-    undecodable: u64,
-}
-
-fn watch(exits: &mut JoinSet<()>, fd: OwnedFd) -> Result<()> {
-    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same for
-    // the AsyncFd's whole life.
-    let fd = unsafe { AsyncFd::register(fd) }
-        .map_err(|e| anyhow!("cannot watch the traced process: {e}"))?;
-    exits.spawn(async move {
-        let _ = fd.readable().await;
-    });
-    Ok(())
-}
-
-impl Loop<'_> {
-    async fn run(
-        &mut self,
-        out: &mut dyn Write,
-        reader: Option<EventReader>,
-        launched_pid: Option<u32>,
-    ) -> Result<Option<CommandExit>> {
-        let mut exits = JoinSet::new();
-        for who in &self.live {
-            watch(&mut exits, who.watch_fd()?)?;
-        }
-        let mut ring = match reader {
-            // SAFETY: the AsyncFd owns the ring buffer and with it its descriptor.
-            Some(r) => Some(
-                unsafe { AsyncFd::register(Ring(r)) }
-                    .map_err(|e| anyhow!("cannot watch the event ring buffer: {e}"))?,
-            ),
-            None => None,
-        };
-        let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-        let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-        // Said only now that a signal ends the run cleanly (tests wait for this line).
-        let names: Vec<String> = self
-            .ctx
-            .targets
-            .iter()
-            .map(|t| render::term::printable(&ProcessInfo::name(t.pid, &t.comm)).into_owned())
-            .collect();
-        eprintln!("tracer: tracing {}; Ctrl-C to stop", names.join(", "));
-
-        let live_reports = self.collector.is_some()
-            && (self.cli.output == Format::Text || self.cli.interval.is_some());
-        let json_intervals = live_reports && self.cli.output == Format::Json;
-        let interval = self.cli.interval.unwrap_or(Duration::from_secs(1));
-        // JSON interval objects tile the run from its start, each `interval` long; the text's
-        // first report comes soon after tracer starts (FIRST_REPORT), then every interval.
-        let mut next = if json_intervals {
-            self.started + interval
-        } else {
-            let first = (self.begun + FIRST_REPORT).max(self.started + FIRST_REPORT_MIN);
-            first.min(self.started + interval)
-        };
-        let deadline = self.cli.duration.map(|d| self.started + d);
-        // The previous interval report: its counts, memory reading, end (monotonic: a
-        // report's window ends at its reading), and the events it covered.
-        let mut prev = Sample::default();
-        let mut prev_mem: Option<MemSample> = None;
-        let mut prev_ns = self.ctx.t0_ns;
-        let mut mem_next = self.started + MEMORY_TICK;
-        let mut mem_ticks = 0u64;
-        loop {
-            tokio::select! {
-                _ = sleep_until(mem_next.into()), if self.memory.is_some() => {
-                    if let Some(m) = self.memory.as_mut() {
-                        mem_ticks += 1;
-                        m.tick(mem_ticks.is_multiple_of(MEMORY_FULL_EVERY));
-                    }
-                    mem_next += MEMORY_TICK;
-                    if mem_next < Instant::now() {
-                        mem_next = Instant::now() + MEMORY_TICK;
-                    }
-                }
-                _ = sleep_until(next.into()), if live_reports => {
-                    let (cur, at_ns) = self.sample()?;
-                    self.drain(ring.as_mut(), &mut exits)?;
-                    let window = std::mem::take(&mut self.window);
-                    let mem = self.memory.as_mut().map(|m| {
-                        m.tick(true); // "now" is now, not the last tick
-                        m.read(&cur, &window.oom_kills)
-                    });
-                    let w = Window {
-                        kind: ReportKind::Interval,
-                        start_ns: prev_ns,
-                        end_ns: at_ns,
-                        counts: &cur.since(&prev),
-                        events: &window,
-                        memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
-                        command: None,
-                    };
-                    self.write(out, &w)?;
-                    (prev, prev_mem, prev_ns) = (cur, mem, at_ns);
-                    // A report that comes late skips the boundaries it missed: the next
-                    // window is longer, and they stay where they were.
-                    next += interval;
-                    let now = Instant::now();
-                    while next <= now {
-                        next += interval;
-                    }
-                }
-                Ok(mut guard) = async { ring.as_mut().unwrap().readable_mut().await }, if ring.is_some() => {
-                    guard.clear_ready();
-                    drop(guard);
-                    self.drain(ring.as_mut(), &mut exits)?;
-                }
-                _ = sleep_until(deadline.unwrap_or(self.started).into()), if deadline.is_some() => break,
-                _ = sigint.recv() => break,
-                _ = sigterm.recv() => break,
-                _ = sighup.recv() => break,
-                _ = exits.join_next(), if !exits.is_empty() => {
-                    // A fork just before the exit may still sit in the ring buffer.
-                    self.drain(ring.as_mut(), &mut exits)?;
-                    // Selected processes come and go: then only a signal or --duration ends
-                    // the run.
-                    if exits.is_empty() && !self.cli.selecting() {
-                        break;
-                    }
-                }
-            }
-        }
-        // Before reaping: a launched command's zombie still shows its final fault counts.
-        if let Some(m) = self.memory.as_mut() {
-            m.tick(true);
-        }
-        let command = launched_pid.and_then(target::try_reap);
-        if self.collector.is_some() {
-            // One reading ends both the last interval and the run.
-            let (sample, at_ns) = self.sample()?;
-            self.drain(ring.as_mut(), &mut exits)?;
-            let mem = self
-                .memory
-                .as_mut()
-                .map(|m| m.read(&sample, &self.run_log.oom_kills));
-            // The last, partial interval: from the last interval report to the end.
-            if json_intervals && at_ns > prev_ns {
-                let w = Window {
-                    kind: ReportKind::Interval,
-                    start_ns: prev_ns,
-                    end_ns: at_ns,
-                    counts: &sample.since(&prev),
-                    events: &self.window,
-                    memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
-                    command: None,
-                };
-                self.write(out, &w)?;
-            }
-            let w = Window {
-                kind: ReportKind::Final,
-                start_ns: self.ctx.t0_ns,
-                end_ns: at_ns,
-                counts: &sample,
-                events: &self.run_log,
-                memory: mem.as_ref().map(|m| (m, None)),
-                command,
-            };
-            self.write(out, &w)?;
-        } else {
-            let secs = self.started.elapsed().as_secs_f64();
-            eprintln!("tracer: floor programs attached for {secs:.3} s");
-        }
-        Ok(command)
-    }
-
-    /// Builds the report of a window and writes it.
-    fn write(&self, out: &mut dyn Write, w: &Window) -> Result<()> {
-        let r = Report::build(w, &self.ctx);
-        render::write(out, self.cli.output, &r).context("cannot write the report")
-    }
-
-    /// Takes new events; children that `--follow` added are watched for their exit too.
-    fn drain(&mut self, ring: Option<&mut AsyncFd<Ring>>, exits: &mut JoinSet<()>) -> Result<()> {
-        let Some(ring) = ring else { return Ok(()) };
-        let mut fresh = Vec::new();
-        ring.get_mut().0.drain(&mut fresh);
-        self.undecodable = ring.get_ref().0.undecodable;
-        self.window.add(&fresh);
-        self.run_log.add(&fresh);
-        for e in &fresh {
-            // A process a selector took in at its exec: /proc is read for its threads too.
-            if let EventData::Exec(_) = e.data
-                && self
-                    .ctx
-                    .targets
-                    .get(e.header.slot as usize)
-                    .is_some_and(|t| t.selector_label().is_some())
-                && !self.live.iter().any(|l| l.pid == e.header.tgid)
-                && let Ok(fd) = target::pidfd_open(e.header.tgid)
-            {
-                let who = Live::new(e.header.tgid, e.header.slot, fd);
-                if who.is_running() {
-                    self.live.push(who);
-                }
-            }
-            if let EventData::Fork(f) = e.data
-                && f.followed != 0
-            {
-                // It may have ended already, its pid perhaps given to another process
-                // since: then there is nothing to wait for, nor to read in /proc. The pidfd
-                // is the child's if, opened, it names a process that started when the child
-                // did, as a child of the traced process.
-                let Ok(fd) = target::pidfd_open(f.child_tgid) else {
-                    continue;
-                };
-                let child = Live::new(f.child_tgid, e.header.slot, fd);
-                let started = f.child_start_ns / ns_per_clock_tick();
-                if proc::start_and_parent(child.pid) == Some((started, e.header.tgid))
-                    && child.is_running()
-                {
-                    watch(exits, child.watch_fd()?)?;
-                    self.live.push(child);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads everything, and says when (monotonic ns): open intervals are counted up to
-    /// that moment, and a report's window ends there too.
-    fn sample(&mut self) -> Result<(Sample, u64)> {
-        // Ended processes are final: nothing of them is read again, and their pidfds close.
-        self.live.retain(Live::is_running);
-        let now = monotonic_ns();
-        let mut sample = match self.collector.as_mut() {
-            Some(c) => c
-                .sample(&self.live, now)
-                .context("cannot read the kernel maps")?,
-            None => Sample::default(),
-        };
-        sample.drops.undecodable_events = self.undecodable;
-        Ok((sample, now))
-    }
 }

@@ -165,3 +165,55 @@ fn names_with_terminal_controls_are_escaped() {
     assert!(!text.contains('\u{1b}'), "raw ESC in the report: {text:?}");
     assert!(text.contains("\\33[2J\\33[Hfake\\nok"), "{text}");
 }
+
+/// Several outputs at once: text on standard output, NDJSON and text in files (`--sink`),
+/// each given the same reports in its format. A workload makes 40 getppid calls 50 ms
+/// apart: every output counts them, the JSON intervals add up to its final count, and the
+/// text file holds what standard output shows.
+#[test]
+fn several_outputs_get_the_same_reports() {
+    let Some(_g) = ebpf_test() else { return };
+    let dir = std::env::temp_dir().join(format!("tracer-test-sinks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let (json, text) = (dir.join("r.ndjson"), dir.join("r.txt"));
+    let out = run(tracer()
+        .args(["--interval", "0.6", "--sink"])
+        .arg(format!("json:{}", json.display()))
+        .arg("--sink")
+        .arg(format!("text:{}", text.display()))
+        .args(["--", WORKLOAD, "paced", "40", "50"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let ndjson = std::fs::read_to_string(&json).unwrap();
+    let text_file = std::fs::read_to_string(&text).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let lines: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (fin, intervals) = lines.split_last().unwrap();
+    assert_eq!(fin["type"], "final");
+    assert!(intervals.len() >= 3, "{ndjson}");
+    assert_calls(fin, "getppid", 40);
+    let by_interval: u64 = intervals.iter().map(|l| calls(l, "getppid")).sum();
+    assert_eq!(by_interval, calls(fin, "getppid"));
+
+    assert_eq!(text_file, stdout);
+    // The text shows each whole interval the JSON has (not its last, partial one, which
+    // the summary covers), then the summary with the same count.
+    let text_intervals = stdout
+        .lines()
+        .filter(|l| l.starts_with("--- ") && l.contains(": last "))
+        .count();
+    assert_eq!(text_intervals, intervals.len() - 1, "{stdout}");
+    let summary = &stdout[stdout.find("=== ").expect("a summary")..];
+    let getppid = summary
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("getppid"))
+        .unwrap_or_else(|| panic!("no getppid row: {summary}"));
+    let shown: u64 = getppid.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(shown, calls(fin, "getppid"), "{getppid}");
+}

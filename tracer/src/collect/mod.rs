@@ -26,8 +26,8 @@ pub struct Collector {
     drops: PerCpuArray<MapData, u64>,
     sched: Option<sched::SchedCollector>,
     slots: u32,
-    /// fdinfo of each loaded program (see [`skipped_runs`]).
-    programs: Vec<PathBuf>,
+    /// Each loaded program's name and fdinfo (see [`skipped_runs`]).
+    programs: Vec<(&'static str, PathBuf)>,
 }
 
 pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -86,7 +86,7 @@ impl Collector {
         slots: u32,
         table_entries: u32,
         sched: bool,
-        programs: Vec<PathBuf>,
+        programs: Vec<(&'static str, PathBuf)>,
     ) -> Result<Self> {
         Ok(Self {
             stats: take(ebpf, maps::SYSCALL_STATS)?,
@@ -153,7 +153,13 @@ impl Collector {
             task_stack_unreadable: drops[Drop::TaskStackUnreadable as usize],
             fds_unscanned: drops[Drop::FdsUnscanned as usize],
             compat_rows_full: drops[Drop::CompatRowsFull as usize],
-            skipped_runs: self.programs.iter().map(|p| skipped_runs(p)).sum(),
+            skipped_runs: self.programs.iter().map(|(_, p)| skipped_runs(p)).sum(),
+            life_events_missed: self
+                .programs
+                .iter()
+                .filter(|(name, _)| crate::probes::LIFE_SECONDS.contains(name))
+                .map(|(_, p)| skipped_runs(p))
+                .sum(),
             // Counted by the ring buffer's reader, not in the kernel.
             undecodable_events: 0,
         };

@@ -276,8 +276,25 @@ pub struct FdReport {
     pub enfile_errors: u64,
     /// /proc/PID/fd now, while the process lives (a cross-check of `end`).
     pub proc_now: Option<u64>,
-    /// Set when the count reached 80% of the limit, or EMFILE/ENFILE occurred.
-    pub warning: Option<String>,
+    /// Set when the count reached 80% of the limit, or EMFILE/ENFILE occurred (worded by
+    /// `render`).
+    pub warning: Option<FdWarning>,
+}
+
+/// What makes a descriptor count worth a warning: each concern that applies, in order
+/// (several processes' concerns, for a merged report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdWarning(pub Vec<FdConcern>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdConcern {
+    /// The count reached `peak` of `limit` (at least [`FD_WARN_RATIO`] of it); `now` is
+    /// the count at the end, lower when it has fallen since.
+    NearLimit { peak: u64, limit: u64, now: u64 },
+    /// Calls that failed with EMFILE (the per-process limit).
+    Emfile(u64),
+    /// Calls that failed with ENFILE (the system's limit).
+    Enfile(u64),
 }
 
 /// One OOM kill, anywhere on the machine.
@@ -503,39 +520,33 @@ pub fn fd_report(track: &MemTrack, k: &KernelMem, emfile: u64, enfile: u64) -> F
     }
 }
 
-/// The warning for a descriptor count, if any: the peak, and the count now when it has
-/// fallen since, each said for what it is.
+/// The warning for a descriptor count, if any: the peak against the limit (with the count
+/// now), and the failed calls.
 pub fn fd_warning(
     end: u64,
     peak: u64,
     limit: Option<u64>,
     emfile: u64,
     enfile: u64,
-) -> Option<String> {
+) -> Option<FdWarning> {
     let mut parts = Vec::new();
     if let Some(l) = limit
         && l > 0
         && peak as f64 >= FD_WARN_RATIO * l as f64
     {
-        let now = if end < peak {
-            format!(" at their peak, {end} open now")
-        } else {
-            String::new()
-        };
-        parts.push(format!(
-            "open descriptors reached {peak} of the limit {l} ({:.0}%){now}",
-            100.0 * peak as f64 / l as f64
-        ));
+        parts.push(FdConcern::NearLimit {
+            peak,
+            limit: l,
+            now: end,
+        });
     }
     if emfile > 0 {
-        parts.push(format!(
-            "{emfile} calls failed with EMFILE (per-process limit)"
-        ));
+        parts.push(FdConcern::Emfile(emfile));
     }
     if enfile > 0 {
-        parts.push(format!("{enfile} calls failed with ENFILE (system limit)"));
+        parts.push(FdConcern::Enfile(enfile));
     }
-    (!parts.is_empty()).then(|| parts.join("; "))
+    (!parts.is_empty()).then_some(FdWarning(parts))
 }
 
 /// Sums several processes' reports into one (the top-level `memory`): bytes and counts
@@ -596,7 +607,10 @@ pub fn merge_fds(all: &[FdReport]) -> Option<FdReport> {
         };
         f.proc_now = f.proc_now.zip(r.proc_now).map(|(a, b)| a + b);
         f.warning = match (f.warning.take(), &r.warning) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (Some(mut a), Some(b)) => {
+                a.0.extend_from_slice(&b.0);
+                Some(a)
+            }
             (a, b) => a.or(b.clone()),
         };
     }
@@ -760,22 +774,26 @@ mod tests {
 
     #[test]
     fn fd_warning_at_80_percent_and_on_emfile() {
+        use FdConcern::*;
         assert_eq!(fd_warning(204, 204, Some(256), 0, 0), None);
-        let w = fd_warning(205, 205, Some(256), 0, 0).unwrap();
-        assert_eq!(w, "open descriptors reached 205 of the limit 256 (80%)");
-        assert!(fd_warning(10, 10, None, 0, 0).is_none());
-        let w = fd_warning(256, 256, Some(256), 247, 0).unwrap();
-        assert!(w.contains("247 calls failed with EMFILE"), "{w}");
-        assert!(
-            fd_warning(3, 3, Some(1024), 0, 1)
-                .unwrap()
-                .contains("ENFILE")
-        );
-        // The count fell back: the peak and the count now, each for what it is.
-        let w = fd_warning(21, 1024, Some(1024), 0, 0).unwrap();
+        let near = |peak, limit, now| NearLimit { peak, limit, now };
         assert_eq!(
-            w,
-            "open descriptors reached 1024 of the limit 1024 (100%) at their peak, 21 open now"
+            fd_warning(205, 205, Some(256), 0, 0),
+            Some(FdWarning(vec![near(205, 256, 205)]))
+        );
+        assert!(fd_warning(10, 10, None, 0, 0).is_none());
+        assert_eq!(
+            fd_warning(256, 256, Some(256), 247, 0),
+            Some(FdWarning(vec![near(256, 256, 256), Emfile(247)]))
+        );
+        assert_eq!(
+            fd_warning(3, 3, Some(1024), 0, 1),
+            Some(FdWarning(vec![Enfile(1)]))
+        );
+        // The count fell back: the peak and the count now.
+        assert_eq!(
+            fd_warning(21, 1024, Some(1024), 0, 0),
+            Some(FdWarning(vec![near(1024, 1024, 21)]))
         );
     }
 
@@ -1067,10 +1085,15 @@ mod tests {
         // The warning says the window's failures, and the run's peak against the limit.
         assert_eq!(w[0].warning, None);
         assert_eq!(
-            w[2].warning.as_deref(),
-            Some(
-                "open descriptors reached 62 of the limit 64 (97%) at their peak, 15 open now; 2 calls failed with EMFILE (per-process limit)"
-            )
+            w[2].warning,
+            Some(FdWarning(vec![
+                FdConcern::NearLimit {
+                    peak: 62,
+                    limit: 64,
+                    now: 15
+                },
+                FdConcern::Emfile(2)
+            ]))
         );
         assert_eq!(fd_window(end, None), *end);
     }

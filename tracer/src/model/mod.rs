@@ -248,6 +248,10 @@ pub struct Drops {
     /// fault). Syscalls of traced processes may be short by up to this many; it is an
     /// upper bound, not in [`Drops::total`].
     pub skipped_runs: u64,
+    /// Of those, runs of the second program of a life event's hook (fork, exec, exit,
+    /// signal): an event is missed only when the kernel skipped both programs' runs for
+    /// it, so this bounds the life events missed, any process's (not in the total either).
+    pub life_events_missed: u64,
 }
 
 impl Drops {
@@ -285,6 +289,9 @@ impl Drops {
                 .undecodable_events
                 .saturating_sub(prev.undecodable_events),
             skipped_runs: self.skipped_runs.saturating_sub(prev.skipped_runs),
+            life_events_missed: self
+                .life_events_missed
+                .saturating_sub(prev.life_events_missed),
         }
     }
 }

@@ -4,11 +4,18 @@ use std::io::Write;
 
 use serde::{Serialize, Serializer};
 
-use crate::model::{Report, WallClock};
+use crate::model::{Report, WallClock, memory::FdWarning};
 
 pub fn write(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, report)?;
     out.write_all(b"\n")
+}
+
+/// A descriptor warning is its words (see `render`'s `Display`).
+impl Serialize for FdWarning {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// RFC 3339 in UTC, to the microsecond: `2026-12-01T02:30:00.123456Z`.

@@ -223,6 +223,13 @@ fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         c.process_exits,
         c.signals
     )?;
+    if r.drops.life_events_missed > 0 {
+        writeln!(
+            out,
+            "  (up to {} life events unseen: the kernel skipped both of tracer's programs on their hook)",
+            r.drops.life_events_missed
+        )?;
+    }
     let limit = if r.kind == ReportKind::Interval {
         LIVE_EVENTS
     } else {
@@ -666,7 +673,7 @@ mod tests {
             end: 256,
             limit: Some(256),
             emfile_errors: 247,
-            warning: Some("open descriptors reached 256 of the limit 256 (100%)".into()),
+            warning: crate::model::memory::fd_warning(256, 256, Some(256), 0, 0),
             ..Default::default()
         });
         let kill = |pid, traced| OomReport {
