@@ -74,6 +74,9 @@ pub mod maps {
     /// `PerCpuArray<RssSnapshot>` indexed by target slot: the mm's RSS counters at the
     /// latest `rss_stat` seen on that CPU, and the peak.
     pub const RSS: &str = "RSS";
+    /// `Array<ExeMatch>` of [`crate::MAX_EXES`] entries: the executables `--exe` selects
+    /// (the first `SelectConfig::n_exes`), kept current by userspace.
+    pub const EXES: &str = "EXES";
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with
@@ -115,8 +118,46 @@ pub struct SelectConfig {
     pub n_cgroups: u32,
     pub cgroups: [u64; MAX_SELECTORS],
     pub cgroup_slots: [u32; MAX_SELECTORS],
+    /// Entries of [`maps::EXES`] in use (`--exe`).
+    pub n_exes: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<SelectConfig>() == 16 * 8 + 4 * 8 + 8 + 8 * 8 + 4 * 8);
+const _: () =
+    assert!(core::mem::size_of::<SelectConfig>() == 16 * 8 + 4 * 8 + 8 + 8 * 8 + 4 * 8 + 8);
+
+/// Longest executable path an exec's file name is compared with, NUL included.
+pub const EXE_PATH_MAX: usize = 256;
+
+/// An executable a `--exe` selector matches (an entry of [`maps::EXES`]; two per selector:
+/// the path as given and its canonical form, when they differ). An exec matches it when its
+/// file is the same inode on the same device, or when the file name it was given is the
+/// path (the binary replaced by a new file since, as a package upgrade does). Userspace
+/// looks at the path again every second and puts the new inode in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExeMatch {
+    pub ino: u64,
+    /// The device as the kernel numbers it (`MKDEV`: major << 20 | minor).
+    pub dev: u32,
+    pub slot: u32,
+    /// The path, NUL-padded.
+    pub path: [u8; EXE_PATH_MAX],
+}
+const _: () = assert!(core::mem::size_of::<ExeMatch>() == 16 + EXE_PATH_MAX);
+
+impl Default for ExeMatch {
+    fn default() -> Self {
+        Self {
+            ino: 0,
+            dev: 0,
+            slot: 0,
+            path: [0; EXE_PATH_MAX],
+        }
+    }
+}
+
+/// Entries of [`maps::EXES`].
+pub const MAX_EXES: u32 = 2 * MAX_SELECTORS as u32;
 
 /// Selectors of each kind at most.
 pub const MAX_SELECTORS: usize = 8;
@@ -142,6 +183,15 @@ pub mod target_flags {
     /// Taken in by a `--cgroup` selector: leaves the filter when it moves out of the
     /// cgroup. Its children (born in its cgroup) join at fork.
     pub const BY_CGROUP: u32 = 4;
+    /// Taken in by an `--exe` selector: leaves the filter when it execs another program.
+    /// Its children (running the same program until they exec) join at fork.
+    pub const BY_EXE: u32 = 8;
+    /// The process has ended (its last thread's exit was seen). Its entry stays, for
+    /// exits of its threads that show late (before Linux 6.16), until a new process
+    /// needs the room: a full set takes an ended process's entry, so that a long run of
+    /// churning followed children never fills the table (with pid_max 4194304 ids are not
+    /// reused for long, and `task_new` clears an entry only when its id is).
+    pub const ENDED: u32 = 16;
     /// The process makes 32-bit syscalls: every call of it is asked which table its number
     /// belongs to. Set for a 32-bit program (at attach from its ELF class, at exec from
     /// [`super::TIF_ADDR32`]), and for a 64-bit one once one of its timed calls is seen to
@@ -150,6 +200,13 @@ pub mod target_flags {
     /// one are named from the x86_64 table (only possible after 32 calls in the same
     /// scheduler tick; never with `--exact-latency`, which times every call).
     pub const COMPAT: u32 = 1;
+}
+
+impl TargetEntry {
+    /// Whether another process may take this entry: free, or of a process that has ended.
+    pub fn reusable(&self) -> bool {
+        self.slot1 == 0 || self.flags & target_flags::ENDED != 0
+    }
 }
 
 impl Tagged for TargetEntry {
@@ -254,8 +311,16 @@ pub struct KernelOffsets {
     pub siginfo_code: u32,
     /// `task_struct.start_boottime`: with the pid, a process's identity.
     pub task_start_boottime: u32,
+    /// `linux_binprm.file`, `linux_binprm.filename`, `file.f_inode`, `inode.i_ino`,
+    /// `inode.i_sb`, `super_block.s_dev`: the executable of an exec (`--exe`).
+    pub bprm_file: u32,
+    pub bprm_filename: u32,
+    pub file_inode: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 208);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 232);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -515,6 +580,8 @@ mod user {
     unsafe impl aya::Pod for super::TargetEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SelectConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ExeMatch {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SchedStats {}
     // SAFETY: as above.

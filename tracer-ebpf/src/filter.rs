@@ -43,7 +43,7 @@ pub fn target(tgid: u32) -> Option<*mut TargetEntry> {
 /// its parent's image). False when its set of the table is full.
 #[inline(always)]
 pub fn set_target(tgid: u32, slot: u32, flags: u32) -> bool {
-    match table::find_or_free(&TARGETS, tgid, |e| e.slot1 == 0) {
+    match table::find_or_free(&TARGETS, tgid, TargetEntry::reusable) {
         Some(p) => {
             // SAFETY: a map value; the whole entry is written at once.
             unsafe {

@@ -62,10 +62,11 @@ fn fork(ctx: &RawTracePointContext, twin: Twin) -> i32 {
         return 0;
     }
     let mut followed = 0;
-    // Children of a process a selector took in are in its cgroup, or have its name.
+    // Children of a process a selector took in are in its cgroup, or have its name and
+    // program.
     // SAFETY: a global in .rodata.
     let follow = unsafe { core::ptr::read_volatile(&FOLLOW) } != 0
-        || flags & (target_flags::BY_COMM | target_flags::BY_CGROUP) != 0;
+        || flags & (target_flags::BY_COMM | target_flags::BY_CGROUP | target_flags::BY_EXE) != 0;
     if child_tgid != tgid && follow {
         if set_target(child_tgid, slot, flags) {
             followed = 1;
@@ -134,7 +135,8 @@ fn exec(ctx: &RawTracePointContext, twin: Twin) -> i32 {
 /// filter after its end: its other threads' exits may still come (before 6.16 a thread's
 /// exit shows after its joiner has been woken, which can be after the process's last
 /// thread ended), and its id can be reused only once they all have, by a new task that
-/// `filter::task_new` sees first.
+/// `filter::task_new` sees first. It is marked ended (`target_flags::ENDED`): a new
+/// process whose set of entries is full takes its entry.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn proc_exit(ctx: RawTracePointContext) -> i32 {
     exit(&ctx, Twin::First)
@@ -159,6 +161,11 @@ fn exit(ctx: &RawTracePointContext, twin: Twin) -> i32 {
     let task: u64 = ctx.arg(0);
     let exit_code = read_at::<u32>(task, offsets().task_exit_code).unwrap_or(0);
     sched::mark_dead(tid);
+    let group_dead = group_dead(ctx, task, tgid);
+    if group_dead && let Some(t) = target(tgid) {
+        // SAFETY: a map value; no thread of the process runs syscalls any more.
+        unsafe { (*t).flags |= target_flags::ENDED };
+    }
     submit(
         Kind::Exit,
         slot,
@@ -167,7 +174,7 @@ fn exit(ctx: &RawTracePointContext, twin: Twin) -> i32 {
         tgid,
         event::Exit {
             exit_code,
-            group_dead: group_dead(ctx, task, tgid) as u32,
+            group_dead: group_dead as u32,
         },
     );
     0

@@ -4,13 +4,14 @@
 //! match when tracing starts; these hooks, the rest. Each selector has its slot: the
 //! processes it takes in are counted together.
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::raw_tracepoint,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    macros::{map, raw_tracepoint},
+    maps::{Array, PerCpuArray},
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop, SelectConfig,
-    target_flags::{BY_CGROUP, BY_COMM},
+    Drop, EXE_PATH_MAX, ExeMatch, MAX_EXES, SelectConfig,
+    target_flags::{BY_CGROUP, BY_COMM, BY_EXE},
 };
 
 use crate::{
@@ -27,7 +28,17 @@ static SELECT: SelectConfig = SelectConfig {
     n_cgroups: 0,
     cgroups: [0; tracer_common::MAX_SELECTORS],
     cgroup_slots: [0; tracer_common::MAX_SELECTORS],
+    n_exes: 0,
+    _pad: 0,
 };
+
+/// The executables `--exe` selects; userspace keeps their inodes current.
+#[map(name = "EXES")]
+static EXES: Array<ExeMatch> = Array::with_max_entries(MAX_EXES, 0);
+
+/// Where an exec's file name is read, per CPU (too large for the stack beside the rest).
+#[map(name = "EXEC_NAME")]
+static EXEC_NAME: PerCpuArray<[u64; EXE_PATH_MAX / 8]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Takes `tgid` in under `slot` (`how`: the selector's flag), unless it is traced already
 /// (by a `--pid`, a launch, a follow, another selector: those keep their slot). Its threads
@@ -62,32 +73,86 @@ fn let_go(tgid: u32, how: u32) {
 /// with its new name. Attached before the life section's hook on the same tracepoint, so
 /// that the exec of a process taken in here is reported.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn select_exec(_ctx: RawTracePointContext) -> i32 {
-    match_exec()
+pub fn select_exec(ctx: RawTracePointContext) -> i32 {
+    match_exec(&ctx)
 }
 
 /// [`select_exec`] again, for the runs the kernel skips (see `crate::twin`): taking a
 /// process in twice, or letting it go twice, is doing it once.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn select_exec2(_ctx: RawTracePointContext) -> i32 {
-    match_exec()
+pub fn select_exec2(ctx: RawTracePointContext) -> i32 {
+    match_exec(&ctx)
 }
 
 #[inline(always)]
-fn match_exec() -> i32 {
+fn match_exec(ctx: &RawTracePointContext) -> i32 {
     let c = rodata(&SELECT);
-    if c.n_comms == 0 {
-        return 0;
-    }
-    let Ok(comm) = bpf_get_current_comm() else {
-        return 0;
-    };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    match first(c.n_comms, |i| c.comms[i] == comm) {
-        Some(i) => take_in(tgid, c.comm_slots[i], BY_COMM),
-        None => let_go(tgid, BY_COMM),
+    if c.n_comms != 0
+        && let Ok(comm) = bpf_get_current_comm()
+    {
+        match first(c.n_comms, |i| c.comms[i] == comm) {
+            Some(i) => take_in(tgid, c.comm_slots[i], BY_COMM),
+            None => let_go(tgid, BY_COMM),
+        }
+    }
+    if c.n_exes != 0 {
+        match exe_slot(ctx.arg(2), c.n_exes) {
+            Some(slot) => take_in(tgid, slot, BY_EXE),
+            None => let_go(tgid, BY_EXE),
+        }
     }
     0
+}
+
+/// The slot of the first `--exe` entry the exec of `bprm` (a `struct linux_binprm *`)
+/// matches: its file's inode and device, or the file name it was given.
+#[inline(always)]
+fn exe_slot(bprm: u64, n: u32) -> Option<u32> {
+    let o = offsets();
+    let inode = read_at::<u64>(bprm, o.bprm_file).and_then(|f| read_at::<u64>(f, o.file_inode));
+    let ino = inode.and_then(|i| read_at::<u64>(i, o.inode_ino));
+    let dev = inode
+        .and_then(|i| read_at::<u64>(i, o.inode_sb))
+        .and_then(|sb| read_at::<u32>(sb, o.sb_dev));
+    let name = EXEC_NAME.get_ptr_mut(0)?;
+    // SAFETY: a per-CPU map value, this program's alone while it runs; zeroed first so
+    // that the name is NUL-padded like the paths it is compared with.
+    let name = unsafe { &mut *name };
+    *name = [0; EXE_PATH_MAX / 8];
+    if let Some(p) = read_at::<u64>(bprm, o.bprm_filename) {
+        // SAFETY: the same bytes, seen as bytes; the helper checks the address it reads
+        // and bounds the copy to the buffer.
+        let bytes =
+            unsafe { &mut *(name as *mut [u64; EXE_PATH_MAX / 8] as *mut [u8; EXE_PATH_MAX]) };
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(p as *const u8, bytes) };
+    }
+    for i in 0..MAX_EXES {
+        if i >= n {
+            break;
+        }
+        let Some(e) = EXES.get(i) else { break };
+        if (Some(e.ino) == ino && Some(e.dev) == dev && e.ino != 0) || same_path(name, &e.path) {
+            return Some(e.slot);
+        }
+    }
+    None
+}
+
+/// Whether a NUL-padded file name is the NUL-padded `path` (8 bytes at a time).
+#[inline(always)]
+fn same_path(name: &[u64; EXE_PATH_MAX / 8], path: &[u8; EXE_PATH_MAX]) -> bool {
+    if path[0] == 0 {
+        return false;
+    }
+    for w in 0..EXE_PATH_MAX / 8 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&path[w * 8..w * 8 + 8]);
+        if name[w] != u64::from_ne_bytes(b) {
+            return false;
+        }
+    }
+    true
 }
 
 /// The first of the `n` selectors of a kind that `matches`.

@@ -203,6 +203,12 @@ impl KernelBtf {
             oom_victim_is_pid,
             siginfo_code: r.member(&[Life], "kernel_siginfo", "si_code"),
             task_start_boottime: r.member(&[Life], "task_struct", "start_boottime"),
+            bprm_file: r.member(&[Life], "linux_binprm", "file"),
+            bprm_filename: r.member(&[Life], "linux_binprm", "filename"),
+            file_inode: r.member(&[Life], "file", "f_inode"),
+            inode_ino: r.member(&[Life], "inode", "i_ino"),
+            inode_sb: r.member(&[Life], "inode", "i_sb"),
+            sb_dev: r.member(&[Life], "super_block", "s_dev"),
         };
         // Each program reads at most so many tracepoint arguments: a kernel passing fewer
         // refuses the attach (EINVAL).

@@ -66,6 +66,12 @@ pub struct Cli {
     #[arg(long = "cgroup", value_name = "PATH")]
     pub cgroups: Vec<PathBuf>,
 
+    /// Trace every process running the executable at PATH (like pidof), now and whenever
+    /// one execs it later, with the children they fork; a file replaced at PATH (an upgrade)
+    /// is followed. Repeatable; counted together, per PATH.
+    #[arg(long = "exe", value_name = "PATH")]
+    pub exes: Vec<PathBuf>,
+
     /// List threads in the scheduling section.
     #[arg(long)]
     pub threads: bool,
@@ -148,7 +154,7 @@ impl Cli {
     /// Whether processes are selected by name or cgroup (they come and go: the run lasts
     /// until it is stopped).
     pub fn selecting(&self) -> bool {
-        !self.comms.is_empty() || !self.cgroups.is_empty()
+        !self.comms.is_empty() || !self.cgroups.is_empty() || !self.exes.is_empty()
     }
 
     pub fn mode(&self) -> Result<Mode, String> {
@@ -157,7 +163,7 @@ impl Cli {
         }
         if self.selecting() && !self.sections.contains(&Section::Life) {
             return Err(
-                "--comm and --cgroup need the life section (add life to --sections)".into(),
+                "--comm, --cgroup and --exe need the life section (add life to --sections)".into(),
             );
         }
         let mut files: Vec<&PathBuf> = self.output_file.iter().collect();
@@ -171,16 +177,16 @@ impl Cli {
             files.push(&s.path);
         }
         let max = tracer_common::MAX_SELECTORS;
-        if self.comms.len() > max || self.cgroups.len() > max {
+        if self.comms.len() > max || self.cgroups.len() > max || self.exes.len() > max {
             return Err(format!(
-                "at most {max} --comm and {max} --cgroup values are supported"
+                "at most {max} --comm, {max} --cgroup and {max} --exe values are supported"
             ));
         }
         match (self.pids.is_empty(), self.command.is_empty()) {
             (false, false) => Err("give either --pid or a command after --, not both".into()),
             (true, true) if self.selecting() => Ok(Mode::Attach(Vec::new())),
             (true, true) => Err(
-                "nothing to trace: give --pid PID, --comm NAME, --cgroup PATH or -- CMD [ARGS...]"
+                "nothing to trace: give --pid PID, --comm NAME, --cgroup PATH, --exe PATH or -- CMD [ARGS...]"
                     .into(),
             ),
             (false, true) => {

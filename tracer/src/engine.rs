@@ -29,6 +29,7 @@ use crate::{
     },
     render,
     run::{monotonic_ns, ns_per_clock_tick},
+    select::ExeWatch,
     sink::Sink,
     target,
 };
@@ -45,6 +46,9 @@ const FIRST_REPORT_MIN: Duration = Duration::from_millis(50);
 /// fits; every `MEMORY_FULL_EVERY`th reading also counts the descriptors.
 const MEMORY_TICK: Duration = Duration::from_millis(250);
 const MEMORY_FULL_EVERY: u64 = 4;
+
+/// How often the `--exe` selectors' paths are looked at again (a replaced file).
+const EXE_LOOK: Duration = Duration::from_secs(1);
 
 /// The ring buffer's reader, pollable for readiness.
 struct Ring(EventReader);
@@ -72,6 +76,8 @@ pub struct Engine<'a> {
     pub undecodable: u64,
     /// Where the reports go.
     pub sinks: Vec<Box<dyn Sink>>,
+    /// The `--exe` selectors' files, looked at again every [`EXE_LOOK`].
+    pub exe_watch: Option<ExeWatch>,
 }
 
 /// Builds the report of a window, once, and hands it to every sink `to` chooses that takes
@@ -154,8 +160,15 @@ impl Engine<'_> {
         let mut prev_ns = self.ctx.t0_ns;
         let mut mem_next = self.started + MEMORY_TICK;
         let mut mem_ticks = 0u64;
+        let mut exe_next = self.started + EXE_LOOK;
         loop {
             tokio::select! {
+                _ = sleep_until(exe_next.into()), if self.exe_watch.is_some() => {
+                    if let Some(w) = self.exe_watch.as_mut() {
+                        w.refresh()?;
+                    }
+                    exe_next = Instant::now() + EXE_LOOK;
+                }
                 _ = sleep_until(mem_next.into()), if self.memory.is_some() => {
                     if let Some(m) = self.memory.as_mut() {
                         mem_ticks += 1;

@@ -141,8 +141,8 @@ pub struct LoadOptions<'a> {
 /// The selectors' hooks: loaded (and attached first, before the life section's own
 /// `sched_process_exec`) only when there are selectors.
 const SELECT_HOOKS: &[Hook] = &[
-    ("select_exec", "sched_process_exec", "floor_exec", 0),
-    ("select_exec2", "sched_process_exec", "floor_exec2", 0),
+    ("select_exec", "sched_process_exec", "floor_exec", 3),
+    ("select_exec2", "sched_process_exec", "floor_exec2", 3),
     ("select_cgroup", "cgroup_attach_task", "floor_cgroup", 3),
     ("select_cgroup2", "cgroup_attach_task", "floor_cgroup2", 3),
 ];
@@ -279,11 +279,14 @@ impl Probes {
                 },
             _pad: 0,
         };
-        let placed =
-            crate::collect::table_put(&mut self.targets, self.table_entries, tgid, entry, |e| {
-                e.slot1 == 0
-            })
-            .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))?;
+        let placed = crate::collect::table_put(
+            &mut self.targets,
+            self.table_entries,
+            tgid,
+            entry,
+            TargetEntry::reusable,
+        )
+        .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))?;
         if !placed {
             bail!("cannot add PID {tgid} to the kernel filter: its set of entries is full");
         }

@@ -74,7 +74,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         .map(|t| target::pidfd_open(t.pid))
         .collect::<Result<Vec<_>>>()?;
 
-    let selectors = Selector::all(&cli.comms, &cli.cgroups)?;
+    let selectors = Selector::all(&cli.comms, &cli.cgroups, &cli.exes)?;
     // Slots: the --pid targets, the launched command, then one per selector.
     let first_selector_slot = (targets.len() + usize::from(matches!(mode, Mode::Launch(_)))) as u32;
     let slots = (first_selector_slot as usize + selectors.len()).max(1) as u32;
@@ -83,7 +83,9 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     if !selectors.is_empty() {
         for (tp, reads) in crate::probes::select_tracepoints() {
             if kernel.tracepoint_args(tp).is_none_or(|a| a.len() < reads) {
-                bail!("--comm and --cgroup need the tracepoint {tp}, which this kernel lacks");
+                bail!(
+                    "--comm, --cgroup and --exe need the tracepoint {tp}, which this kernel lacks"
+                );
             }
         }
     }
@@ -107,6 +109,10 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         timing: cli.timing(),
         select: (!selectors.is_empty()).then(|| select::config(&selectors, first_selector_slot)),
     })?;
+    let exe_watch = select::ExeWatch::new(
+        collect::take(probes.ebpf_mut(), maps::EXES)?,
+        select::exe_entries(&selectors, first_selector_slot),
+    )?;
     let real = programs == Programs::Tracer;
     let sched = real && cli.sections.contains(&Section::Sched);
     let mut collector = if real {
@@ -230,6 +236,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         run_log: EventLog::default(),
         undecodable: 0,
         sinks,
+        exe_watch,
     };
     let command = rt.block_on(engine.run(reader, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)

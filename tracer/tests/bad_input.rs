@@ -51,8 +51,13 @@ fn usage_errors_exit_2() {
         (&["--comm", "a-name-of-16-byt"][..], "longer than 15 bytes"),
         (
             &["--comm", "node", "--sections", "syscalls"][..],
-            "--comm and --cgroup need the life section",
+            "--comm, --cgroup and --exe need the life section",
         ),
+        (
+            &["--pid", "1", "-o", "r", "--sink", "json:r"][..],
+            "r is named by two outputs",
+        ),
+        (&["--pid", "1", "--sink", "yaml:r"][..], "not a format"),
     ] {
         assert_one_line(&run(tracer().args(args)), 2, needle);
     }
@@ -88,6 +93,15 @@ fn runtime_errors_exit_1() {
         (
             vec!["--cgroup", "/proc"],
             "--cgroup /proc: not a cgroup directory",
+        ),
+        (
+            vec!["--exe", "/nonexistent-exe"],
+            "--exe /nonexistent-exe: No such file or directory",
+        ),
+        (vec!["--exe", "/proc"], "--exe /proc: not a regular file"),
+        (
+            vec!["--pid", "1", "--sink", "json:/nonexistent-dir/r"],
+            "cannot write /nonexistent-dir/r",
         ),
     ] {
         assert_one_line(&run(tracer().args(&args)), 1, needle);

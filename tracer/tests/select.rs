@@ -1,7 +1,7 @@
-//! Selectors: `--comm NAME` and `--cgroup PATH` take in the processes they match when
-//! tracing starts and whenever one execs (by that name) or is moved into the cgroup later,
-//! as a supervisor restarts a service; each counted exactly, under the selector's entry,
-//! and nothing of other processes.
+//! Selectors: `--comm NAME`, `--cgroup PATH` and `--exe PATH` take in the processes they
+//! match when tracing starts and whenever one execs (by that name, that program) or is
+//! moved into the cgroup later, as a supervisor restarts a service; each counted exactly,
+//! under the selector's entry, and nothing of other processes.
 mod common;
 
 use std::{
@@ -56,6 +56,22 @@ fn getppids(v: &Value) -> u64 {
         .sum()
 }
 
+/// Starts `exe` (the workload) to make 100 getppid once told "go"; returns once it is
+/// ready.
+fn waiting(exe: &Path) -> Child {
+    let mut c = Command::new(exe)
+        .args(["--wait", "syscalls", "100", "0", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(c.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    c
+}
+
 /// Runs `cmd` to its end, successfully.
 fn complete(cmd: &mut Command) {
     let status = cmd.stdout(Stdio::null()).status().unwrap();
@@ -72,16 +88,7 @@ fn a_name_takes_in_its_processes_now_and_at_each_restart() {
     let exe = dir.join(&name);
     std::fs::copy(WORKLOAD, &exe).unwrap();
     // One runs already, waiting.
-    let mut first = Command::new(&exe)
-        .args(["--wait", "syscalls", "100", "0", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(first.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+    let mut first = waiting(&exe);
     let (tr, _err) = start(&["--comm", &name]);
     first.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     assert!(first.wait().unwrap().success());
@@ -149,4 +156,46 @@ fn a_cgroup_takes_in_what_is_moved_into_it_and_their_children() {
     );
     assert_eq!(getppids(&r), got, "only the cgroup's processes");
     assert_eq!(r["life"]["children_forked"], 3, "{}", r["life"]);
+}
+
+/// `--exe`: a program running when tracing starts, restarted by its path, then upgraded
+/// (a new file renamed over the path, as package managers do) and restarted at once by the
+/// path (matched by the file name: tracer has not looked at the path again yet), and later
+/// through a link (matched by the new file's identity); the same program at another path is
+/// not taken in.
+#[test]
+fn an_executable_takes_in_its_processes_through_an_upgrade() {
+    let Some(_g) = ebpf_test() else { return };
+    let dir = std::env::temp_dir().join(format!("tracer-test-exe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("svc");
+    std::fs::copy(WORKLOAD, &exe).unwrap();
+    let mut first = waiting(&exe);
+    let (tr, _err) = start(&["--exe", exe.to_str().unwrap()]);
+    first.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert!(first.wait().unwrap().success());
+    complete(Command::new(&exe).args(["syscalls", "100", "0", "0"]));
+    // The upgrade: a new file (another inode) takes the path.
+    let new = dir.join("svc.new");
+    std::fs::copy(WORKLOAD, &new).unwrap();
+    std::fs::rename(&new, &exe).unwrap();
+    complete(Command::new(&exe).args(["syscalls", "100", "0", "0"]));
+    // Through a link, once tracer has looked at the path again (every second).
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&exe, &link).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    complete(Command::new(&link).args(["syscalls", "100", "0", "0"]));
+    // The same program elsewhere: not taken in.
+    complete(Command::new(WORKLOAD).args(["syscalls", "100", "0", "0"]));
+    let r = stop(tr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let skipped = r["drops"]["skipped_runs"].as_u64().unwrap_or(0);
+    let got = getppids(entry(&r, &format!("exe:{}", exe.display())));
+    assert!(
+        got <= 400 && 400 - got <= skipped,
+        "{got} getppid, {skipped} runs skipped"
+    );
+    assert_eq!(getppids(&r), got, "only the program's processes");
+    assert_eq!(r["life"]["execs"], 3, "{}", r["life"]);
 }

@@ -37,14 +37,16 @@ impl Drop for PidMax {
     }
 }
 
-/// Traces (syscalls and sched) a workload whose `count` threads have ids congruent modulo
-/// the number of sets, all above 65536; returns the final report and the thread ids.
-fn congruent_threads(count: u64) -> (Value, String) {
-    let _pid_max = PidMax::set(4_194_304);
-    // Somewhere above 65536 not used by a recent run (ids are handed out upwards).
-    let first = 100_000 + u64::from(std::process::id() % 50_000);
+/// Starts the workload's `mode` (`congruent` or `congruent-children`: `count` tasks with ids
+/// from `first`, [`SETS`] apart, [`CALLS`] getppid each), waiting to be told "go"; returns
+/// it, once ready, with its output.
+fn ready(
+    mode: &str,
+    first: u64,
+    count: u64,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut work = Command::new(WORKLOAD)
-        .args(["--wait", "congruent"])
+        .args(["--wait", mode])
         .args([first, SETS, count, CALLS].map(|n| n.to_string()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -54,6 +56,16 @@ fn congruent_threads(count: u64) -> (Value, String) {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
+    (work, out)
+}
+
+/// Traces (syscalls and sched) a workload whose `count` threads have ids congruent modulo
+/// the number of sets, all above 65536; returns the final report and the thread ids.
+fn congruent_threads(count: u64) -> (Value, String) {
+    let _pid_max = PidMax::set(4_194_304);
+    // Somewhere above 65536 not used by a recent run (ids are handed out upwards).
+    let first = 100_000 + u64::from(std::process::id() % 50_000);
+    let (mut work, mut out) = ready("congruent", first, count);
     let (tr, mut stderr) = attach(
         work.id(),
         &["--output", "json", "--sections", "syscalls,sched"],
@@ -99,4 +111,35 @@ fn a_thread_beyond_a_full_set_is_counted_as_lost() {
     let full = r["drops"]["thread_table_full"].as_u64().unwrap();
     assert!(full >= CALLS, "{}", r["drops"]);
     assert!(r["lost_events"].as_u64().unwrap() >= full);
+}
+
+/// Followed processes that have ended make room for new ones: 8 children, one after another,
+/// whose ids share a set of the per-process table (4 entries), each ended before the next
+/// starts. Ended processes stay in the filter (their late thread exits), so before the
+/// fifth child found its set full, was not followed, and its calls went uncounted. Every
+/// child is followed now, its calls counted, and nothing is lost.
+#[test]
+fn ended_processes_make_room_for_new_ones() {
+    let Some(_g) = ebpf_test() else { return };
+    let _pid_max = PidMax::set(4_194_304);
+    let first = 300_000 + u64::from(std::process::id() % 50_000);
+    let (mut work, mut out) = ready("congruent-children", first, 8);
+    let (tr, _stderr) = attach(
+        work.id(),
+        &[
+            "--output",
+            "json",
+            "--sections",
+            "syscalls,life",
+            "--follow",
+        ],
+    );
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let mut pids = String::new();
+    out.read_line(&mut pids).unwrap();
+    assert!(work.wait().unwrap().success());
+    let r = final_report(&wait_output(tr, Duration::from_secs(60)));
+    assert!(pids.starts_with("pids ["), "{pids}");
+    assert_calls(&r, "getppid", 8 * CALLS);
+    assert_eq!(r["drops"]["thread_table_full"], 0, "{}", r["drops"]);
 }

@@ -7,6 +7,7 @@
 mod kmem;
 mod proc;
 mod report;
+mod soak;
 mod system;
 mod tools;
 
@@ -61,6 +62,11 @@ pub struct Opts {
     /// --quick].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pairs: Option<u32>,
+    /// Instead of the workloads: tracer left running this many minutes with `--follow
+    /// --interval 1` on thread and process churn, at pid_max 4194304 (written to
+    /// bench/SOAK.md).
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..))]
+    soak: Option<u32>,
     /// Workloads to run (comma-separated).
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',',
           default_values_t = [Workload::W1, Workload::W2, Workload::W3, Workload::W4])]
@@ -293,6 +299,24 @@ pub fn run(opts: Opts) -> Result<()> {
         taskset: need("taskset")?,
         perf: tools::find_in_path("perf").unwrap_or_else(|| "perf".into()),
     };
+    if let Some(minutes) = opts.soak {
+        let tmp = std::env::temp_dir().join(format!("tracer-bench-{}", std::process::id()));
+        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let s = soak::run(&bins.tracer, &bins.workload, &tmp, minutes);
+        let _ = fs::remove_dir_all(&tmp);
+        let machine: String = system::machine(&root)
+            .iter()
+            .map(|(k, v)| format!("| {k} | {v} |\n"))
+            .collect();
+        let md = format!(
+            "# tracer soak\n\nMade by `cargo xtask bench --soak {minutes}`.\n\n| machine | |\n|---|---|\n{machine}\n{}",
+            soak::markdown(&s?)
+        );
+        let path = root.join("bench/SOAK.md");
+        fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{md}");
+        return Ok(());
+    }
     let stats = system::BpfStats::new()?;
     if stats.original() != "0" {
         notes.push(format!(

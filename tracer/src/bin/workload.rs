@@ -98,6 +98,38 @@ fn wait_for(pid: libc::pid_t) {
     unsafe { libc::waitpid(pid, &mut status, 0) };
 }
 
+/// Forks a child that makes `calls` getppid and exits, and waits for it; its pid.
+fn fork_getppid(calls: u64) -> libc::pid_t {
+    // SAFETY: the child makes only raw syscalls and leaves with _exit.
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            for _ in 0..calls {
+                libc::syscall(libc::SYS_getppid);
+            }
+            libc::_exit(0)
+        },
+        -1 => panic!("fork failed"),
+        child => {
+            wait_for(child);
+            child
+        }
+    }
+}
+
+/// Starts `count` threads one after another, each making `calls` getppid.
+fn thread_getppid(count: u64, calls: u64) {
+    for _ in 0..count {
+        std::thread::spawn(move || {
+            for _ in 0..calls {
+                // SAFETY: getppid has no preconditions.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let wait = args.peek().map(String::as_str) == Some("--wait");
@@ -110,6 +142,11 @@ fn main() {
             let (first, stride) = (num(args.next()), num(args.next()));
             let (count, calls) = (num(args.next()), num(args.next()));
             congruent::congruent(first, stride, count, calls, wait);
+        }
+        Some("congruent-children") => {
+            let (first, stride) = (num(args.next()), num(args.next()));
+            let (count, calls) = (num(args.next()), num(args.next()));
+            congruent::congruent_children(first, stride, count, calls, wait);
         }
         Some("syscalls") => {
             let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
@@ -226,21 +263,9 @@ fn main() {
             let (children, calls) = (num(args.next()), num(args.next()));
             memory::wait_for_go(wait);
             for _ in 0..children {
-                // SAFETY: the child makes only raw syscalls and leaves with _exit.
-                match unsafe { libc::fork() } {
-                    0 => unsafe {
-                        for _ in 0..calls {
-                            libc::syscall(libc::SYS_getppid);
-                        }
-                        libc::_exit(0)
-                    },
-                    -1 => panic!("fork failed"),
-                    child => {
-                        wait_for(child);
-                        if wait {
-                            println!("child {child}");
-                        }
-                    }
+                let child = fork_getppid(calls);
+                if wait {
+                    println!("child {child}");
                 }
             }
         }
@@ -293,18 +318,27 @@ fn main() {
             std::io::stdin().read_line(&mut line).unwrap();
             drop(files);
         }
+        Some("soak") => {
+            // The benchmark's soak: while DIR/busy exists, rounds of CHILDREN children and
+            // THREADS threads making CALLS getppid each ("round" after each); otherwise a
+            // sleep of 0.2 s (no fork: the target is idle); until DIR/stop exists.
+            let dir = std::path::PathBuf::from(args.next().expect("soak DIR"));
+            let (children, threads, calls) = (num(args.next()), num(args.next()), num(args.next()));
+            while !dir.join("stop").exists() {
+                if !dir.join("busy").exists() {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    continue;
+                }
+                for _ in 0..children {
+                    fork_getppid(calls);
+                }
+                thread_getppid(threads, calls);
+                println!("round");
+            }
+        }
         Some("threads") => {
             let (count, calls) = (num(args.next()), num(args.next()));
-            for _ in 0..count {
-                std::thread::spawn(move || {
-                    for _ in 0..calls {
-                        // SAFETY: getppid has no preconditions.
-                        unsafe { libc::syscall(libc::SYS_getppid) };
-                    }
-                })
-                .join()
-                .unwrap();
-            }
+            thread_getppid(count, calls);
         }
         Some("evilname") => {
             // Names that try to take over a terminal: the process's own name, then a

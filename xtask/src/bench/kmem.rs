@@ -23,10 +23,10 @@ pub struct Row {
 }
 
 /// Puts pid_max back when dropped.
-struct PidMax(String);
+pub struct PidMax(String);
 
 impl PidMax {
-    fn set(v: u32) -> Result<Self> {
+    pub fn set(v: u32) -> Result<Self> {
         let old = fs::read_to_string(PID_MAX).context("cannot read pid_max")?;
         fs::write(PID_MAX, v.to_string()).context("cannot set pid_max")?;
         Ok(PidMax(old.trim().to_string()))
@@ -40,7 +40,7 @@ impl Drop for PidMax {
 }
 
 /// Memlock of the BPF maps process `pid` holds, and its RSS, in KiB.
-fn maps_and_rss(pid: i32) -> Result<(u64, u64)> {
+pub fn maps_and_rss(pid: i32) -> Result<(u64, u64)> {
     let mut bytes = 0;
     for fd in fs::read_dir(format!("/proc/{pid}/fd"))? {
         let fd = fd?;

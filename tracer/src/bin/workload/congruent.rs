@@ -57,3 +57,45 @@ pub fn congruent(first: u64, stride: u64, count: u64, calls: u64, wait: bool) {
     }
     println!("tids {tids:?}");
 }
+
+/// `congruent-children FIRST STRIDE COUNT CALLS` (root): children whose ids are FIRST,
+/// FIRST + STRIDE, ... (COUNT of them), one after another: each makes CALLS `getppid`s and
+/// exits before the next is forked, so that they share a set of tracer's per-process table
+/// one at a time. A child that did not get its id exits at once, making no call, and is
+/// forked again. Prints the ids.
+pub fn congruent_children(first: u64, stride: u64, count: u64, calls: u64, wait: bool) {
+    crate::memory::wait_for_go(wait);
+    let mut pids = Vec::new();
+    for k in 0..count {
+        let want = (first + k * stride) as i32;
+        let mut got = false;
+        for _ in 0..50 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).unwrap();
+            // SAFETY: the child makes only raw syscalls and leaves with _exit.
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                unsafe {
+                    if libc::getpid() != want {
+                        libc::_exit(3);
+                    }
+                    for _ in 0..calls {
+                        libc::syscall(libc::SYS_getppid);
+                    }
+                    libc::_exit(0);
+                }
+            }
+            assert!(child > 0, "fork failed");
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            if child == want {
+                assert_eq!(status, 0);
+                got = true;
+                break;
+            }
+        }
+        assert!(got, "could not fork a child as {want}");
+        pids.push(want);
+    }
+    println!("pids {pids:?}");
+}
