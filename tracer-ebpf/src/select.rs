@@ -106,33 +106,50 @@ fn match_exec(ctx: &RawTracePointContext) -> i32 {
 }
 
 /// The slot of the first `--exe` entry the exec of `bprm` (a `struct linux_binprm *`)
-/// matches: its file's inode and device, or the file name it was given.
+/// matches: its file's inode and device, or the file name it was given. (Plain integers,
+/// 0 when unread: Linux 5.10 and 6.1's verifiers refuse code that keeps an `Option` half
+/// written on the stack.)
 #[inline(always)]
 fn exe_slot(bprm: u64, n: u32) -> Option<u32> {
     let o = offsets();
-    let inode = read_at::<u64>(bprm, o.bprm_file).and_then(|f| read_at::<u64>(f, o.file_inode));
-    let ino = inode.and_then(|i| read_at::<u64>(i, o.inode_ino));
-    let dev = inode
-        .and_then(|i| read_at::<u64>(i, o.inode_sb))
-        .and_then(|sb| read_at::<u32>(sb, o.sb_dev));
+    let file = read_at::<u64>(bprm, o.bprm_file).unwrap_or(0);
+    let inode = if file != 0 {
+        read_at::<u64>(file, o.file_inode).unwrap_or(0)
+    } else {
+        0
+    };
+    let (ino, dev) = if inode != 0 {
+        let sb = read_at::<u64>(inode, o.inode_sb).unwrap_or(0);
+        (
+            read_at::<u64>(inode, o.inode_ino).unwrap_or(0),
+            if sb != 0 {
+                read_at::<u32>(sb, o.sb_dev).unwrap_or(0)
+            } else {
+                0
+            },
+        )
+    } else {
+        (0, 0)
+    };
     let name = EXEC_NAME.get_ptr_mut(0)?;
     // SAFETY: a per-CPU map value, this program's alone while it runs; zeroed first so
     // that the name is NUL-padded like the paths it is compared with.
     let name = unsafe { &mut *name };
     *name = [0; EXE_PATH_MAX / 8];
-    if let Some(p) = read_at::<u64>(bprm, o.bprm_filename) {
+    let filename = read_at::<u64>(bprm, o.bprm_filename).unwrap_or(0);
+    if filename != 0 {
         // SAFETY: the same bytes, seen as bytes; the helper checks the address it reads
         // and bounds the copy to the buffer.
         let bytes =
             unsafe { &mut *(name as *mut [u64; EXE_PATH_MAX / 8] as *mut [u8; EXE_PATH_MAX]) };
-        let _ = unsafe { bpf_probe_read_kernel_str_bytes(p as *const u8, bytes) };
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, bytes) };
     }
     for i in 0..MAX_EXES {
         if i >= n {
             break;
         }
         let Some(e) = EXES.get(i) else { break };
-        if (Some(e.ino) == ino && Some(e.dev) == dev && e.ino != 0) || same_path(name, &e.path) {
+        if (ino != 0 && e.ino == ino && e.dev == dev) || same_path(name, &e.path) {
             return Some(e.slot);
         }
     }
@@ -142,13 +159,14 @@ fn exe_slot(bprm: u64, n: u32) -> Option<u32> {
 /// Whether a NUL-padded file name is the NUL-padded `path` (8 bytes at a time).
 #[inline(always)]
 fn same_path(name: &[u64; EXE_PATH_MAX / 8], path: &[u8; EXE_PATH_MAX]) -> bool {
+    // SAFETY: the same bytes, seen as words: `ExeMatch::path` is 8-byte aligned (it
+    // follows a u64 and two u32s).
+    let path = unsafe { &*(path as *const [u8; EXE_PATH_MAX] as *const [u64; EXE_PATH_MAX / 8]) };
     if path[0] == 0 {
         return false;
     }
     for w in 0..EXE_PATH_MAX / 8 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&path[w * 8..w * 8 + 8]);
-        if name[w] != u64::from_ne_bytes(b) {
+        if name[w] != path[w] {
             return false;
         }
     }

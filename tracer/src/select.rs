@@ -284,6 +284,7 @@ mod tests {
 
     #[test]
     fn an_executable_is_matched_by_its_file_and_by_its_paths() {
+        use std::os::unix::process::CommandExt;
         // /proc/self/exe: this test binary, running now.
         let me = fs::read_link("/proc/self/exe").unwrap();
         let dir = std::env::temp_dir().join(format!("tracer-unit-exe-{}", std::process::id()));
@@ -307,9 +308,11 @@ mod tests {
             assert_eq!(e.path[bytes.len()], 0);
         }
         assert_eq!(config(&s, 4).n_exes, 2);
-        // A process running the file is matched once it has exec'd it (5 s at most).
+        // A process running the file is matched once it has exec'd it (5 s at most). Its
+        // argv[0] stays "sleep": in the kernel matrix's guests the file is busybox.
         let sleep_bin = fs::canonicalize("/bin/sleep").unwrap();
         let mut child = std::process::Command::new(&sleep_bin)
+            .arg0("sleep")
             .arg("5")
             .spawn()
             .unwrap();

@@ -161,14 +161,18 @@ pub fn attach(pid: u32, args: &[&str]) -> (Child, BufReader<std::process::ChildS
 /// Reads stderr lines of a running tracer until one contains `needle`.
 pub fn wait_for_stderr(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
+    let mut said = String::new();
     loop {
-        line.clear();
+        let mut line = String::new();
         let n = err.read_line(&mut line).unwrap();
-        assert!(n > 0, "tracer ended before saying {needle:?}");
+        assert!(
+            n > 0,
+            "tracer ended before saying {needle:?}; it said: {said}"
+        );
         if line.contains(needle) {
             return err;
         }
+        said.push_str(&line);
     }
 }
 
