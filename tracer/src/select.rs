@@ -74,35 +74,34 @@ impl Selector {
     pub fn matching(&self) -> Vec<u32> {
         let me = std::process::id();
         let pids: Vec<u32> = match self {
-            Selector::Comm(name) => fs::read_dir("/proc")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|pid| {
-                    fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .is_ok_and(|c| c.trim_end_matches('\n') == name)
-                })
-                .collect(),
+            Selector::Comm(name) => processes_where(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim_end_matches('\n') == name)
+            }),
             Selector::Cgroup { path, .. } => fs::read_to_string(path.join("cgroup.procs"))
                 .unwrap_or_default()
                 .lines()
                 .filter_map(|l| l.trim().parse().ok())
                 .collect(),
             // Like pidof: the file each process runs (/proc/PID/exe, followed), by identity.
-            Selector::Exe { dev, ino, .. } => fs::read_dir("/proc")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|pid| {
-                    fs::metadata(format!("/proc/{pid}/exe"))
-                        .is_ok_and(|m| (m.dev(), m.ino()) == (*dev, *ino))
-                })
-                .collect(),
+            Selector::Exe { dev, ino, .. } => processes_where(|pid| {
+                fs::metadata(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|m| (m.dev(), m.ino()) == (*dev, *ino))
+            }),
         };
         pids.into_iter().filter(|&p| p != me).collect()
     }
+}
+
+/// The processes in /proc for which `matches` holds.
+fn processes_where(matches: impl Fn(u32) -> bool) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| matches(pid))
+        .collect()
 }
 
 /// A `--cgroup` path: absolute, or relative to /sys/fs/cgroup; it must be a cgroup (a
