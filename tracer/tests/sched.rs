@@ -224,8 +224,12 @@ fn a_threads_wall_time_adds_up_to_the_window() {
     let t = &sched(&r)["threads"][0];
     let parts = ["on_cpu_ns", "runqueue_ns", "blocked_ns"].map(|k| t[k].as_u64().unwrap() as f64);
     let wall: f64 = parts.iter().sum();
+    // 2%, and one 20 ms sleep: in the emulated guests of the kernel matrix one of the
+    // thread's sleeps can go unaccounted (twice in about nine full matrix runs: 6.1, 2.3%
+    // short; 6.16, 20.7 ms short of 1007 ms), as a switch the kernel did not report does
+    // on this machine's kernel (NOTES.md, "Machine facts").
     assert!(
-        (wall - window).abs() / window < 0.02,
+        (wall - window).abs() < 0.02 * window + 20e6,
         "on+runq+blocked {wall} vs window {window}: {t}"
     );
     assert!(parts[2] > 0.9 * window, "it mostly sleeps: {t}");
