@@ -89,15 +89,20 @@ const _: () = assert!(core::mem::size_of::<Exec>() == 24);
 
 /// A task ended.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Exit {
     /// Wait status as the kernel keeps it: exit code << 8, or the killing signal (| 0x80
     /// with a core dump).
     pub exit_code: u32,
     /// 1 if this was the last thread of its process (the process exited).
     pub group_dead: u32,
+    /// When `group_dead`: the process's final own counts ([`crate::ProcCalls`]), start
+    /// included; zeros otherwise.
+    pub calls: u64,
+    pub errors: u64,
+    pub start_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<Exit>() == 8);
+const _: () = assert!(core::mem::size_of::<Exit>() == 32);
 
 /// A signal sent to a traced process; `header.tid/tgid` are the target's.
 #[repr(C)]
@@ -308,17 +313,23 @@ mod tests {
             data: EventData::Exit(Exit {
                 exit_code: 3 << 8,
                 group_dead: 1,
+                calls: 1001,
+                errors: 2,
+                start_ns: 5_000_000,
             }),
         };
         let (mut b, len) = ev.encode();
         // The kernel side's layout, field by field (x86_64: little-endian).
-        let mut want = [0u8; 32];
+        let mut want = [0u8; 56];
         want[0..4].copy_from_slice(&3u32.to_le_bytes());
         want[8..16].copy_from_slice(&42u64.to_le_bytes());
         want[16..20].copy_from_slice(&7u32.to_le_bytes());
         want[20..24].copy_from_slice(&7u32.to_le_bytes());
         want[24..28].copy_from_slice(&(3u32 << 8).to_le_bytes());
         want[28..32].copy_from_slice(&1u32.to_le_bytes());
+        want[32..40].copy_from_slice(&1001u64.to_le_bytes());
+        want[40..48].copy_from_slice(&2u64.to_le_bytes());
+        want[48..56].copy_from_slice(&5_000_000u64.to_le_bytes());
         assert_eq!(&b[..len], &want);
         b[len] = 0xAA; // ring-buffer records may be padded: extra bytes are ignored
         assert_eq!(decode(&b[..len + 1]), Ok(ev));

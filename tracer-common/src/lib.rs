@@ -77,6 +77,9 @@ pub mod maps {
     /// `Array<ExeMatch>` of [`crate::MAX_EXES`] entries: the executables `--exe` selects
     /// (the first `SelectConfig::n_exes`), kept current by userspace.
     pub const EXES: &str = "EXES";
+    /// `Array<ProcCalls>` beside [`TARGETS`], entry for entry: each traced process's own
+    /// syscall and error counts (shared by all CPUs, atomic adds).
+    pub const PROC_CALLS: &str = "PROC_CALLS";
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with
@@ -201,6 +204,23 @@ pub mod target_flags {
     /// scheduler tick; never with `--exact-latency`, which times every call).
     pub const COMPAT: u32 = 1;
 }
+
+/// A traced process's own counts: the entry of [`maps::PROC_CALLS`] at the index of its
+/// [`TargetEntry`]. Whoever gives a process an entry (kernel or userspace) writes its
+/// start here with zero counts; the counts of an ended process leave in its exit event
+/// before its entry can be given again. Its processes' counts summed are its slot's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcCalls {
+    pub calls: u64,
+    pub errors: u64,
+    /// The process's `start_boottime` in ns (exact when the kernel side took it in; whole
+    /// clock ticks when userspace did, from /proc/PID/stat): with `tgid`, who it is.
+    pub start_ns: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<ProcCalls>() == 32);
 
 impl TargetEntry {
     /// Whether another process may take this entry: free, or of a process that has ended.
@@ -443,7 +463,9 @@ impl Default for SchedStats {
 pub struct ThreadState {
     /// The thread owning this entry of [`maps::THREADS`] (0: none).
     pub tid: u32,
-    pub _pad: u32,
+    /// Index + 1 of its process's entry in [`maps::TARGETS`] (and [`maps::PROC_CALLS`])
+    /// at the call's entry; 0 when not known.
+    pub proc1: u32,
     /// When the call's timing started (entry, or the moment it blocked); 0 if untimed.
     pub start_ns: u64,
     /// Index into [`maps::SYSCALL_STATS`] (`slot * SYSCALL_SLOTS + nr`), or with
@@ -566,6 +588,8 @@ const _: () = assert!(core::mem::size_of::<ErrnoKey>() == 8);
 mod user {
     // SAFETY: all of these are repr(C), Copy, made only of integers, with no padding.
     unsafe impl aya::Pod for super::ThreadState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProcCalls {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SyscallTiming {}
     // SAFETY: as above.

@@ -70,6 +70,16 @@ pub fn task_ids(task: u64) -> Option<(u32, u32)> {
     ))
 }
 
+/// The `start_boottime` of the process a `task_struct *` belongs to (its leader's): with
+/// the process id, who the process is (/proc/PID/stat's start time, in ns). 0 if unread.
+#[inline(always)]
+pub fn process_start(task: u64) -> u64 {
+    let o = offsets();
+    read_at::<u64>(task, o.task_group_leader)
+        .and_then(|leader| read_at::<u64>(leader, o.task_start_boottime))
+        .unwrap_or(0)
+}
+
 /// Sends an event; a full ring buffer is counted, never silent.
 #[inline(always)]
 pub fn submit<T: Copy + 'static>(kind: Kind, slot: u32, ts_ns: u64, tid: u32, tgid: u32, data: T) {

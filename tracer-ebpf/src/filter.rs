@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::RawTracePointContext,
 };
-use tracer_common::{Drop, TargetEntry};
+use tracer_common::{Drop, ProcCalls, TargetEntry};
 
 use crate::{
     events::{offsets, read_at, task_ids},
@@ -19,6 +19,10 @@ use crate::{
 /// The traced processes: a table by tgid (see [`table`]), sized by userspace at load time.
 #[map(name = "TARGETS")]
 pub static TARGETS: Array<TargetEntry> = Array::with_max_entries(1, 0);
+
+/// Each traced process's own counts, entry for entry beside [`TARGETS`] (same size).
+#[map(name = "PROC_CALLS")]
+pub static PROC_CALLS: Array<ProcCalls> = Array::with_max_entries(1, 0);
 
 /// What could not be recorded, by [`Drop`] kind.
 #[map(name = "DROPS")]
@@ -39,12 +43,34 @@ pub fn target(tgid: u32) -> Option<*mut TargetEntry> {
     (unsafe { (*p).slot1 } != 0).then_some(p)
 }
 
-/// Traces process `tgid` under `slot` (a followed child, before it runs, with the flags of
-/// its parent's image). False when its set of the table is full.
+/// [`target`], with its entry's index.
 #[inline(always)]
-pub fn set_target(tgid: u32, slot: u32, flags: u32) -> bool {
-    match table::find_or_free(&TARGETS, tgid, TargetEntry::reusable) {
-        Some(p) => {
+pub fn target_at(tgid: u32) -> Option<(u32, *mut TargetEntry)> {
+    let (i, p) = table::find_at(&TARGETS, tgid)?;
+    // SAFETY: a map value, valid while the program runs.
+    (unsafe { (*p).slot1 } != 0).then_some((i, p))
+}
+
+/// Traces process `tgid` under `slot` (a followed child, before it runs, with the flags of
+/// its parent's image); `start_ns` is its `start_boottime`, with its id who it is. Its own
+/// counts start at zero. False when its set of the table is full.
+#[inline(always)]
+pub fn set_target(tgid: u32, slot: u32, flags: u32, start_ns: u64) -> bool {
+    match table::find_or_free_at(&TARGETS, tgid, TargetEntry::reusable) {
+        Some((i, p)) => {
+            if let Some(c) = PROC_CALLS.get_ptr_mut(i) {
+                // SAFETY: a map value; the entry's process is new (or has ended, its
+                // counts sent with its exit event).
+                unsafe {
+                    *c = ProcCalls {
+                        calls: 0,
+                        errors: 0,
+                        start_ns,
+                        tgid,
+                        _pad: 0,
+                    }
+                };
+            }
             // SAFETY: a map value; the whole entry is written at once.
             unsafe {
                 *p = TargetEntry {
@@ -58,6 +84,34 @@ pub fn set_target(tgid: u32, slot: u32, flags: u32) -> bool {
         }
         None => false,
     }
+}
+
+/// Counts a finished call (and its failure) for the process whose [`TARGETS`] entry was at
+/// index `proc1 - 1` when the call began, if that entry is still the calling process's
+/// (a process a selector let go may have had its entry given to another since; a live
+/// process's id is not reused, so its id says so).
+#[inline(always)]
+pub fn count_proc_call(proc1: u32, tgid: u32, failed: bool) {
+    if let Some(c) = PROC_CALLS.get_ptr_mut(proc1.wrapping_sub(1))
+        // SAFETY: a map value, valid while the program runs.
+        && unsafe { (*c).tgid } == tgid
+    {
+        // SAFETY: map value fields; the adds are atomic (threads of one process on other
+        // CPUs add to the same entry).
+        unsafe {
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*c).calls, 1);
+            if failed {
+                atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*c).errors, 1);
+            }
+        }
+    }
+}
+
+/// The own counts of process `tgid`, if it is in the filter.
+#[inline(always)]
+pub fn proc_calls(tgid: u32) -> Option<ProcCalls> {
+    let (i, _) = table::find_at(&TARGETS, tgid)?;
+    PROC_CALLS.get(i).copied().filter(|c| c.tgid == tgid)
 }
 
 /// Counts something the kernel side failed to record, so that userspace can show it.

@@ -9,14 +9,14 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop,
+    Drop, ProcCalls,
     event::{self, Kind},
     target_flags,
 };
 
 use crate::{
     events::{offsets, read_at, submit, task_ids},
-    filter::{count_drop, set_target, target, target_slot},
+    filter::{count_drop, proc_calls, set_target, target, target_slot},
     sched, syscalls,
     twin::{Key, Twin},
 };
@@ -62,13 +62,14 @@ fn fork(ctx: &RawTracePointContext, twin: Twin) -> i32 {
         return 0;
     }
     let mut followed = 0;
+    let child_start_ns = read_at::<u64>(child, offsets().task_start_boottime).unwrap_or(0);
     // Children of a process a selector took in are in its cgroup, or have its name and
     // program.
     // SAFETY: a global in .rodata.
     let follow = unsafe { core::ptr::read_volatile(&FOLLOW) } != 0
         || flags & (target_flags::BY_COMM | target_flags::BY_CGROUP | target_flags::BY_EXE) != 0;
     if child_tgid != tgid && follow {
-        if set_target(child_tgid, slot, flags) {
+        if set_target(child_tgid, slot, flags, child_start_ns) {
             followed = 1;
         } else {
             count_drop(Drop::ThreadTableFull);
@@ -79,7 +80,7 @@ fn fork(ctx: &RawTracePointContext, twin: Twin) -> i32 {
         child_tgid,
         followed,
         _pad: 0,
-        child_start_ns: read_at::<u64>(child, offsets().task_start_boottime).unwrap_or(0),
+        child_start_ns,
     };
     submit(Kind::Fork, slot, now(), tid, tgid, data);
     0
@@ -161,7 +162,16 @@ fn exit(ctx: &RawTracePointContext, twin: Twin) -> i32 {
     let task: u64 = ctx.arg(0);
     let exit_code = read_at::<u32>(task, offsets().task_exit_code).unwrap_or(0);
     sched::mark_dead(tid);
+    // A thread killed inside a syscall left its entry "in a call"; no call of it follows.
+    syscalls::forget(tid);
     let group_dead = group_dead(ctx, task, tgid);
+    // Its final own counts leave with the event, read before it is marked ended: from
+    // then on its entry may be given to another process.
+    let own = if group_dead {
+        proc_calls(tgid).unwrap_or_default()
+    } else {
+        ProcCalls::default()
+    };
     if group_dead && let Some(t) = target(tgid) {
         // SAFETY: a map value; no thread of the process runs syscalls any more.
         unsafe { (*t).flags |= target_flags::ENDED };
@@ -175,6 +185,9 @@ fn exit(ctx: &RawTracePointContext, twin: Twin) -> i32 {
         event::Exit {
             exit_code,
             group_dead: group_dead as u32,
+            calls: own.calls,
+            errors: own.errors,
+            start_ns: own.start_ns,
         },
     );
     0

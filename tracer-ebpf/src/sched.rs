@@ -135,7 +135,11 @@ fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool) {
 /// The state of a thread if its process is traced, registering it on first sight.
 #[inline(always)]
 pub fn tracked(tid: u32, tgid: u32) -> Option<&'static mut ThreadSched> {
-    let Some(p) = table::find_or_free(&THREAD_SCHED, tid, |e| e.slot1 == 0) else {
+    // A dead thread's entry is free too: its final switch-out, which frees it, can go
+    // unseen (sched_switch misses a few), and with a large pid_max its id is not reused
+    // for long.
+    let Some(p) = table::find_or_free(&THREAD_SCHED, tid, |e| e.slot1 == 0 || e.state == DEAD)
+    else {
         if target_slot(tgid).is_some() {
             count_drop(Drop::ThreadTableFull);
         }

@@ -4,7 +4,10 @@
 //! match when tracing starts; these hooks, the rest. Each selector has its slot: the
 //! processes it takes in are counted together.
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_probe_read_kernel_str_bytes,
+    },
     macros::{map, raw_tracepoint},
     maps::{Array, PerCpuArray},
     programs::RawTracePointContext,
@@ -15,7 +18,7 @@ use tracer_common::{
 };
 
 use crate::{
-    events::{offsets, read_at, rodata, task_ids},
+    events::{offsets, process_start, read_at, rodata, task_ids},
     filter::{count_drop, forget_untraced, set_target, target},
 };
 
@@ -44,11 +47,11 @@ static EXEC_NAME: PerCpuArray<[u64; EXE_PATH_MAX / 8]> = PerCpuArray::with_max_e
 /// (by a `--pid`, a launch, a follow, another selector: those keep their slot). Its threads
 /// may sit in the syscall hooks' cache of untraced threads: the cache is emptied.
 #[inline(always)]
-fn take_in(tgid: u32, slot: u32, how: u32) {
+fn take_in(task: u64, tgid: u32, slot: u32, how: u32) {
     if target(tgid).is_some() {
         return;
     }
-    if set_target(tgid, slot, how) {
+    if set_target(tgid, slot, how, process_start(task)) {
         forget_untraced();
     } else {
         count_drop(Drop::ThreadTableFull);
@@ -88,17 +91,19 @@ pub fn select_exec2(ctx: RawTracePointContext) -> i32 {
 fn match_exec(ctx: &RawTracePointContext) -> i32 {
     let c = rodata(&SELECT);
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
     if c.n_comms != 0
         && let Ok(comm) = bpf_get_current_comm()
     {
         match first(c.n_comms, |i| c.comms[i] == comm) {
-            Some(i) => take_in(tgid, c.comm_slots[i], BY_COMM),
+            Some(i) => take_in(task, tgid, c.comm_slots[i], BY_COMM),
             None => let_go(tgid, BY_COMM),
         }
     }
     if c.n_exes != 0 {
         match exe_slot(ctx.arg(2), c.n_exes) {
-            Some(slot) => take_in(tgid, slot, BY_EXE),
+            Some(slot) => take_in(task, tgid, slot, BY_EXE),
             None => let_go(tgid, BY_EXE),
         }
     }
@@ -210,7 +215,7 @@ fn match_cgroup(ctx: &RawTracePointContext) -> i32 {
         return 0;
     };
     match first(c.n_cgroups, |i| c.cgroups[i] == id) {
-        Some(i) => take_in(tgid, c.cgroup_slots[i], BY_CGROUP),
+        Some(i) => take_in(task, tgid, c.cgroup_slots[i], BY_CGROUP),
         None => let_go(tgid, BY_CGROUP),
     }
     0

@@ -27,7 +27,9 @@ use tracer_common::{
 
 use crate::{
     events::{hist_slot, offsets, read_at, rodata},
-    filter::{count_drop, known_untraced, mark_untraced, target, target_slot},
+    filter::{
+        count_drop, count_proc_call, known_untraced, mark_untraced, target, target_at, target_slot,
+    },
     memory, sched, table,
 };
 
@@ -116,7 +118,7 @@ fn enter(ctx: *mut c_void) -> i32 {
     let ctx = RawTracePointContext::new(ctx);
     let regs: u64 = ctx.arg(0);
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(target) = target((pid_tgid >> 32) as u32) else {
+    let Some((target_idx, target)) = target_at((pid_tgid >> 32) as u32) else {
         mark_untraced(regs);
         return 0;
     };
@@ -190,7 +192,7 @@ fn enter(ctx: *mut c_void) -> i32 {
     };
     *s = ThreadState {
         tid,
-        _pad: 0,
+        proc1: target_idx + 1,
         // SAFETY: reading the monotonic clock has no preconditions.
         start_ns: if timed {
             unsafe { bpf_ktime_get_ns() }
@@ -226,13 +228,20 @@ fn exit(ctx: *mut c_void) -> i32 {
         return 0;
     };
     // SAFETY: as in sys_enter, the slot belongs to the running thread.
-    let (start, idx, flags, status, in_tick) = unsafe {
+    let (start, idx, flags, status, in_tick, proc1) = unsafe {
         let s = &mut *state;
         if s.status == 0 {
             // Untraced thread, or a call that began before tracer attached.
             return 0;
         }
-        let r = (s.start_ns, s.stats_idx, s.flags, s.status, s.in_tick);
+        let r = (
+            s.start_ns,
+            s.stats_idx,
+            s.flags,
+            s.status,
+            s.in_tick,
+            s.proc1,
+        );
         s.status = 0;
         r
     };
@@ -279,7 +288,9 @@ fn exit(ctx: *mut c_void) -> i32 {
             *b += weight as u64;
         }
     }
-    if ret < 0 && ret >= -MAX_ERRNO {
+    let failed = ret < 0 && ret >= -MAX_ERRNO;
+    count_proc_call(proc1, (pid_tgid >> 32) as u32, failed);
+    if failed {
         s.errors += 1;
         count_errno(ErrnoKey {
             stats_idx: idx,

@@ -27,6 +27,21 @@ pub fn find<T: Tagged>(map: &Array<T>, id: u32) -> Option<*mut T> {
     None
 }
 
+/// `id`'s entry and its index, if it has one.
+#[inline(always)]
+pub fn find_at<T: Tagged>(map: &Array<T>, id: u32) -> Option<(u32, *mut T)> {
+    let base = set_base(id, *rodata(&TABLE_ENTRIES));
+    for w in 0..WAYS {
+        if let Some(p) = map.get_ptr_mut(base + w)
+            // SAFETY: a map value, valid while the program runs.
+            && unsafe { (*p).tag() } == id
+        {
+            return Some((base + w, p));
+        }
+    }
+    None
+}
+
 /// `id`'s entry, else the first of its set that `free` accepts (the caller then takes it
 /// over and writes `id` in it), else None.
 #[inline(always)]
@@ -35,6 +50,16 @@ pub fn find_or_free<T: Tagged>(
     id: u32,
     free: impl Fn(&T) -> bool,
 ) -> Option<*mut T> {
+    find_or_free_at(map, id, free).map(|(_, p)| p)
+}
+
+/// [`find_or_free`], with the entry's index.
+#[inline(always)]
+pub fn find_or_free_at<T: Tagged>(
+    map: &Array<T>,
+    id: u32,
+    free: impl Fn(&T) -> bool,
+) -> Option<(u32, *mut T)> {
     let base = set_base(id, *rodata(&TABLE_ENTRIES));
     let mut spare = None;
     for w in 0..WAYS {
@@ -42,10 +67,10 @@ pub fn find_or_free<T: Tagged>(
             // SAFETY: a map value, valid while the program runs.
             let e = unsafe { &*p };
             if e.tag() == id {
-                return Some(p);
+                return Some((base + w, p));
             }
             if spare.is_none() && free(e) {
-                spare = Some(p);
+                spare = Some((base + w, p));
             }
         }
     }

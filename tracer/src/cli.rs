@@ -76,6 +76,11 @@ pub struct Cli {
     #[arg(long)]
     pub threads: bool,
 
+    /// List at most N traced processes in full, each with its own calls, errors, parent
+    /// and (memory section) RSS and descriptors; the rest are summed as "other".
+    #[arg(long = "processes", value_name = "N", default_value_t = 10)]
+    pub processes: usize,
+
     /// Which report sections to collect (comma-separated); hooks of other sections are not
     /// attached, so they cost nothing.
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',', default_values_t = Section::all())]

@@ -22,10 +22,11 @@ use crate::{
         events::EventReader,
         memory::MemoryCollector,
         proc::{self, Live},
+        procs::ProcBook,
     },
     model::{
         CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, events::EventLog,
-        memory::MemSample,
+        memory::MemSample, procs::Joined,
     },
     render,
     run::{monotonic_ns, ns_per_clock_tick},
@@ -64,6 +65,8 @@ pub struct Engine<'a> {
     pub ctx: Context<'a>,
     pub collector: Option<Collector>,
     pub memory: Option<MemoryCollector>,
+    /// Each traced process's own counts.
+    pub procs: Option<ProcBook>,
     /// When tracer started, and when its window opened (just before attaching).
     pub begun: Instant,
     pub started: Instant,
@@ -180,8 +183,9 @@ impl Engine<'_> {
                     }
                 }
                 _ = sleep_until(next.into()), if live_reports => {
-                    let (cur, at_ns) = self.sample()?;
+                    let (mut cur, at_ns) = self.sample()?;
                     self.drain(ring.as_mut(), &mut exits)?;
+                    self.take_procs(&mut cur);
                     let window = std::mem::take(&mut self.window);
                     let mem = self.memory.as_mut().map(|m| {
                         m.tick(true); // "now" is now, not the last tick
@@ -198,6 +202,12 @@ impl Engine<'_> {
                     };
                     emit(&self.ctx, &mut self.sinks, &w, |_| true)?;
                     (prev, prev_mem, prev_ns) = (cur, mem, at_ns);
+                    // Ended processes now reported: the book folds all but the busiest,
+                    // and the next window starts from what it keeps.
+                    if let Some(b) = self.procs.as_mut() {
+                        b.reclaim();
+                        prev.procs = b.snapshot();
+                    }
                     // A report that comes late skips the boundaries it missed: the next
                     // window is longer, and they stay where they were.
                     next += interval;
@@ -233,8 +243,9 @@ impl Engine<'_> {
         let command = launched_pid.and_then(target::try_reap);
         if self.collector.is_some() {
             // One reading ends both the last interval and the run.
-            let (sample, at_ns) = self.sample()?;
+            let (mut sample, at_ns) = self.sample()?;
             self.drain(ring.as_mut(), &mut exits)?;
+            self.take_procs(&mut sample);
             let mem = self
                 .memory
                 .as_mut()
@@ -279,6 +290,9 @@ impl Engine<'_> {
         self.undecodable = ring.get_ref().0.undecodable;
         self.window.add(&fresh);
         self.run_log.add(&fresh);
+        if let Some(b) = self.procs.as_mut() {
+            b.events(&fresh);
+        }
         for e in &fresh {
             // A process a selector took in at its exec: /proc is read for its threads too.
             if let EventData::Exec(_) = e.data
@@ -290,8 +304,11 @@ impl Engine<'_> {
                 && !self.live.iter().any(|l| l.pid == e.header.tgid)
                 && let Ok(fd) = target::pidfd_open(e.header.tgid)
             {
-                let who = Live::new(e.header.tgid, e.header.slot, fd);
+                let who = Live::new(e.header.tgid, e.header.slot, fd, Joined::Matched);
                 if who.is_running() {
+                    if let Some(b) = self.procs.as_mut() {
+                        b.join(&who);
+                    }
                     self.live.push(who);
                 }
             }
@@ -305,17 +322,29 @@ impl Engine<'_> {
                 let Ok(fd) = target::pidfd_open(f.child_tgid) else {
                     continue;
                 };
-                let child = Live::new(f.child_tgid, e.header.slot, fd);
+                let child = Live::new(f.child_tgid, e.header.slot, fd, Joined::Followed);
                 let started = f.child_start_ns / ns_per_clock_tick();
                 if proc::start_and_parent(child.pid) == Some((started, e.header.tgid))
                     && child.is_running()
                 {
                     watch(exits, child.watch_fd()?)?;
+                    if let Some(b) = self.procs.as_mut() {
+                        b.join(&child);
+                    }
                     self.live.push(child);
                 }
             }
         }
         Ok(())
+    }
+
+    /// The per-process counts, read after the ring buffer's exit events are taken (an
+    /// ended process's final counts come with them).
+    fn take_procs(&mut self, sample: &mut Sample) {
+        if let Some(b) = self.procs.as_mut() {
+            b.read(&self.live);
+            sample.procs = b.snapshot();
+        }
     }
 
     /// Reads everything, and says when (monotonic ns): open intervals are counted up to

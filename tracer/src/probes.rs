@@ -2,14 +2,16 @@
 //! [`Probes`] (or the process ending, however it ends) detaches everything, since nothing is
 //! pinned. Loading and attaching are separate steps so that the maps can be filled (targets,
 //! the state of existing threads) before the first hook runs.
+use std::os::fd::AsFd;
+
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData},
+    maps::{Array, IterableMap, MapData},
     programs::{ProgramError, RawTracePoint},
 };
 use tracer_common::{
-    KernelOffsets, MAX_TARGETS, MAX_THREADS, SYSCALL_SLOTS, SelectConfig, SyscallTiming,
+    KernelOffsets, MAX_TARGETS, MAX_THREADS, ProcCalls, SYSCALL_SLOTS, SelectConfig, SyscallTiming,
     TargetEntry, globals, maps,
     memory::{MemConfig, class},
     table, target_flags,
@@ -107,6 +109,8 @@ pub fn tracepoints(section: Section) -> Vec<(&'static str, usize)> {
 pub struct Probes {
     ebpf: Ebpf,
     targets: Array<MapData, TargetEntry>,
+    /// Each traced process's own counts, entry for entry beside `targets`.
+    proc_calls: Array<MapData, ProcCalls>,
     /// Entries of each per-id table (see [`tracer_common::table`]).
     table_entries: u32,
     /// Loaded programs and their tracepoints, attached by [`Probes::attach`].
@@ -189,6 +193,7 @@ impl Probes {
             .override_global(globals::SELECT, &opts.select.unwrap_or_default(), true)
             .override_global(globals::TABLE_ENTRIES, &table_entries, true)
             .map_max_entries(maps::TARGETS, table_entries)
+            .map_max_entries(maps::PROC_CALLS, table_entries)
             .map_max_entries(maps::THREADS, table_entries)
             .map_max_entries(maps::THREAD_SCHED, table_entries)
             .map_max_entries(maps::SYSCALL_STATS, slots * SYSCALL_SLOTS)
@@ -235,9 +240,14 @@ impl Probes {
             ebpf.take_map(maps::TARGETS)
                 .ok_or_else(|| anyhow!("map {} missing", maps::TARGETS))?,
         )?;
+        let proc_calls = Array::try_from(
+            ebpf.take_map(maps::PROC_CALLS)
+                .ok_or_else(|| anyhow!("map {} missing", maps::PROC_CALLS))?,
+        )?;
         Ok(Self {
             ebpf,
             targets,
+            proc_calls,
             table_entries,
             loaded,
         })
@@ -287,10 +297,31 @@ impl Probes {
             TargetEntry::reusable,
         )
         .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))?;
-        if !placed {
+        let Some(index) = placed else {
             bail!("cannot add PID {tgid} to the kernel filter: its set of entries is full");
-        }
+        };
+        // Its own counts, from zero, under its start as /proc gives it (clock ticks).
+        let start_ns = crate::collect::proc::start_and_parent(tgid)
+            .map_or(0, |(ticks, _)| ticks * crate::run::ns_per_clock_tick());
+        let own = ProcCalls {
+            tgid,
+            start_ns,
+            ..ProcCalls::default()
+        };
+        self.proc_calls
+            .set(index, own, 0)
+            .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))?;
         Ok(())
+    }
+
+    /// Another handle on the map of each traced process's own counts, for the reader.
+    pub fn proc_calls_map(&self) -> Result<MapData> {
+        let fd = IterableMap::map(&self.proc_calls)
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot open the map of per-process counts")?;
+        MapData::from_fd(fd).context("cannot open the map of per-process counts")
     }
 
     /// Entries of each per-id table.

@@ -16,9 +16,10 @@ use crate::{
         events::EventReader,
         memory::MemoryCollector,
         proc::{self, Live},
+        procs::ProcBook,
     },
     engine::Engine,
-    model::{Context, ProcessInfo, events::EventLog},
+    model::{Context, ProcessInfo, events::EventLog, procs::Joined},
     probes::{LoadOptions, Probes, Programs},
     select::{self, Selector},
     target::{self, Launched},
@@ -159,7 +160,14 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         .iter()
         .zip(pidfds)
         .enumerate()
-        .map(|(slot, (t, fd))| Live::new(t.pid, slot as u32, fd))
+        .map(|(slot, (t, fd))| {
+            let how = if launched.is_some() && slot == targets.len() - 1 {
+                Joined::Launched
+            } else {
+                Joined::Attached
+            };
+            Live::new(t.pid, slot as u32, fd, how)
+        })
         .collect();
     for who in &live {
         if let Some(m) = memory.as_mut() {
@@ -180,7 +188,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             let Ok(fd) = target::pidfd_open(pid) else {
                 continue;
             };
-            let who = Live::new(pid, slot, fd);
+            let who = Live::new(pid, slot, fd, Joined::Matched);
             probes.add_target_with(pid, slot, sel.flag())?;
             live.push(who);
         }
@@ -214,6 +222,21 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         l.release()?;
     }
 
+    let procs = if real {
+        let mut book = ProcBook::new(
+            probes.proc_calls_map()?,
+            probes.table_entries(),
+            ns_per_clock_tick(),
+            cli.sections.contains(&Section::Memory),
+            cli.processes,
+            first_selector_slot,
+        )?;
+        live.iter().for_each(|who| book.join(who));
+        Some(book)
+    } else {
+        None
+    };
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -226,9 +249,11 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             wall_offset_ns,
             threads: cli.threads,
             timing: cli.timing(),
+            list_processes: cli.processes,
         },
         collector,
         memory,
+        procs,
         begun,
         started,
         live,
@@ -260,7 +285,7 @@ fn follow_descendants(
             let Ok(fd) = target::pidfd_open(pid) else {
                 continue;
             };
-            let child = Live::new(pid, slot, fd);
+            let child = Live::new(pid, slot, fd, Joined::Followed);
             let parent_ok = proc::start_and_parent(pid).is_some_and(|(_, p)| family.contains(&p));
             if !parent_ok || !child.is_running() {
                 continue;

@@ -161,6 +161,9 @@ fn write_seeds(corpus: &Path) -> Result<()> {
                 EventData::Exit(Exit {
                     exit_code: 3 << 8,
                     group_dead: 1,
+                    calls: 100,
+                    errors: 1,
+                    start_ns: 123_000_000,
                 }),
             ),
         ),

@@ -25,6 +25,8 @@
 //! `tracer-workload spin THREADS SECS`: pins itself to CPU 0 and runs THREADS busy threads
 //! for SECS seconds (they take turns: preemption and run-queue waits).
 //!
+//! `tracer-workload household CHILDREN CALLS`: see `household.rs`.
+//!
 //! `tracer-workload [--wait] forks CHILDREN CALLS`: forks CHILDREN children one after
 //! another, each making exactly CALLS `getppid`s and exiting 0; the parent waits for each
 //! (and with `--wait`, says `child PID` once it has).
@@ -68,12 +70,14 @@ use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 mod compat;
 #[path = "workload/congruent.rs"]
 mod congruent;
+#[path = "workload/household.rs"]
+mod household;
 #[path = "workload/memory.rs"]
 mod memory;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS"
     );
     std::process::exit(2)
 }
@@ -268,6 +272,10 @@ fn main() {
                     println!("child {child}");
                 }
             }
+        }
+        Some("household") => {
+            let (children, calls) = (num(args.next()), num(args.next()));
+            household::household(children, calls);
         }
         Some("family") => {
             let (children, calls) = (num(args.next()), num(args.next()));

@@ -3,6 +3,7 @@
 pub mod events;
 pub mod memory;
 pub mod proc;
+pub mod procs;
 pub mod sched;
 
 use std::path::{Path, PathBuf};
@@ -41,15 +42,15 @@ pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
 }
 
 /// Writes `value` as `id`'s entry of a per-id table (see [`tracer_common::table`]): over its
-/// own entry, else over the first of its set that `free` accepts. False when the set is
-/// full. The kernel side's placement, so that its lookups find the entry.
+/// own entry, else over the first of its set that `free` accepts. Its index; None when the
+/// set is full. The kernel side's placement, so that its lookups find the entry.
 pub fn table_put<T: Tagged + aya::Pod>(
     map: &mut Array<MapData, T>,
     entries: u32,
     id: u32,
     value: T,
     free: impl Fn(&T) -> bool,
-) -> Result<bool> {
+) -> Result<Option<u32>> {
     let base = table::set_base(id, entries);
     let set = (base..base + table::WAYS)
         .map(|i| map.get(&i, 0))
@@ -57,9 +58,9 @@ pub fn table_put<T: Tagged + aya::Pod>(
     match table::place(&set, id, free) {
         Some(w) => {
             map.set(base + w as u32, value, 0)?;
-            Ok(true)
+            Ok(Some(base + w as u32))
         }
-        None => Ok(false),
+        None => Ok(None),
     }
 }
 

@@ -13,7 +13,10 @@ use std::{
 
 use procfs::process::{LimitValue, MMapPath, Process};
 
-use crate::model::memory::{CgroupMem, NO_LIMIT, ProcReading, Rss};
+use crate::model::{
+    memory::{CgroupMem, NO_LIMIT, ProcReading, Rss},
+    procs::Joined,
+};
 
 /// O_CLOEXEC as /proc/PID/fdinfo prints it (octal flags).
 const O_CLOEXEC: u64 = 0o2000000;
@@ -92,14 +95,22 @@ fn memory_cgroup(p: &Process, roots: &CgroupRoots) -> Option<CgroupMem> {
 pub struct Live {
     pub pid: u32,
     pub slot: u32,
+    /// How it came to be traced.
+    pub joined: Joined,
+    /// Its start (clock ticks since boot, /proc/PID/stat's): with the pid, who it is. 0 if
+    /// it was gone when looked at.
+    pub start_ticks: u64,
     pidfd: Arc<OwnedFd>,
 }
 
 impl Live {
-    pub fn new(pid: u32, slot: u32, pidfd: OwnedFd) -> Self {
+    /// Process `pid`, known by `pidfd`, joined as `joined` under `slot`.
+    pub fn new(pid: u32, slot: u32, pidfd: OwnedFd, joined: Joined) -> Self {
         Self {
             pid,
             slot,
+            joined,
+            start_ticks: start_and_parent(pid).map_or(0, |(t, _)| t),
             pidfd: Arc::new(pidfd),
         }
     }
@@ -125,8 +136,6 @@ impl Live {
     }
 }
 
-/// When process `pid` started (clock ticks since boot) and its parent, from
-/// /proc/PID/stat; None if it is gone.
 /// The descendants of a process now (children, their children, ...), parents before their
 /// children, from each thread's `/proc/PID/task/TID/children`.
 pub fn descendants(pid: u32) -> Vec<u32> {
@@ -155,6 +164,8 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// When process `pid` started (clock ticks since boot) and its parent, from
+/// /proc/PID/stat; None if it is gone.
 pub fn start_and_parent(pid: u32) -> Option<(u64, u32)> {
     let s = Process::new(pid as i32).and_then(|p| p.stat()).ok()?;
     Some((s.starttime, s.ppid as u32))
@@ -219,7 +230,7 @@ pub fn read(
 /// Open descriptors of a process: the size of /proc/PID/fd from Linux 6.2, a listing
 /// before. (procfs's `fd_count` counts the listing's `.` and `..` too: 2 more on those
 /// kernels.)
-fn fd_count(pid: u32) -> Option<u64> {
+pub fn fd_count(pid: u32) -> Option<u64> {
     let dir = format!("/proc/{pid}/fd");
     match std::fs::metadata(&dir).ok()?.len() {
         0 => Some(std::fs::read_dir(&dir).ok()?.count() as u64),
@@ -296,7 +307,12 @@ mod tests {
     #[test]
     fn reads_a_live_process() {
         let pid = std::process::id();
-        let me = Live::new(pid, 0, crate::target::pidfd_open(pid).unwrap());
+        let me = Live::new(
+            pid,
+            0,
+            crate::target::pidfd_open(pid).unwrap(),
+            Joined::Attached,
+        );
         let roots = CgroupRoots::find();
         let r = read(&me, 1.5, &roots, true, true).unwrap();
         assert_eq!(r.t_s, 1.5);
@@ -309,7 +325,12 @@ mod tests {
         // A process that has ended and been reaped: its pidfd says so, whoever has its pid
         // now (here: a pid that names this very process).
         let mut child = std::process::Command::new("true").spawn().unwrap();
-        let ended = Live::new(pid, 0, crate::target::pidfd_open(child.id()).unwrap());
+        let ended = Live::new(
+            pid,
+            0,
+            crate::target::pidfd_open(child.id()).unwrap(),
+            Joined::Attached,
+        );
         child.wait().unwrap();
         assert!(me.is_running() && !ended.is_running());
         assert!(read(&ended, 0.0, &roots, true, false).is_none());

@@ -86,7 +86,7 @@ fn signal_result(r: u32) -> &'static str {
     }
 }
 
-fn comm(bytes: &[u8; 16]) -> String {
+pub fn comm(bytes: &[u8; 16]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
@@ -291,6 +291,7 @@ mod tests {
             EventData::Exit(event::Exit {
                 exit_code: 3 << 8,
                 group_dead: 1,
+                ..event::Exit::default()
             }),
         );
         match ProcessEvent::from_raw(code3, 500_000_000) {
@@ -315,6 +316,7 @@ mod tests {
             EventData::Exit(event::Exit {
                 exit_code: 9,
                 group_dead: 1,
+                ..event::Exit::default()
             }),
         );
         match ProcessEvent::from_raw(killed, 0) {
@@ -366,6 +368,7 @@ mod tests {
             EventData::Exit(event::Exit {
                 exit_code: 0,
                 group_dead: 0,
+                ..event::Exit::default()
             }),
         );
         let c = EventLog::of(&[thread, child, exit]).life;

@@ -5,6 +5,7 @@
 //! memory), which `render` prints. Reports are built here only.
 pub mod events;
 pub mod memory;
+pub mod procs;
 pub mod sched;
 
 use std::{
@@ -216,6 +217,8 @@ pub struct Sample {
     pub sched: Option<BTreeMap<u32, SchedCounts>>,
     /// Scheduling counters per thread id.
     pub threads: BTreeMap<u32, ThreadCounts>,
+    /// Each traced process's own counts (see [`procs`]).
+    pub procs: BTreeMap<procs::ProcKey, procs::ProcCount>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -339,6 +342,7 @@ impl Sample {
             drops: self.drops.since(&prev.drops),
             sched,
             threads,
+            procs: procs::since(&self.procs, &prev.procs),
         }
     }
 }
@@ -493,6 +497,9 @@ pub struct Report {
     pub lost_events: u64,
     pub drops: Drops,
     pub processes: Vec<ProcessReport>,
+    /// Every traced process on its own (the processes each target or selector counts
+    /// together): the busiest listed, the rest summed.
+    pub per_process: procs::ProcsReport,
     /// Scheduling, merged over the traced processes (absent when the section is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sched: Option<SchedReport>,
@@ -644,6 +651,8 @@ pub struct Context<'a> {
     pub threads: bool,
     /// How the kernel side times syscalls.
     pub timing: SyscallTiming,
+    /// Processes listed in full in `per_process` (`--processes`).
+    pub list_processes: usize,
 }
 
 impl Context<'_> {
@@ -753,6 +762,12 @@ impl Report {
             lost_events: counts.drops.total(),
             drops: counts.drops,
             processes,
+            per_process: procs::ProcsReport::build(
+                &counts.procs,
+                ctx.list_processes,
+                targets,
+                secs,
+            ),
             sched,
             followed_pids: events.followed.clone(),
             followed_pids_omitted: events.followed_omitted,
@@ -812,6 +827,7 @@ pub fn ctx(targets: &[ProcessInfo]) -> Context<'_> {
         wall_offset_ns: 0,
         threads: false,
         timing: SyscallTiming::EXACT,
+        list_processes: 10,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::model::{
     Abi, ProcessInfo, Report, ReportKind, SyscallRow, Totals,
     events::{LifeCounts, ProcessEvent},
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
+    procs::{Joined, ProcEnd, ProcsReport},
     sched::SchedReport,
 };
 
@@ -52,6 +53,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         sched_section(out, sched, r.duration_s)?;
     }
     life_section(out, r)?;
+    procs_section(out, &r.per_process)?;
     memory_section(out, r)?;
     if r.lost_events > 0 || r.kind == ReportKind::Final {
         let d = &r.drops;
@@ -241,6 +243,65 @@ fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     let more = r.events.len().saturating_sub(limit) as u64 + r.events_omitted;
     if more > 0 {
         writeln!(out, "  ({more} more events)")?;
+    }
+    Ok(())
+}
+
+/// Each traced process on its own, when a target counts several (followed children,
+/// matched processes): the busiest in full, the rest summed.
+fn procs_section(out: &mut dyn Write, p: &ProcsReport) -> std::io::Result<()> {
+    if !p.several {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "processes: {} traced, {} listed by calls",
+        p.traced,
+        p.listed.len()
+    )?;
+    writeln!(
+        out,
+        "  {:>8} {:>8} {:<9} {:>10} {:>8} {:>10} {:>6}  {:<12} name",
+        "pid", "parent", "joined", "calls", "errors", "rss", "fds", "state"
+    )?;
+    for e in &p.listed {
+        let joined = match e.joined {
+            Some(Joined::Attached) => "attached",
+            Some(Joined::Launched) => "launched",
+            Some(Joined::Followed) => "followed",
+            Some(Joined::Matched) => "matched",
+            None => "-",
+        };
+        let state = match &e.end {
+            None => "running".to_string(),
+            Some(ProcEnd {
+                exit_code: Some(c), ..
+            }) => format!("exited {c}"),
+            Some(ProcEnd {
+                signal: Some(s), ..
+            }) => format!("killed {s}"),
+            Some(_) => "ended".to_string(),
+        };
+        writeln!(
+            out,
+            "  {:>8} {:>8} {:<9} {:>10} {:>8} {:>10} {:>6}  {:<12} {}",
+            e.pid,
+            e.parent,
+            joined,
+            e.calls,
+            e.errors,
+            e.rss_bytes.map_or("-".to_string(), bytes),
+            e.fds.map_or("-".to_string(), |n| n.to_string()),
+            state,
+            printable(&e.comm),
+        )?;
+    }
+    if p.other.processes > 0 {
+        writeln!(
+            out,
+            "  other: {} processes, {} calls, {} errors",
+            p.other.processes, p.other.calls, p.other.errors
+        )?;
     }
     Ok(())
 }
