@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
                     | (Kind::Exit, EventData::Exit(_))
                     | (Kind::Signal, EventData::Signal(_))
                     | (Kind::OomKill, EventData::OomKill(_))
+                    | (Kind::Taken, EventData::Taken(_))
             ));
             // Re-encoded, it is the input's first bytes: it was read from those alone.
             let (bytes, len) = ev.encode();

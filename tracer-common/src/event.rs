@@ -20,6 +20,8 @@ pub enum Kind {
     Signal = 4,
     /// The OOM killer chose a victim anywhere on the machine ([`OomKill`]).
     OomKill = 5,
+    /// A selector (`--comm`, `--cgroup`, `--exe`) took a process in ([`Taken`]).
+    Taken = 6,
 }
 
 impl TryFrom<u32> for Kind {
@@ -31,6 +33,7 @@ impl TryFrom<u32> for Kind {
             3 => Kind::Exit,
             4 => Kind::Signal,
             5 => Kind::OomKill,
+            6 => Kind::Taken,
             other => return Err(other),
         })
     }
@@ -120,6 +123,32 @@ pub struct Signal {
 }
 const _: () = assert!(core::mem::size_of::<Signal>() == 16);
 
+/// What made a selector take a process in ([`Taken::cause`]).
+pub mod taken_cause {
+    /// An exec of the selected program (`--exe`).
+    pub const EXEC: u32 = 1;
+    /// A move into the selected cgroup.
+    pub const CGROUP: u32 = 2;
+    /// Its main thread took the selected name (`--comm`): at an exec, or renamed (prctl
+    /// PR_SET_NAME, a write to /proc/PID/comm). The kernel names the task during an exec
+    /// through the same path, before the exec's own tracepoint.
+    pub const NAME: u32 = 3;
+}
+
+/// A selector took a process in; `header.slot` is the selector's, `header.tgid` the
+/// process's (`header.tid` the thread that exec'd, moved or was renamed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// The selector's kind: a `target_flags` `BY_*` flag.
+    pub how: u32,
+    /// A [`taken_cause`].
+    pub cause: u32,
+    /// The process's start (`start_boottime`, ns since boot): with its id, who it is.
+    pub start_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<Taken>() == 16);
+
 /// Target slot of an event about a process that is not traced (OOM kills are reported for
 /// every process on the machine).
 pub const UNTRACED_SLOT: u32 = u32::MAX;
@@ -190,6 +219,7 @@ pub enum EventData {
     Exit(Exit),
     Signal(Signal),
     OomKill(OomKill),
+    Taken(Taken),
 }
 
 // Records have no padding, so every byte of one is the header's or the payload's: decoding
@@ -200,6 +230,7 @@ const _: () = {
     assert!(size_of::<Event<Exit>>() == size_of::<Header>() + size_of::<Exit>());
     assert!(size_of::<Event<Signal>>() == size_of::<Header>() + size_of::<Signal>());
     assert!(size_of::<Event<OomKill>>() == size_of::<Header>() + size_of::<OomKill>());
+    assert!(size_of::<Event<Taken>>() == size_of::<Header>() + size_of::<Taken>());
 };
 
 /// Size of the largest record (an OOM kill's).
@@ -259,6 +290,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         Kind::Exit => EventData::Exit(read(bytes, kind)?),
         Kind::Signal => EventData::Signal(read(bytes, kind)?),
         Kind::OomKill => EventData::OomKill(read(bytes, kind)?),
+        Kind::Taken => EventData::Taken(read(bytes, kind)?),
     };
     Ok(RawEvent { header, data })
 }
@@ -292,6 +324,7 @@ impl RawEvent {
             EventData::Exit(d) => record(self.header, d),
             EventData::Signal(d) => record(self.header, d),
             EventData::OomKill(d) => record(self.header, d),
+            EventData::Taken(d) => record(self.header, d),
         }
     }
 }

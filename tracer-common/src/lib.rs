@@ -174,7 +174,11 @@ pub struct TargetEntry {
     pub slot1: u32,
     /// [`target_flags`].
     pub flags: u32,
-    pub _pad: u32,
+    /// The entry's own index in the table, written by whoever places it: the index of the
+    /// process's [`ProcCalls`] in [`maps::PROC_CALLS`]. (Loaded rather than carried from
+    /// the lookup: an index that differs in each way of the set keeps the old verifiers
+    /// from merging the ways' paths, and sys_enter then grew past their limit.)
+    pub index: u32,
 }
 const _: () = assert!(core::mem::size_of::<TargetEntry>() == 16);
 
@@ -401,8 +405,15 @@ pub struct ThreadSched {
     pub slot1: u32,
     /// One of [`sched_state`].
     pub state: u32,
-    pub _pad: u32,
+    /// [`thread_flags`].
+    pub flags: u32,
     pub since_ns: u64,
+}
+
+/// Bits of [`ThreadSched::flags`].
+pub mod thread_flags {
+    /// The thread found [`super::maps::THREAD_STATS`] full (counted once, as one thread).
+    pub const STATS_FULL: u32 = 1;
 }
 const _: () = assert!(core::mem::size_of::<ThreadSched>() == 24);
 

@@ -24,6 +24,9 @@ pub static TARGETS: Array<TargetEntry> = Array::with_max_entries(1, 0);
 #[map(name = "PROC_CALLS")]
 pub static PROC_CALLS: Array<ProcCalls> = Array::with_max_entries(1, 0);
 
+/// /proc's clock tick (USER_HZ 100), the unit of the process starts userspace writes.
+const TICK_NS: u64 = 10_000_000;
+
 /// What could not be recorded, by [`Drop`] kind.
 #[map(name = "DROPS")]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tracer_common::DROP_KINDS, 0);
@@ -43,31 +46,29 @@ pub fn target(tgid: u32) -> Option<*mut TargetEntry> {
     (unsafe { (*p).slot1 } != 0).then_some(p)
 }
 
-/// [`target`], with its entry's index.
-#[inline(always)]
-pub fn target_at(tgid: u32) -> Option<(u32, *mut TargetEntry)> {
-    let (i, p) = table::find_at(&TARGETS, tgid)?;
-    // SAFETY: a map value, valid while the program runs.
-    (unsafe { (*p).slot1 } != 0).then_some((i, p))
-}
-
 /// Traces process `tgid` under `slot` (a followed child, before it runs, with the flags of
 /// its parent's image); `start_ns` is its `start_boottime`, with its id who it is. Its own
 /// counts start at zero. False when its set of the table is full.
 #[inline(always)]
 pub fn set_target(tgid: u32, slot: u32, flags: u32, start_ns: u64) -> bool {
-    match table::find_or_free_at(&TARGETS, tgid, TargetEntry::reusable) {
-        Some((i, p)) => {
+    let i = table::find_or_free_index(&TARGETS, tgid, TargetEntry::reusable);
+    match TARGETS.get_ptr_mut(i) {
+        Some(p) => {
             if let Some(c) = PROC_CALLS.get_ptr_mut(i) {
-                // SAFETY: a map value; the entry's process is new (or has ended, its
-                // counts sent with its exit event).
+                // SAFETY: a map value. The entry's process is new, or has ended (its counts
+                // sent with its exit event), or is this one, let go by a selector and taken
+                // in again (a rename back): then its counts go on. Userspace writes the
+                // start in whole clock ticks of 10 ms, the kernel side exactly.
                 unsafe {
-                    *c = ProcCalls {
-                        calls: 0,
-                        errors: 0,
-                        start_ns,
-                        tgid,
-                        _pad: 0,
+                    let same = (*c).tgid == tgid && start_ns.wrapping_sub((*c).start_ns) < TICK_NS;
+                    if !same {
+                        *c = ProcCalls {
+                            calls: 0,
+                            errors: 0,
+                            start_ns,
+                            tgid,
+                            _pad: 0,
+                        }
                     }
                 };
             }
@@ -77,7 +78,7 @@ pub fn set_target(tgid: u32, slot: u32, flags: u32, start_ns: u64) -> bool {
                     tgid,
                     slot1: slot + 1,
                     flags,
-                    _pad: 0,
+                    index: i,
                 }
             };
             true
@@ -110,7 +111,9 @@ pub fn count_proc_call(proc1: u32, tgid: u32, failed: bool) {
 /// The own counts of process `tgid`, if it is in the filter.
 #[inline(always)]
 pub fn proc_calls(tgid: u32) -> Option<ProcCalls> {
-    let (i, _) = table::find_at(&TARGETS, tgid)?;
+    let p = table::find(&TARGETS, tgid)?;
+    // SAFETY: a map value, valid while the program runs.
+    let i = unsafe { (*p).index };
     PROC_CALLS.get(i).copied().filter(|c| c.tgid == tgid)
 }
 

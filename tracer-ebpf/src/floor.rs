@@ -107,3 +107,9 @@ pub fn floor_signal2(_ctx: RawTracePointContext) -> i32 {
 pub fn floor_cgroup2(_ctx: RawTracePointContext) -> i32 {
     0
 }
+
+/// The second program on a hook whose real programs are two (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "task_rename")]
+pub fn floor_rename2(_ctx: RawTracePointContext) -> i32 {
+    0
+}

@@ -11,7 +11,7 @@
 //! one helper call, one kernel read (next's ids) and up to sixteen inlined array lookups
 //! (a set of THREAD_SCHED and of TARGETS, for prev and next).
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_EXIST, BPF_NOEXIST},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         bpf_probe_read_kernel_str_bytes,
@@ -23,6 +23,7 @@ use aya_ebpf::{
 use tracer_common::{
     Drop, MAX_TARGETS, SchedStats, ThreadSched, hist,
     sched_state::{BLOCKED, DEAD, RUNNABLE, RUNNING, UNKNOWN},
+    thread_flags,
 };
 
 use crate::{
@@ -88,9 +89,9 @@ fn add(s: &mut SchedStats, d: &Delta, bucket: usize) {
 /// Adds `d` to the process totals of `slot` and to the thread's own counters. `current`:
 /// the thread is the running task, so its name, not yet recorded, is one helper call away
 /// (later names come from [`task_rename`]; reading the name at every switch-out cost about
-/// a fifth of this program's run time).
+/// a fifth of this program's run time). `flags`: the thread's `ThreadSched::flags`.
 #[inline(always)]
-fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool) {
+fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool, flags: &mut u32) {
     let bucket = d.runq_wait.map_or(0, hist::bucket);
     if let Some(p) = SCHED_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
@@ -101,13 +102,25 @@ fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool) {
         return;
     }
     let stats = match THREAD_STATS.get_ptr_mut(&tid) {
-        Some(p) => p,
-        None => {
+        // SAFETY: a map value, valid while the program runs.
+        Some(p) if unsafe { (*p).tgid } == tgid => p,
+        // None, or the entry of an ended thread of another process that had this id (not
+        // yet reclaimed by userspace): this thread's counters start at zero.
+        found => {
             let Some(zero) = SCHED_ZERO.get(0) else {
                 return;
             };
-            if THREAD_STATS.insert(&tid, zero, BPF_NOEXIST as u64).is_err() {
-                count_drop(Drop::ThreadStatsFull);
+            let how = if found.is_some() {
+                BPF_EXIST
+            } else {
+                BPF_NOEXIST
+            };
+            if THREAD_STATS.insert(&tid, zero, how as u64).is_err() {
+                // Counted once per thread, not per switch.
+                if *flags & thread_flags::STATS_FULL == 0 {
+                    *flags |= thread_flags::STATS_FULL;
+                    count_drop(Drop::ThreadStatsFull);
+                }
                 return;
             }
             let Some(p) = THREAD_STATS.get_ptr_mut(&tid) else {
@@ -153,7 +166,7 @@ pub fn tracked(tid: u32, tgid: u32) -> Option<&'static mut ThreadSched> {
             tid,
             slot1: slot + 1,
             state: UNKNOWN,
-            _pad: 0,
+            flags: 0,
             since_ns: 0,
         };
     }
@@ -233,19 +246,20 @@ fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: boo
         }
     }
     if t.state == DEAD {
+        apply(&d, slot, tid, tgid, true, &mut t.flags);
         // Its last switch: close the books and free the tid for its next owner.
         *t = ThreadSched::default();
-    } else {
-        if voluntary {
-            d.voluntary = 1;
-            t.state = BLOCKED;
-        } else {
-            d.involuntary = 1;
-            t.state = RUNNABLE;
-        }
-        t.since_ns = now;
+        return;
     }
-    apply(&d, slot, tid, tgid, true);
+    if voluntary {
+        d.voluntary = 1;
+        t.state = BLOCKED;
+    } else {
+        d.involuntary = 1;
+        t.state = RUNNABLE;
+    }
+    t.since_ns = now;
+    apply(&d, slot, tid, tgid, true, &mut t.flags);
 }
 
 #[inline(always)]
@@ -267,7 +281,7 @@ fn switch_in(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64) {
     }
     t.state = RUNNING;
     t.since_ns = now;
-    apply(&d, t.slot1 - 1, tid, tgid, false);
+    apply(&d, t.slot1 - 1, tid, tgid, false, &mut t.flags);
 }
 
 /// TP_PROTO(struct task_struct *task, const char *comm): a thread is renamed (prctl
@@ -331,7 +345,7 @@ fn wakeup(task: u64, new: bool) {
             blocked_ns: now - t.since_ns,
             ..Default::default()
         };
-        apply(&d, t.slot1 - 1, tid, tgid, false);
+        apply(&d, t.slot1 - 1, tid, tgid, false, &mut t.flags);
     }
     t.state = RUNNABLE;
     t.since_ns = now;

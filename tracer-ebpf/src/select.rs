@@ -5,7 +5,7 @@
 //! processes it takes in are counted together.
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel_str_bytes,
     },
     macros::{map, raw_tracepoint},
@@ -14,11 +14,12 @@ use aya_ebpf::{
 };
 use tracer_common::{
     Drop, EXE_PATH_MAX, ExeMatch, MAX_EXES, SelectConfig,
+    event::{Kind, Taken, taken_cause},
     target_flags::{BY_CGROUP, BY_COMM, BY_EXE},
 };
 
 use crate::{
-    events::{offsets, process_start, read_at, rodata, task_ids},
+    events::{offsets, process_start, read_at, rodata, submit, task_ids},
     filter::{count_drop, forget_untraced, set_target, target},
 };
 
@@ -43,16 +44,33 @@ static EXES: Array<ExeMatch> = Array::with_max_entries(MAX_EXES, 0);
 #[map(name = "EXEC_NAME")]
 static EXEC_NAME: PerCpuArray<[u64; EXE_PATH_MAX / 8]> = PerCpuArray::with_max_entries(1, 0);
 
-/// Takes `tgid` in under `slot` (`how`: the selector's flag), unless it is traced already
-/// (by a `--pid`, a launch, a follow, another selector: those keep their slot). Its threads
-/// may sit in the syscall hooks' cache of untraced threads: the cache is emptied.
+/// Takes the process of `task` (thread `tid` of `tgid`) in under `slot` (`how`: the
+/// selector's flag; `cause`: a `taken_cause`), unless it is traced already (by a `--pid`, a
+/// launch, a follow, another selector: those keep their slot), and says so to userspace,
+/// which then reads its /proc entry too. Its threads may sit in the syscall hooks' cache of
+/// untraced threads: the cache is emptied.
 #[inline(always)]
-fn take_in(task: u64, tgid: u32, slot: u32, how: u32) {
+fn take_in(task: u64, tid: u32, tgid: u32, slot: u32, how: u32, cause: u32) {
     if target(tgid).is_some() {
         return;
     }
-    if set_target(tgid, slot, how, process_start(task)) {
+    let start_ns = process_start(task);
+    if set_target(tgid, slot, how, start_ns) {
         forget_untraced();
+        // SAFETY: reading the monotonic clock has no preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        submit(
+            Kind::Taken,
+            slot,
+            now,
+            tid,
+            tgid,
+            Taken {
+                how,
+                cause,
+                start_ns,
+            },
+        );
     } else {
         count_drop(Drop::ThreadTableFull);
     }
@@ -90,22 +108,66 @@ pub fn select_exec2(ctx: RawTracePointContext) -> i32 {
 #[inline(always)]
 fn match_exec(ctx: &RawTracePointContext) -> i32 {
     let c = rodata(&SELECT);
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     // SAFETY: returns the running task; read only through bpf_probe_read_kernel.
     let task = unsafe { bpf_get_current_task() };
     if c.n_comms != 0
         && let Ok(comm) = bpf_get_current_comm()
     {
         match first(c.n_comms, |i| c.comms[i] == comm) {
-            Some(i) => take_in(task, tgid, c.comm_slots[i], BY_COMM),
+            Some(i) => take_in(task, tid, tgid, c.comm_slots[i], BY_COMM, taken_cause::NAME),
             None => let_go(tgid, BY_COMM),
         }
     }
     if c.n_exes != 0 {
         match exe_slot(ctx.arg(2), c.n_exes) {
-            Some(slot) => take_in(task, tgid, slot, BY_EXE),
+            Some(slot) => take_in(task, tid, tgid, slot, BY_EXE, taken_cause::EXEC),
             None => let_go(tgid, BY_EXE),
         }
+    }
+    0
+}
+
+/// TP_PROTO(struct task_struct *task, const char *comm): a thread is renamed (prctl
+/// PR_SET_NAME, a write to /proc/PID/comm, an exec); `comm` is the new name. Like pgrep,
+/// `--comm` matches a process by its main thread's name: a process whose main thread takes
+/// a selected name is taken in, one taking another name leaves. (At an exec this runs
+/// before [`select_exec`], which then finds the process taken in or let go already.)
+#[raw_tracepoint(tracepoint = "task_rename")]
+pub fn select_rename(ctx: RawTracePointContext) -> i32 {
+    match_rename(&ctx)
+}
+
+/// [`select_rename`] again, for the runs the kernel skips (see `crate::twin`).
+#[raw_tracepoint(tracepoint = "task_rename")]
+pub fn select_rename2(ctx: RawTracePointContext) -> i32 {
+    match_rename(&ctx)
+}
+
+#[inline(always)]
+fn match_rename(ctx: &RawTracePointContext) -> i32 {
+    let c = rodata(&SELECT);
+    if c.n_comms == 0 {
+        return 0;
+    }
+    let task: u64 = ctx.arg(0);
+    let Some((tid, tgid)) = task_ids(task) else {
+        return 0;
+    };
+    if tid != tgid {
+        return 0; // another thread's name: not the process's
+    }
+    let mut comm = [0u8; 16];
+    let name: *const u8 = ctx.arg(1);
+    // SAFETY: the helper checks the address and stops at 15 bytes and a NUL, as the
+    // kernel truncates the name it stores.
+    if unsafe { bpf_probe_read_kernel_str_bytes(name, &mut comm) }.is_err() {
+        return 0;
+    }
+    match first(c.n_comms, |i| c.comms[i] == comm) {
+        Some(i) => take_in(task, tid, tgid, c.comm_slots[i], BY_COMM, taken_cause::NAME),
+        None => let_go(tgid, BY_COMM),
     }
     0
 }
@@ -211,11 +273,18 @@ fn match_cgroup(ctx: &RawTracePointContext) -> i32 {
     else {
         return 0;
     };
-    let Some((_, tgid)) = task_ids(task) else {
+    let Some((tid, tgid)) = task_ids(task) else {
         return 0;
     };
     match first(c.n_cgroups, |i| c.cgroups[i] == id) {
-        Some(i) => take_in(task, tgid, c.cgroup_slots[i], BY_CGROUP),
+        Some(i) => take_in(
+            task,
+            tid,
+            tgid,
+            c.cgroup_slots[i],
+            BY_CGROUP,
+            taken_cause::CGROUP,
+        ),
         None => let_go(tgid, BY_CGROUP),
     }
     0

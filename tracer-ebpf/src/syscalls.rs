@@ -27,9 +27,7 @@ use tracer_common::{
 
 use crate::{
     events::{hist_slot, offsets, read_at, rodata},
-    filter::{
-        count_drop, count_proc_call, known_untraced, mark_untraced, target, target_at, target_slot,
-    },
+    filter::{count_drop, count_proc_call, known_untraced, mark_untraced, target, target_slot},
     memory, sched, table,
 };
 
@@ -118,12 +116,13 @@ fn enter(ctx: *mut c_void) -> i32 {
     let ctx = RawTracePointContext::new(ctx);
     let regs: u64 = ctx.arg(0);
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some((target_idx, target)) = target_at((pid_tgid >> 32) as u32) else {
+    let Some(target) = target((pid_tgid >> 32) as u32) else {
         mark_untraced(regs);
         return 0;
     };
     // SAFETY: a map value, valid while the program runs.
-    let (slot, target_flags) = unsafe { ((*target).slot1 - 1, (*target).flags) };
+    let (slot, target_flags, target_idx) =
+        unsafe { ((*target).slot1 - 1, (*target).flags, (*target).index) };
     let id: u64 = ctx.arg(1);
     let nr = if id < SYSCALL_SLOTS as u64 {
         id as u32

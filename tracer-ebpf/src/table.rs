@@ -27,21 +27,6 @@ pub fn find<T: Tagged>(map: &Array<T>, id: u32) -> Option<*mut T> {
     None
 }
 
-/// `id`'s entry and its index, if it has one.
-#[inline(always)]
-pub fn find_at<T: Tagged>(map: &Array<T>, id: u32) -> Option<(u32, *mut T)> {
-    let base = set_base(id, *rodata(&TABLE_ENTRIES));
-    for w in 0..WAYS {
-        if let Some(p) = map.get_ptr_mut(base + w)
-            // SAFETY: a map value, valid while the program runs.
-            && unsafe { (*p).tag() } == id
-        {
-            return Some((base + w, p));
-        }
-    }
-    None
-}
-
 /// `id`'s entry, else the first of its set that `free` accepts (the caller then takes it
 /// over and writes `id` in it), else None.
 #[inline(always)]
@@ -50,16 +35,6 @@ pub fn find_or_free<T: Tagged>(
     id: u32,
     free: impl Fn(&T) -> bool,
 ) -> Option<*mut T> {
-    find_or_free_at(map, id, free).map(|(_, p)| p)
-}
-
-/// [`find_or_free`], with the entry's index.
-#[inline(always)]
-pub fn find_or_free_at<T: Tagged>(
-    map: &Array<T>,
-    id: u32,
-    free: impl Fn(&T) -> bool,
-) -> Option<(u32, *mut T)> {
     let base = set_base(id, *rodata(&TABLE_ENTRIES));
     let mut spare = None;
     for w in 0..WAYS {
@@ -67,12 +42,37 @@ pub fn find_or_free_at<T: Tagged>(
             // SAFETY: a map value, valid while the program runs.
             let e = unsafe { &*p };
             if e.tag() == id {
-                return Some((base + w, p));
+                return Some(p);
             }
             if spare.is_none() && free(e) {
-                spare = Some((base + w, p));
+                spare = Some(p);
             }
         }
     }
     spare
 }
+
+/// The index of what [`find_or_free`] finds, [`NONE`] if nothing. A plain integer: the
+/// verifiers of Linux 5.10 and 6.1 refuse code that reads an `Option` of an index and a
+/// pointer back from the stack where only its tag was written.
+#[inline(always)]
+pub fn find_or_free_index<T: Tagged>(map: &Array<T>, id: u32, free: impl Fn(&T) -> bool) -> u32 {
+    let base = set_base(id, *rodata(&TABLE_ENTRIES));
+    let mut spare = NONE;
+    for w in 0..WAYS {
+        if let Some(p) = map.get_ptr_mut(base + w) {
+            // SAFETY: a map value, valid while the program runs.
+            let e = unsafe { &*p };
+            if e.tag() == id {
+                return base + w;
+            }
+            if spare == NONE && free(e) {
+                spare = base + w;
+            }
+        }
+    }
+    spare
+}
+
+/// No entry (see [`find_or_free_index`]).
+pub const NONE: u32 = u32::MAX;

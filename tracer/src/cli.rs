@@ -55,8 +55,8 @@ pub struct Cli {
     pub follow: bool,
 
     /// Trace every process named NAME (its `comm`, as `pgrep` matches it), now and
-    /// whenever one execs later: a service restarted by its supervisor is traced again
-    /// from its exec. Repeatable; their processes are counted together, per NAME.
+    /// whenever one takes the name later (an exec, a rename): a service restarted by its
+    /// supervisor is traced again from its exec. Repeatable; their processes are counted together, per NAME.
     #[arg(long = "comm", value_name = "NAME", value_parser = parse_comm)]
     pub comms: Vec<String>,
 

@@ -208,6 +208,12 @@ impl Engine<'_> {
                         b.reclaim();
                         prev.procs = b.snapshot();
                     }
+                    // Ended threads, reported, give back their kernel entries.
+                    if self.ctx.threads
+                        && let Some(c) = self.collector.as_mut()
+                    {
+                        c.reclaim_threads(&prev.threads);
+                    }
                     // A report that comes late skips the boundaries it missed: the next
                     // window is longer, and they stay where they were.
                     next += interval;
@@ -294,18 +300,14 @@ impl Engine<'_> {
             b.events(&fresh);
         }
         for e in &fresh {
-            // A process a selector took in at its exec: /proc is read for its threads too.
-            if let EventData::Exec(_) = e.data
-                && self
-                    .ctx
-                    .targets
-                    .get(e.header.slot as usize)
-                    .is_some_and(|t| t.selector_label().is_some())
+            // A process a selector took in (at an exec, a rename, a cgroup move): /proc is
+            // read for it too, if the pidfd opened names the process that was taken in.
+            if let EventData::Taken(t) = e.data
                 && !self.live.iter().any(|l| l.pid == e.header.tgid)
                 && let Ok(fd) = target::pidfd_open(e.header.tgid)
             {
                 let who = Live::new(e.header.tgid, e.header.slot, fd, Joined::Matched);
-                if who.is_running() {
+                if who.start_ticks == t.start_ns / ns_per_clock_tick() && who.is_running() {
                     if let Some(b) = self.procs.as_mut() {
                         b.join(&who);
                     }

@@ -149,6 +149,8 @@ const SELECT_HOOKS: &[Hook] = &[
     ("select_exec2", "sched_process_exec", "floor_exec2", 3),
     ("select_cgroup", "cgroup_attach_task", "floor_cgroup", 3),
     ("select_cgroup2", "cgroup_attach_task", "floor_cgroup2", 3),
+    ("select_rename", "task_rename", "floor_rename", 2),
+    ("select_rename2", "task_rename", "floor_rename2", 2),
 ];
 
 /// The tracepoints the selectors' hooks attach to, with the number of arguments read.
@@ -278,7 +280,7 @@ impl Probes {
 
     /// Starts tracing process `tgid` under `slot`, with [`target_flags`] (a selector's).
     pub fn add_target_with(&mut self, tgid: u32, slot: u32, flags: u32) -> Result<()> {
-        let entry = TargetEntry {
+        let entry = |index| TargetEntry {
             tgid,
             slot1: slot + 1,
             flags: flags
@@ -287,7 +289,7 @@ impl Probes {
                 } else {
                     0
                 },
-            _pad: 0,
+            index,
         };
         let placed = crate::collect::table_put(
             &mut self.targets,

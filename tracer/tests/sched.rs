@@ -154,6 +154,43 @@ fn threads_keep_the_name_they_are_renamed_to() {
     assert_eq!(name_of(false), ["renamed-late"], "{threads:?}");
 }
 
+/// `--threads` keeps each thread's counters in a preallocated kernel map of 4096 entries;
+/// ended threads give theirs back once reported. 5000 threads, one after another, each
+/// making 10 `getppid`s and sleeping 1 ms: none finds the map full (without the reclaim,
+/// the 4097th on would), and every thread is either listed or counted as dropped from the
+/// lists (tracer keeps the 1000 busiest ended ones in full).
+#[test]
+fn ended_threads_give_back_their_kernel_entries() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args([
+        "--output",
+        "json",
+        "--threads",
+        "--interval",
+        "0.2",
+        "--sections",
+        "syscalls,sched,life",
+        "--",
+        WORKLOAD,
+        "threads",
+        "5000",
+        "10",
+        "1",
+    ]));
+    let r = final_report(&out);
+    assert_calls(&r, "getppid", 50_000);
+    assert_eq!(r["drops"]["thread_stats_full"], 0, "{}", r["drops"]);
+    let s = sched(&r);
+    let listed = s["threads"].as_array().unwrap().len() as u64;
+    let dropped = s["threads_dropped"].as_u64().unwrap();
+    assert!(
+        dropped > 0,
+        "the run is long enough to reclaim: {listed} listed"
+    );
+    assert!(listed <= 1000 + 4096, "{listed} listed");
+    assert_eq!(listed + dropped, 5001, "{listed} listed, {dropped} dropped");
+}
+
 /// A spinner's on-CPU time, interval by interval, against the scheduler's own account of
 /// it between the moments the interval reports arrive (the first interval, which began
 /// before tracer attached, is left out).

@@ -109,6 +109,73 @@ fn a_name_takes_in_its_processes_now_and_at_each_restart() {
     assert_eq!(r["life"]["execs"], 2, "{}", r["life"]);
 }
 
+/// `--comm` matches a process by its main thread's name, as pgrep does, whenever that
+/// name changes: a process renaming itself to the name (prctl) is taken in, one renaming
+/// itself away leaves, and one naming itself back through /proc/self/comm (another path
+/// to the same kernel rename) is taken in again. The workload makes 1000 `getppid`s under the name,
+/// 500 away, 2000 back under it: exactly 3000 counted, and as its own calls 3001 (the
+/// prctl that renamed it away began while it was traced); two `taken` events.
+#[test]
+fn a_rename_takes_a_process_in_and_out() {
+    let Some(_g) = ebpf_test() else { return };
+    let name = format!("trn{}", std::process::id() % 100_000);
+    let mut work = KillOnDrop(
+        Command::new(WORKLOAD)
+            .args(["renames", &name, "1000", "500", "2000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = work.0.id();
+    let mut out = BufReader::new(work.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let (tr, _err) = start(&["--comm", &name]);
+    let mut stdin = work.0.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "away");
+    stdin.write_all(b"back\n").unwrap();
+    assert!(work.0.wait().unwrap().success());
+    let r = stop(tr);
+    let skipped = r["drops"]["skipped_runs"].as_u64().unwrap_or(0);
+    let sel = entry(&r, &format!("comm:{name}"));
+    let got = getppids(sel);
+    assert!(
+        got <= 3000 && 3000 - got <= skipped,
+        "{got} getppid, {skipped} runs skipped"
+    );
+    assert_eq!(getppids(&r), got, "only while named");
+    let own = r["per_process"]["listed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("no entry of {pid}: {}", r["per_process"]));
+    assert_eq!(own["joined"], "matched");
+    let calls = own["calls"].as_u64().unwrap();
+    assert!(
+        calls <= 3001 && 3001 - calls <= skipped,
+        "own calls {calls}, {skipped} runs skipped"
+    );
+    let taken: Vec<&Value> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "taken")
+        .collect();
+    assert_eq!(taken.len(), 2, "{}", r["events"]);
+    for e in taken {
+        assert_eq!(e["pid"], pid);
+        assert_eq!(e["by"], "comm");
+        assert_eq!(e["cause"], "name");
+    }
+    assert_eq!(r["life"]["taken_in"], 2, "{}", r["life"]);
+}
+
 /// Starts the workload with `args` inside `cgroup` (it moves itself there before its
 /// exec, as a supervisor does) and waits for its end.
 fn in_cgroup(cgroup: &Path, args: &[&str]) {

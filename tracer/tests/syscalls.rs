@@ -328,8 +328,10 @@ fn busy_threads_are_sampled_and_the_estimate_keeps_the_shape() {
         "timed {timed} of {calls}"
     );
     // 90% of the reads are fast and 10% slow: the median is a fast one, the 99th
-    // percentile a slow one, as when every call is timed.
-    assert!(p50 < 2_000, "p50 {p50}");
+    // percentile a slow one, as when every call is timed. (The slow reads take about 20
+    // times as long as the fast ones here, 40 times in an emulated guest, where both are
+    // slower: the bound is on the ratio.)
+    assert!(p99 > 8 * p50, "p50 {p50} p99 {p99}");
     assert!(p99 > 3_000 && p99 <= max, "p99 {p99} max {max}");
     assert_eq!(r["lost_events"], 0);
 }
@@ -348,7 +350,8 @@ fn exact_latency_times_every_call() {
     }
     let (calls, _, p50, p99, _) = latency(&r, "read");
     assert!(calls >= 200_000);
-    assert!(p50 < 2_000 && p99 > 3_000, "p50 {p50} p99 {p99}");
+    // As in the sampled test above: a fast median, a slow 99th percentile.
+    assert!(p99 > 8 * p50 && p99 > 3_000, "p50 {p50} p99 {p99}");
     assert_eq!(r["totals"]["timed"], r["totals"]["calls"]);
 }
 

@@ -5,7 +5,9 @@ use std::{fs, path::Path, time::Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tracer_common::event::{EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal};
+use tracer_common::event::{
+    EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Taken,
+};
 
 use crate::{
     build::{cargo, workspace_root},
@@ -182,6 +184,17 @@ fn write_seeds(corpus: &Path) -> Result<()> {
         (
             "oom-kill",
             record(Kind::OomKill, EventData::OomKill(OomKill::example(b"app"))),
+        ),
+        (
+            "taken",
+            record(
+                Kind::Taken,
+                EventData::Taken(Taken {
+                    how: tracer_common::target_flags::BY_COMM,
+                    cause: tracer_common::event::taken_cause::NAME,
+                    start_ns: 7_000_000_000,
+                }),
+            ),
         ),
     ];
     for (name, ev) in seeds {

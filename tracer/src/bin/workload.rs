@@ -27,6 +27,8 @@
 //!
 //! `tracer-workload household CHILDREN CALLS`: see `household.rs`.
 //!
+//! `tracer-workload renames NAME N M K`: renames itself to NAME and away; see `renames.rs`.
+//!
 //! `tracer-workload [--wait] forks CHILDREN CALLS`: forks CHILDREN children one after
 //! another, each making exactly CALLS `getppid`s and exiting 0; the parent waits for each
 //! (and with `--wait`, says `child PID` once it has).
@@ -39,8 +41,9 @@
 //! descriptors opened; says `done` and holds it all until a line on stdin (a process given
 //! a traced process's pid, in the identity tests).
 //!
-//! `tracer-workload threads COUNT CALLS`: starts COUNT threads one after another, each
-//! making exactly CALLS `getppid`s and ending; the main thread joins each before the next.
+//! `tracer-workload threads COUNT CALLS [NAP_MS]`: starts COUNT threads one after another,
+//! each making exactly CALLS `getppid`s (then sleeping NAP_MS ms, below 1000, once) and
+//! ending; the main thread joins each before the next.
 //!
 //! `tracer-workload exits`: forks a child that exits with code 3, one that is killed by
 //! SIGKILL (sent by the parent) and one that writes through a null pointer (SIGSEGV, from
@@ -74,10 +77,12 @@ mod congruent;
 mod household;
 #[path = "workload/memory.rs"]
 mod memory;
+#[path = "workload/renames.rs"]
+mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename"
     );
     std::process::exit(2)
 }
@@ -121,12 +126,15 @@ fn fork_getppid(calls: u64) -> libc::pid_t {
 }
 
 /// Starts `count` threads one after another, each making `calls` getppid.
-fn thread_getppid(count: u64, calls: u64) {
+fn thread_getppid(count: u64, calls: u64, nap_ms: u64) {
     for _ in 0..count {
         std::thread::spawn(move || {
             for _ in 0..calls {
                 // SAFETY: getppid has no preconditions.
                 unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            if nap_ms > 0 {
+                sleep_ms(nap_ms);
             }
         })
         .join()
@@ -277,6 +285,11 @@ fn main() {
             let (children, calls) = (num(args.next()), num(args.next()));
             household::household(children, calls);
         }
+        Some("renames") => {
+            let name = args.next().unwrap_or_else(|| usage());
+            let (n, m, k) = (num(args.next()), num(args.next()), num(args.next()));
+            renames::renames(&name, n, m, k);
+        }
         Some("family") => {
             let (children, calls) = (num(args.next()), num(args.next()));
             // Forked before the handshake: they exist when a tracer attaches.
@@ -340,13 +353,14 @@ fn main() {
                 for _ in 0..children {
                     fork_getppid(calls);
                 }
-                thread_getppid(threads, calls);
+                thread_getppid(threads, calls, 0);
                 println!("round");
             }
         }
         Some("threads") => {
             let (count, calls) = (num(args.next()), num(args.next()));
-            thread_getppid(count, calls);
+            let nap = args.next().map_or(0, |s| num(Some(s)));
+            thread_getppid(count, calls, nap);
         }
         Some("evilname") => {
             // Names that try to take over a terminal: the process's own name, then a

@@ -6,7 +6,10 @@ pub mod proc;
 pub mod procs;
 pub mod sched;
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Result, anyhow};
 use aya::{
@@ -18,7 +21,7 @@ use tracer_common::{
     table::{self, Tagged},
 };
 
-use crate::model::{Drops, Sample, SyscallCounts};
+use crate::model::{Drops, Sample, SyscallCounts, sched::ThreadCounts};
 
 pub struct Collector {
     stats: PerCpuArray<MapData, SyscallStats>,
@@ -41,14 +44,14 @@ pub fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     Ok(T::try_from(map)?)
 }
 
-/// Writes `value` as `id`'s entry of a per-id table (see [`tracer_common::table`]): over its
+/// Writes `value(index)` as `id`'s entry of a per-id table (see [`tracer_common::table`]): over its
 /// own entry, else over the first of its set that `free` accepts. Its index; None when the
 /// set is full. The kernel side's placement, so that its lookups find the entry.
 pub fn table_put<T: Tagged + aya::Pod>(
     map: &mut Array<MapData, T>,
     entries: u32,
     id: u32,
-    value: T,
+    value: impl FnOnce(u32) -> T,
     free: impl Fn(&T) -> bool,
 ) -> Result<Option<u32>> {
     let base = table::set_base(id, entries);
@@ -57,7 +60,7 @@ pub fn table_put<T: Tagged + aya::Pod>(
         .collect::<Result<Vec<T>, _>>()?;
     match table::place(&set, id, free) {
         Some(w) => {
-            map.set(base + w as u32, value, 0)?;
+            map.set(base + w as u32, value(base + w as u32), 0)?;
             Ok(Some(base + w as u32))
         }
         None => Ok(None),
@@ -104,6 +107,13 @@ impl Collector {
         })
     }
 
+    /// After a report (with `--threads`): ended threads give back their kernel entries.
+    pub fn reclaim_threads(&mut self, threads: &BTreeMap<u32, ThreadCounts>) {
+        if let Some(s) = self.sched.as_mut() {
+            s.reclaim(threads);
+        }
+    }
+
     /// Records the current state of `target`'s threads (before the hooks attach).
     pub fn seed(&mut self, target: &proc::Live, now_ns: u64) -> Result<()> {
         match self.sched.as_mut() {
@@ -120,6 +130,7 @@ impl Collector {
             let (per_slot, threads) = s.sample(live, now_ns)?;
             sample.sched = Some(per_slot);
             sample.threads = threads;
+            sample.threads_dropped = s.ended_dropped();
         }
         let native = (0..self.slots * SYSCALL_SLOTS)
             .map(|idx| Ok((idx, self.stats.get(&idx, 0)?)))

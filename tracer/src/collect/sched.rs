@@ -13,6 +13,10 @@ use tracer_common::{SchedStats, ThreadSched, maps, sched_state};
 use super::{proc::Live, take};
 use crate::model::sched::{SchedCounts, ThreadCounts};
 
+/// Ended threads kept in full once their kernel entries are reclaimed (with `--threads`);
+/// beyond, the least busy are dropped from the lists (their process totals keep them).
+pub const MAX_ENDED_THREADS: usize = 1000;
+
 pub struct SchedCollector {
     totals: PerCpuArray<MapData, SchedStats>,
     threads: BpfHashMap<MapData, u32, SchedStats>,
@@ -22,6 +26,14 @@ pub struct SchedCollector {
     slots: u32,
     /// Entries of the per-id tables (THREAD_SCHED's).
     table_entries: u32,
+    /// Ended threads whose `THREAD_STATS` entries were deleted: their final counters.
+    ended: BTreeMap<u32, ThreadCounts>,
+    /// Ended threads dropped beyond [`MAX_ENDED_THREADS`].
+    ended_dropped: u64,
+    /// Threads seen ended at the last reclaim, with their time then: reclaimed at the
+    /// next if still ended and unchanged (a thread's last switch-out may come just after
+    /// it left /proc).
+    quiet: HashMap<u32, u64>,
 }
 
 fn thread_comm(pid: u32, tid: u32) -> Option<String> {
@@ -38,6 +50,9 @@ impl SchedCollector {
             comms: HashMap::new(),
             slots,
             table_entries,
+            ended: BTreeMap::new(),
+            ended_dropped: 0,
+            quiet: HashMap::new(),
         })
     }
 
@@ -64,14 +79,18 @@ impl SchedCollector {
                 tid,
                 slot1: slot + 1,
                 state,
-                _pad: 0,
+                flags: 0,
                 since_ns: now_ns,
             };
             // A thread whose set is full gets no seeded state: the hooks count it as lost
             // when they see it.
-            super::table_put(&mut self.state, self.table_entries, tid, t, |e| {
-                e.slot1 == 0
-            })?;
+            super::table_put(
+                &mut self.state,
+                self.table_entries,
+                tid,
+                |_| t,
+                |e| e.slot1 == 0,
+            )?;
             self.comms.insert(task.tid as u32, stat.comm);
         }
         Ok(())
@@ -112,6 +131,23 @@ impl SchedCollector {
                     counts,
                 },
             );
+        }
+        // Reclaimed threads: their counters, plus any the kernel has added since (a last
+        // switch-out after the reclaim). A later thread of another process given the id
+        // has its own entry; the ended one is then gone from the lists.
+        let mut shadowed = Vec::new();
+        for (tid, kept) in &self.ended {
+            match threads.get_mut(tid) {
+                None => {
+                    threads.insert(*tid, kept.clone());
+                }
+                Some(t) if t.pid == kept.pid && t.slot == kept.slot => t.counts.add(&kept.counts),
+                Some(_) => shadowed.push(*tid),
+            }
+        }
+        for tid in shadowed {
+            self.ended.remove(&tid);
+            self.ended_dropped += 1;
         }
         // Threads alive now, including those no hook has seen yet (of the traced processes
         // themselves: not of a later process given one's pid).
@@ -159,5 +195,48 @@ impl SchedCollector {
             }
         }
         Ok((per_slot, threads))
+    }
+
+    /// Ended threads dropped from the lists so far (beyond [`MAX_ENDED_THREADS`]).
+    pub fn ended_dropped(&self) -> u64 {
+        self.ended_dropped
+    }
+
+    /// After a report: threads of `sample` that ended and were quiet since the last call
+    /// give back their kernel entries (so the preallocated map holds live threads, not
+    /// history); their counters stay here, the busiest [`MAX_ENDED_THREADS`] of them.
+    pub fn reclaim(&mut self, sample: &BTreeMap<u32, ThreadCounts>) {
+        let mut quiet = HashMap::new();
+        for (tid, t) in sample.iter().filter(|(_, t)| !t.alive) {
+            let wall = t.counts.wall_ns();
+            if self
+                .ended
+                .get(tid)
+                .is_some_and(|k| k.counts.wall_ns() == wall)
+            {
+                continue; // reclaimed already, nothing new
+            }
+            if self.quiet.get(tid) == Some(&wall) {
+                if self.threads.remove(tid).is_ok() || self.ended.contains_key(tid) {
+                    self.ended.insert(*tid, t.clone());
+                }
+            } else {
+                quiet.insert(*tid, wall);
+            }
+        }
+        self.quiet = quiet;
+        if self.ended.len() > MAX_ENDED_THREADS {
+            let mut by_wall: Vec<(u64, u32)> = self
+                .ended
+                .iter()
+                .map(|(tid, t)| (t.counts.wall_ns(), *tid))
+                .collect();
+            by_wall.sort_unstable();
+            let excess = self.ended.len() - MAX_ENDED_THREADS;
+            for (_, tid) in by_wall.into_iter().take(excess) {
+                self.ended.remove(&tid);
+            }
+            self.ended_dropped += excess as u64;
+        }
     }
 }

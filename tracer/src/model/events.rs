@@ -1,7 +1,10 @@
 //! Discrete process-life events: decoded records ([`RawEvent`], from tracer-common) and
 //! their report form ([`ProcessEvent`]).
 use serde::Serialize;
-use tracer_common::event::{EventData, RawEvent};
+use tracer_common::{
+    event::{EventData, RawEvent, taken_cause},
+    target_flags,
+};
 
 /// A process-life event as reported. `t_s` is seconds since tracing started.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -53,6 +56,16 @@ pub enum ProcessEvent {
         comm: String,
         traced: bool,
     },
+    /// A selector took `pid` in: `by` its kind (`comm`, `cgroup`, `exe`), `cause` what
+    /// made it match (`name`: its main thread took the name, at an exec or a rename;
+    /// `exec`: it exec'd the program; `cgroup`: it was moved into the cgroup).
+    Taken {
+        t_s: f64,
+        pid: u32,
+        tid: u32,
+        by: &'static str,
+        cause: &'static str,
+    },
 }
 
 /// Counts of life events in a window.
@@ -64,6 +77,9 @@ pub struct LifeCounts {
     pub execs: u64,
     pub process_exits: u64,
     pub signals: u64,
+    /// Processes selectors took in while running (those matching at the start are not
+    /// events).
+    pub taken_in: u64,
 }
 
 pub fn signal_name(sig: i32) -> String {
@@ -140,6 +156,23 @@ impl ProcessEvent {
                 tid,
                 comm: comm(&k.comm),
                 traced: k.traced != 0,
+            },
+            EventData::Taken(t) => ProcessEvent::Taken {
+                t_s,
+                pid,
+                tid,
+                by: match t.how {
+                    target_flags::BY_COMM => "comm",
+                    target_flags::BY_CGROUP => "cgroup",
+                    target_flags::BY_EXE => "exe",
+                    _ => "unknown",
+                },
+                cause: match t.cause {
+                    taken_cause::NAME => "name",
+                    taken_cause::EXEC => "exec",
+                    taken_cause::CGROUP => "cgroup",
+                    _ => "unknown",
+                },
             },
         }
     }
@@ -224,6 +257,7 @@ impl LifeCounts {
                     c.process_exits += u64::from(x.group_dead != 0);
                 }
                 EventData::Signal(_) => c.signals += 1,
+                EventData::Taken(_) => c.taken_in += 1,
                 // Reported in `oom_kills` (the memory section), not a life event.
                 EventData::OomKill(_) => {}
             }

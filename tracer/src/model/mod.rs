@@ -217,6 +217,9 @@ pub struct Sample {
     pub sched: Option<BTreeMap<u32, SchedCounts>>,
     /// Scheduling counters per thread id.
     pub threads: BTreeMap<u32, ThreadCounts>,
+    /// Ended threads dropped from `threads` since tracing started (cumulative, also in a
+    /// window's sample; see `collect::sched::MAX_ENDED_THREADS`).
+    pub threads_dropped: u64,
     /// Each traced process's own counts (see [`procs`]).
     pub procs: BTreeMap<procs::ProcKey, procs::ProcCount>,
 }
@@ -326,7 +329,12 @@ impl Sample {
             .threads
             .iter()
             .map(|(tid, t)| {
-                let before = prev.threads.get(tid).map_or(&empty, |p| &p.counts);
+                // The id's earlier owner, if another process's thread, is not this one.
+                let before = prev
+                    .threads
+                    .get(tid)
+                    .filter(|p| p.pid == t.pid && p.slot == t.slot)
+                    .map_or(&empty, |p| &p.counts);
                 (
                     *tid,
                     ThreadCounts {
@@ -342,6 +350,7 @@ impl Sample {
             drops: self.drops.since(&prev.drops),
             sched,
             threads,
+            threads_dropped: self.threads_dropped, // cumulative
             procs: procs::since(&self.procs, &prev.procs),
         }
     }
@@ -740,6 +749,7 @@ impl Report {
                     .collect();
                 r.threads
                     .sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
+                r.threads_dropped = counts.threads_dropped;
             }
             r
         });

@@ -157,6 +157,9 @@ pub struct SchedReport {
     pub runqueue: RunQueue,
     /// Per thread (with `--threads`), busiest first.
     pub threads: Vec<ThreadRow>,
+    /// Ended threads left out of `threads` since tracing started (beyond the 1000 busiest
+    /// ended ones kept): cumulative.
+    pub threads_dropped: u64,
 }
 
 impl SchedReport {
@@ -171,6 +174,7 @@ impl SchedReport {
             blocked_ns: c.blocked_ns,
             runqueue: RunQueue::of(c),
             threads: Vec::new(),
+            threads_dropped: 0,
         }
     }
 }

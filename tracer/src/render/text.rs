@@ -205,6 +205,13 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 if t.alive { "" } else { "  (ended)" }
             )?;
         }
+        if s.threads_dropped > 0 {
+            writeln!(
+                out,
+                "  ({} more ended threads, the least busy, not listed; their process totals count them)",
+                s.threads_dropped
+            )?;
+        }
     }
     Ok(())
 }
@@ -216,14 +223,19 @@ fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "life: {} threads created, {} ended; {} children forked ({} followed); {} exec; {} process exits; {} signals",
+        "life: {} threads created, {} ended; {} children forked ({} followed); {} exec; {} process exits; {} signals{}",
         c.threads_created,
         c.threads_ended,
         c.children_forked,
         r.followed_pids.len(),
         c.execs,
         c.process_exits,
-        c.signals
+        c.signals,
+        if c.taken_in > 0 {
+            format!("; {} taken in by selectors", c.taken_in)
+        } else {
+            String::new()
+        }
     )?;
     if r.drops.life_events_missed > 0 {
         writeln!(
@@ -376,6 +388,21 @@ fn event_line(e: &ProcessEvent) -> String {
                 "+{t_s:.3}s oom     the OOM killer killed {who} {pid} ({})",
                 printable(comm)
             )
+        }
+        ProcessEvent::Taken {
+            t_s,
+            pid,
+            by,
+            cause,
+            ..
+        } => {
+            let why = match *cause {
+                "name" => "its name matched",
+                "exec" => "it exec'd the program",
+                "cgroup" => "it moved into the cgroup",
+                _ => "it matched",
+            };
+            format!("+{t_s:.3}s taken   {pid} taken in by --{by}: {why}")
         }
     }
 }
