@@ -35,9 +35,9 @@ pub struct Cli {
     #[arg(short, long, value_name = "SECS", value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Option<Duration>,
 
-    /// Report format.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
-    pub output: Format,
+    /// Report format [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
 
     /// Write the report to FILE instead of standard output.
     #[arg(short = 'o', long = "output-file", value_name = "FILE")]
@@ -71,6 +71,32 @@ pub struct Cli {
     /// is followed. Repeatable; counted together, per PATH.
     #[arg(long = "exe", value_name = "PATH")]
     pub exes: Vec<PathBuf>,
+
+    /// Serve the run's metrics at http://ADDR:PORT/metrics (OpenMetrics text, for
+    /// Prometheus) and /healthz, and run until stopped, also once every target has exited;
+    /// PORT alone binds 127.0.0.1. No report is written unless --output, -o or --sink asks.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::sink::serve::parse_addr)]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// The `service` label of every metric (default: each selector's name, or the target
+    /// process's name).
+    #[arg(long, value_name = "SERVICE", value_parser = parse_label)]
+    pub label: Option<String>,
+
+    /// Most series the metrics endpoint exports; updates of series beyond it are counted in
+    /// tracer_series_overflow_total.
+    #[arg(long = "max-series", value_name = "N", default_value_t = crate::sink::metrics::DEFAULT_SERIES_LIMIT)]
+    pub max_series: usize,
+
+    /// Also export each traced process's calls with a `pid` label (the busiest --processes
+    /// of each interval; the rest under pid="other").
+    #[arg(long = "metrics-pid")]
+    pub metrics_pid: bool,
+
+    /// Keep the kernel's run-time statistics of tracer's eBPF programs on for the run (a
+    /// BPF_ENABLE_STATS descriptor; costs two clock reads per program run) and export them.
+    #[arg(long = "bpf-stats")]
+    pub bpf_stats: bool,
 
     /// List threads in the scheduling section.
     #[arg(long)]
@@ -259,6 +285,14 @@ fn parse_comm(s: &str) -> Result<String, String> {
         return Err(format!(
             "'{s}' is longer than 15 bytes; the kernel keeps the first 15 of a process's name"
         ));
+    }
+    Ok(s.to_string())
+}
+
+/// A `service` label value: 1 to 128 printable characters.
+fn parse_label(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
+        return Err("a label is 1 to 128 printable characters".into());
     }
     Ok(s.to_string())
 }

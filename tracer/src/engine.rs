@@ -140,6 +140,9 @@ impl Engine<'_> {
             .iter()
             .map(|t| render::term::printable(&ProcessInfo::name(t.pid, &t.comm)).into_owned())
             .collect();
+        for sink in &mut self.sinks {
+            sink.start()?;
+        }
         eprintln!("tracer: tracing {}; Ctrl-C to stop", names.join(", "));
 
         let live_reports =
@@ -186,7 +189,7 @@ impl Engine<'_> {
                     let (mut cur, at_ns) = self.sample()?;
                     self.drain(ring.as_mut(), &mut exits)?;
                     self.take_procs(&mut cur);
-                    let window = std::mem::take(&mut self.window);
+                    let window = self.window.next_window();
                     let mem = self.memory.as_mut().map(|m| {
                         m.tick(true); // "now" is now, not the last tick
                         m.read(&cur, &window.oom_kills)
@@ -236,7 +239,7 @@ impl Engine<'_> {
                     self.drain(ring.as_mut(), &mut exits)?;
                     // Selected processes come and go: then only a signal or --duration ends
                     // the run.
-                    if exits.is_empty() && !self.cli.selecting() {
+                    if exits.is_empty() && !self.cli.selecting() && self.cli.listen.is_none() {
                         break;
                     }
                 }

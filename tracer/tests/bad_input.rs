@@ -58,6 +58,12 @@ fn usage_errors_exit_2() {
             "r is named by two outputs",
         ),
         (&["--pid", "1", "--sink", "yaml:r"][..], "not a format"),
+        (
+            &["--pid", "1", "--listen", "host:9464"][..],
+            "'host:9464' is not ADDR:PORT",
+        ),
+        (&["--pid", "1", "--listen", "70000"][..], "is not ADDR:PORT"),
+        (&["--pid", "1", "--label", ""][..], "a label is 1 to 128"),
     ] {
         assert_one_line(&run(tracer().args(args)), 2, needle);
     }
@@ -106,6 +112,19 @@ fn runtime_errors_exit_1() {
     ] {
         assert_one_line(&run(tracer().args(&args)), 1, needle);
     }
+    // An address another program holds, and one tracer may not take.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_one_line(
+        &run(tracer().args(["--pid", "1", "--listen", &addr])),
+        1,
+        &format!("cannot listen on {addr}: address already in use"),
+    );
+    assert_one_line(
+        &run(tracer().args(["--pid", "1", "--listen", "192.0.2.1:9464"])),
+        1,
+        "cannot listen on 192.0.2.1:9464: cannot assign requested address",
+    );
 }
 
 #[test]

@@ -94,6 +94,7 @@ pub fn run_tracer(args: &[OsString]) -> Result<()> {
 /// binaries run as root (through `sudo -E` when needed).
 pub fn test(args: &[OsString]) -> Result<()> {
     setup::ensure()?;
+    setup::ensure_test_packages()?;
     ebpf()?;
     let mut c = cargo(None);
     // Every test must run: one that would skip fails instead.

@@ -55,6 +55,12 @@ pub struct Opts {
     test_args: Vec<String>,
 }
 
+/// Test binaries that run on the host only, and why.
+const HOST_ONLY: &[(&str, &str)] = &[(
+    "prometheus",
+    "it runs Debian's Prometheus server, which the guests do not have; tests/metrics.rs checks the metrics endpoint in them",
+)];
+
 /// Debian packages the matrix needs on the host.
 const HOST_PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
@@ -164,11 +170,7 @@ fn short_release(name: &str) -> &str {
 }
 
 fn ensure_host_packages() -> Result<()> {
-    let mut missing: Vec<&str> = HOST_PACKAGES
-        .iter()
-        .filter(|(cmd, _)| !installed(cmd))
-        .map(|&(_, pkg)| pkg)
-        .collect();
+    setup::ensure_commands(HOST_PACKAGES, "xtask matrix", "for the guests")?;
     // A static busybox: the guest has no other shell, and no libraries for it.
     if !Path::new("/bin/busybox").exists()
         || Command::new("ldd")
@@ -176,22 +178,10 @@ fn ensure_host_packages() -> Result<()> {
             .output()
             .is_ok_and(|o| o.status.success())
     {
-        missing.push("busybox-static");
+        eprintln!("xtask matrix: installing busybox-static with apt-get (the guests' shell)");
+        apt_install(&["busybox-static"], false)?;
     }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!(
-        "xtask matrix: installing {} with apt-get",
-        missing.join(", ")
-    );
-    apt_install(&missing, false)
-}
-
-fn installed(cmd: &str) -> bool {
-    sh("command -v \"$1\" >/dev/null", &[cmd.as_ref()])
-        .status()
-        .is_ok_and(|s| s.success())
+    Ok(())
 }
 
 /// A shell running `script` with `args` as $1, $2, ... (never spliced into the script).
@@ -239,6 +229,10 @@ fn build_tests() -> Result<(Vec<TestBinary>, Vec<PathBuf>)> {
             } else {
                 m["target"]["name"].as_str().unwrap_or_default().to_string()
             };
+            if let Some((_, why)) = HOST_ONLY.iter().find(|(n, _)| *n == name) {
+                eprintln!("xtask matrix: {name} runs on the host only: {why}");
+                continue;
+            }
             tests.push(TestBinary { name, path });
         } else if kind == "bin" {
             bins.push(path);

@@ -83,6 +83,40 @@ fn ensure_llvm() -> Result<()> {
     apt_install(&[&pkg], true)
 }
 
+/// Real programs the tests run beside tracer, from Debian's packages: Prometheus (it
+/// scrapes tracer's metrics endpoint in tests/prometheus.rs).
+const TEST_PACKAGES: &[(&str, &str)] = &[("prometheus", "prometheus")];
+
+pub fn ensure_test_packages() -> Result<()> {
+    ensure_commands(TEST_PACKAGES, "xtask test", "for the tests")
+}
+
+/// Installs the package of each (command, package) whose command is not in PATH, saying
+/// so as `who`, `why`.
+pub fn ensure_commands(wanted: &[(&str, &str)], who: &str, why: &str) -> Result<()> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(cmd, _)| !installed(cmd))
+        .map(|&(_, pkg)| pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "{who}: installing {} with apt-get ({why})",
+        missing.join(", ")
+    );
+    apt_install(&missing, false)
+}
+
+/// Whether `cmd` is a command in PATH.
+pub fn installed(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v \"$1\" >/dev/null", "sh", cmd])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Installs Debian packages with apt-get (through sudo when not root), after an update;
 /// with their recommended packages or not.
 pub fn apt_install(packages: &[&str], recommends: bool) -> Result<()> {

@@ -8,6 +8,10 @@
 //! `tracer-workload paced COUNT MILLIS`: COUNT times, one `getppid` then a sleep of MILLIS
 //! milliseconds (a slow, steady workload spread over several report intervals).
 //!
+//! `tracer-workload steady HZ SECS SLEEP_MS`: for SECS seconds, one `getppid` every 1/HZ s
+//! on absolute deadlines (so the rate is HZ, without drift), while a second thread makes
+//! `nanosleep`s of SLEEP_MS ms back to back (calls of a known latency); says `done`.
+//!
 //! `tracer-workload churn ROUNDS MIB`: ROUNDS times, `mmap` MIB MiB anonymous, write one
 //! byte per 4 KiB page, and `munmap` it (page faults and RSS changes, few syscalls).
 //!
@@ -82,7 +86,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename"
     );
     std::process::exit(2)
 }
@@ -123,6 +127,50 @@ fn fork_getppid(calls: u64) -> libc::pid_t {
             child
         }
     }
+}
+
+/// See `steady` in the module's documentation.
+fn steady(hz: u64, secs: u64, sleep_ms: u64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sleeper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let ts = libc::timespec {
+                tv_sec: (sleep_ms / 1000) as i64,
+                tv_nsec: ((sleep_ms % 1000) * 1_000_000) as i64,
+            };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: a valid timespec; no remainder wanted. The syscall itself: glibc's
+                // nanosleep() calls clock_nanosleep.
+                unsafe { libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, 0usize) };
+            }
+        })
+    };
+    let step = 1_000_000_000 / hz.max(1);
+    let mut next = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut next) };
+    for _ in 0..hz * secs {
+        let ns = next.tv_nsec as u64 + step;
+        next.tv_sec += (ns / 1_000_000_000) as i64;
+        next.tv_nsec = (ns % 1_000_000_000) as i64;
+        // SAFETY: a valid timespec; an absolute deadline leaves no remainder.
+        unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &next,
+                std::ptr::null_mut(),
+            );
+            libc::syscall(libc::SYS_getppid);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sleeper.join().unwrap();
+    println!("done");
 }
 
 /// Starts `count` threads one after another, each making `calls` getppid.
@@ -219,6 +267,10 @@ fn main() {
                 // SAFETY: reads at most `buf.len()` bytes into the live buffer.
                 unsafe { libc::read(zero.as_raw_fd(), buf.as_mut_ptr().cast(), len) };
             }
+        }
+        Some("steady") => {
+            let (hz, secs, sleep) = (num(args.next()), num(args.next()), num(args.next()));
+            steady(hz, secs, sleep);
         }
         Some("bursts") => {
             let (rounds, calls, millis) = (num(args.next()), num(args.next()), num(args.next()));

@@ -1,8 +1,10 @@
 //! Discrete process-life events: decoded records ([`RawEvent`], from tracer-common) and
 //! their report form ([`ProcessEvent`]).
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tracer_common::{
-    event::{EventData, RawEvent, taken_cause},
+    event::{EventData, RawEvent, UNTRACED_SLOT, taken_cause},
     target_flags,
 };
 
@@ -80,6 +82,23 @@ pub struct LifeCounts {
     /// Processes selectors took in while running (those matching at the start are not
     /// events).
     pub taken_in: u64,
+}
+
+/// What happened to the processes of one target's slot in a window (a `--pid` target and
+/// its followed children, a launched command, a selector's processes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SlotLife {
+    /// Processes that joined while tracing: children followed at their fork, processes a
+    /// selector took in (those traced from the start are not counted).
+    pub started: u64,
+    /// Processes that exited (their last thread ended).
+    pub exited: u64,
+    /// Of `started`, those that joined after an exit of the slot that no earlier start
+    /// made up for: a service its supervisor restarted (systemd, PM2, a cluster primary
+    /// forking a new worker), or any replacement of an ended process.
+    pub restarted: u64,
+    /// Its processes the OOM killer chose.
+    pub oom_kills: u64,
 }
 
 pub fn signal_name(sig: i32) -> String {
@@ -201,6 +220,11 @@ pub struct EventLog {
     /// OOM kills (of any process on the machine), oldest first.
     pub oom_kills: Vec<RawEvent>,
     pub oom_kills_omitted: u64,
+    /// Per slot (bounded by the targets and selectors).
+    pub per_slot: BTreeMap<u32, SlotLife>,
+    /// Per slot, exits not yet made up for by a start: carried from window to window
+    /// (see [`EventLog::next_window`]), so that a restart across a report is one.
+    pending_exits: BTreeMap<u32, u64>,
 }
 
 impl EventLog {
@@ -211,9 +235,18 @@ impl EventLog {
         log
     }
 
+    /// Ends this window's log: returns it, and leaves an empty one that goes on from it.
+    pub fn next_window(&mut self) -> EventLog {
+        let pending_exits = self.pending_exits.clone();
+        let done = std::mem::take(self);
+        self.pending_exits = pending_exits;
+        done
+    }
+
     pub fn add(&mut self, events: &[RawEvent]) {
         self.life.add(events);
         for e in events {
+            self.count_for_slot(e);
             if e.is_about_a_target() {
                 keep(&mut self.listed, &mut self.omitted, *e, MAX_EVENTS_LISTED);
             }
@@ -231,6 +264,37 @@ impl EventLog {
                     MAX_OOM_KEPT,
                 ),
                 _ => {}
+            }
+        }
+    }
+}
+
+impl EventLog {
+    fn count_for_slot(&mut self, e: &RawEvent) {
+        let slot = e.header.slot;
+        if slot == UNTRACED_SLOT {
+            return;
+        }
+        let joined = match e.data {
+            EventData::Fork(f) => f.followed != 0 && f.child_tgid != e.header.tgid,
+            EventData::Taken(_) => true,
+            EventData::Exit(x) if x.group_dead != 0 => {
+                self.per_slot.entry(slot).or_default().exited += 1;
+                *self.pending_exits.entry(slot).or_default() += 1;
+                false
+            }
+            EventData::OomKill(_) => {
+                self.per_slot.entry(slot).or_default().oom_kills += 1;
+                false
+            }
+            _ => false,
+        };
+        if joined {
+            let c = self.per_slot.entry(slot).or_default();
+            c.started += 1;
+            if let Some(p) = self.pending_exits.get_mut(&slot).filter(|p| **p > 0) {
+                *p -= 1;
+                c.restarted += 1;
             }
         }
     }

@@ -418,6 +418,10 @@ pub struct SyscallRow {
     /// `max_ns` is the upper bound of a histogram bucket, not a measurement (an interval's
     /// maximum, when it set no new running maximum).
     pub max_is_bound: bool,
+    /// The latency histogram (`tracer_common::hist` buckets, each timed call weighted by
+    /// the calls it stands for): for sinks that export distributions (metrics).
+    #[serde(skip)]
+    pub hist: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -447,6 +451,8 @@ pub struct ProcessReport {
     pub memory: Option<memory::MemoryReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fds: Option<memory::FdReport>,
+    /// Its processes' starts, exits, restarts and OOM kills (with the life section).
+    pub life: events::SlotLife,
 }
 
 /// How a launched command ended.
@@ -567,6 +573,14 @@ pub enum Abi {
 }
 
 impl Abi {
+    /// Its name as JSON spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Abi::X86_64 => "x86_64",
+            Abi::I386 => "i386",
+        }
+    }
+
     /// The ABI and own number of a sample's syscall number.
     pub fn split(nr: u32) -> (Abi, u32) {
         if nr >= SYSCALL_SLOTS {
@@ -621,6 +635,7 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
             p99_ns: known.then(|| c.quantile(0.99)),
             max_ns: known.then_some(c.max_ns),
             max_is_bound: known && c.max_bound,
+            hist: c.hist.clone(),
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -734,6 +749,11 @@ impl Report {
                     sched,
                     memory: None,
                     fds: None,
+                    life: events
+                        .per_slot
+                        .get(&(slot as u32))
+                        .copied()
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -121,6 +121,9 @@ pub struct ProcEntry {
     pub joined: Option<Joined>,
     /// The target or selector it is counted under (`PID (comm)`, `comm:NAME`, ...).
     pub under: String,
+    /// That target's slot (its entry in the report's `processes`).
+    #[serde(skip)]
+    pub slot: u32,
     pub calls: u64,
     pub calls_per_s: f64,
     pub errors: u64,
@@ -196,6 +199,7 @@ impl ProcsReport {
                 parent: c.parent,
                 joined: c.joined,
                 under,
+                slot: c.slot,
                 calls: c.calls,
                 calls_per_s: super::rate(c.calls, secs),
                 errors: c.errors,

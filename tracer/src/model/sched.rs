@@ -127,6 +127,10 @@ pub struct RunQueue {
     pub max_ns: Option<u64>,
     /// `max_ns` is the upper bound of a histogram bucket, not a measurement.
     pub max_is_bound: bool,
+    /// The waits' histogram (`tracer_common::hist` buckets): for sinks that export
+    /// distributions (metrics).
+    #[serde(skip)]
+    pub hist: Vec<u64>,
 }
 
 impl RunQueue {
@@ -139,6 +143,7 @@ impl RunQueue {
             p99_ns: any.then(|| percentile(&c.runq_hist, 0.99).min(c.runq_max_ns)),
             max_ns: any.then_some(c.runq_max_ns),
             max_is_bound: any && c.runq_max_bound,
+            hist: c.runq_hist.clone(),
         }
     }
 }

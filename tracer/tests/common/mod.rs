@@ -176,6 +176,16 @@ pub fn wait_for_stderr(child: &mut Child, needle: &str) -> BufReader<std::proces
     }
 }
 
+/// An HTTP client for the metrics endpoint and Prometheus: a status is an answer, not an
+/// error; nothing waits more than 10 s.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
 /// Ids of the eBPF programs a running process holds (from its fds' fdinfo).
 pub fn prog_ids_of(pid: u32) -> Vec<u32> {
     let mut ids = Vec::new();

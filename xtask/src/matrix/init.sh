@@ -13,6 +13,8 @@ export PATH=/usr/bin:/usr/sbin:/bin:/sbin HOME=/root RUST_BACKTRACE=0 TRACER_TES
 # below /tmp, at the paths they are placed at here.
 # The OOM tests make memory cgroups: the unified hierarchy with the memory controller.
 mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+# The metrics tests serve and scrape on loopback.
+ip link set lo up
 echo "KMATRIX init $(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 # Only asked whether the guest boots (is KVM usable here?).
 grep -q kmatrix.probe /proc/cmdline && poweroff -f

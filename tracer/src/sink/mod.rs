@@ -1,7 +1,13 @@
 //! Where reports go. The engine builds each report once and hands it to every sink; a sink
 //! says which reports it takes (every interval, or the final one only) and writes them its
-//! way. Text and NDJSON writers are sinks; a metrics endpoint, an event stream or a live
-//! view are further sinks, each in a file of its own.
+//! way. Text and NDJSON writers are sinks; the metrics endpoint is one (`endpoint.rs`,
+//! with its state in `metrics.rs`, its server in `serve.rs`); an event stream or a live view
+//! are further sinks, each in a file of its own.
+pub mod endpoint;
+pub mod metrics;
+mod own;
+pub mod serve;
+
 use std::{
     io::{BufWriter, Write},
     path::PathBuf,
@@ -22,6 +28,10 @@ pub trait Sink {
     /// interval long (a program reading them), rather than come early at first (a person
     /// waiting to see something).
     fn wants_aligned_intervals(&self) -> bool;
+    /// Called once the programs are attached, on the engine's runtime, before any report.
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
     fn write(&mut self, report: &Report) -> Result<()>;
 }
 
@@ -92,22 +102,29 @@ pub fn parse_spec(s: &str) -> Result<SinkSpec, String> {
     })
 }
 
-/// The run's sinks: `--output` to standard output or `-o FILE`, then each `--sink`. Files
-/// are opened now (a bad path costs nothing), safely (see [`crate::output`]).
+/// The run's sinks: `--output` to standard output or `-o FILE` (with `--listen`, only when
+/// one of them is given), then each `--sink`, then the metrics endpoint. Files are opened
+/// and the address bound now (a bad one costs nothing), files safely (see
+/// [`crate::output`]).
 pub fn open_all(cli: &Cli) -> Result<Vec<Box<dyn Sink>>> {
     let interval_given = cli.interval.is_some();
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    sinks.push(Box::new(match &cli.output_file {
-        Some(path) => file_writer(cli.output, path, interval_given)?,
-        None => Writer::new(
-            cli.output,
+    let format = cli.output.unwrap_or(Format::Text);
+    match &cli.output_file {
+        Some(path) => sinks.push(Box::new(file_writer(format, path, interval_given)?)),
+        None if cli.listen.is_none() || cli.output.is_some() => sinks.push(Box::new(Writer::new(
+            format,
             Box::new(std::io::stdout().lock()),
             "standard output".into(),
             interval_given,
-        ),
-    }));
+        ))),
+        None => {}
+    }
     for s in &cli.sinks {
         sinks.push(Box::new(file_writer(s.format, &s.path, interval_given)?));
+    }
+    if let Some(addr) = cli.listen {
+        sinks.push(Box::new(endpoint::MetricsSink::open(cli, addr)?));
     }
     Ok(sinks)
 }

@@ -1,0 +1,997 @@
+//! The metrics sink's state (issue 13): the run's counters, gauges and histograms per
+//! service, summed from the interval reports the engine hands it, under a hard limit on
+//! series; and their encoding in the OpenMetrics text format (prometheus-client). Pure: no
+//! I/O here; `serve.rs` answers the scrapes, `own.rs` measures tracer itself.
+//!
+//! Every family is prefixed `tracer_`, in base units (seconds, bytes). Labels are few and
+//! bounded: `service` (from the selector, or `--label`), `comm` (the process name, where one
+//! name is the target's), `syscall`, `abi`, `errno`, and `pid` only with `--metrics-pid`. No
+//! syscall argument, path or address is ever a label.
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use prometheus_client::{
+    encoding::{DescriptorEncoder, EncodeMetric, text},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::{Registry, Unit},
+};
+use tracer_common::hist;
+
+use crate::{
+    model::{ProcessReport, Report, SyscallRow, events::SlotLife, procs::ProcEntry},
+    render::term::printable,
+};
+
+/// Series at most, unless `--max-series` says otherwise.
+pub const DEFAULT_SERIES_LIMIT: usize = 10_000;
+
+/// How long the series of an ended process stay (with `--metrics-pid`), in ns: long enough
+/// for a scrape to see its final counts.
+const ENDED_KEPT_NS: u64 = 300_000_000_000;
+
+/// The classic histogram bounds are the powers of two from 2^MIN_LOG2 ns (128 ns) to
+/// 2^MAX_LOG2 ns (34 s). Each is a boundary of the kernel's log-linear buckets, so a classic
+/// bucket's count is an exact sum of kernel buckets, not an interpolation.
+const MIN_LOG2: usize = 7;
+const MAX_LOG2: usize = 35;
+/// Powers of two a value can fall in: slot `p` counts values in [2^(p-1), 2^p) ns (slot 0:
+/// 0 ns); the kernel's last bucket, open-ended, is in the last slot.
+const SLOTS: usize = hist::MAX_MSB as usize + 2;
+/// Series of one histogram: its classic buckets, `+Inf`, `_sum` and `_count`.
+const HIST_SERIES: usize = MAX_LOG2 - MIN_LOG2 + 1 + 3;
+
+/// A distribution in powers of two, summed over the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hist {
+    slots: [u64; SLOTS],
+    sum_ns: u64,
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist {
+            slots: [0; SLOTS],
+            sum_ns: 0,
+        }
+    }
+}
+
+impl Hist {
+    /// Adds a window's kernel histogram (`hist::BUCKETS` counts) and its total.
+    pub fn add(&mut self, buckets: &[u64], sum_ns: u64) {
+        for (b, &n) in buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let low = hist::lower_bound(b);
+            let p = if low == 0 {
+                0
+            } else {
+                hist::msb(low) as usize + 1
+            };
+            self.slots[p.min(SLOTS - 1)] += n;
+        }
+        self.sum_ns += sum_ns;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.slots.iter().sum()
+    }
+
+    /// (upper bound in seconds, count) of each classic bucket, not cumulative; the last
+    /// bound is infinite, written `+Inf`.
+    pub fn classic(&self) -> Vec<(f64, u64)> {
+        let mut out = Vec::with_capacity(MAX_LOG2 - MIN_LOG2 + 2);
+        out.push((ns_to_s(1 << MIN_LOG2), self.slots[..=MIN_LOG2].iter().sum()));
+        for p in MIN_LOG2 + 1..=MAX_LOG2 {
+            out.push((ns_to_s(1 << p), self.slots[p]));
+        }
+        out.push((f64::INFINITY, self.slots[MAX_LOG2 + 1..].iter().sum()));
+        out
+    }
+}
+
+fn ns_to_s(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// The labels of a service's series.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Service {
+    pub service: String,
+    /// The process name, where the target has one (a `--pid` or launched target, a
+    /// `--comm` selector); a cgroup's or an executable's processes may have many.
+    pub comm: Option<String>,
+}
+
+impl Service {
+    /// The service a target's entry is counted under: `label` if given, else the
+    /// selector's name (a `--comm` NAME, the last part of a `--cgroup` or `--exe` path),
+    /// else the process name.
+    pub fn of(p: &ProcessReport, label: Option<&str>) -> Self {
+        let (derived, comm) = match p.selector.as_deref().and_then(|s| s.split_once(':')) {
+            Some(("comm", name)) => (name.to_string(), Some(name.to_string())),
+            Some((_, path)) => {
+                let base = path
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(path);
+                (base.to_string(), None)
+            }
+            None => (p.comm.clone(), Some(p.comm.clone())),
+        };
+        Service {
+            service: label.map_or(derived, str::to_string),
+            comm,
+        }
+    }
+
+    fn labels(&self) -> Vec<(&'static str, String)> {
+        let mut l = vec![("service", value(&self.service))];
+        if let Some(c) = &self.comm {
+            l.push(("comm", value(c)));
+        }
+        l
+    }
+}
+
+/// A label value as it may be written: control characters and backslashes escaped as the
+/// text report escapes them (a name is another user's input); prometheus-client then
+/// escapes quotes, backslashes and line breaks as the exposition format wants.
+fn value(s: &str) -> String {
+    printable(s).into_owned()
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct SyscallSeries {
+    calls: u64,
+    errors: u64,
+    errnos: BTreeMap<String, u64>,
+    latency: Hist,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct SchedSeries {
+    voluntary: u64,
+    involuntary: u64,
+    on_cpu_ns: u64,
+    runqueue_ns: u64,
+    blocked_ns: u64,
+    runqueue: Hist,
+}
+
+/// The memory section's figures: gauges from the last reading, faults summed.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct MemorySeries {
+    rss_anon: u64,
+    rss_file: u64,
+    rss_shmem: u64,
+    minor_faults: u64,
+    major_faults: u64,
+    fds: u64,
+    fd_limit: Option<u64>,
+    limits: Vec<(&'static str, u64)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ServiceSeries {
+    syscalls: BTreeMap<(String, &'static str), SyscallSeries>,
+    sched: Option<SchedSeries>,
+    memory: Option<MemorySeries>,
+    life: SlotLife,
+}
+
+/// A process's own series (`--metrics-pid`).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ProcSeries {
+    calls: u64,
+    errors: u64,
+    /// When it was seen ended (monotonic ns), for reclaiming its series.
+    ended_ns: Option<u64>,
+}
+
+/// tracer's own cost, measured by the sink before each update (see `own.rs`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnCost {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+    /// The memory the kernel charges for tracer's maps (their fdinfo `memlock`).
+    pub map_bytes: u64,
+    /// Per program: (name, run time in ns, runs), when `--bpf-stats` holds statistics on.
+    pub programs: Vec<(String, u64, u64)>,
+}
+
+/// What `--metrics-*` options say.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub series_limit: usize,
+    pub label: Option<String>,
+    pub pid_label: bool,
+}
+
+/// The run's metrics, cumulative since tracing started.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    opts: Options,
+    /// Series admitted so far, against `opts.series_limit`.
+    series: usize,
+    /// Updates of series refused because the limit was reached.
+    overflow: u64,
+    services: BTreeMap<Service, ServiceSeries>,
+    /// By (service, name, pid); the processes beyond those listed under no service, pid
+    /// `other`.
+    procs: BTreeMap<(Option<Service>, String, String), ProcSeries>,
+    lost: BTreeMap<String, u64>,
+    own: OwnCost,
+    /// Reports taken, and the monotonic end of the last.
+    updates: u64,
+    last_ns: u64,
+}
+
+impl Metrics {
+    pub fn new(opts: Options) -> Self {
+        Metrics {
+            opts,
+            series: 0,
+            overflow: 0,
+            services: BTreeMap::new(),
+            procs: BTreeMap::new(),
+            lost: BTreeMap::new(),
+            own: OwnCost::default(),
+            updates: 0,
+            last_ns: 0,
+        }
+    }
+
+    pub fn set_own(&mut self, own: OwnCost) {
+        self.own = own;
+    }
+
+    /// Admits `cost` more series if the limit allows; a refusal is counted.
+    fn admit(&mut self, cost: usize) -> bool {
+        if self.series + cost > self.opts.series_limit {
+            self.overflow += 1;
+            return false;
+        }
+        self.series += cost;
+        true
+    }
+
+    /// Adds an interval report (each window's counts once: the engine's interval reports
+    /// tile the run). A final report is not added: its counts are the whole run's.
+    pub fn add(&mut self, r: &Report) {
+        self.updates += 1;
+        self.last_ns = r.end_mono_ns;
+        if let Ok(serde_json::Value::Object(drops)) = serde_json::to_value(r.drops) {
+            for (cause, n) in drops {
+                let n = n.as_u64().unwrap_or(0);
+                if n > 0 {
+                    *self.lost.entry(cause).or_default() += n;
+                }
+            }
+        }
+        let label = self.opts.label.clone();
+        for p in &r.processes {
+            let who = Service::of(p, label.as_deref());
+            self.add_service(who, p);
+        }
+        if self.opts.pid_label {
+            self.add_procs(r);
+        }
+    }
+
+    fn add_service(&mut self, who: Service, p: &ProcessReport) {
+        if !self.services.contains_key(&who) {
+            // The life and memory families (4 and 10 series); syscalls and sched are
+            // admitted as they come.
+            let cost = 4 + if p.memory.is_some() { 10 } else { 0 };
+            if !self.admit(cost) {
+                return;
+            }
+            self.services.insert(who.clone(), ServiceSeries::default());
+        }
+        for row in &p.syscalls {
+            self.add_syscall(&who, row);
+        }
+        if let Some(s) = &p.sched {
+            let known = self.services.get(&who).is_some_and(|e| e.sched.is_some());
+            if known || self.admit(5 + HIST_SERIES) {
+                let e = self.services.get_mut(&who).expect("admitted above");
+                let t = e.sched.get_or_insert_with(SchedSeries::default);
+                t.voluntary += s.voluntary_switches;
+                t.involuntary += s.involuntary_switches;
+                t.on_cpu_ns += s.on_cpu_ns;
+                t.runqueue_ns += s.runqueue.total_ns;
+                t.blocked_ns += s.blocked_ns;
+                t.runqueue.add(&s.runqueue.hist, s.runqueue.total_ns);
+            }
+        }
+        let Some(e) = self.services.get_mut(&who) else {
+            return;
+        };
+        add_life(&mut e.life, &p.life);
+        if let (Some(m), Some(f)) = (&p.memory, &p.fds) {
+            let t = e.memory.get_or_insert_with(MemorySeries::default);
+            t.rss_anon = m.rss.end.anon_bytes;
+            t.rss_file = m.rss.end.file_bytes;
+            t.rss_shmem = m.rss.end.shmem_bytes;
+            t.minor_faults += m.page_faults.minor;
+            t.major_faults += m.page_faults.major;
+            t.fds = f.proc_now.unwrap_or(f.end);
+            t.fd_limit = f.limit;
+            t.limits = [
+                (
+                    "cgroup",
+                    m.limits.cgroup.as_ref().and_then(|c| c.limit_bytes),
+                ),
+                ("rlimit_as", m.limits.rlimit_as_bytes),
+                ("rlimit_data", m.limits.rlimit_data_bytes),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        }
+    }
+
+    fn add_syscall(&mut self, who: &Service, row: &SyscallRow) {
+        let key = (row.name.clone(), row.abi.name());
+        let known = self
+            .services
+            .get(who)
+            .is_some_and(|e| e.syscalls.contains_key(&key));
+        if !known && !self.admit(2 + HIST_SERIES) {
+            return;
+        }
+        let new_errnos = {
+            let e = &self.services[who];
+            row.errnos
+                .keys()
+                .filter(|k| {
+                    e.syscalls
+                        .get(&key)
+                        .is_none_or(|s| !s.errnos.contains_key(*k))
+                })
+                .count()
+        };
+        let errnos_ok = new_errnos == 0 || self.admit(new_errnos);
+        let e = self.services.get_mut(who).expect("admitted by add_service");
+        let s = e.syscalls.entry(key).or_default();
+        s.calls += row.calls;
+        s.errors += row.errors;
+        for (name, n) in &row.errnos {
+            if errnos_ok || s.errnos.contains_key(name) {
+                *s.errnos.entry(name.clone()).or_default() += n;
+            }
+        }
+        if row.timed > 0 {
+            s.latency.add(&row.hist, row.total_ns.unwrap_or(0));
+        }
+    }
+
+    fn add_procs(&mut self, r: &Report) {
+        let label = self.opts.label.clone();
+        let services: Vec<Service> = r
+            .processes
+            .iter()
+            .map(|p| Service::of(p, label.as_deref()))
+            .collect();
+        let mut rows: Vec<(Option<Service>, String, String, u64, u64, bool)> = r
+            .per_process
+            .listed
+            .iter()
+            .filter_map(|e: &ProcEntry| {
+                let who = services.get(e.slot as usize)?.clone();
+                Some((
+                    Some(who),
+                    e.comm.clone(),
+                    e.pid.to_string(),
+                    e.calls,
+                    e.errors,
+                    e.alive,
+                ))
+            })
+            .collect();
+        let other = &r.per_process.other;
+        if other.processes > 0 {
+            rows.push((
+                None,
+                String::new(),
+                "other".into(),
+                other.calls,
+                other.errors,
+                true,
+            ));
+        }
+        for (who, comm, pid, calls, errors, alive) in rows {
+            let key = (who, comm, pid);
+            if !self.procs.contains_key(&key) && !self.admit(2) {
+                continue;
+            }
+            let s = self.procs.entry(key).or_default();
+            s.calls += calls;
+            s.errors += errors;
+            if !alive && s.ended_ns.is_none() {
+                s.ended_ns = Some(r.end_mono_ns);
+            }
+        }
+        // Ended processes' series go once they have been shown long enough.
+        let now = r.end_mono_ns;
+        let before = self.procs.len();
+        self.procs.retain(|_, s| {
+            s.ended_ns
+                .is_none_or(|t| now.saturating_sub(t) < ENDED_KEPT_NS)
+        });
+        self.series -= 2 * (before - self.procs.len());
+    }
+}
+
+fn add_life(t: &mut SlotLife, w: &SlotLife) {
+    t.started += w.started;
+    t.exited += w.exited;
+    t.restarted += w.restarted;
+    t.oom_kills += w.oom_kills;
+}
+
+/// The registry's view of the run's metrics, encoded under their lock at each scrape.
+#[derive(Debug)]
+struct Shared(Arc<Mutex<Metrics>>);
+
+impl prometheus_client::collector::Collector for Shared {
+    fn encode(&self, enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = self.0.lock().map_err(|_| std::fmt::Error)?;
+        m.encode_families(enc)
+    }
+}
+
+/// A registry that exports `metrics`.
+pub fn registry(metrics: Arc<Mutex<Metrics>>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(Shared(metrics)));
+    r
+}
+
+/// The exposition of `registry` in the OpenMetrics text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail; a poisoned lock leaves the exposition cut short.
+    let _ = text::encode(&mut out, registry);
+    out
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Writes one family: its descriptor, then each (labels, value) of it.
+fn family<'a, M: EncodeMetric + 'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    kind: MetricType,
+    series: impl IntoIterator<Item = (Labels, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut series = series.into_iter().peekable();
+    if series.peek().is_none() {
+        return Ok(());
+    }
+    let mut f = enc.encode_descriptor(name, help, unit, kind)?;
+    for (labels, m) in series {
+        if labels.is_empty() {
+            m.encode(f)?;
+            return Ok(()); // a family without labels has one series
+        }
+        m.encode(f.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A histogram's series, as prometheus-client encodes them.
+#[derive(Debug)]
+struct ConstHist<'a>(&'a Hist);
+
+impl EncodeMetric for ConstHist<'_> {
+    fn encode(
+        &self,
+        mut enc: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let h = self.0;
+        enc.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            ns_to_s(h.sum_ns),
+            h.count(),
+            &h.classic(),
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+fn with(mut l: Labels, more: &[(&'static str, &str)]) -> Labels {
+    l.extend(more.iter().map(|(k, v)| (*k, value(v))));
+    l
+}
+
+impl Metrics {
+    fn encode_families(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = self;
+        let services: Vec<(Labels, &ServiceSeries)> =
+            m.services.iter().map(|(w, s)| (w.labels(), s)).collect();
+        let rows = || {
+            services.iter().flat_map(|(l, s)| {
+                s.syscalls.iter().map(move |((name, abi), r)| {
+                    (with(l.clone(), &[("syscall", name), ("abi", abi)]), r)
+                })
+            })
+        };
+        family(
+            &mut enc,
+            "tracer_syscalls",
+            "Syscalls made, by syscall (counted in the kernel, exactly)",
+            None,
+            MetricType::Counter,
+            rows().map(|(l, r)| (l, ConstCounter::new(r.calls))),
+        )?;
+        family(
+            &mut enc,
+            "tracer_syscall_errors",
+            "Syscalls that failed, by syscall and errno",
+            None,
+            MetricType::Counter,
+            rows().flat_map(|(l, r)| {
+                r.errnos
+                    .iter()
+                    .map(move |(e, n)| (with(l.clone(), &[("errno", e)]), ConstCounter::new(*n)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tracer_syscall_duration_seconds",
+            "Syscall latency, from the kernel's histogram (sampled calls weighted by the calls they stand for, unless --exact-latency)",
+            None,
+            MetricType::Histogram,
+            rows()
+                .filter(|(_, r)| r.latency.count() > 0)
+                .map(|(l, r)| (l, ConstHist(&r.latency))),
+        )?;
+        let sched = || {
+            services
+                .iter()
+                .filter_map(|(l, s)| s.sched.as_ref().map(|t| (l, t)))
+        };
+        family(
+            &mut enc,
+            "tracer_context_switches",
+            "Context switches of the service's threads, voluntary (blocked) or involuntary (preempted)",
+            None,
+            MetricType::Counter,
+            sched().flat_map(|(l, t)| {
+                [("voluntary", t.voluntary), ("involuntary", t.involuntary)]
+                    .map(|(k, n)| (with(l.clone(), &[("kind", k)]), ConstCounter::new(n)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tracer_cpu_seconds",
+            "Time of the service's threads by state: on a CPU, runnable in a run queue, blocked",
+            None,
+            MetricType::Counter,
+            sched().flat_map(|(l, t)| {
+                [
+                    ("on_cpu", t.on_cpu_ns),
+                    ("runqueue", t.runqueue_ns),
+                    ("blocked", t.blocked_ns),
+                ]
+                .map(|(k, n)| {
+                    (
+                        with(l.clone(), &[("state", k)]),
+                        ConstCounter::new(ns_to_s(n)),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tracer_runqueue_wait_seconds",
+            "Run-queue waits (wakeup or preemption to running); the sum includes waits still open at each report",
+            None,
+            MetricType::Histogram,
+            sched().map(|(l, t)| (l.clone(), ConstHist(&t.runqueue))),
+        )?;
+        let mem = || {
+            services
+                .iter()
+                .filter_map(|(l, s)| s.memory.as_ref().map(|t| (l, t)))
+        };
+        family(
+            &mut enc,
+            "tracer_rss_bytes",
+            "Resident memory of the target process, by type (/proc/PID/status)",
+            None,
+            MetricType::Gauge,
+            mem().flat_map(|(l, t)| {
+                [
+                    ("anon", t.rss_anon),
+                    ("file", t.rss_file),
+                    ("shmem", t.rss_shmem),
+                ]
+                .map(|(k, n)| (with(l.clone(), &[("type", k)]), ConstGauge::new(n as i64)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tracer_page_faults",
+            "Page faults of the target process, minor or major",
+            None,
+            MetricType::Counter,
+            mem().flat_map(|(l, t)| {
+                [("minor", t.minor_faults), ("major", t.major_faults)]
+                    .map(|(k, n)| (with(l.clone(), &[("kind", k)]), ConstCounter::new(n)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tracer_open_fds",
+            "Open file descriptors of the target process",
+            None,
+            MetricType::Gauge,
+            mem().map(|(l, t)| (l.clone(), ConstGauge::new(t.fds as i64))),
+        )?;
+        family(
+            &mut enc,
+            "tracer_fd_limit",
+            "RLIMIT_NOFILE (soft) of the target process",
+            None,
+            MetricType::Gauge,
+            mem().filter_map(|(l, t)| t.fd_limit.map(|n| (l.clone(), ConstGauge::new(n as i64)))),
+        )?;
+        family(
+            &mut enc,
+            "tracer_memory_limit_bytes",
+            "Memory limits in force for the target process: its cgroup's, RLIMIT_AS, RLIMIT_DATA",
+            None,
+            MetricType::Gauge,
+            mem().flat_map(|(l, t)| {
+                t.limits.iter().map(move |(k, n)| {
+                    (with(l.clone(), &[("limit", k)]), ConstGauge::new(*n as i64))
+                })
+            }),
+        )?;
+        let life = |name: &str, help: &str, get: fn(&SlotLife) -> u64| {
+            (name.to_string(), help.to_string(), get)
+        };
+        for (name, help, get) in [
+            life(
+                "tracer_process_starts",
+                "Processes that joined the service while tracing (followed children, processes a selector took in)",
+                |l| l.started,
+            ),
+            life(
+                "tracer_process_exits",
+                "Processes of the service that exited",
+                |l| l.exited,
+            ),
+            life(
+                "tracer_process_restarts",
+                "Starts that replaced an exited process of the service (a supervisor's restart)",
+                |l| l.restarted,
+            ),
+            life(
+                "tracer_oom_kills",
+                "Processes of the service the OOM killer chose",
+                |l| l.oom_kills,
+            ),
+        ] {
+            family(
+                &mut enc,
+                &name,
+                &help,
+                None,
+                MetricType::Counter,
+                services
+                    .iter()
+                    .map(|(l, s)| (l.clone(), ConstCounter::new(get(&s.life)))),
+            )?;
+        }
+        family(
+            &mut enc,
+            "tracer_process_syscalls",
+            "Syscalls of each process (--metrics-pid; the processes beyond those listed under pid=\"other\")",
+            None,
+            MetricType::Counter,
+            m.procs.iter().map(|((w, comm, pid), s)| {
+                let mut l = w.as_ref().map_or_else(Labels::new, Service::labels);
+                if !comm.is_empty() {
+                    l.retain(|(k, _)| *k != "comm");
+                    l.push(("comm", value(comm)));
+                }
+                l.push(("pid", pid.clone()));
+                (l, ConstCounter::new(s.calls))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tracer_lost_events",
+            "What the kernel side could not record, by cause (a full table, a full ring buffer, skipped program runs, ...)",
+            None,
+            MetricType::Counter,
+            m.lost
+                .iter()
+                .map(|(c, n)| (vec![("cause", value(c))], ConstCounter::new(*n))),
+        )?;
+        family(
+            &mut enc,
+            "tracer_series_overflow",
+            "Updates of series not made because the series limit (--max-series) was reached",
+            None,
+            MetricType::Counter,
+            [(Labels::new(), ConstCounter::new(m.overflow))],
+        )?;
+        family(
+            &mut enc,
+            "tracer_series",
+            "Series tracer exports now, against its limit",
+            None,
+            MetricType::Gauge,
+            [
+                (
+                    vec![("of", "used".to_string())],
+                    ConstGauge::new(m.series as i64),
+                ),
+                (
+                    vec![("of", "limit".to_string())],
+                    ConstGauge::new(m.opts.series_limit as i64),
+                ),
+            ],
+        )?;
+        family(
+            &mut enc,
+            "tracer_reports",
+            "Interval reports taken into these metrics",
+            None,
+            MetricType::Counter,
+            [(Labels::new(), ConstCounter::new(m.updates))],
+        )?;
+        let own = &m.own;
+        family(
+            &mut enc,
+            "tracer_self_cpu_seconds",
+            "CPU time of tracer itself (user and system)",
+            None,
+            MetricType::Counter,
+            [(Labels::new(), ConstCounter::new(own.cpu_seconds))],
+        )?;
+        family(
+            &mut enc,
+            "tracer_self_rss_bytes",
+            "Resident memory of tracer itself",
+            None,
+            MetricType::Gauge,
+            [(Labels::new(), ConstGauge::new(own.rss_bytes as i64))],
+        )?;
+        family(
+            &mut enc,
+            "tracer_self_kernel_map_bytes",
+            "Kernel memory of tracer's eBPF maps (their memlock)",
+            None,
+            MetricType::Gauge,
+            [(Labels::new(), ConstGauge::new(own.map_bytes as i64))],
+        )?;
+        family(
+            &mut enc,
+            "tracer_bpf_program_seconds",
+            "Run time of tracer's eBPF programs (with --bpf-stats)",
+            None,
+            MetricType::Counter,
+            own.programs
+                .iter()
+                .map(|(p, ns, _)| (vec![("program", value(p))], ConstCounter::new(ns_to_s(*ns)))),
+        )?;
+        family(
+            &mut enc,
+            "tracer_bpf_program_runs",
+            "Runs of tracer's eBPF programs (with --bpf-stats)",
+            None,
+            MetricType::Counter,
+            own.programs
+                .iter()
+                .map(|(p, _, n)| (vec![("program", value(p))], ConstCounter::new(*n))),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ProcessInfo, ReportKind, Sample, SyscallCounts, ctx, window};
+
+    /// A report of one interval of `secs` in which slot 0 (`comm`) made `calls` of syscall
+    /// `nr`, each taking `ns`, `failed` of them with ENOENT.
+    fn report(comm: &str, nr: u32, calls: u64, ns: u64, failed: u64) -> Report {
+        let mut c = SyscallCounts {
+            calls,
+            timed: calls,
+            total_ns: calls * ns,
+            max_ns: ns,
+            errors: failed,
+            ..Default::default()
+        };
+        c.hist[hist::bucket(ns)] = calls;
+        if failed > 0 {
+            c.errnos.insert(2, failed);
+        }
+        let mut s = Sample::default();
+        s.syscalls.insert((0, nr), c);
+        let targets = [ProcessInfo {
+            pid: 42,
+            comm: comm.into(),
+        }];
+        Report::build(&window(ReportKind::Interval, &s, 1.0), &ctx(&targets))
+    }
+
+    fn opts(limit: usize) -> Options {
+        Options {
+            series_limit: limit,
+            label: None,
+            pid_label: false,
+        }
+    }
+
+    fn exposition(m: Metrics) -> String {
+        encode(&registry(Arc::new(Mutex::new(m))))
+    }
+
+    /// A classic bucket holds exactly the kernel buckets below its bound: each kernel
+    /// bucket lies within one power of two.
+    #[test]
+    fn classic_buckets_are_sums_of_kernel_buckets() {
+        let mut k = vec![0u64; hist::BUCKETS];
+        for (v, n) in [
+            (0u64, 1u64),
+            (100, 2),
+            (127, 3),
+            (128, 4),
+            (1000, 5),
+            (1 << 40, 6),
+        ] {
+            k[hist::bucket(v)] += n;
+        }
+        let mut h = Hist::default();
+        h.add(&k, 12345);
+        let c = h.classic();
+        assert_eq!(c.len(), MAX_LOG2 - MIN_LOG2 + 2);
+        // Below 128 ns: the 0, 100 and 127 ns values.
+        assert_eq!(c[0], (128e-9, 6));
+        // [128, 256): the 128 ns ones; [512, 1024): the 1000 ns ones.
+        assert_eq!(c[1], (256e-9, 4));
+        assert_eq!(c[3], (1024e-9, 5));
+        // Beyond 2^35 ns: +Inf.
+        assert_eq!(*c.last().unwrap(), (f64::INFINITY, 6));
+        assert_eq!(h.count(), 21);
+        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 21);
+        assert_eq!(h.sum_ns, 12345);
+    }
+
+    /// Counters are the sums of the interval reports; the histogram's count and sum too.
+    #[test]
+    fn counters_sum_the_intervals() {
+        let mut m = Metrics::new(opts(DEFAULT_SERIES_LIMIT));
+        m.add(&report("app", 110, 40, 300, 0)); // getppid
+        m.add(&report("app", 110, 60, 300, 0));
+        m.add(&report("app", 257, 10, 5000, 3)); // openat
+        let t = exposition(m);
+        let line = |prefix: &str| {
+            t.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {t}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let who = r#"service="app",comm="app""#;
+        assert_eq!(
+            line(&format!(
+                r#"tracer_syscalls_total{{{who},syscall="getppid",abi="x86_64"}}"#
+            )),
+            "100"
+        );
+        assert_eq!(
+            line(&format!(
+                r#"tracer_syscall_errors_total{{{who},syscall="openat",abi="x86_64",errno="ENOENT"}}"#
+            )),
+            "3"
+        );
+        assert_eq!(
+            line(&format!(
+                r#"tracer_syscall_duration_seconds_count{{{who},syscall="getppid",abi="x86_64"}}"#
+            )),
+            "100"
+        );
+        assert_eq!(
+            line(&format!(
+                r#"tracer_syscall_duration_seconds_sum{{{who},syscall="getppid",abi="x86_64"}}"#
+            ))
+            .parse::<f64>()
+            .unwrap(),
+            3e-5
+        );
+        assert_eq!(line("tracer_reports_total"), "3");
+        assert!(t.ends_with("# EOF\n"), "{t}");
+    }
+
+    /// A process name is another user's input: it reaches the exposition escaped, never
+    /// with a raw control character, quote or line break.
+    #[test]
+    fn names_are_escaped() {
+        let mut m = Metrics::new(opts(DEFAULT_SERIES_LIMIT));
+        m.add(&report("a\"b\n\u{1b}[2J", 110, 1, 300, 0));
+        let t = exposition(m);
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("tracer_syscalls_total"))
+            .unwrap();
+        assert!(line.contains(r#"comm="a\"b\\n\\33[2J""#), "{line}");
+        assert!(!t.contains('\u{1b}'), "{t}");
+    }
+
+    /// Beyond the limit no series is added; each refused update is counted.
+    #[test]
+    fn series_stop_at_the_limit_and_the_overflow_is_counted() {
+        // Room for the service and one syscall, not two.
+        let one = 4 + 2 + HIST_SERIES;
+        let mut m = Metrics::new(opts(one + 1));
+        m.add(&report("app", 110, 5, 300, 0));
+        m.add(&report("app", 39, 5, 300, 0)); // getpid: refused
+        m.add(&report("app", 110, 5, 300, 0)); // getppid again: admitted already
+        assert_eq!(m.series, one);
+        assert_eq!(m.overflow, 1);
+        let t = exposition(m);
+        assert!(t.contains(r#"syscall="getppid""#));
+        assert!(!t.contains(r#"syscall="getpid""#), "{t}");
+        assert!(t.contains("tracer_series_overflow_total 1"), "{t}");
+    }
+
+    #[test]
+    fn services_are_named_after_their_selector_or_process() {
+        let entry = |pid: u32, comm: &str, selector: Option<&str>| ProcessReport {
+            pid,
+            comm: comm.into(),
+            selector: selector.map(str::to_string),
+            totals: Default::default(),
+            syscalls: Vec::new(),
+            sched: None,
+            memory: None,
+            fds: None,
+            life: SlotLife::default(),
+        };
+        let of = |p: &ProcessReport, l: Option<&str>| {
+            let s = Service::of(p, l);
+            (s.service, s.comm)
+        };
+        assert_eq!(
+            of(&entry(7, "nginx", None), None),
+            ("nginx".into(), Some("nginx".into()))
+        );
+        assert_eq!(
+            of(&entry(0, "comm:node", Some("comm:node")), None),
+            ("node".into(), Some("node".into()))
+        );
+        assert_eq!(
+            of(
+                &entry(
+                    0,
+                    "",
+                    Some("cgroup:/sys/fs/cgroup/system.slice/app.service/")
+                ),
+                None
+            ),
+            ("app.service".into(), None)
+        );
+        assert_eq!(
+            of(&entry(0, "", Some("exe:/usr/bin/node")), Some("api")),
+            ("api".into(), None)
+        );
+    }
+}

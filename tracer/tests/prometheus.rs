@@ -1,0 +1,195 @@
+//! Prometheus scrapes tracer (issue 13): Debian's `prometheus` package (2.42 here;
+//! `cargo xtask test` installs it), started on loopback with a 1 s scrape of tracer's
+//! endpoint, queried through its HTTP API. Host only: the kernel matrix's guests have no
+//! Prometheus (tests/metrics.rs checks the endpoint's counts there).
+mod common;
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::Value;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A port free now (the listener is dropped: the race with another program is negligible).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Prometheus, with its data in a directory of its own; both go when dropped.
+struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    base: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Prometheus {
+    /// Scraping each (job, port) every second.
+    fn start(jobs: &[(&str, u16)]) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("tracer-prometheus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        );
+        for (job, port) in jobs {
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            ));
+        }
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let port = free_port();
+        let child = Command::new(PROMETHEUS)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let p = Prometheus {
+            child,
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http()
+            .get(&format!("{}/-/ready", p.base))
+            .call()
+            .map_or(true, |r| r.status().as_u16() != 200)
+        {
+            assert!(Instant::now() < deadline, "Prometheus did not get ready");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        p
+    }
+
+    /// An instant query's one value.
+    fn query(&self, q: &str) -> f64 {
+        let mut r = http()
+            .get(&format!("{}/api/v1/query", self.base))
+            .query("query", q)
+            .call()
+            .unwrap();
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!(v["status"], "success", "{q}: {v}");
+        let result = v["data"]["result"].as_array().unwrap();
+        assert_eq!(result.len(), 1, "{q}: {v}");
+        result[0]["value"][1].as_str().unwrap().parse().unwrap()
+    }
+}
+
+/// Starts tracer serving on `port` with `args`; it is stopped when dropped. Its stderr is
+/// returned with it, kept open so that tracer never writes to a closed pipe.
+fn tracer_on(
+    port: u16,
+    args: &[&str],
+) -> (KillOnDrop, std::io::BufReader<std::process::ChildStderr>) {
+    let mut t = tracer()
+        .env_remove("LD_LIBRARY_PATH")
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--interval",
+            "0.2",
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = wait_for_stderr(&mut t, "tracing");
+    (KillOnDrop(t), err)
+}
+
+/// A workload making exactly 500 `getppid` a second (on absolute deadlines) and 3 ms
+/// `nanosleep`s: Prometheus's `rate` over tracer's counter is that rate within 5%, and
+/// `histogram_quantile` over the latency histogram puts the sleeps' median in the bucket
+/// that holds them (the classic buckets are powers of two in ns: 2.1 to 4.2 ms). Then 300
+/// children forked one after another, each with its own `pid` series under a limit of
+/// 200: no scrape of that tracer ever holds more samples than the limit and tracer's own
+/// few families.
+#[test]
+fn prometheus_scrapes_rates_quantiles_and_bounded_series() {
+    let Some(_g) = ebpf_test() else { return };
+    if !Path::new(PROMETHEUS).exists() {
+        skip("Debian's prometheus is not installed (cargo xtask test installs it)");
+        return;
+    }
+    let (steady, churn) = (free_port(), free_port());
+    let prom = Prometheus::start(&[("steady", steady), ("churn", churn)]);
+    {
+        let _t = tracer_on(steady, &["--", WORKLOAD, "steady", "500", "25", "3"]);
+        std::thread::sleep(Duration::from_secs(18));
+        let rate =
+            prom.query(r#"rate(tracer_syscalls_total{job="steady",syscall="getppid"}[10s])"#);
+        eprintln!("Prometheus: getppid rate {rate:.1}/s (the workload's: 500/s)");
+        assert!((rate - 500.0).abs() <= 25.0, "getppid rate {rate}");
+        let p50 = prom.query(
+            r#"histogram_quantile(0.5, rate(tracer_syscall_duration_seconds_bucket{job="steady",syscall="nanosleep"}[10s]))"#,
+        );
+        eprintln!("Prometheus: nanosleep(3 ms) median {:.3} ms", p50 * 1e3);
+        assert!(
+            (0.002_097_152..=0.004_194_304).contains(&p50),
+            "nanosleep p50 {p50} s"
+        );
+    }
+    {
+        let limit = 200;
+        let _t = tracer_on(
+            churn,
+            &[
+                "--follow",
+                "--metrics-pid",
+                "--processes",
+                "1000",
+                "--max-series",
+                &limit.to_string(),
+                "--",
+                WORKLOAD,
+                "forks",
+                "300",
+                "10",
+            ],
+        );
+        // Until the churn has ended and been scraped.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while prom.query(r#"sum(tracer_process_exits_total{job="churn"}) or vector(0)"#) < 301.0 {
+            assert!(Instant::now() < deadline, "the churn did not end");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let most = prom.query(r#"max_over_time(scrape_samples_scraped{job="churn"}[1m])"#);
+        let overflow = prom.query(r#"tracer_series_overflow_total{job="churn"}"#);
+        eprintln!(
+            "Prometheus: at most {most} samples in a scrape, {overflow} updates over the limit of {limit}"
+        );
+        // tracer's own families: its cost (3), the series gauge (2), the overflow and
+        // reports counters, and the lost-event causes (at most 12).
+        assert!(most <= (limit + 19) as f64, "{most} samples in a scrape");
+        assert!(most > (limit / 2) as f64, "{most} samples in a scrape");
+        assert!(overflow > 0.0, "no overflow counted");
+    }
+}
