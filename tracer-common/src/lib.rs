@@ -201,11 +201,12 @@ pub mod target_flags {
     pub const ENDED: u32 = 16;
     /// The process makes 32-bit syscalls: every call of it is asked which table its number
     /// belongs to. Set for a 32-bit program (at attach from its ELF class, at exec from
-    /// [`super::TIF_ADDR32`]), and for a 64-bit one once one of its timed calls is seen to
+    /// [`super::TIF_ADDR32`]), and for a 64-bit one once one of its calls is seen to
     /// be 32-bit (`int 0x80`). Asking costs two helper calls, so other processes' calls are
-    /// asked only when timed: a 64-bit process's `int 0x80` calls before the first timed
-    /// one are named from the x86_64 table (only possible after 32 calls in the same
-    /// scheduler tick; never with `--exact-latency`, which times every call).
+    /// asked only within their thread's budget of timed calls per scheduler tick (the
+    /// first 32): a 64-bit process's `int 0x80` calls before the first one made within a
+    /// budget are named from the x86_64 table (only possible after 32 calls in the same
+    /// tick; never with `--exact-latency`, which asks every call).
     pub const COMPAT: u32 = 1;
 }
 
@@ -474,8 +475,8 @@ impl Default for SchedStats {
 pub struct ThreadState {
     /// The thread owning this entry of [`maps::THREADS`] (0: none).
     pub tid: u32,
-    /// Index + 1 of its process's entry in [`maps::TARGETS`] (and [`maps::PROC_CALLS`])
-    /// at the call's entry; 0 when not known.
+    /// Index + 1 of its process's entry in [`maps::TARGETS`] (and [`maps::PROC_CALLS`]);
+    /// 0 when not known.
     pub proc1: u32,
     /// When the call's timing started (entry, or the moment it blocked); 0 if untimed.
     pub start_ns: u64,
@@ -493,8 +494,18 @@ pub struct ThreadState {
     /// [`call_status`] bits; 0 = not in a traced syscall, which is how sys_exit leaves at
     /// once for every untraced thread.
     pub status: u32,
+    /// The address of the thread's syscall registers (on its kernel stack, its own while
+    /// it lives): how sys_exit knows the entry it was led to is this thread's.
+    pub regs: u64,
+    /// The thread's process, its target slot, its [`target_flags`] and the filter's
+    /// generation when they were read (see `filter::targets_generation` in tracer-ebpf):
+    /// while it is unchanged, sys_enter needs no helper call and no lookup to know them.
+    pub tgid: u32,
+    pub slot: u32,
+    pub target_flags: u32,
+    pub generation: u32,
 }
-const _: () = assert!(core::mem::size_of::<ThreadState>() == 40);
+const _: () = assert!(core::mem::size_of::<ThreadState>() == 64);
 
 impl Tagged for ThreadState {
     fn tag(&self) -> u32 {

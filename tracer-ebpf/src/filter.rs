@@ -193,9 +193,50 @@ pub fn mark_untraced(regs: u64) {
     set_slot(regs, regs ^ generation());
 }
 
+/// The filter's generation: bumped whenever a live traced process changes in the filter
+/// (a selector lets it go, its image changes at an exec, it turns out to make 32-bit
+/// calls), so that what the syscall hooks noted of it for its threads is looked up again.
+/// Entries of new processes need no bump: their threads have noted nothing yet.
+#[unsafe(no_mangle)]
+static mut TARGETS_GEN: u64 = 1;
+
+#[inline(always)]
+pub fn targets_generation() -> u32 {
+    // SAFETY: an aligned u64 in .bss; stores are whole words.
+    unsafe { core::ptr::read_volatile(&raw const TARGETS_GEN) as u32 }
+}
+
+#[inline(always)]
+pub fn targets_changed() {
+    // SAFETY: the .bss word; the add is atomic, so concurrent bumps all count.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut TARGETS_GEN, 1) };
+}
+
+/// Beside it, for traced threads: the index in `THREADS` of the entry their last syscall
+/// used, + 1 (0: none), by the same windows, so that `sys_exit` finds the entry without a
+/// helper call or a search, and `sys_enter` without a search (see `syscalls::own_entry`:
+/// the entry's own `regs` say whether it is still the thread's). One word: no torn reads.
+#[unsafe(no_mangle)]
+static mut ENTRY_AT: [u32; UNTRACED_SLOTS] = [0; UNTRACED_SLOTS];
+
+/// The index noted for `regs`' window (`u32::MAX` when none: no such index).
+#[inline(always)]
+pub fn noted_entry(regs: u64) -> u32 {
+    // SAFETY: an aligned u32 in .bss, the index masked into range; stores are whole words.
+    unsafe { core::ptr::read_volatile(&raw const ENTRY_AT[untraced_slot(regs)]) }.wrapping_sub(1)
+}
+
+/// Notes `index` as the entry of the thread whose registers are at `regs`.
+#[inline(always)]
+pub fn note_entry(regs: u64, index: u32) {
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(&raw mut ENTRY_AT[untraced_slot(regs)], index + 1) }
+}
+
 /// Every new task, before it can run: forget whatever an ended task left under the new
 /// task's stack and ids, so that nothing of another process is ever counted as its.
-/// - the untraced-thread cache's slots of the kernel stack it was given;
+/// - the untraced-thread cache's slots of the kernel stack it was given, and the syscall
+///   hooks' notes of entries there;
 /// - the per-thread state of its thread id (a traced thread that died inside a syscall left
 ///   it "in a call", which the new task's first `sys_exit` would count);
 /// - for a new process, the filter's entry of its id (a traced process that has ended
@@ -224,7 +265,10 @@ fn clear_new_task(task: u64) -> i32 {
         return 0;
     };
     for w in 0..STACK_WINDOWS {
-        set_slot(stack + (w << WINDOW_SHIFT), 0);
+        let addr = stack + (w << WINDOW_SHIFT);
+        set_slot(addr, 0);
+        // SAFETY: as in `note_entry`.
+        unsafe { core::ptr::write_volatile(&raw mut ENTRY_AT[untraced_slot(addr)], 0) };
     }
     if let Some((tid, tgid)) = task_ids(task) {
         syscalls::forget(tid);

@@ -20,7 +20,7 @@ use tracer_common::{
 
 use crate::{
     events::{offsets, process_start, read_at, rodata, submit, task_ids},
-    filter::{count_drop, forget_untraced, set_target, target},
+    filter::{count_drop, forget_untraced, set_target, target, targets_changed},
 };
 
 /// Set by userspace at load time.
@@ -85,6 +85,7 @@ fn let_go(tgid: u32, how: u32) {
         unsafe {
             if (*t).flags & how != 0 {
                 (*t).slot1 = 0;
+                targets_changed();
             }
         }
     }

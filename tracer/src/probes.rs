@@ -280,6 +280,13 @@ impl Probes {
 
     /// Starts tracing process `tgid` under `slot`, with [`target_flags`] (a selector's).
     pub fn add_target_with(&mut self, tgid: u32, slot: u32, flags: u32) -> Result<()> {
+        // A process the kernel side took in already (a child followed at its fork, found
+        // again in /proc) keeps its entry, and the counts it has made since.
+        let known = crate::collect::table_get(&self.targets, self.table_entries, tgid)
+            .with_context(|| format!("cannot add PID {tgid} to the kernel filter"))?;
+        if known.is_some_and(|e| !e.reusable()) {
+            return Ok(());
+        }
         let entry = |index| TargetEntry {
             tgid,
             slot1: slot + 1,

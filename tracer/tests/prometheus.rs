@@ -87,8 +87,8 @@ impl Prometheus {
         p
     }
 
-    /// An instant query's one value.
-    fn query(&self, q: &str) -> f64 {
+    /// An instant query's result (it must be a valid query).
+    fn results(&self, q: &str) -> Vec<Value> {
         let mut r = http()
             .get(&format!("{}/api/v1/query", self.base))
             .query("query", q)
@@ -96,8 +96,13 @@ impl Prometheus {
             .unwrap();
         let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
         assert_eq!(v["status"], "success", "{q}: {v}");
-        let result = v["data"]["result"].as_array().unwrap();
-        assert_eq!(result.len(), 1, "{q}: {v}");
+        v["data"]["result"].as_array().unwrap().clone()
+    }
+
+    /// An instant query's one value.
+    fn query(&self, q: &str) -> f64 {
+        let result = self.results(q);
+        assert_eq!(result.len(), 1, "{q}: {result:?}");
         result[0]["value"][1].as_str().unwrap().parse().unwrap()
     }
 }
@@ -131,7 +136,7 @@ fn tracer_on(
 /// that holds them (the classic buckets are powers of two in ns: 2.1 to 4.2 ms). Then 300
 /// children forked one after another, each with its own `pid` series under a limit of
 /// 200: no scrape of that tracer ever holds more samples than the limit and tracer's own
-/// few families.
+/// few families. And every query of the Grafana dashboard in deploy/ is valid, with data.
 #[test]
 fn prometheus_scrapes_rates_quantiles_and_bounded_series() {
     let Some(_g) = ebpf_test() else { return };
@@ -151,6 +156,31 @@ fn prometheus_scrapes_rates_quantiles_and_bounded_series() {
         let p50 = prom.query(
             r#"histogram_quantile(0.5, rate(tracer_syscall_duration_seconds_bucket{job="steady",syscall="nanosleep"}[10s]))"#,
         );
+        // Every query of the Grafana dashboard (deploy/) is valid PromQL over these
+        // families, and each panel's first query has data.
+        let dashboard: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../deploy/grafana/tracer-dashboard.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap();
+            for (i, t) in panel["targets"].as_array().unwrap().iter().enumerate() {
+                let q = t["expr"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$service", ".*")
+                    .replace("$__rate_interval", "10s");
+                let got = prom.results(&q);
+                // The workload makes no failing call.
+                if i == 0 && !title.starts_with("Failed") {
+                    assert!(!got.is_empty(), "{title}: no data for {q}");
+                }
+            }
+        }
         eprintln!("Prometheus: nanosleep(3 ms) median {:.3} ms", p50 * 1e3);
         assert!(
             (0.002_097_152..=0.004_194_304).contains(&p50),

@@ -84,11 +84,42 @@ fn ensure_llvm() -> Result<()> {
 }
 
 /// Real programs the tests run beside tracer, from Debian's packages: Prometheus (it
-/// scrapes tracer's metrics endpoint in tests/prometheus.rs).
-const TEST_PACKAGES: &[(&str, &str)] = &[("prometheus", "prometheus")];
+/// scrapes tracer's metrics endpoint in tests/prometheus.rs; promtool checks deploy/),
+/// systemd-analyze and setpriv (tests/deploy.rs), Python's venv for the tools below.
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
+    ("systemd-analyze", "systemd"),
+    ("setpriv", "util-linux"),
+];
+
+/// Python tools the tests run, from PyPI, pinned, in a virtual environment of their own
+/// (Debian's python3): kubernetes-validate checks deploy/'s manifests against the
+/// Kubernetes schemas it carries.
+const PYTHON_TOOLS: &str = "/var/tmp/tracer-python";
+const PYTHON_PACKAGES: &[&str] = &["kubernetes-validate==1.37.0"];
 
 pub fn ensure_test_packages() -> Result<()> {
-    ensure_commands(TEST_PACKAGES, "xtask test", "for the tests")
+    ensure_commands(TEST_PACKAGES, "xtask test", "for the tests")?;
+    if !quiet_ok(Command::new("/usr/bin/python3").args(["-c", "import ensurepip, venv"])) {
+        eprintln!("xtask test: installing python3-venv with apt-get (for the tests' tools)");
+        apt_install(&["python3-venv"], false)?;
+    }
+    let pip = format!("{PYTHON_TOOLS}/bin/pip");
+    let stamp = format!("{PYTHON_TOOLS}/installed.txt");
+    let want = PYTHON_PACKAGES.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask test: installing {} from PyPI into {PYTHON_TOOLS} (for the tests)",
+        PYTHON_PACKAGES.join(", ")
+    );
+    run(Command::new("/usr/bin/python3").args(["-m", "venv", PYTHON_TOOLS]))?;
+    run(Command::new(&pip)
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(PYTHON_PACKAGES))?;
+    std::fs::write(&stamp, want).with_context(|| format!("cannot write {stamp}"))
 }
 
 /// Installs the package of each (command, package) whose command is not in PATH, saying

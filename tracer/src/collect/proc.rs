@@ -119,15 +119,18 @@ impl Live {
     /// pid is still its own): what was read of /proc/PID before this says `true` was its.
     pub fn is_running(&self) -> bool {
         // SAFETY: signal 0 only checks that the process exists; the pidfd is open.
-        unsafe {
+        let sent = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.pidfd.as_raw_fd(),
                 0,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
-            ) == 0
-        }
+            )
+        };
+        // EPERM: it exists, and tracer (not root: CAP_BPF and CAP_PERFMON, as the
+        // DaemonSet runs it) may not signal it. ESRCH: it has ended.
+        sent == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
 
     /// Another descriptor of the pidfd (it becomes readable when the process exits).
