@@ -8,7 +8,7 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
@@ -159,7 +159,10 @@ fn tracer_runs_with_only_the_daemonsets_capabilities() {
         let bit = capability_bit(c);
         let held = bounding & (1 << bit) != 0;
         if !held {
-            eprintln!("CAP_{} is not given: this machine withholds it", c.to_uppercase());
+            eprintln!(
+                "CAP_{} is not given: this machine withholds it",
+                c.to_uppercase()
+            );
         }
         held
     });
@@ -170,17 +173,7 @@ fn tracer_runs_with_only_the_daemonsets_capabilities() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let mut work = Command::new(WORKLOAD)
-        .args(["--wait", "syscalls", "500", "20", "7"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(work.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    let mut work = ready_workload(WORKLOAD, &["syscalls", "500", "20", "7"]);
     let fds_now = std::fs::read_dir(format!("/proc/{}/fd", work.id()))
         .unwrap()
         .count() as u64;

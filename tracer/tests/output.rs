@@ -8,7 +8,7 @@ use std::{
     io::{BufRead, BufReader, Write},
     os::unix::fs::{PermissionsExt, lchown, symlink},
     path::PathBuf,
-    process::{Command, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
@@ -137,16 +137,7 @@ fn names_with_terminal_controls_are_escaped() {
     );
 
     // Attached: the process already carries the name (the `tracing` line and the header).
-    let mut work = Command::new(WORKLOAD)
-        .args(["--wait", "evilname"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(work.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+    let mut work = ready_workload(WORKLOAD, &["evilname"]);
     let mut tr = tracer()
         .args(["--threads", "--pid", &work.id().to_string()])
         .stdout(Stdio::piped())

@@ -312,19 +312,7 @@ fn follow_traces_children_from_their_first_syscall() {
 /// Attaches (`--pid`, with or without `--follow`) to a parent whose 3 children already
 /// exist and wait; once attached they make 100 `getppid`s each. Returns the final report.
 fn family(follow: bool) -> serde_json::Value {
-    let mut work = std::process::Command::new(WORKLOAD)
-        .args(["--wait", "family", "3", "100"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(work.stdout.as_mut().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    let mut work = ready_workload(WORKLOAD, &["family", "3", "100"]);
     let args: &[&str] = if follow {
         &["--output", "json", "--follow"]
     } else {

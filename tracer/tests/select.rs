@@ -59,17 +59,7 @@ fn getppids(v: &Value) -> u64 {
 /// Starts `exe` (the workload) to make 100 getppid once told "go"; returns once it is
 /// ready.
 fn waiting(exe: &Path) -> Child {
-    let mut c = Command::new(exe)
-        .args(["--wait", "syscalls", "100", "0", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(c.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    c
+    ready_workload(exe.to_str().unwrap(), &["syscalls", "100", "0", "0"])
 }
 
 /// Runs `cmd` to its end, successfully.

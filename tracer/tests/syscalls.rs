@@ -3,7 +3,7 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     process::{Command, Stdio},
     time::{Duration, Instant, SystemTime},
 };
@@ -18,18 +18,8 @@ const MISSING_OPENS: u64 = 200;
 #[test]
 fn attach_by_pid_counts_exactly() {
     let Some(_g) = ebpf_test() else { return };
-    let mut work = Command::new(WORKLOAD)
-        .args(["--wait", "syscalls"])
-        .args([GETPPID, WRITES, MISSING_OPENS].map(|n| n.to_string()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(work.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    let counts = [GETPPID, WRITES, MISSING_OPENS].map(|n| n.to_string());
+    let mut work = ready_workload(WORKLOAD, &["syscalls", &counts[0], &counts[1], &counts[2]]);
 
     let (tr, _stderr) = attach(work.id(), &["--output", "json"]);
     // Attached: let the workload do its counted work and exit; tracer ends by itself.

@@ -176,6 +176,24 @@ pub fn wait_for_stderr(child: &mut Child, needle: &str) -> BufReader<std::proces
     }
 }
 
+/// Starts `exe` (a copy of the workload, or WORKLOAD) as `exe --wait ARGS` and returns
+/// once it says `ready`: it then waits for a line on stdin ("go") before its counted work.
+pub fn ready_workload(exe: &str, args: &[&str]) -> Child {
+    let mut c = Command::new(exe)
+        .arg("--wait")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(c.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    c
+}
+
 /// An HTTP client for the metrics endpoint and Prometheus: a status is an answer, not an
 /// error; nothing waits more than 10 s.
 pub fn http() -> ureq::Agent {
