@@ -6,6 +6,7 @@
 mod btf;
 mod cli;
 mod collect;
+mod compare;
 mod engine;
 mod model;
 mod output;
@@ -26,6 +27,11 @@ fn main() -> ExitCode {
         let msg = info.to_string().replace('\n', " ");
         eprintln!("tracer: internal error: {}", render::term::printable(&msg));
     }));
+    // `tracer compare BEFORE AFTER`: recordings, no tracing.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "compare") {
+        return compare::main(args.collect());
+    }
     let (cli, mode) = match cli::parse() {
         Ok(v) => v,
         Err(code) => return code,

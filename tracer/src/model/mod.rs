@@ -3,6 +3,7 @@
 //! samples into the counts of one interval; [`Report::build`] turns the counts of a
 //! [`Window`] into the whole report (rows with rates and percentiles, scheduling, life,
 //! memory), which `render` prints. Reports are built here only.
+pub mod compare;
 pub mod events;
 pub mod memory;
 pub mod procs;
