@@ -80,6 +80,9 @@ pub mod maps {
     /// `Array<ProcCalls>` beside [`TARGETS`], entry for entry: each traced process's own
     /// syscall and error counts (shared by all CPUs, atomic adds).
     pub const PROC_CALLS: &str = "PROC_CALLS";
+    /// `ProgramArray` of one: the memory section's descriptor scan, which sys_enter
+    /// tail-calls for dup2/dup3, close_range and execve/execveat.
+    pub const FD_SCAN: &str = "FD_SCAN";
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with

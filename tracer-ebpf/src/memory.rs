@@ -8,7 +8,7 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_user,
     },
     macros::{map, raw_tracepoint},
-    maps::{Array, PerCpuArray},
+    maps::{Array, PerCpuArray, ProgramArray},
     programs::RawTracePointContext,
 };
 use tracer_common::{
@@ -50,6 +50,10 @@ static MEM_CLASS: Array<u32> = Array::with_max_entries(2 * SYSCALL_SLOTS, 0);
 #[map(name = "MEM_SYSCALLS")]
 static MEM_SYSCALLS: Array<MemSyscalls> = Array::with_max_entries(MAX_TARGETS, 0);
 
+/// [`sys_enter_fds`], for sys_enter to tail-call (set by userspace with the memory section).
+#[map(name = "FD_SCAN")]
+static FD_SCAN: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
 #[map(name = "RSS")]
 static RSS: PerCpuArray<RssSnapshot> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
 
@@ -75,14 +79,12 @@ pub fn is_exec(stats_idx: u32) -> bool {
     }
 }
 
-/// At sys_enter of a traced thread, for the descriptor syscalls whose effect depends on
-/// the descriptor table: `dup2`/`dup3` (is the target open?), `close_range` (how many of
-/// the range are open?), `execve`/`execveat` (how many are close-on-exec?). A few
-/// compares for any other syscall.
+/// Which of the descriptor syscalls whose effect depends on the descriptor table `id` is:
+/// (`dup2`/`dup3`, `close_range`, `execve`/`execveat`).
 #[inline(always)]
-pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64, compat: bool) -> u32 {
+fn table_dependent(id: u64, compat: bool) -> (bool, bool, bool) {
     let c = config();
-    let (dup, close_range, exec) = if compat {
+    if compat {
         (
             id == c.nr32_dup2 as u64 || id == c.nr32_dup3 as u64,
             id == c.nr32_close_range as u64,
@@ -94,7 +96,51 @@ pub fn on_sys_enter(ctx: &RawTracePointContext, id: u64, compat: bool) -> u32 {
             id == c.nr_close_range as u64,
             id == c.nr_execve as u64 || id == c.nr_execveat as u64,
         )
+    }
+}
+
+/// Whether the traced thread entering syscall `id` needs [`sys_enter_fds`] once its entry
+/// is written: for the descriptor syscalls whose effect depends on the descriptor table.
+/// A few compares. sys_enter then tail-calls it ([`scan_fds`]), a program of its own for
+/// the verifier: its scan of the table's bitmaps, a loop, is walked once, not once for
+/// every way sys_enter can reach it (which took sys_enter past the 5.10 and 6.1
+/// verifiers' limit). If the tail call cannot be made, the call's flags stay 0 (its
+/// descriptors are counted as if the table held none of those).
+#[inline(always)]
+pub fn needs_scan(id: u64, compat: bool) -> bool {
+    let (dup, close_range, exec) = table_dependent(id, compat);
+    dup || close_range || exec
+}
+
+/// Tail-calls [`sys_enter_fds`]; returns only if that cannot be done.
+#[inline(always)]
+pub fn scan_fds(ctx: &RawTracePointContext) {
+    // SAFETY: the context is sys_enter's own, as the called program expects.
+    unsafe { FD_SCAN.tail_call(ctx, 0) };
+}
+
+/// sys_enter's descriptor scan (see [`needs_scan`]): the flags of the running thread's
+/// call, written into its entry for sys_exit. Loaded, never attached: tail-called.
+/// TP_PROTO(struct pt_regs *regs, long id)
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter_fds(ctx: RawTracePointContext) -> i32 {
+    let Some(s) = crate::syscalls::own_entry(ctx.arg(0)) else {
+        return 0;
     };
+    // SAFETY: the running thread's own entry (see `own_entry`), on this CPU now.
+    let compat = unsafe { (*s).stats_idx } & COMPAT_IDX != 0;
+    let flags = on_sys_enter(&ctx, ctx.arg(1), compat);
+    // SAFETY: as above.
+    unsafe { (*s).flags = flags };
+    0
+}
+
+/// What the descriptor syscall the running thread enters will do to its table:
+/// `dup2`/`dup3` (is the target open?), `close_range` (how many of the range are open?),
+/// `execve`/`execveat` (how many are close-on-exec?).
+#[inline(always)]
+fn on_sys_enter(ctx: &RawTracePointContext, id: u64, compat: bool) -> u32 {
+    let (dup, close_range, exec) = table_dependent(id, compat);
     if !(dup || close_range || exec) {
         return 0;
     }

@@ -10,8 +10,8 @@
 //! for a thread's second call on. Then jiffies (inlined), and two clock reads for the
 //! calls that are timed (see [`SyscallTiming`]: the clock is the dearest part, so busy
 //! threads are sampled). Measured with bpf_stats on `dd bs=1` (3 runs each, ns per run
-//! including the stats' own two clock reads): sys_enter 100-109 -> 79-84, sys_exit about
-//! 75-83 -> 70-76.
+//! including the stats' own two clock reads): sys_enter 100-109 -> 79-88, sys_exit about
+//! 74-83 -> 70-79.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -88,7 +88,7 @@ fn timed_few(idx: u32) -> *mut u8 {
 /// it is still that thread's: its `regs` are these (a live thread's kernel stack, which
 /// holds them, is its own; `task_new` forgets what a new task's stack was noted for).
 #[inline(always)]
-fn own_entry(regs: u64) -> Option<*mut ThreadState> {
+pub fn own_entry(regs: u64) -> Option<*mut ThreadState> {
     let p = THREADS.get_ptr_mut(noted_entry(regs))?;
     // SAFETY: a map value, valid while the program runs.
     (unsafe { (*p).regs } == regs).then_some(p)
@@ -121,8 +121,16 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if known_untraced(ctx.arg(0)) {
         return 0;
     }
-    enter(ctx.as_ptr())
+    // The descriptor scan is tail-called from here: the kernel takes a tail call from a
+    // BPF-to-BPF function only with the program's BTF, which tracer does not load.
+    if enter(ctx.as_ptr()) == SCAN_FDS {
+        memory::scan_fds(&ctx);
+    }
+    0
 }
+
+/// What [`enter`] returns when the call needs the memory section's descriptor scan.
+const SCAN_FDS: i32 = 1;
 
 /// sys_enter past the untraced-thread cache. Out of line (a BPF-to-BPF call), so that the
 /// cache hit above, which every untraced thread takes, uses no callee-saved register and no
@@ -194,12 +202,6 @@ fn enter(ctx: *mut c_void) -> i32 {
     if nr == exit || nr == exit_group {
         return 0;
     }
-    // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
-    let flags = if memory::enabled() {
-        memory::on_sys_enter(&ctx, id, compat)
-    } else {
-        0
-    };
     *s = ThreadState {
         tid,
         tgid,
@@ -215,12 +217,16 @@ fn enter(ctx: *mut c_void) -> i32 {
             0
         },
         stats_idx: abi | (slot * SYSCALL_SLOTS + nr),
-        flags,
+        flags: 0,
         tick,
         in_tick,
         rng,
         status: if forced { IN_CALL | FORCED } else { IN_CALL },
     };
+    // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
+    if memory::enabled() && memory::needs_scan(id, compat) {
+        return SCAN_FDS;
+    }
     0
 }
 
@@ -253,10 +259,14 @@ fn look_up(regs: u64, generation: u32) -> Option<*mut ThreadState> {
     unsafe {
         let s = &mut *state;
         if s.tid != tid {
-            *s = ThreadState {
-                tid,
-                ..ThreadState::default()
-            };
+            // Another thread's entry (free, or taken over): its sampling state is not this
+            // thread's. The rest `enter` writes. (Field by field: a struct update of this
+            // size becomes a call of a byte-loop memset, which old verifiers walk byte by
+            // byte.)
+            s.tid = tid;
+            s.tick = 0;
+            s.in_tick = 0;
+            s.rng = 0;
         }
         s.tgid = tgid;
         s.regs = regs;

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, IterableMap, MapData},
+    maps::{Array, IterableMap, MapData, ProgramArray},
     programs::{ProgramError, RawTracePoint},
 };
 use tracer_common::{
@@ -142,6 +142,9 @@ pub struct LoadOptions<'a> {
     pub select: Option<SelectConfig>,
 }
 
+/// The memory section's scan of the descriptor table, tail-called by sys_enter.
+pub const FD_SCAN_PROGRAM: &str = "sys_enter_fds";
+
 /// The selectors' hooks: loaded (and attached first, before the life section's own
 /// `sched_process_exec`) only when there are selectors.
 const SELECT_HOOKS: &[Hook] = &[
@@ -237,6 +240,22 @@ impl Probes {
                 load_raw_tp(&mut ebpf, prog)?;
                 loaded.push((prog, tp));
             }
+        }
+        // The memory section's descriptor scan, which sys_enter tail-calls (loaded, not
+        // attached).
+        if memory.enabled != 0 && opts.programs == Programs::Tracer {
+            load_raw_tp(&mut ebpf, FD_SCAN_PROGRAM)?;
+            let fd = ebpf
+                .program(FD_SCAN_PROGRAM)
+                .ok_or_else(|| anyhow!("program {FD_SCAN_PROGRAM} missing from the eBPF object"))?
+                .fd()?
+                .try_clone()?;
+            let mut scan = ProgramArray::try_from(
+                ebpf.map_mut(maps::FD_SCAN)
+                    .ok_or_else(|| anyhow!("map {} missing", maps::FD_SCAN))?,
+            )?;
+            scan.set(0, &fd, 0)
+                .map_err(|e| anyhow!("cannot set up the descriptor scan: {}", one_line(&e)))?;
         }
         let targets = Array::try_from(
             ebpf.take_map(maps::TARGETS)

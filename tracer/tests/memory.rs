@@ -630,6 +630,11 @@ fn sections_select_the_hooks() {
         if pid_victim && sections == "--bench-floor" {
             want.push("floor_signal");
         }
+        // The memory section's descriptor scan, which sys_enter tail-calls (loaded, not
+        // attached).
+        if sections.contains("memory") && !sections.starts_with("--") {
+            want.push("sys_enter_fds");
+        }
         want.sort_unstable();
         assert_eq!(prog_names_of(tr.id()), want, "{args:?}");
         // SAFETY: sending a signal to our own child.
