@@ -78,6 +78,12 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR:PORT", value_parser = crate::sink::serve::parse_addr)]
     pub listen: Option<std::net::SocketAddr>,
 
+    /// Push the run's metrics (the same as --listen serves) to an OpenTelemetry collector
+    /// over OTLP/HTTP after every interval, for example http://127.0.0.1:4318/v1/metrics;
+    /// like --listen, the run goes on until stopped and writes no report unless asked.
+    #[arg(long, value_name = "URL", value_parser = parse_otlp)]
+    pub otlp: Option<String>,
+
     /// The `service` label of every metric (default: each selector's name, or the target
     /// process's name).
     #[arg(long, value_name = "SERVICE", value_parser = parse_label)]
@@ -184,6 +190,12 @@ impl Cli {
 
     /// Whether processes are selected by name or cgroup (they come and go: the run lasts
     /// until it is stopped).
+    /// Whether the run feeds a monitoring system (`--listen`, `--otlp`): it goes on until
+    /// stopped, and writes no report unless asked.
+    pub fn serving(&self) -> bool {
+        self.listen.is_some() || self.otlp.is_some()
+    }
+
     pub fn selecting(&self) -> bool {
         !self.comms.is_empty() || !self.cgroups.is_empty() || !self.exes.is_empty()
     }
@@ -286,6 +298,13 @@ fn parse_comm(s: &str) -> Result<String, String> {
             "'{s}' is longer than 15 bytes; the kernel keeps the first 15 of a process's name"
         ));
     }
+    Ok(s.to_string())
+}
+
+/// An `--otlp` URL (checked further by the OTLP sink's own parser, when built with it).
+fn parse_otlp(s: &str) -> Result<String, String> {
+    #[cfg(feature = "otlp")]
+    crate::sink::otlp::parse_url(s)?;
     Ok(s.to_string())
 }
 

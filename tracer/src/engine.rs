@@ -237,9 +237,9 @@ impl Engine<'_> {
                 _ = exits.join_next(), if !exits.is_empty() => {
                     // A fork just before the exit may still sit in the ring buffer.
                     self.drain(ring.as_mut(), &mut exits)?;
-                    // Selected processes come and go: then only a signal or --duration ends
-                    // the run.
-                    if exits.is_empty() && !self.cli.selecting() && self.cli.listen.is_none() {
+                    // Selected processes come and go, and a run feeding a monitoring system
+                    // goes on: then only a signal or --duration ends it.
+                    if exits.is_empty() && !self.cli.selecting() && !self.cli.serving() {
                         break;
                     }
                 }
@@ -284,6 +284,12 @@ impl Engine<'_> {
                 command,
             };
             emit(&self.ctx, &mut self.sinks, &w, |_| true)?;
+            // What sinks still send (a last push), waited for.
+            for sink in &mut self.sinks {
+                if let Some(f) = sink.finish() {
+                    f.await;
+                }
+            }
         } else {
             let secs = self.started.elapsed().as_secs_f64();
             eprintln!("tracer: floor programs attached for {secs:.3} s");

@@ -64,6 +64,14 @@ fn usage_errors_exit_2() {
         ),
         (&["--pid", "1", "--listen", "70000"][..], "is not ADDR:PORT"),
         (&["--pid", "1", "--label", ""][..], "a label is 1 to 128"),
+        (
+            &["--pid", "1", "--otlp", "https://c:4318/v1/metrics"][..],
+            "https is not supported",
+        ),
+        (
+            &["--pid", "1", "--otlp", "c:4318"][..],
+            "is not an http:// URL",
+        ),
     ] {
         assert_one_line(&run(tracer().args(args)), 2, needle);
     }

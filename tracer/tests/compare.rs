@@ -97,11 +97,12 @@ fn bad_comparisons_are_one_line() {
         1,
         "cannot read /nonexistent-a",
     );
-    one_line(
-        &["/etc/hostname", "/etc/hostname"],
-        1,
-        "not a JSON object of tracer's",
-    );
+    let foreign =
+        std::env::temp_dir().join(format!("tracer-compare-{}-foreign", std::process::id()));
+    std::fs::write(&foreign, "hello\n").unwrap();
+    let f = foreign.to_str().unwrap();
+    one_line(&[f, f], 1, "not a JSON object of tracer's");
+    let _ = std::fs::remove_file(&foreign);
     one_line(&["a"], 2, "required");
     one_line(&["a@3..2", "b"], 2, "ends before it starts");
 }

@@ -62,6 +62,10 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "it runs Debian's Prometheus server, which the guests do not have; tests/metrics.rs checks the metrics endpoint in them",
     ),
     (
+        "otlp",
+        "its OTLP receiver is a Python program (OpenTelemetry's protobuf definitions), which the guests do not have",
+    ),
+    (
         "deploy",
         "it runs kubernetes-validate, promtool, systemd-analyze and setpriv, which the guests do not have",
     ),

@@ -95,9 +95,14 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
 
 /// Python tools the tests run, from PyPI, pinned, in a virtual environment of their own
 /// (Debian's python3): kubernetes-validate checks deploy/'s manifests against the
-/// Kubernetes schemas it carries.
+/// Kubernetes schemas it carries; opentelemetry-proto (OpenTelemetry's own protobuf
+/// definitions) decodes tracer's OTLP pushes in tests/otlp.rs.
 const PYTHON_TOOLS: &str = "/var/tmp/tracer-python";
-const PYTHON_PACKAGES: &[&str] = &["kubernetes-validate==1.37.0"];
+const PYTHON_PACKAGES: &[&str] = &[
+    "kubernetes-validate==1.37.0",
+    "opentelemetry-proto==1.45.2",
+    "protobuf==7.36.2",
+];
 
 pub fn ensure_test_packages() -> Result<()> {
     ensure_commands(TEST_PACKAGES, "xtask test", "for the tests")?;

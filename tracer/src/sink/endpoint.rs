@@ -10,7 +10,8 @@ use anyhow::Result;
 
 use super::{
     Sink,
-    metrics::{self, Metrics, Options},
+    metrics::{Metrics, Options},
+    openmetrics,
     own::OwnMeter,
     serve,
 };
@@ -30,13 +31,8 @@ impl MetricsSink {
     /// Binds the address now (a bad one costs nothing).
     pub fn open(cli: &Cli, addr: std::net::SocketAddr) -> Result<Self> {
         let listener = serve::bind(addr)?;
-        let opts = Options {
-            series_limit: cli.max_series,
-            label: cli.label.clone(),
-            pid_label: cli.metrics_pid,
-        };
         Ok(MetricsSink {
-            state: Arc::new(Mutex::new(Metrics::new(opts))),
+            state: Arc::new(Mutex::new(Metrics::new(Options::from(cli)))),
             meter: OwnMeter::new(cli.bpf_stats)?,
             listener: Some(listener),
         })
@@ -59,7 +55,7 @@ impl Sink for MetricsSink {
             m.set_own(self.meter.measure());
         }
         match self.listener.take() {
-            Some(l) => serve::spawn(l, metrics::registry(self.state.clone())),
+            Some(l) => serve::spawn(l, openmetrics::registry(self.state.clone())),
             None => Ok(()),
         }
     }

@@ -1,22 +1,15 @@
-//! The metrics sink's state (issue 13): the run's counters, gauges and histograms per
+//! The metrics sinks' state (issue 13): the run's counters, gauges and histograms per
 //! service, summed from the interval reports the engine hands it, under a hard limit on
-//! series; and their encoding in the OpenMetrics text format (prometheus-client). Pure: no
-//! I/O here; `serve.rs` answers the scrapes, `own.rs` measures tracer itself.
+//! series, and listed as families ([`Metrics::families`]) for the exporters:
+//! `openmetrics.rs` (the text format, for Prometheus) and `otlp.rs` (OpenTelemetry). Pure:
+//! no I/O here; `serve.rs` answers the scrapes, `own.rs` measures tracer itself.
 //!
 //! Every family is prefixed `tracer_`, in base units (seconds, bytes). Labels are few and
 //! bounded: `service` (from the selector, or `--label`), `comm` (the process name, where one
 //! name is the target's), `syscall`, `abi`, `errno`, and `pid` only with `--metrics-pid`. No
 //! syscall argument, path or address is ever a label.
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
+use std::collections::BTreeMap;
 
-use prometheus_client::{
-    encoding::{DescriptorEncoder, EncodeMetric, text},
-    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
-    registry::{Registry, Unit},
-};
 use tracer_common::hist;
 
 use crate::{
@@ -71,6 +64,10 @@ impl Hist {
             self.slots[p.min(SLOTS - 1)] += n;
         }
         self.sum_ns += sum_ns;
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        ns_to_s(self.sum_ns)
     }
 
     pub fn count(&self) -> u64 {
@@ -209,6 +206,16 @@ pub struct Options {
     pub pid_label: bool,
 }
 
+impl From<&crate::cli::Cli> for Options {
+    fn from(cli: &crate::cli::Cli) -> Self {
+        Options {
+            series_limit: cli.max_series,
+            label: cli.label.clone(),
+            pid_label: cli.metrics_pid,
+        }
+    }
+}
+
 /// The run's metrics, cumulative since tracing started.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -223,6 +230,8 @@ pub struct Metrics {
     procs: BTreeMap<(Option<Service>, String, String), ProcSeries>,
     lost: BTreeMap<String, u64>,
     own: OwnCost,
+    /// With `--otlp`: pushes that failed so far.
+    push_failures: Option<u64>,
     /// Reports taken, and the monotonic end of the last.
     updates: u64,
     last_ns: u64,
@@ -238,6 +247,7 @@ impl Metrics {
             procs: BTreeMap::new(),
             lost: BTreeMap::new(),
             own: OwnCost::default(),
+            push_failures: None,
             updates: 0,
             last_ns: 0,
         }
@@ -245,6 +255,10 @@ impl Metrics {
 
     pub fn set_own(&mut self, own: OwnCost) {
         self.own = own;
+    }
+
+    pub fn set_push_failures(&mut self, n: u64) {
+        self.push_failures = Some(n);
     }
 
     /// Admits `cost` more series if the limit allows; a refusal is counted.
@@ -432,78 +446,84 @@ fn add_life(t: &mut SlotLife, w: &SlotLife) {
     t.oom_kills += w.oom_kills;
 }
 
-/// The registry's view of the run's metrics, encoded under their lock at each scrape.
-#[derive(Debug)]
-struct Shared(Arc<Mutex<Metrics>>);
+/// A life family: its name, its help, and its count in a slot's life counts.
+type LifeFamily = (&'static str, &'static str, fn(&SlotLife) -> u64);
 
-impl prometheus_client::collector::Collector for Shared {
-    fn encode(&self, enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let m = self.0.lock().map_err(|_| std::fmt::Error)?;
-        m.encode_families(enc)
+/// A series' labels.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// How a family's series add up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Cumulative since tracing started.
+    Counter,
+    /// A value now.
+    Gauge,
+    /// A cumulative distribution ([`Hist`]).
+    Histogram,
+}
+
+/// A number of a series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Num {
+    U(u64),
+    I(i64),
+    F(f64),
+}
+
+impl From<u64> for Num {
+    fn from(v: u64) -> Self {
+        Num::U(v)
     }
 }
 
-/// A registry that exports `metrics`.
-pub fn registry(metrics: Arc<Mutex<Metrics>>) -> Registry {
-    let mut r = Registry::default();
-    r.register_collector(Box::new(Shared(metrics)));
-    r
-}
-
-/// The exposition of `registry` in the OpenMetrics text format.
-pub fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    // Writing to a String cannot fail; a poisoned lock leaves the exposition cut short.
-    let _ = text::encode(&mut out, registry);
-    out
-}
-
-type Labels = Vec<(&'static str, String)>;
-
-/// Writes one family: its descriptor, then each (labels, value) of it.
-fn family<'a, M: EncodeMetric + 'a>(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<&Unit>,
-    kind: MetricType,
-    series: impl IntoIterator<Item = (Labels, M)>,
-) -> Result<(), std::fmt::Error> {
-    let mut series = series.into_iter().peekable();
-    if series.peek().is_none() {
-        return Ok(());
+impl From<i64> for Num {
+    fn from(v: i64) -> Self {
+        Num::I(v)
     }
-    let mut f = enc.encode_descriptor(name, help, unit, kind)?;
-    for (labels, m) in series {
-        if labels.is_empty() {
-            m.encode(f)?;
-            return Ok(()); // a family without labels has one series
+}
+
+impl From<f64> for Num {
+    fn from(v: f64) -> Self {
+        Num::F(v)
+    }
+}
+
+/// A series' value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Point<'a> {
+    Num(Num),
+    Hist(&'a Hist),
+}
+
+impl Point<'_> {
+    fn num(v: impl Into<Num>) -> Self {
+        Point::Num(v.into())
+    }
+}
+
+/// One family and its series, as the exporters (`openmetrics.rs`, `otlp.rs`) write them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Family<'a> {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub series: Vec<(Labels, Point<'a>)>,
+}
+
+impl<'a> Family<'a> {
+    fn new(
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        series: impl IntoIterator<Item = (Labels, Point<'a>)>,
+    ) -> Self {
+        Family {
+            name,
+            help,
+            kind,
+            series: series.into_iter().collect(),
         }
-        m.encode(f.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-/// A histogram's series, as prometheus-client encodes them.
-#[derive(Debug)]
-struct ConstHist<'a>(&'a Hist);
-
-impl EncodeMetric for ConstHist<'_> {
-    fn encode(
-        &self,
-        mut enc: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        let h = self.0;
-        enc.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            ns_to_s(h.sum_ns),
-            h.count(),
-            &h.classic(),
-            None,
-        )
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
     }
 }
 
@@ -513,8 +533,10 @@ fn with(mut l: Labels, more: &[(&'static str, &str)]) -> Labels {
 }
 
 impl Metrics {
-    fn encode_families(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    /// Every family, with its series now: what the exporters write, each in its format.
+    pub fn families(&self) -> Vec<Family<'_>> {
         let m = self;
+        let mut out = Vec::new();
         let services: Vec<(Labels, &ServiceSeries)> =
             m.services.iter().map(|(w, s)| (w.labels(), s)).collect();
         let rows = || {
@@ -524,285 +546,222 @@ impl Metrics {
                 })
             })
         };
-        family(
-            &mut enc,
+        out.push(Family::new(
             "tracer_syscalls",
             "Syscalls made, by syscall (counted in the kernel, exactly)",
-            None,
-            MetricType::Counter,
-            rows().map(|(l, r)| (l, ConstCounter::new(r.calls))),
-        )?;
-        family(
-            &mut enc,
+            Kind::Counter,
+            rows().map(|(l, r)| (l, Point::num(r.calls))),
+        ));
+        out.push(Family::new(
             "tracer_syscall_errors",
             "Syscalls that failed, by syscall and errno",
-            None,
-            MetricType::Counter,
+            Kind::Counter,
             rows().flat_map(|(l, r)| {
                 r.errnos
                     .iter()
-                    .map(move |(e, n)| (with(l.clone(), &[("errno", e)]), ConstCounter::new(*n)))
+                    .map(move |(e, n)| (with(l.clone(), &[("errno", e)]), Point::num(*n)))
             }),
-        )?;
-        family(
-            &mut enc,
-            "tracer_syscall_duration_seconds",
-            "Syscall latency, from the kernel's histogram (sampled calls weighted by the calls they stand for, unless --exact-latency)",
-            None,
-            MetricType::Histogram,
-            rows()
+        ));
+        out.push(Family::new("tracer_syscall_duration_seconds", "Syscall latency, from the kernel's histogram (sampled calls weighted by the calls they stand for, unless --exact-latency)", Kind::Histogram, rows()
                 .filter(|(_, r)| r.latency.count() > 0)
-                .map(|(l, r)| (l, ConstHist(&r.latency))),
-        )?;
+                .map(|(l, r)| (l, Point::Hist(&r.latency))),
+        ));
         let sched = || {
             services
                 .iter()
                 .filter_map(|(l, s)| s.sched.as_ref().map(|t| (l, t)))
         };
-        family(
-            &mut enc,
-            "tracer_context_switches",
-            "Context switches of the service's threads, voluntary (blocked) or involuntary (preempted)",
-            None,
-            MetricType::Counter,
-            sched().flat_map(|(l, t)| {
+        out.push(Family::new("tracer_context_switches", "Context switches of the service's threads, voluntary (blocked) or involuntary (preempted)", Kind::Counter, sched().flat_map(|(l, t)| {
                 [("voluntary", t.voluntary), ("involuntary", t.involuntary)]
-                    .map(|(k, n)| (with(l.clone(), &[("kind", k)]), ConstCounter::new(n)))
+                    .map(|(k, n)| (with(l.clone(), &[("kind", k)]), Point::num(n)))
             }),
-        )?;
-        family(
-            &mut enc,
+        ));
+        out.push(Family::new(
             "tracer_cpu_seconds",
             "Time of the service's threads by state: on a CPU, runnable in a run queue, blocked",
-            None,
-            MetricType::Counter,
+            Kind::Counter,
             sched().flat_map(|(l, t)| {
                 [
                     ("on_cpu", t.on_cpu_ns),
                     ("runqueue", t.runqueue_ns),
                     ("blocked", t.blocked_ns),
                 ]
-                .map(|(k, n)| {
-                    (
-                        with(l.clone(), &[("state", k)]),
-                        ConstCounter::new(ns_to_s(n)),
-                    )
-                })
+                .map(|(k, n)| (with(l.clone(), &[("state", k)]), Point::num(ns_to_s(n))))
             }),
-        )?;
-        family(
-            &mut enc,
-            "tracer_runqueue_wait_seconds",
-            "Run-queue waits (wakeup or preemption to running); the sum includes waits still open at each report",
-            None,
-            MetricType::Histogram,
-            sched().map(|(l, t)| (l.clone(), ConstHist(&t.runqueue))),
-        )?;
+        ));
+        out.push(Family::new("tracer_runqueue_wait_seconds", "Run-queue waits (wakeup or preemption to running); the sum includes waits still open at each report", Kind::Histogram, sched().map(|(l, t)| (l.clone(), Point::Hist(&t.runqueue))),
+        ));
         let mem = || {
             services
                 .iter()
                 .filter_map(|(l, s)| s.memory.as_ref().map(|t| (l, t)))
         };
-        family(
-            &mut enc,
+        out.push(Family::new(
             "tracer_rss_bytes",
             "Resident memory of the target process, by type (/proc/PID/status)",
-            None,
-            MetricType::Gauge,
+            Kind::Gauge,
             mem().flat_map(|(l, t)| {
                 [
                     ("anon", t.rss_anon),
                     ("file", t.rss_file),
                     ("shmem", t.rss_shmem),
                 ]
-                .map(|(k, n)| (with(l.clone(), &[("type", k)]), ConstGauge::new(n as i64)))
+                .map(|(k, n)| (with(l.clone(), &[("type", k)]), Point::num(n as i64)))
             }),
-        )?;
-        family(
-            &mut enc,
+        ));
+        out.push(Family::new(
             "tracer_page_faults",
             "Page faults of the target process, minor or major",
-            None,
-            MetricType::Counter,
+            Kind::Counter,
             mem().flat_map(|(l, t)| {
                 [("minor", t.minor_faults), ("major", t.major_faults)]
-                    .map(|(k, n)| (with(l.clone(), &[("kind", k)]), ConstCounter::new(n)))
+                    .map(|(k, n)| (with(l.clone(), &[("kind", k)]), Point::num(n)))
             }),
-        )?;
-        family(
-            &mut enc,
+        ));
+        out.push(Family::new(
             "tracer_open_fds",
             "Open file descriptors of the target process",
-            None,
-            MetricType::Gauge,
-            mem().map(|(l, t)| (l.clone(), ConstGauge::new(t.fds as i64))),
-        )?;
-        family(
-            &mut enc,
+            Kind::Gauge,
+            mem().map(|(l, t)| (l.clone(), Point::num(t.fds as i64))),
+        ));
+        out.push(Family::new(
             "tracer_fd_limit",
             "RLIMIT_NOFILE (soft) of the target process",
-            None,
-            MetricType::Gauge,
-            mem().filter_map(|(l, t)| t.fd_limit.map(|n| (l.clone(), ConstGauge::new(n as i64)))),
-        )?;
-        family(
-            &mut enc,
+            Kind::Gauge,
+            mem().filter_map(|(l, t)| t.fd_limit.map(|n| (l.clone(), Point::num(n as i64)))),
+        ));
+        out.push(Family::new(
             "tracer_memory_limit_bytes",
             "Memory limits in force for the target process: its cgroup's, RLIMIT_AS, RLIMIT_DATA",
-            None,
-            MetricType::Gauge,
+            Kind::Gauge,
             mem().flat_map(|(l, t)| {
-                t.limits.iter().map(move |(k, n)| {
-                    (with(l.clone(), &[("limit", k)]), ConstGauge::new(*n as i64))
-                })
+                t.limits
+                    .iter()
+                    .map(move |(k, n)| (with(l.clone(), &[("limit", k)]), Point::num(*n as i64)))
             }),
-        )?;
-        let life = |name: &str, help: &str, get: fn(&SlotLife) -> u64| {
-            (name.to_string(), help.to_string(), get)
-        };
-        for (name, help, get) in [
-            life(
+        ));
+        let life: [LifeFamily; 4] = [
+            (
                 "tracer_process_starts",
                 "Processes that joined the service while tracing (followed children, processes a selector took in)",
                 |l| l.started,
             ),
-            life(
+            (
                 "tracer_process_exits",
                 "Processes of the service that exited",
                 |l| l.exited,
             ),
-            life(
+            (
                 "tracer_process_restarts",
                 "Starts that replaced an exited process of the service (a supervisor's restart)",
                 |l| l.restarted,
             ),
-            life(
+            (
                 "tracer_oom_kills",
                 "Processes of the service the OOM killer chose",
                 |l| l.oom_kills,
             ),
-        ] {
-            family(
-                &mut enc,
-                &name,
-                &help,
-                None,
-                MetricType::Counter,
+        ];
+        for (name, help, get) in life {
+            out.push(Family::new(
+                name,
+                help,
+                Kind::Counter,
                 services
                     .iter()
-                    .map(|(l, s)| (l.clone(), ConstCounter::new(get(&s.life)))),
-            )?;
+                    .map(|(l, s)| (l.clone(), Point::num(get(&s.life)))),
+            ));
         }
-        family(
-            &mut enc,
-            "tracer_process_syscalls",
-            "Syscalls of each process (--metrics-pid; the processes beyond those listed under pid=\"other\")",
-            None,
-            MetricType::Counter,
-            m.procs.iter().map(|((w, comm, pid), s)| {
+        out.push(Family::new("tracer_process_syscalls", "Syscalls of each process (--metrics-pid; the processes beyond those listed under pid=\"other\")", Kind::Counter, m.procs.iter().map(|((w, comm, pid), s)| {
                 let mut l = w.as_ref().map_or_else(Labels::new, Service::labels);
                 if !comm.is_empty() {
                     l.retain(|(k, _)| *k != "comm");
                     l.push(("comm", value(comm)));
                 }
                 l.push(("pid", pid.clone()));
-                (l, ConstCounter::new(s.calls))
+                (l, Point::num(s.calls))
             }),
-        )?;
-        family(
-            &mut enc,
-            "tracer_lost_events",
-            "What the kernel side could not record, by cause (a full table, a full ring buffer, skipped program runs, ...)",
-            None,
-            MetricType::Counter,
-            m.lost
+        ));
+        out.push(Family::new("tracer_lost_events", "What the kernel side could not record, by cause (a full table, a full ring buffer, skipped program runs, ...)", Kind::Counter, m.lost
                 .iter()
-                .map(|(c, n)| (vec![("cause", value(c))], ConstCounter::new(*n))),
-        )?;
-        family(
-            &mut enc,
+                .map(|(c, n)| (vec![("cause", value(c))], Point::num(*n))),
+        ));
+        out.push(Family::new(
             "tracer_series_overflow",
             "Updates of series not made because the series limit (--max-series) was reached",
-            None,
-            MetricType::Counter,
-            [(Labels::new(), ConstCounter::new(m.overflow))],
-        )?;
-        family(
-            &mut enc,
+            Kind::Counter,
+            [(Labels::new(), Point::num(m.overflow))],
+        ));
+        out.push(Family::new(
             "tracer_series",
             "Series tracer exports now, against its limit",
-            None,
-            MetricType::Gauge,
+            Kind::Gauge,
             [
                 (
                     vec![("of", "used".to_string())],
-                    ConstGauge::new(m.series as i64),
+                    Point::num(m.series as i64),
                 ),
                 (
                     vec![("of", "limit".to_string())],
-                    ConstGauge::new(m.opts.series_limit as i64),
+                    Point::num(m.opts.series_limit as i64),
                 ),
             ],
-        )?;
-        family(
-            &mut enc,
+        ));
+        out.push(Family::new(
             "tracer_reports",
             "Interval reports taken into these metrics",
-            None,
-            MetricType::Counter,
-            [(Labels::new(), ConstCounter::new(m.updates))],
-        )?;
+            Kind::Counter,
+            [(Labels::new(), Point::num(m.updates))],
+        ));
         let own = &m.own;
-        family(
-            &mut enc,
+        out.push(Family::new(
             "tracer_self_cpu_seconds",
             "CPU time of tracer itself (user and system)",
-            None,
-            MetricType::Counter,
-            [(Labels::new(), ConstCounter::new(own.cpu_seconds))],
-        )?;
-        family(
-            &mut enc,
+            Kind::Counter,
+            [(Labels::new(), Point::num(own.cpu_seconds))],
+        ));
+        out.push(Family::new(
             "tracer_self_rss_bytes",
             "Resident memory of tracer itself",
-            None,
-            MetricType::Gauge,
-            [(Labels::new(), ConstGauge::new(own.rss_bytes as i64))],
-        )?;
-        family(
-            &mut enc,
+            Kind::Gauge,
+            [(Labels::new(), Point::num(own.rss_bytes as i64))],
+        ));
+        out.push(Family::new(
             "tracer_self_kernel_map_bytes",
             "Kernel memory of tracer's eBPF maps (their memlock)",
-            None,
-            MetricType::Gauge,
-            [(Labels::new(), ConstGauge::new(own.map_bytes as i64))],
-        )?;
-        family(
-            &mut enc,
+            Kind::Gauge,
+            [(Labels::new(), Point::num(own.map_bytes as i64))],
+        ));
+        out.push(Family::new(
             "tracer_bpf_program_seconds",
             "Run time of tracer's eBPF programs (with --bpf-stats)",
-            None,
-            MetricType::Counter,
+            Kind::Counter,
             own.programs
                 .iter()
-                .map(|(p, ns, _)| (vec![("program", value(p))], ConstCounter::new(ns_to_s(*ns)))),
-        )?;
-        family(
-            &mut enc,
+                .map(|(p, ns, _)| (vec![("program", value(p))], Point::num(ns_to_s(*ns)))),
+        ));
+        out.push(Family::new(
             "tracer_bpf_program_runs",
             "Runs of tracer's eBPF programs (with --bpf-stats)",
-            None,
-            MetricType::Counter,
+            Kind::Counter,
             own.programs
                 .iter()
-                .map(|(p, _, n)| (vec![("program", value(p))], ConstCounter::new(*n))),
-        )?;
-        Ok(())
+                .map(|(p, _, n)| (vec![("program", value(p))], Point::num(*n))),
+        ));
+        out.push(Family::new(
+            "tracer_otlp_push_failures",
+            "OTLP pushes (--otlp) that failed; each interval's push carries the whole run",
+            Kind::Counter,
+            m.push_failures.map(|n| (Labels::new(), Point::num(n))),
+        ));
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
     use crate::model::{ProcessInfo, ReportKind, Sample, SyscallCounts, ctx, window};
 
@@ -839,6 +798,7 @@ mod tests {
     }
 
     fn exposition(m: Metrics) -> String {
+        use crate::sink::openmetrics::{encode, registry};
         encode(&registry(Arc::new(Mutex::new(m))))
     }
 

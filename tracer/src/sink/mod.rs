@@ -5,6 +5,9 @@
 //! are further sinks, each in a file of its own.
 pub mod endpoint;
 pub mod metrics;
+pub mod openmetrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod own;
 pub mod serve;
 
@@ -33,6 +36,11 @@ pub trait Sink {
         Ok(())
     }
     fn write(&mut self, report: &Report) -> Result<()>;
+    /// After the final report: what the sink still has to do (a network push), for the
+    /// engine to wait for.
+    fn finish(&mut self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
+        None
+    }
 }
 
 /// A report writer: text for people, NDJSON for programs, to standard output or a file.
@@ -102,8 +110,9 @@ pub fn parse_spec(s: &str) -> Result<SinkSpec, String> {
     })
 }
 
-/// The run's sinks: `--output` to standard output or `-o FILE` (with `--listen`, only when
-/// one of them is given), then each `--sink`, then the metrics endpoint. Files are opened
+/// The run's sinks: `--output` to standard output or `-o FILE` (with `--listen` or
+/// `--otlp`, only when one of them is given), then each `--sink`, then the metrics
+/// endpoint and the OTLP push. Files are opened
 /// and the address bound now (a bad one costs nothing), files safely (see
 /// [`crate::output`]).
 pub fn open_all(cli: &Cli) -> Result<Vec<Box<dyn Sink>>> {
@@ -112,7 +121,7 @@ pub fn open_all(cli: &Cli) -> Result<Vec<Box<dyn Sink>>> {
     let format = cli.output.unwrap_or(Format::Text);
     match &cli.output_file {
         Some(path) => sinks.push(Box::new(file_writer(format, path, interval_given)?)),
-        None if cli.listen.is_none() || cli.output.is_some() => sinks.push(Box::new(Writer::new(
+        None if !cli.serving() || cli.output.is_some() => sinks.push(Box::new(Writer::new(
             format,
             Box::new(std::io::stdout().lock()),
             "standard output".into(),
@@ -125,6 +134,12 @@ pub fn open_all(cli: &Cli) -> Result<Vec<Box<dyn Sink>>> {
     }
     if let Some(addr) = cli.listen {
         sinks.push(Box::new(endpoint::MetricsSink::open(cli, addr)?));
+    }
+    if let Some(url) = &cli.otlp {
+        #[cfg(feature = "otlp")]
+        sinks.push(Box::new(otlp::OtlpSink::open(cli, url)?));
+        #[cfg(not(feature = "otlp"))]
+        anyhow::bail!("--otlp {url}: this tracer was built without its otlp feature");
     }
     Ok(sinks)
 }
