@@ -25,8 +25,8 @@ use crate::{
         procs::ProcBook,
     },
     model::{
-        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, events::EventLog,
-        memory::MemSample, procs::Joined,
+        CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, anomaly::Detector,
+        events::EventLog, memory::MemSample, procs::Joined,
     },
     render,
     run::{monotonic_ns, ns_per_clock_tick},
@@ -81,17 +81,21 @@ pub struct Engine<'a> {
     pub sinks: Vec<Box<dyn Sink>>,
     /// The `--exe` selectors' files, looked at again every [`EXE_LOOK`].
     pub exe_watch: Option<ExeWatch>,
+    /// The run's baselines, against which each interval's figures are judged.
+    pub detector: Detector,
 }
 
-/// Builds the report of a window, once, and hands it to every sink `to` chooses that takes
-/// it (the final report goes to all).
+/// Builds the report of a window, once, judged against the run's baseline, and hands it
+/// to every sink `to` chooses that takes it (the final report goes to all).
 fn emit(
     ctx: &Context,
+    detector: &mut Detector,
     sinks: &mut [Box<dyn Sink>],
     w: &Window,
     to: impl Fn(&dyn Sink) -> bool,
 ) -> Result<()> {
-    let r = Report::build(w, ctx);
+    let mut r = Report::build(w, ctx);
+    r.judge(detector);
     for sink in sinks.iter_mut().filter(|s| to(s.as_ref())) {
         if r.kind == ReportKind::Final || sink.wants_intervals() {
             sink.write(&r)?;
@@ -203,7 +207,7 @@ impl Engine<'_> {
                         memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
                         command: None,
                     };
-                    emit(&self.ctx, &mut self.sinks, &w, |_| true)?;
+                    emit(&self.ctx, &mut self.detector, &mut self.sinks, &w, |_| true)?;
                     (prev, prev_mem, prev_ns) = (cur, mem, at_ns);
                     // Ended processes now reported: the book folds all but the busiest,
                     // and the next window starts from what it keeps.
@@ -270,7 +274,7 @@ impl Engine<'_> {
                     memory: mem.as_ref().map(|m| (m, prev_mem.as_ref())),
                     command: None,
                 };
-                emit(&self.ctx, &mut self.sinks, &w, |s| {
+                emit(&self.ctx, &mut self.detector, &mut self.sinks, &w, |s| {
                     s.wants_aligned_intervals()
                 })?;
             }
@@ -283,7 +287,7 @@ impl Engine<'_> {
                 memory: mem.as_ref().map(|m| (m, None)),
                 command,
             };
-            emit(&self.ctx, &mut self.sinks, &w, |_| true)?;
+            emit(&self.ctx, &mut self.detector, &mut self.sinks, &w, |_| true)?;
             // What sinks still send (a last push), waited for.
             for sink in &mut self.sinks {
                 if let Some(f) = sink.finish() {

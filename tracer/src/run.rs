@@ -262,6 +262,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         undecodable: 0,
         sinks,
         exe_watch,
+        detector: Default::default(),
     };
     let command = rt.block_on(engine.run(reader, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)

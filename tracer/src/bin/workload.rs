@@ -23,6 +23,11 @@
 //! `tracer-workload bursts ROUNDS CALLS MILLIS`: ROUNDS times, CALLS `getppid`s then one
 //! `clock_nanosleep` of MILLIS ms (a busy thread that also blocks).
 //!
+//! `tracer-workload surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS`: `getppid` at
+//! BASE_HZ for BASE_MS ms, at SURGE_HZ for SURGE_MS ms, FAILS `open`s of / for writing
+//! (EISDIR: an errno no program start makes), then BASE_HZ for TAIL_MS ms (a steady rate,
+//! a surge, a new errno).
+//!
 //! `tracer-workload rare COUNT EVERY`: COUNT `getppid`s, and one `getuid` after every
 //! EVERY-th (a busy thread's rare syscall).
 //!
@@ -86,7 +91,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename"
     );
     std::process::exit(2)
 }
@@ -146,6 +151,14 @@ fn steady(hz: u64, secs: u64, sleep_ms: u64) {
             }
         })
     };
+    paced_getppid(hz, secs * 1000);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sleeper.join().unwrap();
+    println!("done");
+}
+
+/// getppid at `hz`, paced by absolute deadlines, for `ms` milliseconds.
+fn paced_getppid(hz: u64, ms: u64) {
     let step = 1_000_000_000 / hz.max(1);
     let mut next = libc::timespec {
         tv_sec: 0,
@@ -153,7 +166,7 @@ fn steady(hz: u64, secs: u64, sleep_ms: u64) {
     };
     // SAFETY: a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut next) };
-    for _ in 0..hz * secs {
+    for _ in 0..hz * ms / 1000 {
         let ns = next.tv_nsec as u64 + step;
         next.tv_sec += (ns / 1_000_000_000) as i64;
         next.tv_nsec = (ns % 1_000_000_000) as i64;
@@ -168,9 +181,6 @@ fn steady(hz: u64, secs: u64, sleep_ms: u64) {
             libc::syscall(libc::SYS_getppid);
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    sleeper.join().unwrap();
-    println!("done");
 }
 
 /// Starts `count` threads one after another, each making `calls` getppid.
@@ -271,6 +281,19 @@ fn main() {
         Some("steady") => {
             let (hz, secs, sleep) = (num(args.next()), num(args.next()), num(args.next()));
             steady(hz, secs, sleep);
+        }
+        Some("surge") => {
+            // getppid at BASE_HZ for BASE_MS, at SURGE_HZ for SURGE_MS, then FAILS opens of
+            // / for writing (EISDIR), then BASE_HZ for TAIL_MS again.
+            let [base, base_ms, surge, surge_ms, fails, tail_ms] =
+                std::array::from_fn(|_| num(args.next()));
+            paced_getppid(base, base_ms);
+            paced_getppid(surge, surge_ms);
+            for _ in 0..fails {
+                // SAFETY: a NUL-terminated path; the call fails with EISDIR.
+                unsafe { libc::open(c"/".as_ptr(), libc::O_WRONLY) };
+            }
+            paced_getppid(base, tail_ms);
         }
         Some("bursts") => {
             let (rounds, calls, millis) = (num(args.next()), num(args.next()), num(args.next()));

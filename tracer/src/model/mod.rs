@@ -3,6 +3,7 @@
 //! samples into the counts of one interval; [`Report::build`] turns the counts of a
 //! [`Window`] into the whole report (rows with rates and percentiles, scheduling, life,
 //! memory), which `render` prints. Reports are built here only.
+pub mod anomaly;
 pub mod compare;
 pub mod events;
 pub mod memory;
@@ -539,6 +540,11 @@ pub struct Report {
     /// OOM kills on the whole machine in the window (when the memory section is selected).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_kills: Option<Vec<memory::OomReport>>,
+    /// Figures beyond the run's own baseline: in an interval, those of the window; in the
+    /// final report, each of the run's once (see [`anomaly`]); set by [`Report::judge`].
+    pub anomalies: Vec<anomaly::Anomaly>,
+    /// In the final report, the run's anomalies before those listed.
+    pub anomalies_omitted: u64,
 }
 
 /// How syscall latency was measured (see [`SyscallTiming`]); counts and errors are exact
@@ -813,11 +819,22 @@ impl Report {
             memory: None,
             fds: None,
             oom_kills: None,
+            anomalies: Vec::new(),
+            anomalies_omitted: 0,
         };
         if let Some((now, before)) = w.memory {
             r.add_memory(now, before, events, t0_ns);
         }
         r
+    }
+
+    /// Judges the report against the run's baseline: an interval's figures are added to it
+    /// and those beyond it listed; the final report lists the run's anomalies.
+    pub fn judge(&mut self, d: &mut anomaly::Detector) {
+        match self.kind {
+            ReportKind::Interval => self.anomalies = d.observe(self),
+            ReportKind::Final => (self.anomalies, self.anomalies_omitted) = d.episodes(),
+        }
     }
 
     /// The memory, descriptor and OOM-kill parts: each process's window, and their sum.

@@ -276,6 +276,18 @@ mod tests {
             cgroup: "/".into(),
             traced: false,
         }]);
+        r.anomalies = vec![crate::model::anomaly::Anomaly {
+            kind: crate::model::anomaly::AnomalyKind::NewErrno,
+            target: "42 (w)".into(),
+            syscall: "openat".into(),
+            errno: Some("EACCES".into()),
+            value: 1.0,
+            baseline: 0.0,
+            started: r.start,
+            new: false,
+            windows: 1,
+            slot: 0,
+        }];
         let v = serde_json::to_value(&r).unwrap();
 
         for key in v.as_object().unwrap().keys() {

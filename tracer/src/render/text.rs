@@ -6,6 +6,7 @@ use super::term::printable;
 
 use crate::model::{
     Abi, ProcessInfo, Report, ReportKind, SyscallRow, Totals,
+    anomaly::AnomalyKind,
     events::{LifeCounts, ProcessEvent},
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     procs::{Joined, ProcEnd, ProcsReport},
@@ -55,6 +56,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     life_section(out, r)?;
     procs_section(out, &r.per_process)?;
     memory_section(out, r)?;
+    anomaly_section(out, r)?;
     if r.lost_events > 0 || r.kind == ReportKind::Final {
         let d = &r.drops;
         let causes: Vec<String> = [
@@ -144,6 +146,61 @@ fn table(
         "",
         ns(t.total_ns)
     )
+}
+
+/// The figures beyond the run's baseline: in an interval, those of the window (`NEW` when
+/// they began in it); in the summary, each of the run's once.
+fn anomaly_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
+    if r.anomalies.is_empty() {
+        return Ok(());
+    }
+    if r.kind == ReportKind::Final {
+        writeln!(
+            out,
+            "\nanomalies during the run (against its own baseline):"
+        )?;
+    }
+    for a in &r.anomalies {
+        let what = match a.kind {
+            AnomalyKind::Rate => {
+                format!("{} calls/s, baseline {}", rate(a.value), rate(a.baseline))
+            }
+            AnomalyKind::ErrorRate => {
+                format!("{} errors/s, baseline {}", rate(a.value), rate(a.baseline))
+            }
+            AnomalyKind::P99 => format!(
+                "p99 {}, baseline {}",
+                ns(a.value as u64),
+                ns(a.baseline as u64)
+            ),
+            AnomalyKind::NewErrno => format!(
+                "{} first seen ({} failed)",
+                a.errno.as_deref().unwrap_or("?"),
+                a.value
+            ),
+        };
+        let since = humantime::format_rfc3339_seconds(a.started.0);
+        let lasted = match a.windows {
+            1 => String::new(),
+            n => format!(", {n} intervals"),
+        };
+        let flag = if a.new { "NEW " } else { "" };
+        writeln!(
+            out,
+            "{}anomaly: {} {}: {what} (since {since}{lasted})",
+            if r.kind == ReportKind::Final {
+                "  "
+            } else {
+                flag
+            },
+            printable(&a.target),
+            a.syscall
+        )?;
+    }
+    if r.anomalies_omitted > 0 {
+        writeln!(out, "  ({} earlier anomalies)", r.anomalies_omitted)?;
+    }
+    Ok(())
 }
 
 fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Result<()> {

@@ -176,6 +176,8 @@ struct ServiceSeries {
     sched: Option<SchedSeries>,
     memory: Option<MemorySeries>,
     life: SlotLife,
+    /// Anomalies begun, by (kind, syscall).
+    anomalies: BTreeMap<(&'static str, String), u64>,
 }
 
 /// A process's own series (`--metrics-pid`).
@@ -288,6 +290,21 @@ impl Metrics {
         for p in &r.processes {
             let who = Service::of(p, label.as_deref());
             self.add_service(who, p);
+        }
+        for a in r.anomalies.iter().filter(|a| a.new) {
+            let Some(p) = r.processes.get(a.slot) else {
+                continue;
+            };
+            let who = Service::of(p, label.as_deref());
+            let key = (a.kind.name(), a.syscall.clone());
+            let known = self
+                .services
+                .get(&who)
+                .is_some_and(|e| e.anomalies.contains_key(&key));
+            if self.services.contains_key(&who) && (known || self.admit(1)) {
+                let e = self.services.get_mut(&who).expect("looked up above");
+                *e.anomalies.entry(key).or_default() += 1;
+            }
         }
         if self.opts.pid_label {
             self.add_procs(r);
@@ -672,6 +689,19 @@ impl Metrics {
                     .map(|(l, s)| (l.clone(), Point::num(get(&s.life)))),
             ));
         }
+        out.push(Family::new(
+            "tracer_anomalies",
+            "Anomalies begun: a syscall's rate, error rate or p99 beyond the run's own recent robust spread (kind rate, error_rate, p99), or an errno not seen before (new_errno)",
+            Kind::Counter,
+            services.iter().flat_map(|(l, s)| {
+                s.anomalies.iter().map(move |((kind, syscall), n)| {
+                    (
+                        with(l.clone(), &[("kind", kind), ("syscall", syscall)]),
+                        Point::num(*n),
+                    )
+                })
+            }),
+        ));
         out.push(Family::new("tracer_process_syscalls", "Syscalls of each process (--metrics-pid; the processes beyond those listed under pid=\"other\")", Kind::Counter, m.procs.iter().map(|((w, comm, pid), s)| {
                 let mut l = w.as_ref().map_or_else(Labels::new, Service::labels);
                 if !comm.is_empty() {
@@ -831,6 +861,29 @@ mod tests {
         assert_eq!(h.count(), 21);
         assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 21);
         assert_eq!(h.sum_ns, 12345);
+    }
+
+    /// Each anomaly is counted once, in the window it began in, under its service.
+    #[test]
+    fn anomalies_are_counted_when_they_begin() {
+        let mut d = crate::model::anomaly::Detector::default();
+        let mut m = Metrics::new(opts(DEFAULT_SERIES_LIMIT));
+        for (t, calls) in
+            (0..12)
+                .map(|t| (t, 1000))
+                .chain([(12, 9000), (13, 9000), (14, 1000), (15, 9000)])
+        {
+            let mut r = report("app", 110, calls, 300, 0);
+            r.start =
+                crate::model::WallClock(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
+            r.judge(&mut d);
+            m.add(&r);
+        }
+        let text = exposition(m);
+        assert!(
+            text.contains(r#"tracer_anomalies_total{service="app",comm="app",kind="rate",syscall="getppid"} 2"#),
+            "{text}"
+        );
     }
 
     /// Counters are the sums of the interval reports; the histogram's count and sum too.
