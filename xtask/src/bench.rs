@@ -63,8 +63,8 @@ pub struct Opts {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pairs: Option<u32>,
     /// Instead of the workloads: tracer left running this many minutes with `--follow
-    /// --interval 1` on thread and process churn, at pid_max 4194304 (written to
-    /// bench/SOAK.md).
+    /// --interval 1` on thread and process churn, at pid_max 4194304, its metrics (a series
+    /// per process) scraped every second (written to bench/SOAK.md).
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..))]
     soak: Option<u32>,
     /// Workloads to run (comma-separated).

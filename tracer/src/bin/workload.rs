@@ -76,8 +76,13 @@
 //! makes dup2/dup3/fcntl/close/pipe calls whose net effect is +4 descriptors; `fdexec`
 //! closes descriptors with close_range and an exec of itself (net effect +2); `passfds
 //! ROUNDS` receives descriptors over a unix socket pair with recvmsg and recvmmsg.
+//!
+//! `tracer-workload [--wait] anatomy`: a process whose memory regions, descriptors and
+//! sockets are exactly known (see workload/anatomy.rs); says `done TCP_PORT UDP_PORT`.
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
+#[path = "workload/anatomy.rs"]
+mod anatomy;
 #[path = "workload/compat.rs"]
 mod compat;
 #[path = "workload/congruent.rs"]
@@ -91,7 +96,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy"
     );
     std::process::exit(2)
 }
@@ -502,6 +507,7 @@ fn main() {
         Some("brk") => memory::brk(num(args.next()), wait),
         Some("mmap") => memory::mmap(num(args.next()), wait),
         Some("fds") => memory::fds(num(args.next()), wait),
+        Some("anatomy") => anatomy::run(wait),
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),
         Some("fdexec") => memory::fdexec(wait),

@@ -14,15 +14,21 @@ use tracer_common::{
 };
 
 use super::{
+    anatomy,
     proc::{self, CgroupNames, CgroupRoots, Live},
     take,
 };
 use crate::model::{
     Sample,
+    anatomy::{Anatomy, RawAnatomy},
     memory::{
         EMFILE, ENFILE, KernelMem, MemSample, MemTrack, ProcMemory, fd_report, memory_report,
     },
 };
+
+/// A process's anatomy: its first reading (the base of its regions' growth) and its last,
+/// with whether the process has ended since.
+type AnatomyReadings = (Option<RawAnatomy>, Option<(RawAnatomy, bool)>);
 
 pub struct MemoryCollector {
     syscalls: Array<MapData, MemSyscalls>,
@@ -31,6 +37,8 @@ pub struct MemoryCollector {
     names: CgroupNames,
     /// The process and its track, per target slot.
     tracks: Vec<(Live, MemTrack)>,
+    /// Per slot, its anatomy's readings.
+    anatomy: Vec<AnatomyReadings>,
     started: Instant,
     page_size: u64,
 }
@@ -44,6 +52,7 @@ impl MemoryCollector {
             names: CgroupNames::new(roots.clone()),
             roots,
             tracks: Vec::new(),
+            anatomy: Vec::new(),
             started: Instant::now(),
             page_size: page_size as u64,
         })
@@ -70,6 +79,10 @@ impl MemoryCollector {
             }
         }
         self.tracks.push((who.clone(), track));
+        // Its anatomy's growth counts from now; a launched command's, from its first
+        // reading after its exec (before it, it is a copy of tracer).
+        let start = (!launched).then(|| anatomy::read(pid)).flatten();
+        self.anatomy.push((start, None));
     }
 
     /// Counting starts now: times of readings are relative to this.
@@ -127,6 +140,27 @@ impl MemoryCollector {
     /// of the memory cgroups of the OOM kills among `events`. `cumulative` is the sample
     /// since the start (for EMFILE/ENFILE counts).
     pub fn read(&mut self, cumulative: &Sample, events: &[RawEvent]) -> MemSample {
+        // What each process is made of now, read while it runs (a selector's slot is of
+        // many processes, and has none); once it has ended, its last reading.
+        for (slot, (who, _)) in self.tracks.iter().enumerate() {
+            let now = (who.pid != 0 && who.is_running())
+                .then(|| anatomy::read(who.pid))
+                .flatten();
+            let (start, last) = &mut self.anatomy[slot];
+            match now {
+                Some(now) => {
+                    if start.is_none() {
+                        *start = Some(now.clone());
+                    }
+                    *last = Some((now, false));
+                }
+                None => {
+                    if let Some((_, ended)) = last {
+                        *ended = true;
+                    }
+                }
+            }
+        }
         let procs = self
             .tracks
             .iter()
@@ -144,6 +178,13 @@ impl MemoryCollector {
                 ProcMemory {
                     memory: memory_report(track, &k, self.page_size),
                     fds: fd_report(track, &k, errors(EMFILE), errors(ENFILE)),
+                    anatomy: {
+                        let (start, last) = &self.anatomy[slot];
+                        last.as_ref().map(|(now, ended)| Anatomy {
+                            ended: *ended,
+                            ..Anatomy::build(now, start.as_ref())
+                        })
+                    },
                 }
             })
             .collect();

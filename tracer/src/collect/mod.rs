@@ -1,5 +1,6 @@
 //! Reads the kernel's aggregate maps into a [`Sample`]: the only code that knows how the
 //! counters are laid out in maps. Discrete events are decoded in [`events`].
+pub mod anatomy;
 pub mod events;
 pub mod memory;
 pub mod proc;

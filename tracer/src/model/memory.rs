@@ -622,6 +622,8 @@ pub fn merge_fds(all: &[FdReport]) -> Option<FdReport> {
 pub struct ProcMemory {
     pub memory: MemoryReport,
     pub fds: FdReport,
+    /// What it is made of at the reading (None when it could not be read: gone).
+    pub anatomy: Option<super::anatomy::Anatomy>,
 }
 
 /// The memory section at one moment: each traced process's reports since tracing started,
@@ -994,6 +996,7 @@ mod tests {
             out.push(ProcMemory {
                 memory: memory_report(&track, &k, 4096),
                 fds: fd_report(&track, &k, emfile, 0),
+                anatomy: None,
             });
         }
         out.try_into().unwrap()
@@ -1008,6 +1011,7 @@ mod tests {
                 ProcMemory {
                     memory: memory_window(&run[i].memory, before.map(|b| &b.memory)),
                     fds: fd_window(&run[i].fds, before.map(|b| &b.fds)),
+                    anatomy: None,
                 }
             })
             .collect();

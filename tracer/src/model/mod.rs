@@ -3,6 +3,7 @@
 //! samples into the counts of one interval; [`Report::build`] turns the counts of a
 //! [`Window`] into the whole report (rows with rates and percentiles, scheduling, life,
 //! memory), which `render` prints. Reports are built here only.
+pub mod anatomy;
 pub mod anomaly;
 pub mod compare;
 pub mod events;
@@ -453,6 +454,10 @@ pub struct ProcessReport {
     pub memory: Option<memory::MemoryReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fds: Option<memory::FdReport>,
+    /// What the process is made of at the window's end, or at its last reading before it
+    /// ended (memory section; not for a selector's processes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anatomy: Option<anatomy::Anatomy>,
     /// Its processes' starts, exits, restarts and OOM kills (with the life section).
     pub life: events::SlotLife,
 }
@@ -756,6 +761,7 @@ impl Report {
                     sched,
                     memory: None,
                     fds: None,
+                    anatomy: None,
                     life: events
                         .per_slot
                         .get(&(slot as u32))
@@ -854,6 +860,7 @@ impl Report {
             if let Some(r) = self.processes.get_mut(slot) {
                 r.memory = Some(m.clone());
                 r.fds = Some(f.clone());
+                r.anatomy = p.anatomy.clone();
             }
             mems.push(m);
             fds.push(f);

@@ -1,4 +1,5 @@
 //! Turning a [`Report`] into bytes: text for people, JSON for programs.
+pub mod anatomy;
 pub mod json;
 pub mod term;
 pub mod text;

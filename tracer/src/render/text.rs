@@ -488,6 +488,12 @@ pub fn memory_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             }
         }
     }
+    for p in &r.processes {
+        if let Some(a) = &p.anatomy {
+            let who = printable(&ProcessInfo::name(p.pid, &p.comm)).into_owned();
+            super::anatomy::lines(out, &who, a)?;
+        }
+    }
     Ok(())
 }
 
@@ -622,7 +628,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-fn signed_bytes(n: i64) -> String {
+pub fn signed_bytes(n: i64) -> String {
     let sign = if n < 0 { "-" } else { "+" };
     format!("{sign}{}", bytes(n.unsigned_abs()))
 }

@@ -977,6 +977,7 @@ mod tests {
             sched: None,
             memory: None,
             fds: None,
+            anatomy: None,
             life: SlotLife::default(),
         };
         let of = |p: &ProcessReport, l: Option<&str>| {

@@ -1,12 +1,21 @@
-//! `cargo xtask bench --soak MINUTES` (issue 12): tracer left running with `--follow
-//! --interval 1` on a process that churns children and threads (the workload's `soak`), in
-//! cycles of 40 s busy and 20 s idle (it then sleeps 0.2 s at a time, forking nothing), at pid_max 4194304 (systemd's default; put back afterwards). Reports tracer's
-//! RSS over time, its CPU use while its targets are idle, its kernel maps' memory, and
-//! whether every call was counted. It reports; it asserts nothing.
+//! `cargo xtask bench --soak MINUTES` (issues 12 and 13): tracer left running with
+//! `--follow --interval 1` on a process that churns children and threads (the workload's
+//! `soak`), in cycles of 40 s busy and 20 s idle (it then sleeps 0.2 s at a time, forking
+//! nothing), at pid_max 4194304 (systemd's default; put back afterwards), serving its
+//! metrics with a series per process (`--listen`, `--metrics-pid`), scraped every second
+//! as Prometheus would. Reports tracer's RSS over time, its CPU use while its targets are
+//! idle (scrapes included), its kernel maps' memory, the scrapes, and whether every call was
+//! counted. It reports; it asserts nothing.
 use std::{
     ffi::OsString,
     fs,
+    io::{Read, Write},
+    net::TcpStream,
     path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -30,6 +39,62 @@ const CHILDREN: u64 = 100;
 const THREADS: u64 = 50;
 const CALLS: u64 = 10;
 
+/// Where the soak's tracer serves its metrics.
+const LISTEN: &str = "127.0.0.1:19464";
+
+/// What the scraper saw.
+#[derive(Clone, Debug, Default)]
+pub struct Scrapes {
+    pub ok: u64,
+    pub failed: u64,
+    /// Samples (lines not starting with `#`) of the last scrape, and the most of any.
+    pub last_samples: usize,
+    pub max_samples: usize,
+    pub max_bytes: usize,
+    /// The slowest scrape, in ms.
+    pub max_ms: f64,
+}
+
+/// One scrape of `/metrics`: the body, or None.
+fn scrape() -> Option<String> {
+    let mut s = TcpStream::connect(LISTEN).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8(buf).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// Scrapes every second until `stop`.
+fn scraper(stop: Arc<AtomicBool>, out: Arc<Mutex<Scrapes>>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            let got = scrape();
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            if let Ok(mut s) = out.lock() {
+                match got {
+                    Some(body) => {
+                        let n = body.lines().filter(|l| !l.starts_with('#')).count();
+                        s.ok += 1;
+                        s.last_samples = n;
+                        s.max_samples = s.max_samples.max(n);
+                        s.max_bytes = s.max_bytes.max(body.len());
+                        s.max_ms = s.max_ms.max(ms);
+                    }
+                    None => s.failed += 1,
+                }
+            }
+            next += Duration::from_secs(1);
+            thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    })
+}
+
 /// What one cycle measured.
 #[derive(Clone, Debug)]
 pub struct Cycle {
@@ -52,6 +117,7 @@ pub struct Soak {
     pub lost_events: u64,
     /// The final report's `drops`, by cause, those not 0.
     pub drops: Vec<(String, u64)>,
+    pub scrapes: Scrapes,
 }
 
 impl Soak {
@@ -96,6 +162,9 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
         "json".into(),
         "-o".into(),
         report.clone().into(),
+        "--listen".into(),
+        LISTEN.into(),
+        "--metrics-pid".into(),
         "--".into(),
         workload.into(),
         "soak".into(),
@@ -115,6 +184,9 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
     }
     let attached = Instant::now();
     let (maps_kib, start_rss_kib) = kmem::maps_and_rss(p.pid())?;
+    let scrapes = Arc::new(Mutex::new(Scrapes::default()));
+    let stop_scraping = Arc::new(AtomicBool::new(false));
+    let scraping = scraper(stop_scraping.clone(), scrapes.clone());
     let mut cycles = Vec::new();
     let end = attached + Duration::from_secs(60 * u64::from(minutes));
     while Instant::now() < end {
@@ -145,7 +217,14 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
         );
         cycles.push(c);
     }
+    stop_scraping.store(true, Ordering::Relaxed);
+    let _ = scraping.join();
+    let scrapes = scrapes.lock().map(|s| s.clone()).unwrap_or_default();
     fs::write(&stop, b"")?;
+    // With --listen, tracer keeps serving after its targets end: a signal ends it.
+    thread::sleep(Duration::from_secs(2));
+    // SAFETY: signals tracer, which ends its run cleanly at SIGINT.
+    unsafe { libc::kill(p.pid(), libc::SIGINT) };
     let done = p.wait(Duration::from_secs(120))?;
     done.ok().context("the soak's tracer")?;
     let rounds = done.stdout().lines().filter(|l| *l == "round").count() as u64;
@@ -174,6 +253,7 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
             .flatten()
             .filter_map(|(k, v)| Some((k.clone(), v.as_u64().filter(|&n| n > 0)?)))
             .collect(),
+        scrapes,
     })
 }
 
@@ -181,12 +261,13 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
 pub fn markdown(s: &Soak) -> String {
     let mut md = String::new();
     md.push_str(&format!(
-        "## Soak: {} minutes of `--follow --interval 1` at pid_max {SYSTEMD_PID_MAX}\n\n",
+        "## Soak: {} minutes of `--follow --interval 1 --listen {LISTEN} --metrics-pid` at pid_max {SYSTEMD_PID_MAX}\n\n",
         s.minutes
     ));
     md.push_str(&format!(
         "Cycles of {} s busy (rounds of {CHILDREN} children forked and {THREADS} threads started, {CALLS} `getppid` each) and {} s idle; \
-         idle CPU is tracer's utime+stime over the last {} s of each idle phase.\n\n",
+         idle CPU is tracer's utime+stime over the last {} s of each idle phase. \
+         Its metrics, a series per process, are scraped every second throughout (idle CPU includes the scrapes).\n\n",
         BUSY.as_secs(),
         IDLE.as_secs(),
         (IDLE - SETTLE).as_secs()
@@ -234,6 +315,16 @@ pub fn markdown(s: &Soak) -> String {
         s.getppid_counted,
         s.rounds,
         s.lost_events
+    ));
+    let c = &s.scrapes;
+    md.push_str(&format!(
+        "| scrapes of /metrics, ok / failed | {} / {} |\n| samples in a scrape, at the end / most | {} / {} |\n| largest scrape / slowest | {:.1} KiB / {:.1} ms |\n",
+        c.ok,
+        c.failed,
+        c.last_samples,
+        c.max_samples,
+        c.max_bytes as f64 / 1024.0,
+        c.max_ms
     ));
     let drops: Vec<String> = s.drops.iter().map(|(k, n)| format!("{k} {n}")).collect();
     md.push_str(&format!(

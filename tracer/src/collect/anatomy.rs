@@ -1,0 +1,148 @@
+//! Reads a process's anatomy from /proc (status, smaps, fd, and its network namespace's
+//! socket tables) into a [`RawAnatomy`], through the procfs crate.
+use std::collections::HashMap;
+
+use procfs::{
+    net::{TcpState, UdpState, UnixState},
+    process::{FDTarget, MMPermissions, MMapPath, Process},
+};
+
+use crate::model::anatomy::{Identity, MapPath, RawAnatomy, RawFd, RawMap, RawSocket};
+
+fn tcp_state(s: &TcpState) -> &'static str {
+    match s {
+        TcpState::Established => "ESTABLISHED",
+        TcpState::SynSent => "SYN_SENT",
+        TcpState::SynRecv => "SYN_RECV",
+        TcpState::FinWait1 => "FIN_WAIT1",
+        TcpState::FinWait2 => "FIN_WAIT2",
+        TcpState::TimeWait => "TIME_WAIT",
+        TcpState::Close => "CLOSE",
+        TcpState::CloseWait => "CLOSE_WAIT",
+        TcpState::LastAck => "LAST_ACK",
+        TcpState::Listen => "LISTEN",
+        TcpState::Closing => "CLOSING",
+        TcpState::NewSynRecv => "NEW_SYN_RECV",
+    }
+}
+
+/// A peer worth naming: not the unspecified address of an unconnected socket.
+fn peer(a: &std::net::SocketAddr) -> Option<String> {
+    (!a.ip().is_unspecified() || a.port() != 0).then(|| a.to_string())
+}
+
+/// The sockets of the process's network namespace, by inode (a table it cannot read is
+/// left out: its sockets are then `other`).
+fn sockets(p: &Process) -> HashMap<u64, RawSocket> {
+    let mut out = HashMap::new();
+    for (family, entries) in [("tcp", p.tcp()), ("tcp6", p.tcp6())] {
+        for e in entries.into_iter().flatten() {
+            out.insert(
+                e.inode,
+                RawSocket {
+                    family,
+                    state: tcp_state(&e.state).into(),
+                    local: e.local_address.to_string(),
+                    peer: peer(&e.remote_address),
+                },
+            );
+        }
+    }
+    for (family, entries) in [("udp", p.udp()), ("udp6", p.udp6())] {
+        for e in entries.into_iter().flatten() {
+            let state = match e.state {
+                UdpState::Established => "ESTABLISHED",
+                UdpState::Close => "UNCONNECTED",
+            };
+            out.insert(
+                e.inode,
+                RawSocket {
+                    family,
+                    state: state.into(),
+                    local: e.local_address.to_string(),
+                    peer: peer(&e.remote_address),
+                },
+            );
+        }
+    }
+    for e in p.unix().into_iter().flatten() {
+        let state = match e.state {
+            UnixState::UNCONNECTED => "UNCONNECTED",
+            UnixState::CONNECTING => "CONNECTING",
+            UnixState::CONNECTED => "CONNECTED",
+            UnixState::DISCONNECTING => "DISCONNECTING",
+        };
+        out.insert(
+            e.inode,
+            RawSocket {
+                family: "unix",
+                state: state.into(),
+                local: e
+                    .path
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                peer: None,
+            },
+        );
+    }
+    out
+}
+
+/// Reads `pid`'s anatomy; None when it is gone (or a zombie: no mappings to read).
+pub fn read(pid: u32) -> Option<RawAnatomy> {
+    let p = Process::new(pid as i32).ok()?;
+    let status = p.status().ok()?;
+    let maps = p.smaps().ok()?;
+    let maps: Vec<RawMap> = maps
+        .into_iter()
+        .map(|m| RawMap {
+            path: match m.pathname {
+                MMapPath::Path(path) => MapPath::File(path.to_string_lossy().into_owned()),
+                MMapPath::Heap => MapPath::Heap,
+                MMapPath::Stack | MMapPath::TStack(_) => MapPath::Stack,
+                MMapPath::Anonymous | MMapPath::Other(_) => MapPath::Anon,
+                _ => MapPath::Kernel,
+            },
+            exec: m.perms.contains(MMPermissions::EXECUTE),
+            size: m.address.1 - m.address.0,
+            rss: m.extension.map.get("Rss").copied().unwrap_or(0),
+        })
+        .collect();
+    if maps.is_empty() {
+        return None;
+    }
+    let fds = p
+        .fd()
+        .map(|it| {
+            it.flatten()
+                .map(|fd| match fd.target {
+                    FDTarget::Path(path) => RawFd::Path(path.to_string_lossy().into_owned()),
+                    FDTarget::Socket(inode) => RawFd::Socket(inode),
+                    FDTarget::Pipe(_) => RawFd::Pipe,
+                    FDTarget::AnonInode(name) => RawFd::Anon(name),
+                    FDTarget::MemFD(_) => RawFd::MemFd,
+                    _ => RawFd::Other,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let user = nix::unistd::User::from_uid(status.euid.into())
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    Some(RawAnatomy {
+        who: Identity {
+            state: status.state,
+            parent: status.ppid.max(0) as u32,
+            uid: status.ruid,
+            euid: status.euid,
+            gid: status.rgid,
+            user,
+            threads: status.threads,
+        },
+        exe: p.exe().ok().map(|e| e.to_string_lossy().into_owned()),
+        maps,
+        fds,
+        sockets: sockets(&p),
+    })
+}
