@@ -196,11 +196,13 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     // SAFETY: reading the monotonic clock has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(t) = prev {
-        let voluntary = voluntary(&ctx);
+        let state = prev_state(&ctx);
+        let voluntary = voluntary(&ctx, state);
         if voluntary {
             syscalls::on_block(prev_tid, || now);
         }
-        switch_out(t, prev_tid, (pid_tgid >> 32) as u32, now, voluntary);
+        let last = state & TASK_DEAD != 0;
+        switch_out(t, prev_tid, (pid_tgid >> 32) as u32, now, voluntary, last);
     }
     if let Some(t) = next {
         switch_in(t, next_tid, next_tgid, now);
@@ -214,22 +216,31 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
 /// signal pending has been made runnable again by then: involuntary here, nvcsw for the
 /// kernel).
 #[inline(always)]
-pub fn voluntary(ctx: &RawTracePointContext) -> bool {
+pub fn voluntary(ctx: &RawTracePointContext, prev_state: u32) -> bool {
     let preempt: u64 = ctx.arg(0);
-    if preempt & 0xff != 0 {
-        return false;
-    }
+    preempt & 0xff == 0 && prev_state != 0
+}
+
+/// The kernel's `TASK_DEAD`: set in the state of a task at its very last switch-out.
+const TASK_DEAD: u32 = 0x80;
+
+/// The previous task's state at the switch: the tracepoint's `prev_state` from Linux 5.18,
+/// the task's own before.
+#[inline(always)]
+pub fn prev_state(ctx: &RawTracePointContext) -> u32 {
     let o = offsets();
-    let prev_state = if o.switch_has_prev_state != 0 {
+    if o.switch_has_prev_state != 0 {
         ctx.arg::<u64>(3) as u32
     } else {
         read_at::<u32>(ctx.arg(1), o.task_state).unwrap_or(0)
-    };
-    prev_state != 0
+    }
 }
 
+/// `last`: the thread's very last switch-out (its state is `TASK_DEAD`). Only that one
+/// frees its entry: an exiting thread (`DEAD`, marked at `sched_process_exit`) may still
+/// block or be preempted on its way out (closing its files, say), and run again.
 #[inline(always)]
-fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: bool) {
+fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: bool, last: bool) {
     let slot = t.slot1 - 1;
     let mut d = Delta::default();
     if t.since_ns != 0 {
@@ -245,7 +256,7 @@ fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: boo
             _ => {}
         }
     }
-    if t.state == DEAD {
+    if last {
         apply(&d, slot, tid, tgid, true, &mut t.flags);
         // Its last switch: close the books and free the tid for its next owner.
         *t = ThreadSched::default();
@@ -253,10 +264,12 @@ fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: boo
     }
     if voluntary {
         d.voluntary = 1;
-        t.state = BLOCKED;
     } else {
         d.involuntary = 1;
-        t.state = RUNNABLE;
+    }
+    // An exiting thread stays marked as such until its last switch.
+    if t.state != DEAD {
+        t.state = if voluntary { BLOCKED } else { RUNNABLE };
     }
     t.since_ns = now;
     apply(&d, slot, tid, tgid, true, &mut t.flags);
@@ -279,7 +292,9 @@ fn switch_in(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64) {
             _ => {}
         }
     }
-    t.state = RUNNING;
+    if t.state != DEAD {
+        t.state = RUNNING;
+    }
     t.since_ns = now;
     apply(&d, t.slot1 - 1, tid, tgid, false, &mut t.flags);
 }

@@ -444,7 +444,9 @@ pub fn on_block(tid: u32, now: impl FnOnce() -> u64) {
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sys_switch(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if target_slot((pid_tgid >> 32) as u32).is_none() || !sched::voluntary(&ctx) {
+    if target_slot((pid_tgid >> 32) as u32).is_none()
+        || !sched::voluntary(&ctx, sched::prev_state(&ctx))
+    {
         return 0;
     }
     // SAFETY: reading the monotonic clock has no preconditions.
