@@ -88,8 +88,19 @@ fn sockets(p: &Process) -> HashMap<u64, RawSocket> {
     out
 }
 
-/// Reads `pid`'s anatomy; None when it is gone (or a zombie: no mappings to read).
-pub fn read(pid: u32) -> Option<RawAnatomy> {
+/// How long the socket tables read for a process stand for it while its sockets are the
+/// same ones: reading them walks the namespace's whole hash tables (a few ms on a large
+/// machine, even with no sockets in them), so they are read again only when its sockets
+/// changed, or after this long (for their states).
+pub const NET_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads `pid`'s anatomy; None when it is gone (or a zombie: no mappings to read). The
+/// socket tables are read only when it has sockets, and taken from `prev` (its previous
+/// reading, `net_at` old) when it has the same ones and that is recent.
+pub fn read(
+    pid: u32,
+    prev: Option<(&RawAnatomy, std::time::Instant)>,
+) -> Option<(RawAnatomy, std::time::Instant)> {
     let p = Process::new(pid as i32).ok()?;
     let status = p.status().ok()?;
     let maps = p.smaps().ok()?;
@@ -111,7 +122,7 @@ pub fn read(pid: u32) -> Option<RawAnatomy> {
     if maps.is_empty() {
         return None;
     }
-    let fds = p
+    let fds: Vec<RawFd> = p
         .fd()
         .map(|it| {
             it.flatten()
@@ -126,6 +137,25 @@ pub fn read(pid: u32) -> Option<RawAnatomy> {
                 .collect()
         })
         .unwrap_or_default();
+    let inodes = |fds: &[RawFd]| -> Vec<u64> {
+        let mut v: Vec<u64> = fds
+            .iter()
+            .filter_map(|f| match f {
+                RawFd::Socket(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let now_inodes = inodes(&fds);
+    let (sockets, net_at) = match prev {
+        _ if now_inodes.is_empty() => (HashMap::new(), std::time::Instant::now()),
+        Some((p, at)) if at.elapsed() < NET_FRESH && inodes(&p.fds) == now_inodes => {
+            (p.sockets.clone(), at)
+        }
+        _ => (sockets(&p), std::time::Instant::now()),
+    };
     let user = nix::unistd::User::from_uid(status.euid.into())
         .ok()
         .flatten()
@@ -143,6 +173,7 @@ pub fn read(pid: u32) -> Option<RawAnatomy> {
         exe: p.exe().ok().map(|e| e.to_string_lossy().into_owned()),
         maps,
         fds,
-        sockets: sockets(&p),
+        sockets,
     })
+    .map(|a| (a, net_at))
 }

@@ -27,8 +27,8 @@ use crate::model::{
 };
 
 /// A process's anatomy: its first reading (the base of its regions' growth) and its last,
-/// with whether the process has ended since.
-type AnatomyReadings = (Option<RawAnatomy>, Option<(RawAnatomy, bool)>);
+/// with when its socket tables were read and whether the process has ended since.
+type AnatomyReadings = (Option<RawAnatomy>, Option<(RawAnatomy, Instant, bool)>);
 
 pub struct MemoryCollector {
     syscalls: Array<MapData, MemSyscalls>,
@@ -81,7 +81,10 @@ impl MemoryCollector {
         self.tracks.push((who.clone(), track));
         // Its anatomy's growth counts from now; a launched command's, from its first
         // reading after its exec (before it, it is a copy of tracer).
-        let start = (!launched).then(|| anatomy::read(pid)).flatten();
+        let start = (!launched)
+            .then(|| anatomy::read(pid, None))
+            .flatten()
+            .map(|(a, _)| a);
         self.anatomy.push((start, None));
     }
 
@@ -143,19 +146,20 @@ impl MemoryCollector {
         // What each process is made of now, read while it runs (a selector's slot is of
         // many processes, and has none); once it has ended, its last reading.
         for (slot, (who, _)) in self.tracks.iter().enumerate() {
-            let now = (who.pid != 0 && who.is_running())
-                .then(|| anatomy::read(who.pid))
-                .flatten();
             let (start, last) = &mut self.anatomy[slot];
+            let prev = last.as_ref().map(|(a, at, _)| (a, *at));
+            let now = (who.pid != 0 && who.is_running())
+                .then(|| anatomy::read(who.pid, prev))
+                .flatten();
             match now {
-                Some(now) => {
+                Some((now, net_at)) => {
                     if start.is_none() {
                         *start = Some(now.clone());
                     }
-                    *last = Some((now, false));
+                    *last = Some((now, net_at, false));
                 }
                 None => {
-                    if let Some((_, ended)) = last {
+                    if let Some((_, _, ended)) = last {
                         *ended = true;
                     }
                 }
@@ -180,7 +184,7 @@ impl MemoryCollector {
                     fds: fd_report(track, &k, errors(EMFILE), errors(ENFILE)),
                     anatomy: {
                         let (start, last) = &self.anatomy[slot];
-                        last.as_ref().map(|(now, ended)| Anatomy {
+                        last.as_ref().map(|(now, _, ended)| Anatomy {
                             ended: *ended,
                             ..Anatomy::build(now, start.as_ref())
                         })
