@@ -318,7 +318,7 @@ fn procs_section(out: &mut dyn Write, p: &ProcsReport) -> std::io::Result<()> {
     Ok(())
 }
 
-fn event_line(e: &ProcessEvent) -> String {
+pub fn event_line(e: &ProcessEvent) -> String {
     match e {
         ProcessEvent::Fork {
             t_s,
@@ -571,7 +571,7 @@ fn signed_bytes(n: i64) -> String {
 }
 
 /// A duration for people: 45 s, 12 min, 3.5 h, 2.0 days.
-fn secs(s: f64) -> String {
+pub fn secs(s: f64) -> String {
     if s < 120.0 {
         format!("{s:.0} s")
     } else if s < 7200.0 {
