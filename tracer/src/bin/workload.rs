@@ -29,6 +29,9 @@
 //! `tracer-workload rare COUNT EVERY`: COUNT `getppid`s, and one `getuid` after every
 //! EVERY-th (a busy thread's rare syscall).
 //!
+//! `tracer-workload pool THREADS HZ SECS`: THREADS threads that live SECS seconds, each
+//! making HZ `getppid`s a second (a service's thread pool, for the live view's cost).
+//!
 //! `tracer-workload spin THREADS SECS`: pins itself to CPU 0 and runs THREADS busy threads
 //! for SECS seconds (they take turns: preemption and run-queue waits).
 //!
@@ -307,6 +310,30 @@ fn main() {
                     // SAFETY: as above.
                     unsafe { libc::syscall(libc::SYS_getuid) };
                 }
+            }
+        }
+        Some("pool") => {
+            // THREADS threads for SECS seconds, each making HZ getppid a second.
+            let (threads, hz, secs) = (num(args.next()), num(args.next()), num(args.next()));
+            let start = std::time::Instant::now();
+            let period = std::time::Duration::from_secs(1) / hz.max(1) as u32;
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut next = start;
+                        while next.elapsed() < std::time::Duration::from_secs(secs) {
+                            // SAFETY: getppid takes no arguments and cannot fail.
+                            unsafe { libc::syscall(libc::SYS_getppid) };
+                            next += period;
+                            std::thread::sleep(
+                                next.saturating_duration_since(std::time::Instant::now()),
+                            );
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
             }
         }
         Some("spin") => {

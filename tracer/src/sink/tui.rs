@@ -114,9 +114,8 @@ impl TuiSink {
         {
             let _ = tx.send(Msg::Final);
         }
-        if let Some(v) = self.view.take() {
-            let _ = v.join();
-        }
+        // A view that panicked (said by the panic hook) makes the run fail, after the summary.
+        let crashed = self.view.take().is_some_and(|v| v.join().is_err());
         if let Some((t, done)) = self.input.take() {
             done.store(true, Ordering::SeqCst);
             let _ = t.join();
@@ -125,6 +124,9 @@ impl TuiSink {
         if let Some(r) = last {
             render::write(&mut std::io::stdout().lock(), Format::Text, r)
                 .context("cannot write the report to standard output")?;
+        }
+        if crashed {
+            anyhow::bail!("the live view stopped at an internal error");
         }
         Ok(())
     }

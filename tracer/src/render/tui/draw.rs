@@ -138,6 +138,9 @@ impl View {
     }
 }
 
+/// A pane's drawing function.
+type DrawPane = fn(&mut Frame, &View, Rect);
+
 /// The view, on a frame of any size.
 pub fn draw(f: &mut Frame, v: &View) {
     let area = f.area();
@@ -152,23 +155,18 @@ pub fn draw(f: &mut Frame, v: &View) {
         );
         return;
     }
-    if let Some(r) = p.header {
-        header(f, v, r);
-    }
-    if let Some(r) = p.syscalls {
-        syscalls(f, v, r);
-    }
-    if let Some(r) = p.sched {
-        sched(f, v, r);
-    }
-    if let Some(r) = p.memory {
-        memory(f, v, r);
-    }
-    if let Some(r) = p.procs {
-        procs(f, v, r);
-    }
-    if let Some(r) = p.events {
-        events(f, v, r);
+    let panes: [(Option<Rect>, DrawPane); 6] = [
+        (p.header, header),
+        (p.syscalls, syscalls),
+        (p.sched, sched),
+        (p.memory, memory),
+        (p.procs, procs),
+        (p.events, events),
+    ];
+    for (at, pane) in panes {
+        if let Some(r) = at {
+            pane(f, v, r);
+        }
     }
     if let Some(r) = p.footer {
         f.render_widget(
