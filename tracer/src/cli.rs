@@ -124,6 +124,12 @@ pub struct Cli {
     #[arg(long)]
     pub exact_latency: bool,
 
+    /// A live full-screen view of the run (top for the traced service): syscalls, scheduling,
+    /// memory, processes and events, every interval; `?` lists the keys, `q` quits. The
+    /// final summary is printed as without it. Needs a terminal on standard output.
+    #[arg(long)]
+    pub tui: bool,
+
     /// Benchmark only: attach empty programs to the same hooks (the cost floor) and report
     /// nothing but the run's duration.
     #[arg(long, hide = true)]
@@ -218,6 +224,20 @@ impl Cli {
                 ));
             }
             files.push(&s.path);
+        }
+        if self.tui {
+            if self.output == Some(Format::Json) && self.output_file.is_none() {
+                return Err(
+                    "--tui shows the reports on the terminal: write JSON to a file (-o FILE or --sink json:FILE)"
+                        .into(),
+                );
+            }
+            if self.bench_floor {
+                return Err("--tui has nothing to show with --bench-floor".into());
+            }
+            if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                return Err("--tui needs a terminal, and standard output is not one".into());
+            }
         }
         let max = tracer_common::MAX_SELECTORS;
         if self.comms.len() > max || self.cgroups.len() > max || self.exes.len() > max {
@@ -403,6 +423,10 @@ mod tests {
             (
                 &["tracer", "-p", "1", "--sink", "yaml:r"][..],
                 "not a format",
+            ),
+            (
+                &["tracer", "-p", "1", "--tui", "--output", "json"][..],
+                "--tui shows the reports on the terminal",
             ),
         ] {
             let err = parse(args).unwrap_err();

@@ -1,6 +1,7 @@
 //! The run, once everything is attached: reads the kernel maps and the event ring at each
 //! interval, builds the report of each window once (in `model`), hands it to every sink,
-//! and ends the run at a signal, `--duration`, or when every traced process has exited.
+//! and ends the run at a signal, `--duration`, when every traced process has exited, or when
+//! a sink asks (a live view's `q`).
 use std::{
     os::fd::{AsRawFd, OwnedFd, RawFd},
     time::{Duration, Instant},
@@ -147,7 +148,17 @@ impl Engine<'_> {
         for sink in &mut self.sinks {
             sink.start()?;
         }
-        eprintln!("tracer: tracing {}; Ctrl-C to stop", names.join(", "));
+        // Sinks that can end the run (a live view's `q`).
+        let mut stops = JoinSet::new();
+        for rx in self.sinks.iter_mut().filter_map(|s| s.stop_request()) {
+            stops.spawn(async move {
+                let _ = rx.await;
+            });
+        }
+        crate::say::line(format!(
+            "tracer: tracing {}; Ctrl-C to stop",
+            names.join(", ")
+        ));
 
         let live_reports =
             self.collector.is_some() && self.sinks.iter().any(|s| s.wants_intervals());
@@ -238,6 +249,7 @@ impl Engine<'_> {
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
                 _ = sighup.recv() => break,
+                _ = stops.join_next(), if !stops.is_empty() => break,
                 _ = exits.join_next(), if !exits.is_empty() => {
                     // A fork just before the exit may still sit in the ring buffer.
                     self.drain(ring.as_mut(), &mut exits)?;
@@ -296,7 +308,7 @@ impl Engine<'_> {
             }
         } else {
             let secs = self.started.elapsed().as_secs_f64();
-            eprintln!("tracer: floor programs attached for {secs:.3} s");
+            crate::say::line(format!("tracer: floor programs attached for {secs:.3} s"));
         }
         Ok(command)
     }

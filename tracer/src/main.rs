@@ -13,6 +13,7 @@ mod output;
 mod probes;
 mod render;
 mod run;
+mod say;
 mod select;
 mod sink;
 mod target;

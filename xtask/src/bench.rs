@@ -10,6 +10,7 @@ mod report;
 mod soak;
 mod system;
 mod tools;
+mod tui;
 
 use std::{
     collections::BTreeMap,
@@ -67,6 +68,12 @@ pub struct Opts {
     /// per process) scraped every second (written to bench/SOAK.md).
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..))]
     soak: Option<u32>,
+    /// Instead of the workloads: the live view's own CPU (tracer --tui against text
+    /// reports, 50 threads, --interval 1, in tmux; written to bench/TUI.md), in this many
+    /// pairs of 20 s runs.
+    #[arg(long, value_name = "PAIRS", num_args = 0..=1, default_missing_value = "3",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    tui: Option<u32>,
     /// Workloads to run (comma-separated).
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',',
           default_values_t = [Workload::W1, Workload::W2, Workload::W3, Workload::W4])]
@@ -299,23 +306,37 @@ pub fn run(opts: Opts) -> Result<()> {
         taskset: need("taskset")?,
         perf: tools::find_in_path("perf").unwrap_or_else(|| "perf".into()),
     };
-    if let Some(minutes) = opts.soak {
-        let tmp = std::env::temp_dir().join(format!("tracer-bench-{}", std::process::id()));
-        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let s = soak::run(&bins.tracer, &bins.workload, &tmp, minutes);
-        let _ = fs::remove_dir_all(&tmp);
-        let machine: String = system::machine(&root)
-            .iter()
-            .map(|(k, v)| format!("| {k} | {v} |\n"))
-            .collect();
-        let md = format!(
-            "# tracer soak\n\nMade by `cargo xtask bench --soak {minutes}`.\n\n| machine | |\n|---|---|\n{machine}\n{}",
-            soak::markdown(&s?)
+    if let Some(pairs) = opts.tui {
+        return measurement(
+            &root,
+            "TUI.md",
+            "tracer --tui: the view's cost",
+            &format!("--tui {pairs}"),
+            |tmp| {
+                Ok(tui::markdown(&tui::run(
+                    &bins.tracer,
+                    &bins.workload,
+                    tmp,
+                    pairs as usize,
+                )?))
+            },
         );
-        let path = root.join("bench/SOAK.md");
-        fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{md}");
-        return Ok(());
+    }
+    if let Some(minutes) = opts.soak {
+        return measurement(
+            &root,
+            "SOAK.md",
+            "tracer soak",
+            &format!("--soak {minutes}"),
+            |tmp| {
+                Ok(soak::markdown(&soak::run(
+                    &bins.tracer,
+                    &bins.workload,
+                    tmp,
+                    minutes,
+                )?))
+            },
+        );
     }
     let stats = system::BpfStats::new()?;
     if stats.original() != "0" {
@@ -831,4 +852,31 @@ fn tool_report(cfg: Config, f: &Finished, out: &Path) -> Result<(Option<u64>, Op
         Config::BpfCount => (None, Some(tools::bpftrace_counts(&f.stdout()))),
         Config::BpfLatency => (None, Some(tools::bpftrace_hist_counts(&f.stdout()))),
     })
+}
+
+/// A measurement run instead of the workloads (`--soak`, `--tui`): `measure` in a scratch
+/// directory, its Markdown written to bench/FILE under the machine's description.
+fn measurement(
+    root: &std::path::Path,
+    file: &str,
+    title: &str,
+    flags: &str,
+    measure: impl FnOnce(&std::path::Path) -> Result<String>,
+) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!("tracer-bench-{}", std::process::id()));
+    fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let body = measure(&tmp);
+    let _ = fs::remove_dir_all(&tmp);
+    let machine: String = system::machine(root)
+        .iter()
+        .map(|(k, v)| format!("| {k} | {v} |\n"))
+        .collect();
+    let md = format!(
+        "# {title}\n\nMade by `cargo xtask bench {flags}`.\n\n| machine | |\n|---|---|\n{machine}\n{}",
+        body?
+    );
+    let path = root.join("bench").join(file);
+    fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{md}");
+    Ok(())
 }

@@ -69,6 +69,10 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "deploy",
         "it runs kubernetes-validate, promtool, systemd-analyze and setpriv, which the guests do not have",
     ),
+    (
+        "tui",
+        "it runs tracer --tui in a terminal that tmux provides, and the guests have no tmux; the view's layout is checked by the unit tests in them",
+    ),
 ];
 
 /// Debian packages the matrix needs on the host.

@@ -85,12 +85,14 @@ fn ensure_llvm() -> Result<()> {
 
 /// Real programs the tests run beside tracer, from Debian's packages: Prometheus (it
 /// scrapes tracer's metrics endpoint in tests/prometheus.rs; promtool checks deploy/),
-/// systemd-analyze and setpriv (tests/deploy.rs), Python's venv for the tools below.
+/// systemd-analyze and setpriv (tests/deploy.rs), tmux (the terminal tests/tui.rs runs
+/// `tracer --tui` in), Python's venv for the tools below.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
     ("systemd-analyze", "systemd"),
     ("setpriv", "util-linux"),
+    ("tmux", "tmux"),
 ];
 
 /// Python tools the tests run, from PyPI, pinned, in a virtual environment of their own

@@ -5,6 +5,9 @@
 //! exist (each failing with ENOENT). With `--wait`, it first prints `ready` and waits for a
 //! line on stdin, so that a tracer can attach by PID before the counted work begins.
 //!
+//! `tracer-workload [--wait] linger SECS GETPPID WRITES MISSING_OPENS`: the same calls as
+//! `syscalls`, then one sleep of SECS seconds (a process that stays, with known counts).
+//!
 //! `tracer-workload paced COUNT MILLIS`: COUNT times, one `getppid` then a sleep of MILLIS
 //! milliseconds (a slow, steady workload spread over several report intervals).
 //!
@@ -30,6 +33,9 @@
 //!
 //! `tracer-workload rare COUNT EVERY`: COUNT `getppid`s, and one `getuid` after every
 //! EVERY-th (a busy thread's rare syscall).
+//!
+//! `tracer-workload pool THREADS HZ SECS`: THREADS threads that live SECS seconds, each
+//! making HZ `getppid`s a second (a service's thread pool, for the live view's cost).
 //!
 //! `tracer-workload spin THREADS SECS`: pins itself to CPU 0 and runs THREADS busy threads
 //! for SECS seconds (they take turns: preemption and run-queue waits).
@@ -205,6 +211,26 @@ fn thread_getppid(count: u64, calls: u64, nap_ms: u64) {
     }
 }
 
+/// `syscalls`' counted calls: GETPPID `getppid`s, WRITES one-byte `write`s to /dev/null,
+/// OPENS `openat`s failing with ENOENT.
+fn counted_syscalls(getppid: u64, writes: u64, opens: u64, wait: bool) {
+    let devnull = OpenOptions::new().write(true).open("/dev/null").unwrap();
+    let missing = CString::new("/nonexistent/tracer-workload").unwrap();
+    memory::wait_for_go(wait);
+    for _ in 0..getppid {
+        // SAFETY: getppid takes no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    for _ in 0..writes {
+        // SAFETY: writes one byte from a live buffer to an open descriptor.
+        unsafe { libc::write(devnull.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+    }
+    for _ in 0..opens {
+        // SAFETY: a NUL-terminated path; the call fails with ENOENT.
+        unsafe { libc::openat(libc::AT_FDCWD, missing.as_ptr(), libc::O_RDONLY) };
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let wait = args.peek().map(String::as_str) == Some("--wait");
@@ -225,21 +251,13 @@ fn main() {
         }
         Some("syscalls") => {
             let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
-            let devnull = OpenOptions::new().write(true).open("/dev/null").unwrap();
-            let missing = CString::new("/nonexistent/tracer-workload").unwrap();
-            memory::wait_for_go(wait);
-            for _ in 0..getppid {
-                // SAFETY: getppid takes no arguments and cannot fail.
-                unsafe { libc::syscall(libc::SYS_getppid) };
-            }
-            for _ in 0..writes {
-                // SAFETY: writes one byte from a live buffer to an open descriptor.
-                unsafe { libc::write(devnull.as_raw_fd(), b"x".as_ptr().cast(), 1) };
-            }
-            for _ in 0..opens {
-                // SAFETY: a NUL-terminated path; the call fails with ENOENT.
-                unsafe { libc::openat(libc::AT_FDCWD, missing.as_ptr(), libc::O_RDONLY) };
-            }
+            counted_syscalls(getppid, writes, opens, wait);
+        }
+        Some("linger") => {
+            let secs = num(args.next());
+            let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
+            counted_syscalls(getppid, writes, opens, wait);
+            std::thread::sleep(std::time::Duration::from_secs(secs));
         }
         Some("paced") => {
             let (count, millis) = (num(args.next()), num(args.next()));
@@ -320,6 +338,30 @@ fn main() {
                     // SAFETY: as above.
                     unsafe { libc::syscall(libc::SYS_getuid) };
                 }
+            }
+        }
+        Some("pool") => {
+            // THREADS threads for SECS seconds, each making HZ getppid a second.
+            let (threads, hz, secs) = (num(args.next()), num(args.next()), num(args.next()));
+            let start = std::time::Instant::now();
+            let period = std::time::Duration::from_secs(1) / hz.max(1) as u32;
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut next = start;
+                        while next.elapsed() < std::time::Duration::from_secs(secs) {
+                            // SAFETY: getppid takes no arguments and cannot fail.
+                            unsafe { libc::syscall(libc::SYS_getppid) };
+                            next += period;
+                            std::thread::sleep(
+                                next.saturating_duration_since(std::time::Instant::now()),
+                            );
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
             }
         }
         Some("spin") => {

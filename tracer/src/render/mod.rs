@@ -1,8 +1,10 @@
-//! Turning a [`Report`] into bytes: text for people, JSON for programs.
+//! Turning a [`Report`] into bytes: text for people, JSON for programs; and the live
+//! view's state and layout (`tui`).
 pub mod anatomy;
 pub mod json;
 pub mod term;
 pub mod text;
+pub mod tui;
 
 use std::io::Write;
 

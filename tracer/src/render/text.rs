@@ -148,6 +148,26 @@ fn table(
     )
 }
 
+/// What an anomaly is, in words: `getppid: 4.0k calls/s, baseline 400.2`.
+pub fn anomaly_what(a: &crate::model::anomaly::Anomaly) -> String {
+    match a.kind {
+        AnomalyKind::Rate => format!("{} calls/s, baseline {}", rate(a.value), rate(a.baseline)),
+        AnomalyKind::ErrorRate => {
+            format!("{} errors/s, baseline {}", rate(a.value), rate(a.baseline))
+        }
+        AnomalyKind::P99 => format!(
+            "p99 {}, baseline {}",
+            ns(a.value as u64),
+            ns(a.baseline as u64)
+        ),
+        AnomalyKind::NewErrno => format!(
+            "{} first seen ({} failed)",
+            a.errno.as_deref().unwrap_or("?"),
+            a.value
+        ),
+    }
+}
+
 /// The figures beyond the run's baseline: in an interval, those of the window (`NEW` when
 /// they began in it); in the summary, each of the run's once.
 fn anomaly_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
@@ -161,24 +181,7 @@ fn anomaly_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         )?;
     }
     for a in &r.anomalies {
-        let what = match a.kind {
-            AnomalyKind::Rate => {
-                format!("{} calls/s, baseline {}", rate(a.value), rate(a.baseline))
-            }
-            AnomalyKind::ErrorRate => {
-                format!("{} errors/s, baseline {}", rate(a.value), rate(a.baseline))
-            }
-            AnomalyKind::P99 => format!(
-                "p99 {}, baseline {}",
-                ns(a.value as u64),
-                ns(a.baseline as u64)
-            ),
-            AnomalyKind::NewErrno => format!(
-                "{} first seen ({} failed)",
-                a.errno.as_deref().unwrap_or("?"),
-                a.value
-            ),
-        };
+        let what = anomaly_what(a);
         let since = humantime::format_rfc3339_seconds(a.started.0);
         let lasted = match a.windows {
             1 => String::new(),
@@ -375,7 +378,7 @@ fn procs_section(out: &mut dyn Write, p: &ProcsReport) -> std::io::Result<()> {
     Ok(())
 }
 
-fn event_line(e: &ProcessEvent) -> String {
+pub fn event_line(e: &ProcessEvent) -> String {
     match e {
         ProcessEvent::Fork {
             t_s,
@@ -634,7 +637,7 @@ pub fn signed_bytes(n: i64) -> String {
 }
 
 /// A duration for people: 45 s, 12 min, 3.5 h, 2.0 days.
-fn secs(s: f64) -> String {
+pub fn secs(s: f64) -> String {
     if s < 120.0 {
         format!("{s:.0} s")
     } else if s < 7200.0 {

@@ -1,8 +1,8 @@
 //! Where reports go. The engine builds each report once and hands it to every sink; a sink
 //! says which reports it takes (every interval, or the final one only) and writes them its
 //! way. Text and NDJSON writers are sinks; the metrics endpoint is one (`endpoint.rs`,
-//! with its state in `metrics.rs`, its server in `serve.rs`); an event stream or a live view
-//! are further sinks, each in a file of its own.
+//! with its state in `metrics.rs`, its server in `serve.rs`); the live view (`--tui`) is
+//! `tui.rs`; an event stream would be a further sink, in a file of its own.
 pub mod endpoint;
 pub mod metrics;
 pub mod openmetrics;
@@ -10,6 +10,7 @@ pub mod openmetrics;
 pub mod otlp;
 mod own;
 pub mod serve;
+pub mod tui;
 
 use std::{
     io::{BufWriter, Write},
@@ -39,6 +40,11 @@ pub trait Sink {
     /// After the final report: what the sink still has to do (a network push), for the
     /// engine to wait for.
     fn finish(&mut self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
+        None
+    }
+    /// For a sink that can end the run (a live view's `q`): taken once, after `start`; the
+    /// run ends when it is sent, or dropped.
+    fn stop_request(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         None
     }
 }
@@ -121,6 +127,8 @@ pub fn open_all(cli: &Cli) -> Result<Vec<Box<dyn Sink>>> {
     let format = cli.output.unwrap_or(Format::Text);
     match &cli.output_file {
         Some(path) => sinks.push(Box::new(file_writer(format, path, interval_given)?)),
+        // The view takes standard output, and prints the final summary there at its end.
+        None if cli.tui => {}
         None if !cli.serving() || cli.output.is_some() => sinks.push(Box::new(Writer::new(
             format,
             Box::new(std::io::stdout().lock()),
@@ -131,6 +139,9 @@ pub fn open_all(cli: &Cli) -> Result<Vec<Box<dyn Sink>>> {
     }
     for s in &cli.sinks {
         sinks.push(Box::new(file_writer(s.format, &s.path, interval_given)?));
+    }
+    if cli.tui {
+        sinks.push(Box::new(tui::TuiSink::new(cli)));
     }
     if let Some(addr) = cli.listen {
         sinks.push(Box::new(endpoint::MetricsSink::open(cli, addr)?));

@@ -263,10 +263,10 @@ impl OtlpSink {
                 let mut said = pushes.said.lock().unwrap_or_else(|e| e.into_inner());
                 if said.is_none_or(|t| t.elapsed() >= SAY_EVERY) {
                     *said = Some(Instant::now());
-                    eprintln!(
+                    crate::say::line(format!(
                         "tracer: pushing metrics to {shown} failed ({n} so far): {}; trying again each interval",
                         printable(&why)
-                    );
+                    ));
                 }
             }
             pushes.in_flight.store(false, Ordering::Relaxed);

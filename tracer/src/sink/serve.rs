@@ -79,7 +79,7 @@ pub fn spawn(listener: TcpListener, registry: Registry) -> Result<()> {
         }
     });
     if let Some(a) = addr {
-        eprintln!("tracer: metrics on http://{a}/metrics");
+        crate::say::line(format!("tracer: metrics on http://{a}/metrics"));
     }
     Ok(())
 }

@@ -1,0 +1,470 @@
+//! The view's state and layout, rendered with ratatui's test backend (no terminal).
+use ratatui::{
+    Terminal,
+    backend::TestBackend,
+    crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
+    layout::Rect,
+    style::{Color, Modifier},
+};
+
+use super::{draw::plan, *};
+use crate::model::{ProcessInfo, Report, ReportKind, Sample, SyscallCounts};
+
+const GETPPID: u32 = 110;
+const WRITE: u32 = 1;
+const OPENAT: u32 = 257;
+
+fn counts(calls: u64, errors: u64) -> SyscallCounts {
+    let mut c = SyscallCounts {
+        calls,
+        errors,
+        timed: calls,
+        total_ns: calls * 300,
+        max_ns: 900,
+        ..Default::default()
+    };
+    c.hist[tracer_common::hist::bucket(300)] = calls;
+    if errors > 0 {
+        c.errnos.insert(2, errors); // ENOENT
+    }
+    c
+}
+
+/// An interval report of `secs` seconds from `start_s`: (slot, nr, calls, errors).
+fn report(
+    targets: &[ProcessInfo],
+    start_s: f64,
+    secs: f64,
+    rows: &[(u32, u32, u64, u64)],
+) -> Report {
+    let mut s = Sample::default();
+    for &(slot, nr, calls, errors) in rows {
+        s.syscalls.insert((slot, nr), counts(calls, errors));
+    }
+    let mut w = crate::model::window(ReportKind::Interval, &s, secs);
+    w.start_ns = (start_s * 1e9) as u64;
+    w.end_ns = ((start_s + secs) * 1e9) as u64;
+    Report::build(&w, &crate::model::ctx(targets))
+}
+
+fn one() -> Vec<ProcessInfo> {
+    vec![ProcessInfo {
+        pid: 7,
+        comm: "svc".into(),
+    }]
+}
+
+fn view_of(reports: &[Report]) -> View {
+    let mut v = View::new(1.0, true);
+    for r in reports {
+        v.add(r);
+    }
+    v
+}
+
+fn key(v: &mut View, code: KeyCode) -> Action {
+    v.key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn terminal(v: &View, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| draw::draw(f, v)).unwrap();
+    t
+}
+
+/// The screen as lines of text.
+fn screen(v: &View, w: u16, h: u16) -> Vec<String> {
+    let t = terminal(v, w, h);
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect()
+}
+
+/// The words of the syscall table's row for `name`.
+fn table_row(lines: &[String], name: &str) -> Vec<String> {
+    let l = lines
+        .iter()
+        .find(|l| l.split_whitespace().any(|w| w == name))
+        .unwrap_or_else(|| panic!("no row {name}:\n{}", lines.join("\n")));
+    let start = l.find(name).unwrap();
+    l[start..]
+        .split('│')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_wide_terminal_shows_every_pane_with_exact_counts() {
+    let t = one();
+    let v = view_of(&[
+        report(&t, 0.0, 1.0, &[(0, GETPPID, 1000, 0), (0, OPENAT, 30, 10)]),
+        report(&t, 1.0, 1.0, &[(0, GETPPID, 2000, 0), (0, WRITE, 5, 0)]),
+    ]);
+    let lines = screen(&v, 200, 50);
+    let all = lines.join("\n");
+    for title in [
+        "syscalls (3 rows)",
+        "scheduling",
+        "memory and descriptors",
+        "processes and threads",
+        "events",
+        "q quit",
+    ] {
+        assert!(all.contains(title), "{title}:\n{all}");
+    }
+    assert!(
+        lines[0].contains("7 (svc)") && lines[0].contains("up 00:00:02"),
+        "{}",
+        lines[0]
+    );
+    // Calls since the start, calls/s of the last interval, errors with the top errno.
+    let getppid = table_row(&lines, "getppid");
+    assert_eq!(
+        getppid[..4],
+        ["getppid", "3000", "2.0k", "▄█"],
+        "{getppid:?}"
+    );
+    let openat = table_row(&lines, "openat");
+    assert_eq!(openat[..4], ["openat", "30", "0.0", "█"], "{openat:?}");
+    assert!(openat.contains(&"ENOENT:10".to_string()), "{openat:?}");
+    // Ordered by calls/s: getppid, write (5/s), openat (none in the last interval).
+    let order: Vec<usize> = ["getppid", "write", "openat"]
+        .iter()
+        .map(|n| {
+            lines
+                .iter()
+                .position(|l| l.contains(&format!(" {n} ")))
+                .unwrap()
+        })
+        .collect();
+    assert!(order.is_sorted(), "{order:?}\n{all}");
+}
+
+#[test]
+fn sparklines_follow_each_rows_rate() {
+    assert_eq!(
+        draw::spark([0.0, 1.0, 2.0, 4.0, 8.0].into_iter(), 5),
+        " ▁▂▄█"
+    );
+    assert_eq!(draw::spark([3.0, 3.0].into_iter(), 4), "  ██");
+    assert_eq!(draw::spark(std::iter::empty(), 3), "   ");
+    // Only the last values that fit.
+    assert_eq!(draw::spark((1..21).map(f64::from), 2), "██");
+    assert_eq!(draw::bar(0.5, 8), "████░░░░");
+    assert_eq!(draw::bar(1.5, 4), "████");
+}
+
+#[test]
+fn history_is_bounded_and_forgets_rows_gone_quiet() {
+    let t = one();
+    let mut v = View::new(1.0, true);
+    for i in 0..(HISTORY as u64 * 2) {
+        // A syscall of its own every interval: each is 0 after its interval.
+        v.add(&report(
+            &t,
+            i as f64,
+            1.0,
+            &[(0, GETPPID, 10, 0), (0, 120 + i as u32, 1, 0)],
+        ));
+    }
+    let m = &v.live;
+    let ring = m.rates.get(&(None, "getppid".to_string())).unwrap();
+    assert_eq!(ring.len(), HISTORY);
+    assert!(ring.iter().all(|&r| r == 10.0));
+    // getppid and each syscall of the last HISTORY intervals, merged and for slot 0.
+    assert!(
+        m.rates.series() <= 2 * (HISTORY + 1),
+        "{}",
+        m.rates.series()
+    );
+    assert_eq!(m.times.len(), HISTORY);
+    assert_eq!(
+        m.totals[&(None, "getppid".to_string())].calls,
+        10 * 2 * HISTORY as u64
+    );
+}
+
+#[test]
+fn narrow_and_short_terminals_drop_panes_without_breaking() {
+    let t = one();
+    let v = view_of(&[report(&t, 0.0, 1.0, &[(0, GETPPID, 1000, 0)])]);
+    for w in [1, 10, 24, 30, 40, 60, 80, 109, 110, 200, 400] {
+        for h in [1, 3, 5, 6, 8, 10, 14, 20, 24, 50, 100] {
+            let lines = screen(&v, w, h);
+            let p = plan(Rect::new(0, 0, w, h));
+            if p.too_small {
+                if w >= 40 {
+                    assert!(lines[0].starts_with("tracer: the terminal"), "{w}x{h}");
+                }
+                continue;
+            }
+            // Whatever fits is inside the terminal and does not overlap.
+            let panes = [
+                p.header, p.syscalls, p.sched, p.memory, p.procs, p.events, p.footer,
+            ];
+            let placed: Vec<Rect> = panes.iter().flatten().copied().collect();
+            for (i, a) in placed.iter().enumerate() {
+                assert!(a.right() <= w && a.bottom() <= h, "{w}x{h}: {a:?}");
+                for b in &placed[i + 1..] {
+                    assert!(!a.intersects(*b), "{w}x{h}: {a:?} {b:?}");
+                }
+            }
+            assert!(p.syscalls.is_some(), "{w}x{h}");
+            assert!(lines.iter().any(|l| l.contains("getppid")), "{w}x{h}");
+        }
+    }
+    // 80x24: one column; scheduling, memory and processes fit, the event log does not.
+    let p = plan(Rect::new(0, 0, 80, 24));
+    assert!(p.sched.is_some() && p.memory.is_some() && p.procs.is_some());
+    assert_eq!(p.events, None);
+    // 30 columns: no memory pane; 200x50: all of them.
+    assert_eq!(plan(Rect::new(0, 0, 30, 40)).memory, None);
+    let p = plan(Rect::new(0, 0, 200, 50));
+    assert!(p.sched.is_some() && p.memory.is_some() && p.procs.is_some() && p.events.is_some());
+    // A narrow table keeps the name and counts, and drops latency columns.
+    let lines = screen(&v, 40, 20);
+    assert_eq!(table_row(&lines, "getppid")[..2], ["getppid", "1000"]);
+    assert!(!lines.join("\n").contains("p50"));
+    assert!(plan(Rect::new(0, 0, 23, 40)).too_small);
+    assert!(plan(Rect::new(0, 0, 200, 5)).too_small);
+}
+
+#[test]
+fn sort_keys_reorder_the_syscall_table() {
+    let t = one();
+    let mut v = view_of(&[report(
+        &t,
+        0.0,
+        1.0,
+        &[(0, GETPPID, 500, 0), (0, WRITE, 20, 0), (0, OPENAT, 90, 40)],
+    )]);
+    let names = |v: &View| v.sys_rows().into_iter().map(|l| l.name).collect::<Vec<_>>();
+    assert_eq!(names(&v), ["getppid", "openat", "write"]);
+    assert_eq!(key(&mut v, KeyCode::Char('r')), Action::Redraw);
+    assert_eq!(names(&v), ["write", "openat", "getppid"]);
+    // Calls, then the name (ascending); a new column sorts its natural way.
+    key(&mut v, KeyCode::Char('<'));
+    assert_eq!(
+        v.sys_sort,
+        Sort {
+            col: SysCol::Calls,
+            reverse: false
+        }
+    );
+    assert_eq!(names(&v), ["getppid", "openat", "write"]);
+    key(&mut v, KeyCode::Char('<'));
+    assert_eq!(names(&v), ["getppid", "openat", "write"]);
+    assert_eq!(v.sys_sort.col, SysCol::Name);
+    key(&mut v, KeyCode::Char('r'));
+    assert_eq!(names(&v), ["write", "openat", "getppid"]);
+    // From the first column, left wraps to the last; then errors.
+    key(&mut v, KeyCode::Char('<'));
+    assert_eq!(v.sys_sort.col, SysCol::Max);
+    key(&mut v, KeyCode::Char('>'));
+    key(&mut v, KeyCode::Char('>'));
+    key(&mut v, KeyCode::Char('>'));
+    key(&mut v, KeyCode::Char('>'));
+    assert_eq!(v.sys_sort.col, SysCol::Errors);
+    assert_eq!(names(&v), ["openat", "getppid", "write"]);
+    // The column sorted by is marked on screen.
+    assert!(screen(&v, 200, 50).iter().any(|l| l.contains("errors↓")));
+}
+
+#[test]
+fn selecting_a_process_narrows_the_panes_to_it() {
+    let t = vec![
+        ProcessInfo {
+            pid: 7,
+            comm: "front".into(),
+        },
+        ProcessInfo {
+            pid: 9,
+            comm: "back".into(),
+        },
+    ];
+    let mut v = view_of(&[report(
+        &t,
+        0.0,
+        1.0,
+        &[(0, GETPPID, 500, 0), (1, WRITE, 20, 0), (1, GETPPID, 3, 0)],
+    )]);
+    v.live.push_log(LogLine {
+        pid: Some(7),
+        text: "+0.5s exit    process 7 exited".into(),
+    });
+    v.live.push_log(LogLine {
+        pid: Some(9),
+        text: "+0.6s signal  SIGTERM to 9".into(),
+    });
+    let names = |v: &View| {
+        v.sys_rows()
+            .into_iter()
+            .map(|l| (l.name, l.calls))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&v), [("getppid".into(), 503), ("write".into(), 20)]);
+    // To the processes pane; by calls/s 7 is first, 9 second.
+    key(&mut v, KeyCode::Tab);
+    assert_eq!(v.focus, Pane::Procs);
+    let rows = v.proc_rows();
+    assert_eq!(rows.iter().map(|p| p.pid).collect::<Vec<_>>(), [7, 9]);
+    key(&mut v, KeyCode::Down);
+    key(&mut v, KeyCode::Enter);
+    assert_eq!(v.selected, Some(Selection::Process { pid: 9, slot: 1 }));
+    assert_eq!(names(&v), [("write".into(), 20), ("getppid".into(), 3)]);
+    let texts: Vec<&str> = v.log_lines().iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["+0.6s signal  SIGTERM to 9"]);
+    let all = screen(&v, 200, 50).join("\n");
+    assert!(
+        all.contains("showing: process 9") && all.contains("syscalls of 9"),
+        "{all}"
+    );
+    assert!(!all.contains("exited"), "{all}");
+    // Esc: every target again.
+    key(&mut v, KeyCode::Esc);
+    assert_eq!(v.selected, None);
+    assert_eq!(names(&v)[0], ("getppid".into(), 503));
+    // The processes table sorts too: by id, reversed.
+    key(&mut v, KeyCode::Char('<'));
+    key(&mut v, KeyCode::Char('<'));
+    assert_eq!(v.proc_sort.col, ProcCol::Id);
+    key(&mut v, KeyCode::Char('r'));
+    assert_eq!(
+        v.proc_rows().iter().map(|p| p.pid).collect::<Vec<_>>(),
+        [9, 7]
+    );
+}
+
+#[test]
+fn pause_freezes_the_view_and_tracing_goes_on() {
+    let t = one();
+    let mut v = view_of(&[report(&t, 0.0, 1.0, &[(0, GETPPID, 100, 0)])]);
+    key(&mut v, KeyCode::Char('p'));
+    assert!(v.paused());
+    v.add(&report(&t, 1.0, 1.0, &[(0, GETPPID, 50, 0)]));
+    assert_eq!(v.sys_rows()[0].calls, 100);
+    assert!(screen(&v, 200, 50)[0].contains("PAUSED"));
+    key(&mut v, KeyCode::Char(' '));
+    assert!(!v.paused());
+    assert_eq!(v.sys_rows()[0].calls, 150);
+    assert_eq!(key(&mut v, KeyCode::Char('q')), Action::Quit);
+    assert_eq!(
+        v.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        Action::Quit
+    );
+    assert_eq!(key(&mut v, KeyCode::Char('x')), Action::None);
+}
+
+#[test]
+fn help_lists_the_keys() {
+    let mut v = view_of(&[]);
+    key(&mut v, KeyCode::Char('?'));
+    let all = screen(&v, 120, 40).join("\n");
+    assert!(
+        all.contains("keys") && all.contains("pause / resume"),
+        "{all}"
+    );
+    key(&mut v, KeyCode::Esc);
+    assert!(!screen(&v, 120, 40).join("\n").contains("pause / resume"));
+}
+
+#[test]
+fn no_color_means_no_styles() {
+    let t = one();
+    let r = report(&t, 0.0, 1.0, &[(0, GETPPID, 100, 0), (0, OPENAT, 5, 5)]);
+    let styled = |colour: bool| {
+        let mut v = View::new(1.0, colour);
+        v.add(&r);
+        let t = terminal(&v, 200, 50);
+        let buf = t.backend().buffer().clone();
+        buf.content
+            .iter()
+            .filter(|c| {
+                c.fg != Color::Reset || c.bg != Color::Reset || c.modifier != Modifier::empty()
+            })
+            .count()
+    };
+    assert!(styled(true) > 0);
+    assert_eq!(styled(false), 0);
+}
+
+#[test]
+fn names_from_other_processes_are_printable() {
+    let t = vec![ProcessInfo {
+        pid: 7,
+        comm: "\u{1b}[2Jevil".into(),
+    }];
+    let mut v = view_of(&[report(&t, 0.0, 1.0, &[(0, GETPPID, 1, 0)])]);
+    v.say("tracer: a \u{1b}[31mmessage".into());
+    let all = screen(&v, 200, 50).join("\n");
+    assert!(all.contains("7 (\\33[2Jevil)"), "{all}");
+    assert!(all.contains("tracer: a \\33[31mmessage"), "{all}");
+    assert!(!all.contains('\u{1b}'));
+}
+
+#[test]
+fn anomalies_are_logged_once() {
+    let t = one();
+    let mut r = report(&t, 0.0, 1.0, &[(0, GETPPID, 1, 0)]);
+    r.lost_events = 3;
+    r.syscalls[0].max_ns = Some(2_500_000_000);
+    r.fds = Some(crate::model::memory::FdReport {
+        end: 250,
+        peak: 250,
+        limit: Some(256),
+        warning: crate::model::memory::fd_warning(250, 250, Some(256), 0, 0),
+        ..Default::default()
+    });
+    let mut second = r.clone();
+    (second.start_mono_ns, second.end_mono_ns) = (1_000_000_000, 2_000_000_000);
+    let v = view_of(&[r, second]);
+    let texts: Vec<&str> = v.log_lines().iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "+1.000s lost    3 events in the interval",
+            "+1.000s stall   a getppid call took 2.50s",
+            "+1.000s fds     open descriptors reached 250 of the limit 256 (98%)",
+            "+2.000s lost    3 events in the interval",
+            "+2.000s stall   a getppid call took 2.50s",
+        ]
+    );
+    assert_eq!(v.live.lost, 6);
+}
+
+/// The run's anomalies (model::anomaly) are logged in the window they begin, not again
+/// while they last.
+#[test]
+fn baseline_anomalies_are_logged_when_they_begin() {
+    let t = one();
+    let mut d = crate::model::anomaly::Detector::default();
+    let reports: Vec<Report> = (0..14u64)
+        .map(|i| {
+            let calls = if i >= 12 { 9000 } else { 1000 };
+            let mut r = report(&t, i as f64, 1.0, &[(0, GETPPID, calls, 0)]);
+            r.judge(&mut d);
+            r
+        })
+        .collect();
+    assert!(
+        reports[13].anomalies.iter().any(|a| !a.new),
+        "{:?}",
+        reports[13].anomalies
+    );
+    let v = view_of(&reports);
+    let texts: Vec<&str> = v
+        .log_lines()
+        .iter()
+        .map(|l| l.text.as_str())
+        .filter(|l| l.contains("anomaly"))
+        .collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(
+        texts[0].starts_with("+13.000s anomaly 7 (svc) getppid: 9.0k calls/s, baseline 1.0k"),
+        "{texts:?}"
+    );
+}
