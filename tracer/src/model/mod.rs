@@ -425,6 +425,43 @@ pub struct SyscallRow {
     /// the calls it stands for): for sinks that export distributions (metrics).
     #[serde(skip)]
     pub hist: Vec<u64>,
+    /// A call a thread makes to wait for work (see [`idle_wait`]): its time is idle time,
+    /// not time the work took, and the text table sets it apart.
+    pub idle_wait: bool,
+}
+
+/// Syscalls whose time is waiting for work rather than doing it: event loops' waits
+/// (epoll, poll, select and their variants), sleeps, waits for a child, a signal or an
+/// asynchronous I/O completion, and a blocking accept. futex is not among them: a futex
+/// wait is as often a contended lock as an idle pool thread.
+pub fn idle_wait(name: &str) -> bool {
+    matches!(
+        name,
+        "epoll_wait"
+            | "epoll_pwait"
+            | "epoll_pwait2"
+            | "poll"
+            | "ppoll"
+            | "ppoll_time64"
+            | "select"
+            | "_newselect"
+            | "pselect6"
+            | "pselect6_time64"
+            | "nanosleep"
+            | "clock_nanosleep"
+            | "clock_nanosleep_time64"
+            | "pause"
+            | "rt_sigsuspend"
+            | "rt_sigtimedwait"
+            | "rt_sigtimedwait_time64"
+            | "wait4"
+            | "waitid"
+            | "waitpid"
+            | "io_getevents"
+            | "io_pgetevents"
+            | "accept"
+            | "accept4"
+    )
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -633,6 +670,7 @@ fn rows(counts: &BTreeMap<u32, SyscallCounts>, secs: f64) -> (Vec<SyscallRow>, T
         .filter(|(_, c)| c.calls > 0)
         .map(|(&nr, c)| (nr, c, c.timed > 0))
         .map(|(nr, c, known)| SyscallRow {
+            idle_wait: idle_wait(&syscall_name(nr)),
             name: syscall_name(nr),
             nr: Abi::split(nr).1,
             abi: Abi::split(nr).0,

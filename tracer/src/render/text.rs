@@ -113,7 +113,13 @@ fn table(
         "{:<18} {:>10} {:>9} {:>8} {:<18} {:>9} {:>8} {:>8} {:>8} {:>8}",
         "syscall", "calls", "calls/s", "errors", "errno", "total", "avg", "p50", "p99", "max"
     )?;
-    for row in rows.iter().take(limit) {
+    // Idle waits after the work, set apart: their time is waiting for work.
+    let (work, idle): (Vec<&SyscallRow>, Vec<&SyscallRow>) =
+        rows.iter().partition(|r| !r.idle_wait);
+    for (i, row) in work.iter().chain(&idle).take(limit).enumerate() {
+        if i == work.len() {
+            writeln!(out, "  waiting for work (idle waits):")?;
+        }
         writeln!(
             out,
             "{:<18} {:>10} {:>9} {:>8} {:<18} {:>9} {:>8} {:>8} {:>8} {:>8}",
@@ -719,6 +725,67 @@ mod tests {
         assert_eq!(signed_bytes(-(3 << 10)), "-3.0 KiB");
         assert_eq!(secs(90.0), "90 s");
         assert_eq!(secs(3600.0), "60 min");
+    }
+
+    /// An event loop's waits top a table sorted by time; they come after the work, set
+    /// apart, and still count in the totals.
+    #[test]
+    fn idle_waits_come_after_the_work() {
+        let mut s = Sample::default();
+        for (nr, ns) in [
+            (232u32, 9_000_000u64),
+            (1, 1000),
+            (35, 5_000_000),
+            (202, 2_000_000),
+        ] {
+            let mut c = SyscallCounts {
+                calls: 10,
+                timed: 10,
+                total_ns: 10 * ns,
+                ..Default::default()
+            };
+            c.hist[tracer_common::hist::bucket(ns)] = 10;
+            s.syscalls.insert((0, nr), c);
+        }
+        let targets = [ProcessInfo {
+            pid: 7,
+            comm: "node".into(),
+        }];
+        let r = Report::build(
+            &crate::model::window(ReportKind::Final, &s, 1.0),
+            &crate::model::ctx(&targets),
+        );
+        // JSON keeps the order by time, and says which are idle waits.
+        let names: Vec<(&str, bool)> = r
+            .syscalls
+            .iter()
+            .map(|r| (r.name.as_str(), r.idle_wait))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("epoll_wait", true),
+                ("nanosleep", true),
+                ("futex", false),
+                ("write", false)
+            ]
+        );
+        let mut buf = Vec::new();
+        write(&mut buf, &r).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let first: Vec<&str> = text
+            .lines()
+            .skip(2)
+            .take(5)
+            .map(|l| l.split_whitespace().next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            first,
+            ["futex", "write", "waiting", "epoll_wait", "nanosleep"],
+            "{text}"
+        );
+        let total = text.lines().find(|l| l.starts_with("total")).unwrap();
+        assert_eq!(total.split_whitespace().nth(1), Some("40"), "{total}");
     }
 
     #[test]
