@@ -153,6 +153,7 @@ fn descriptors_opened_and_never_closed_are_counted() {
     assert_eq!(f["limit"], 4096);
     assert_eq!(f["emfile_errors"], 0);
     assert!(f["warning"].is_null(), "{f}");
+    assert!(f["first_emfile_s"].is_null(), "{f}");
 }
 
 #[test]
@@ -318,6 +319,14 @@ fn emfile_errors_are_counted_and_warned_about() {
         "{w}"
     );
     assert_eq!(row(&r, "openat").unwrap()["errnos"]["EMFILE"], emfile);
+    // When: by the end of the run (the only report), not before tracing started.
+    let first = f["first_emfile_s"]
+        .as_f64()
+        .expect("the first EMFILE's time");
+    assert!(
+        first > 0.0 && first <= r["duration_s"].as_f64().unwrap() + 0.5,
+        "{f}"
+    );
 
     // The text report shows the warning.
     let work = waiting_workload(&["fds", "500"], Some(256));

@@ -165,20 +165,24 @@ impl MemoryCollector {
                 }
             }
         }
+        let errors = |slot: usize, errno: u32| -> u64 {
+            cumulative
+                .syscalls
+                .iter()
+                .filter(|((s, _), _)| *s == slot as u32)
+                .map(|(_, c)| c.errnos.get(&errno).copied().unwrap_or(0))
+                .sum()
+        };
+        for (slot, (_, track)) in self.tracks.iter_mut().enumerate() {
+            track.note_emfile(errors(slot, EMFILE));
+        }
         let procs = self
             .tracks
             .iter()
             .enumerate()
             .map(|(slot, (_, track))| {
                 let k = self.kernel(slot as u32);
-                let errors = |errno: u32| -> u64 {
-                    cumulative
-                        .syscalls
-                        .iter()
-                        .filter(|((s, _), _)| *s == slot as u32)
-                        .map(|(_, c)| c.errnos.get(&errno).copied().unwrap_or(0))
-                        .sum()
-                };
+                let errors = |errno: u32| errors(slot, errno);
                 ProcMemory {
                     memory: memory_report(track, &k, self.page_size),
                     fds: fd_report(track, &k, errors(EMFILE), errors(ENFILE)),

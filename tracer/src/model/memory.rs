@@ -118,6 +118,12 @@ pub struct MemTrack {
     /// Launched: descriptors its exec closes (close-on-exec), pre-added to the kernel's
     /// `fds_opened` so that the exec's closes cancel out.
     pub fd_seed: u64,
+    /// (t_s, open descriptors) of the readings that counted them (about one a second),
+    /// for the descriptors' growth.
+    pub fd_series: Vec<[f64; 2]>,
+    /// When a report's reading first saw a call fail with EMFILE (s since tracing
+    /// started; the call was made in the window before it).
+    pub first_emfile_s: Option<f64>,
 }
 
 impl MemTrack {
@@ -153,12 +159,40 @@ impl MemTrack {
             self.series
                 .push([r.t_s, total as f64, vm_size as f64, vm_data as f64]);
         }
+        // Descriptors are counted at every fourth reading; the others repeat the count.
+        if let Some(n) = r.fds
+            && r.rss.is_some()
+            && self
+                .fd_series
+                .last()
+                .is_none_or(|l| r.t_s - l[0] >= FD_SAMPLE_S)
+        {
+            if self.fd_series.len() >= MAX_SERIES {
+                let mut i = 0;
+                self.fd_series.retain(|_| {
+                    i += 1;
+                    i % 2 == 0
+                });
+            }
+            self.fd_series.push([r.t_s, n as f64]);
+        }
         if self.start.is_none() {
             self.start = Some(r.clone());
         }
         self.last = Some(r);
     }
+
+    /// Notes the EMFILE failures counted so far, at the latest reading.
+    pub fn note_emfile(&mut self, emfile: u64) {
+        if emfile > 0 && self.first_emfile_s.is_none() {
+            self.first_emfile_s = Some(self.last.as_ref().map_or(0.0, |l| l.t_s));
+        }
+    }
 }
+
+/// Least time between two descriptor samples of the growth fit (they are counted once a
+/// second).
+const FD_SAMPLE_S: f64 = 0.9;
 
 /// Fewest samples a growth rate is fitted from (two points are a difference, not a fit).
 pub const MIN_FIT_SAMPLES: usize = 3;
@@ -279,6 +313,14 @@ pub struct FdReport {
     /// Set when the count reached 80% of the limit, or EMFILE/ENFILE occurred (worded by
     /// `render`).
     pub warning: Option<FdWarning>,
+    /// Least-squares slope of the open descriptors over the readings since tracing
+    /// started (one a second), per second; 0 with fewer than [`MIN_FIT_SAMPLES`].
+    pub growth_per_s: f64,
+    /// While they grow: seconds until `limit` is reached at that rate.
+    pub eta_s: Option<f64>,
+    /// Seconds since tracing started at the first reading that saw an EMFILE failure
+    /// (the call failed in the report window that ended then).
+    pub first_emfile_s: Option<f64>,
 }
 
 /// What makes a descriptor count worth a warning: each concern that applies, in order
@@ -506,7 +548,13 @@ pub fn fd_report(track: &MemTrack, k: &KernelMem, emfile: u64, enfile: u64) -> F
         .and_then(|l| l.nofile_limit)
         .or(track.start.as_ref().and_then(|s| s.nofile_limit));
     let proc_now = last.filter(|l| l.rss.is_some()).and_then(|l| l.fds);
+    let growth_per_s = fit_slope(track.fd_series.iter().map(|p| (p[0], p[1]))).unwrap_or(0.0);
+    // A process that is gone no longer grows toward anything.
+    let eta_s = proc_now.and_then(|n| eta_s(n, limit, growth_per_s));
     FdReport {
+        growth_per_s,
+        eta_s,
+        first_emfile_s: track.first_emfile_s,
         start,
         end,
         peak,
@@ -606,6 +654,14 @@ pub fn merge_fds(all: &[FdReport]) -> Option<FdReport> {
             (a, b) => a.or(b),
         };
         f.proc_now = f.proc_now.zip(r.proc_now).map(|(a, b)| a + b);
+        f.growth_per_s += r.growth_per_s;
+        // The soonest any of them reaches its own limit, and the first EMFILE of any.
+        f.eta_s = f.eta_s.into_iter().chain(r.eta_s).min_by(f64::total_cmp);
+        f.first_emfile_s = f
+            .first_emfile_s
+            .into_iter()
+            .chain(r.first_emfile_s)
+            .min_by(f64::total_cmp);
         f.warning = match (f.warning.take(), &r.warning) {
             (Some(mut a), Some(b)) => {
                 a.0.extend_from_slice(&b.0);
@@ -772,6 +828,47 @@ mod tests {
         assert_eq!(eta_s(60 * MIB, None, 1.0), None);
         assert_eq!(eta_s(60 * MIB, Some(NO_LIMIT), 1.0), None);
         assert_eq!(eta_s(200 * MIB, Some(100 * MIB), 1.0), Some(0.0));
+    }
+
+    /// Descriptors counted once a second, 10 more each time, against a limit of 1024:
+    /// their growth (the readings between counts repeat the count and are not samples),
+    /// the time to the limit, and when EMFILE was first seen.
+    #[test]
+    fn descriptors_growing_toward_their_limit_say_when_it_is_reached() {
+        let reading = |t_s: f64, fds: u64| ProcReading {
+            t_s,
+            rss: Some(Rss::default()),
+            fds: Some(fds),
+            nofile_limit: Some(1024),
+            ..Default::default()
+        };
+        let mut track = MemTrack::new(false, Some(reading(0.0, 100)));
+        for i in 1..=40u64 {
+            // Every 0.25 s; the count changes at whole seconds only.
+            let t = i as f64 * 0.25;
+            track.push(reading(t, 100 + 10 * (i / 4)));
+            if i == 30 {
+                track.note_emfile(0);
+            }
+            if i == 33 {
+                track.note_emfile(2);
+            }
+        }
+        track.note_emfile(5);
+        assert_eq!(track.fd_series.len(), 11, "{:?}", track.fd_series);
+        let f = fd_report(&track, &KernelMem::default(), 5, 0);
+        assert!((f.growth_per_s - 10.0).abs() < 1e-9, "{}", f.growth_per_s);
+        assert_eq!(f.proc_now, Some(200));
+        assert!((f.eta_s.unwrap() - 82.4).abs() < 1e-9, "{:?}", f.eta_s);
+        assert_eq!(f.first_emfile_s, Some(8.25));
+        // Flat: no time to the limit; and a process that is gone grows toward nothing.
+        let flat = MemTrack::new(false, Some(reading(0.0, 5)));
+        assert_eq!(fd_report(&flat, &KernelMem::default(), 0, 0).eta_s, None);
+        track.push(ProcReading {
+            rss: None,
+            ..reading(11.0, 200)
+        });
+        assert_eq!(fd_report(&track, &KernelMem::default(), 5, 0).eta_s, None);
     }
 
     #[test]

@@ -616,6 +616,17 @@ fn fd_lines(out: &mut dyn Write, who: &str, f: &FdReport) -> std::io::Result<()>
         f.emfile_errors,
         f.enfile_errors
     )?;
+    if let (Some(e), Some(l)) = (f.eta_s, f.limit) {
+        writeln!(
+            out,
+            "  descriptors growing {:.1}/s: the limit ({l}) is reached in {}",
+            f.growth_per_s,
+            secs(e)
+        )?;
+    }
+    if let Some(t) = f.first_emfile_s {
+        writeln!(out, "  first EMFILE by {t:.2} s after tracing started")?;
+    }
     if let Some(w) = &f.warning {
         writeln!(out, "WARNING: {w}")?;
     }
