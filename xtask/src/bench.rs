@@ -7,6 +7,7 @@
 mod kmem;
 mod proc;
 mod report;
+mod scrape;
 mod soak;
 mod system;
 mod tools;
@@ -67,6 +68,11 @@ pub struct Opts {
     /// bench/SOAK.md).
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..))]
     soak: Option<u32>,
+    /// Instead of the workloads: tracer's CPU with `--listen` serving about 10000 series,
+    /// not scraped and scraped once a second in text and in protobuf (written to
+    /// bench/SCRAPE.md; about 4 minutes).
+    #[arg(long, conflicts_with = "soak")]
+    scrape: bool,
     /// Workloads to run (comma-separated).
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',',
           default_values_t = [Workload::W1, Workload::W2, Workload::W3, Workload::W4])]
@@ -299,23 +305,40 @@ pub fn run(opts: Opts) -> Result<()> {
         taskset: need("taskset")?,
         perf: tools::find_in_path("perf").unwrap_or_else(|| "perf".into()),
     };
-    if let Some(minutes) = opts.soak {
-        let tmp = std::env::temp_dir().join(format!("tracer-bench-{}", std::process::id()));
-        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let s = soak::run(&bins.tracer, &bins.workload, &tmp, minutes);
-        let _ = fs::remove_dir_all(&tmp);
+    // A report of its own: a title, the command that made it, the machine, the section.
+    let standalone = |title: &str, command: &str, file: &str, section: &str| -> Result<()> {
         let machine: String = system::machine(&root)
             .iter()
             .map(|(k, v)| format!("| {k} | {v} |\n"))
             .collect();
         let md = format!(
-            "# tracer soak\n\nMade by `cargo xtask bench --soak {minutes}`.\n\n| machine | |\n|---|---|\n{machine}\n{}",
-            soak::markdown(&s?)
+            "# {title}\n\nMade by `{command}`.\n\n| machine | |\n|---|---|\n{machine}\n{section}"
         );
-        let path = root.join("bench/SOAK.md");
+        let path = root.join(file);
         fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
         println!("{md}");
-        return Ok(());
+        Ok(())
+    };
+    if opts.scrape {
+        let s = scrape::run(&bins.tracer, &bins.workload)?;
+        return standalone(
+            "tracer scrape cost",
+            "cargo xtask bench --scrape",
+            "bench/SCRAPE.md",
+            &scrape::markdown(&s),
+        );
+    }
+    if let Some(minutes) = opts.soak {
+        let tmp = std::env::temp_dir().join(format!("tracer-bench-{}", std::process::id()));
+        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let s = soak::run(&bins.tracer, &bins.workload, &tmp, minutes);
+        let _ = fs::remove_dir_all(&tmp);
+        return standalone(
+            "tracer soak",
+            &format!("cargo xtask bench --soak {minutes}"),
+            "bench/SOAK.md",
+            &soak::markdown(&s?),
+        );
     }
     let stats = system::BpfStats::new()?;
     if stats.original() != "0" {

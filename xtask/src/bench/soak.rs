@@ -61,7 +61,7 @@ impl Soak {
 }
 
 /// tracer's utime + stime, in clock ticks.
-fn cpu_ticks(pid: i32) -> Result<u64> {
+pub(super) fn cpu_ticks(pid: i32) -> Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after its ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -71,7 +71,7 @@ fn cpu_ticks(pid: i32) -> Result<u64> {
     Ok(field(11) + field(12))
 }
 
-fn ticks_per_s() -> f64 {
+pub(super) fn ticks_per_s() -> f64 {
     // SAFETY: sysconf has no preconditions.
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as f64
 }
