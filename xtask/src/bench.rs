@@ -7,6 +7,7 @@
 mod kmem;
 mod proc;
 mod report;
+mod scrape;
 mod soak;
 mod system;
 mod tools;
@@ -74,6 +75,11 @@ pub struct Opts {
     #[arg(long, value_name = "PAIRS", num_args = 0..=1, default_missing_value = "3",
           value_parser = clap::value_parser!(u32).range(1..))]
     tui: Option<u32>,
+    /// Instead of the workloads: tracer's CPU with `--listen` serving about 10000 series,
+    /// not scraped and scraped once a second in text and in protobuf (written to
+    /// bench/SCRAPE.md; about 4 minutes).
+    #[arg(long, conflicts_with_all = ["soak", "tui"])]
+    scrape: bool,
     /// Workloads to run (comma-separated).
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',',
           default_values_t = [Workload::W1, Workload::W2, Workload::W3, Workload::W4])]
@@ -306,6 +312,15 @@ pub fn run(opts: Opts) -> Result<()> {
         taskset: need("taskset")?,
         perf: tools::find_in_path("perf").unwrap_or_else(|| "perf".into()),
     };
+    if opts.scrape {
+        return measurement(
+            &root,
+            "SCRAPE.md",
+            "tracer scrape cost",
+            "--scrape",
+            |_| Ok(scrape::markdown(&scrape::run(&bins.tracer, &bins.workload)?)),
+        );
+    }
     if let Some(pairs) = opts.tui {
         return measurement(
             &root,

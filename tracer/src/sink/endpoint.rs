@@ -11,7 +11,6 @@ use anyhow::Result;
 use super::{
     Sink,
     metrics::{Metrics, Options},
-    openmetrics,
     own::OwnMeter,
     serve,
 };
@@ -55,7 +54,7 @@ impl Sink for MetricsSink {
             m.set_own(self.meter.measure());
         }
         match self.listener.take() {
-            Some(l) => serve::spawn(l, openmetrics::registry(self.state.clone())),
+            Some(l) => serve::spawn(l, self.state.clone()),
             None => Ok(()),
         }
     }

@@ -1,7 +1,8 @@
 //! The metrics sinks' state (issue 13): the run's counters, gauges and histograms per
 //! service, summed from the interval reports the engine hands it, under a hard limit on
 //! series, and listed as families ([`Metrics::families`]) for the exporters:
-//! `openmetrics.rs` (the text format, for Prometheus) and `otlp.rs` (OpenTelemetry). Pure:
+//! `openmetrics.rs` (the text format, for Prometheus), `promproto.rs` (Prometheus's protobuf
+//! format, with native histograms) and `otlp.rs` (OpenTelemetry). Pure:
 //! no I/O here; `serve.rs` answers the scrapes, `own.rs` measures tracer itself.
 //!
 //! Every family is prefixed `tracer_`, in base units (seconds, bytes). Labels are few and
@@ -85,6 +86,59 @@ impl Hist {
         out.push((f64::INFINITY, self.slots[MAX_LOG2 + 1..].iter().sum()));
         out
     }
+
+    /// The same counts as a Prometheus native histogram of schema 0, whose bucket `i`
+    /// covers (2^(i-1), 2^i] seconds. A second is not a power of two of nanoseconds, so
+    /// the slots cannot land on those bounds: slot `p` ([2^(p-1), 2^p) ns) is bucket
+    /// `p - NATIVE_SHIFT`, the one that holds most of it (its lower 86%). Bucket `i` thus
+    /// holds the values in [2^(i+29), 2^(i+30)) ns = [0.537, 1.074) × 2^i s: a value in
+    /// [2^i, 1.074 × 2^i) s is counted one bucket low, no value is counted high. Slot 0
+    /// (0 ns) is the zero bucket; the open last slot (2^39 ns = 550 s and more) is the
+    /// bucket (512, 1024] s.
+    pub fn native(&self) -> Native {
+        let mut n = Native {
+            zero_count: self.slots[0],
+            ..Native::default()
+        };
+        let mut last: Option<(i32, u64)> = None;
+        for (p, &count) in self.slots.iter().enumerate().skip(1) {
+            if count == 0 {
+                continue;
+            }
+            let i = p as i32 - NATIVE_SHIFT;
+            match (last, n.spans.last_mut()) {
+                (Some((j, _)), Some(span)) if j + 1 == i => span.1 += 1,
+                (Some((j, _)), _) => n.spans.push((i - j - 1, 1)),
+                (None, _) => n.spans.push((i, 1)),
+            }
+            n.deltas
+                .push(count as i64 - last.map_or(0, |(_, c)| c as i64));
+            last = Some((i, count));
+        }
+        if n.spans.is_empty() {
+            // A native histogram without buckets (the zero bucket aside) has one empty
+            // span, or a scraper could take it for a classic one.
+            n.spans.push((0, 0));
+        }
+        n
+    }
+}
+
+/// Slot `p` of a [`Hist`] is native bucket `p - NATIVE_SHIFT` (2^30 ns is 1.074 s).
+const NATIVE_SHIFT: i32 = 30;
+
+/// The zero bucket's bound: [-2^-30, 2^-30] s holds the 0 ns slot only (bucket -29, the
+/// lowest any other slot is in, starts above it).
+pub const NATIVE_ZERO_THRESHOLD: f64 = 1.0 / (1u64 << 30) as f64;
+
+/// A native histogram's buckets: the zero bucket's count, then the populated positive
+/// buckets as spans (offset from the previous span's end, or the first span's bucket
+/// index; length) and their counts as deltas, each from the bucket before it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Native {
+    pub zero_count: u64,
+    pub spans: Vec<(i32, u32)>,
+    pub deltas: Vec<i64>,
 }
 
 fn ns_to_s(ns: u64) -> f64 {
@@ -519,7 +573,8 @@ impl Point<'_> {
     }
 }
 
-/// One family and its series, as the exporters (`openmetrics.rs`, `otlp.rs`) write them.
+/// One family and its series, as the exporters (`openmetrics.rs`, `promproto.rs`,
+/// `otlp.rs`) write them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Family<'a> {
     pub name: &'static str,
@@ -789,7 +844,7 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
@@ -797,7 +852,7 @@ mod tests {
 
     /// A report of one interval of `secs` in which slot 0 (`comm`) made `calls` of syscall
     /// `nr`, each taking `ns`, `failed` of them with ENOENT.
-    fn report(comm: &str, nr: u32, calls: u64, ns: u64, failed: u64) -> Report {
+    pub(crate) fn report(comm: &str, nr: u32, calls: u64, ns: u64, failed: u64) -> Report {
         let mut c = SyscallCounts {
             calls,
             timed: calls,

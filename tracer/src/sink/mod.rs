@@ -9,6 +9,7 @@ pub mod openmetrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 mod own;
+pub mod promproto;
 pub mod serve;
 pub mod tui;
 

@@ -1,5 +1,6 @@
 //! The metrics in the OpenMetrics text format, through prometheus-client: a `Collector`
-//! that writes [`Metrics::families`] at each scrape, under the metrics' lock.
+//! that writes [`Metrics::families`] at each scrape, under the metrics' lock. (A scrape
+//! that asks for protobuf gets `promproto.rs`'s encoding of the same families.)
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::{
