@@ -757,16 +757,17 @@ impl Metrics {
                 })
             }),
         ));
-        out.push(Family::new("tracer_process_syscalls", "Syscalls of each process (--metrics-pid; the processes beyond those listed under pid=\"other\")", Kind::Counter, m.procs.iter().map(|((w, comm, pid), s)| {
-                let mut l = w.as_ref().map_or_else(Labels::new, Service::labels);
-                if !comm.is_empty() {
-                    l.retain(|(k, _)| *k != "comm");
-                    l.push(("comm", value(comm)));
-                }
-                l.push(("pid", pid.clone()));
-                (l, Point::num(s.calls))
-            }),
-        ));
+        let proc_labels = |(w, comm, pid): &(Option<Service>, String, String)| {
+            let mut l = w.as_ref().map_or_else(Labels::new, Service::labels);
+            if !comm.is_empty() {
+                l.retain(|(k, _)| *k != "comm");
+                l.push(("comm", value(comm)));
+            }
+            l.push(("pid", pid.clone()));
+            l
+        };
+        out.push(Family::new("tracer_process_syscalls", "Syscalls of each process (--metrics-pid; the processes beyond those listed under pid=\"other\")", Kind::Counter, m.procs.iter().map(|(k, s)| (proc_labels(k), Point::num(s.calls)))));
+        out.push(Family::new("tracer_process_syscall_errors", "Syscalls of each process that failed (--metrics-pid; as tracer_process_syscalls)", Kind::Counter, m.procs.iter().map(|(k, s)| (proc_labels(k), Point::num(s.errors)))));
         out.push(Family::new("tracer_lost_events", "What the kernel side could not record, by cause (a full table, a full ring buffer, skipped program runs, ...)", Kind::Counter, m.lost
                 .iter()
                 .map(|(c, n)| (vec![("cause", value(c))], Point::num(*n))),
