@@ -313,13 +313,12 @@ pub fn run(opts: Opts) -> Result<()> {
         perf: tools::find_in_path("perf").unwrap_or_else(|| "perf".into()),
     };
     if opts.scrape {
-        return measurement(
-            &root,
-            "SCRAPE.md",
-            "tracer scrape cost",
-            "--scrape",
-            |_| Ok(scrape::markdown(&scrape::run(&bins.tracer, &bins.workload)?)),
-        );
+        return measurement(&root, "SCRAPE.md", "tracer scrape cost", "--scrape", |_| {
+            Ok(scrape::markdown(&scrape::run(
+                &bins.tracer,
+                &bins.workload,
+            )?))
+        });
     }
     if let Some(pairs) = opts.tui {
         return measurement(

@@ -767,7 +767,14 @@ impl Metrics {
             l
         };
         out.push(Family::new("tracer_process_syscalls", "Syscalls of each process (--metrics-pid; the processes beyond those listed under pid=\"other\")", Kind::Counter, m.procs.iter().map(|(k, s)| (proc_labels(k), Point::num(s.calls)))));
-        out.push(Family::new("tracer_process_syscall_errors", "Syscalls of each process that failed (--metrics-pid; as tracer_process_syscalls)", Kind::Counter, m.procs.iter().map(|(k, s)| (proc_labels(k), Point::num(s.errors)))));
+        out.push(Family::new(
+            "tracer_process_syscall_errors",
+            "Syscalls of each process that failed (--metrics-pid; as tracer_process_syscalls)",
+            Kind::Counter,
+            m.procs
+                .iter()
+                .map(|(k, s)| (proc_labels(k), Point::num(s.errors))),
+        ));
         out.push(Family::new("tracer_lost_events", "What the kernel side could not record, by cause (a full table, a full ring buffer, skipped program runs, ...)", Kind::Counter, m.lost
                 .iter()
                 .map(|(c, n)| (vec![("cause", value(c))], Point::num(*n))),
