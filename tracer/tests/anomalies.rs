@@ -75,13 +75,13 @@ fn a_surge_and_a_new_errno_are_flagged_when_they_start() {
         a["target"].as_str().unwrap().split(' ').nth(1),
         Some("(tracer-workload)")
     );
-    // While it lasts: the same start, one more window each time.
+    // While it lasts: the same start, one more window each time; every window of the
+    // surge's full rate is in it (a window the surge's end cuts may be too, or not).
     let mut windows = 1;
     for v in &intervals[surge + 1..] {
-        if rate_of(v) < 3000.0 {
+        let Some(a) = flagged(v, "rate", "getppid") else {
             break;
-        }
-        let a = flagged(v, "rate", "getppid").expect("the surge still flagged");
+        };
         windows += 1;
         assert_eq!(
             (a["new"].as_bool(), a["windows"].as_u64()),
@@ -90,6 +90,13 @@ fn a_surge_and_a_new_errno_are_flagged_when_they_start() {
         assert_eq!(a["started"], intervals[surge]["start"]);
     }
     assert!(windows >= 4, "{windows} windows of surge");
+    let missed = intervals[surge + windows as usize..]
+        .iter()
+        .position(|v| rate_of(v) >= 3000.0);
+    assert_eq!(
+        missed, None,
+        "a window at the surge's rate after {windows} flagged"
+    );
     // The new errno: in one window only, with its count.
     let errno: Vec<&serde_json::Value> = intervals
         .iter()

@@ -2,11 +2,7 @@
 //! check numbers from workloads whose sleeps, threads and children are known.
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::Command,
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use common::*;
 use serde_json::Value;
@@ -207,25 +203,62 @@ fn on_cpu_time_matches_proc() {
     );
     let pid = spinner.0.id();
     std::thread::sleep(Duration::from_millis(200));
-    let (mut tr, _stderr) = attach(
-        pid,
-        &["--output", "json", "--interval", "1", "--duration", "4"],
-    );
-    // (on-CPU time of the interval by tracer, the kernel's total when its report came)
-    let mut reports: Vec<(u64, u64)> = Vec::new();
-    for line in BufReader::new(tr.stdout.take().unwrap()).lines() {
-        let kernel_ns = cpu_ns(pid);
-        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if v["type"] == "interval" {
-            reports.push((sched(&v)["on_cpu_ns"].as_u64().unwrap(), kernel_ns));
-        }
-    }
-    assert!(tr.wait().unwrap().success());
+    // The kernel's count, sampled every 5 ms with the monotonic time of each reading, so
+    // that it can be read at the windows' own bounds (a report read late, as in a slow
+    // emulated guest, would otherwise be compared with a later count).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut samples: Vec<(u64, u64)> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let before = mono_ns();
+                let cpu = cpu_ns(pid);
+                samples.push(((before + mono_ns()) / 2, cpu));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            samples
+        })
+    };
+    let out = run(tracer().args([
+        "--output",
+        "json",
+        "--interval",
+        "1",
+        "--duration",
+        "4",
+        "--pid",
+        &pid.to_string(),
+    ]));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
     drop(spinner);
-    assert!(reports.len() >= 3, "{reports:?}");
-    let ours: u64 = reports[1..].iter().map(|r| r.0).sum();
-    let kernel = reports.last().unwrap().1 - reports[0].1;
-    let (ours, kernel) = (ours as f64 / 1e9, kernel as f64 / 1e9);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The kernel's count at monotonic time t: interpolated between the samples around it.
+    let at = |t: u64| -> f64 {
+        let i = samples.partition_point(|s| s.0 <= t);
+        assert!(i > 0 && i < samples.len(), "no samples around {t}");
+        let ((t0, c0), (t1, c1)) = (samples[i - 1], samples[i]);
+        c0 as f64 + (c1 - c0) as f64 * (t - t0) as f64 / (t1 - t0).max(1) as f64
+    };
+    let intervals: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|v| v["type"] == "interval")
+        .collect();
+    assert!(intervals.len() >= 3, "{intervals:?}");
+    // From the second window on (the first one's start is tracer attaching).
+    let ours: u64 = intervals[1..]
+        .iter()
+        .map(|v| sched(v)["on_cpu_ns"].as_u64().unwrap())
+        .sum();
+    let (first, last) = (&intervals[1], intervals.last().unwrap());
+    let kernel =
+        at(last["end_mono_ns"].as_u64().unwrap()) - at(first["start_mono_ns"].as_u64().unwrap());
+    let (ours, kernel) = (ours as f64 / 1e9, kernel / 1e9);
     assert!(
         kernel > 1.0,
         "the spinner should have run much of the window: {kernel}"
@@ -234,6 +267,17 @@ fn on_cpu_time_matches_proc() {
         (ours - kernel).abs() / kernel < 0.05,
         "tracer {ours:.3} s vs the kernel's {kernel:.3} s"
     );
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of the reports' `*_mono_ns`.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[test]
