@@ -414,9 +414,7 @@ fn syscalls(f: &mut Frame, v: &View, r: Rect) {
         })),
     )
     .style(v.style(Style::default().add_modifier(Modifier::BOLD)));
-    let visible = r.height.saturating_sub(3) as usize;
-    let cursor = v.sys_cursor.min(rows.len().saturating_sub(1));
-    let first = (cursor + 1).saturating_sub(visible);
+    let (cursor, first, visible) = scrolled(r, v.sys_cursor, rows.len());
     let body = rows
         .iter()
         .enumerate()
@@ -658,9 +656,7 @@ fn procs(f: &mut Frame, v: &View, r: Rect) {
         format!("processes and threads ({} rows{threads_note})", rows.len()),
         Some(Pane::Procs),
     );
-    let visible = r.height.saturating_sub(3) as usize;
-    let cursor = v.proc_cursor.min(rows.len().saturating_sub(1));
-    let first = (cursor + 1).saturating_sub(visible);
+    let (cursor, first, visible) = scrolled(r, v.proc_cursor, rows.len());
     let body = rows
         .iter()
         .enumerate()
@@ -759,4 +755,13 @@ fn help(f: &mut Frame, v: &View, area: Rect) {
             .block(v.block("keys".into(), None)),
         r,
     );
+}
+
+/// A table's scrolling in area `r` (a border and a header take 3 lines): the cursor kept
+/// within the `len` rows, the first row shown so that the cursor is visible, and how many
+/// rows fit.
+fn scrolled(r: Rect, cursor: usize, len: usize) -> (usize, usize, usize) {
+    let visible = r.height.saturating_sub(3) as usize;
+    let cursor = cursor.min(len.saturating_sub(1));
+    (cursor, (cursor + 1).saturating_sub(visible), visible)
 }
