@@ -94,11 +94,15 @@ fn sockets(p: &Process) -> HashMap<u64, RawSocket> {
 /// changed, or after this long (for their states).
 pub const NET_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reads `pid`'s anatomy; None when it is gone (or a zombie: no mappings to read). The
+/// Reads `pid`'s anatomy; None when it is gone (or a zombie: no mappings to read), or
+/// when the process under that pid by the end of the reading is not the one that started
+/// at `start_ticks` (/proc/PID/stat's start; 0: not known): a pid given to another
+/// process meanwhile is not read as this one's. The
 /// socket tables are read only when it has sockets, and taken from `prev` (its previous
 /// reading, `net_at` old) when it has the same ones and that is recent.
 pub fn read(
     pid: u32,
+    start_ticks: u64,
     prev: Option<(&RawAnatomy, std::time::Instant)>,
 ) -> Option<(RawAnatomy, std::time::Instant)> {
     let p = Process::new(pid as i32).ok()?;
@@ -160,6 +164,9 @@ pub fn read(
         .ok()
         .flatten()
         .map(|u| u.name);
+    if start_ticks != 0 && p.stat().ok()?.starttime != start_ticks {
+        return None;
+    }
     Some(RawAnatomy {
         who: Identity {
             state: status.state,

@@ -82,7 +82,7 @@ impl MemoryCollector {
         // Its anatomy's growth counts from now; a launched command's, from its first
         // reading after its exec (before it, it is a copy of tracer).
         let start = (!launched)
-            .then(|| anatomy::read(pid, None))
+            .then(|| anatomy::read(pid, who.start_ticks, None))
             .flatten()
             .map(|(a, _)| a);
         self.anatomy.push((start, None));
@@ -149,7 +149,7 @@ impl MemoryCollector {
             let (start, last) = &mut self.anatomy[slot];
             let prev = last.as_ref().map(|(a, at, _)| (a, *at));
             let now = (who.pid != 0 && who.is_running())
-                .then(|| anatomy::read(who.pid, prev))
+                .then(|| anatomy::read(who.pid, who.start_ticks, prev))
                 .flatten();
             match now {
                 Some((now, net_at)) => {
