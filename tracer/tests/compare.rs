@@ -8,7 +8,9 @@ use std::{path::PathBuf, process::Command};
 use common::*;
 use serde_json::Value;
 
-/// Records `steady HZ 4 2` (4 s; 2 ms nanosleeps beside) as NDJSON intervals of 0.5 s.
+/// Records `steady HZ 4 20` (4 s; 20 ms nanosleeps beside: long enough that the time
+/// around each sleep, which grows with the busier run on a slow emulated guest, moves
+/// their rate by less than `MIN_CHANGE`; at 2 ms 5.10's guest slowed them by 12%) as NDJSON intervals of 0.5 s.
 fn record(hz: u32, name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!(
         "tracer-compare-{}-{name}.ndjson",
@@ -18,7 +20,7 @@ fn record(hz: u32, name: &str) -> PathBuf {
         .env_remove("LD_LIBRARY_PATH")
         .args(["--output", "json", "--interval", "0.5", "-o"])
         .arg(&path)
-        .args(["--", WORKLOAD, "steady", &hz.to_string(), "4", "2"]));
+        .args(["--", WORKLOAD, "steady", &hz.to_string(), "4", "20"]));
     assert!(out.status.success(), "{out:?}");
     path
 }
