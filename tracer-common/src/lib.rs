@@ -69,6 +69,10 @@ pub mod maps {
     /// `SYSCALL_SLOTS + nr`): its [`crate::memory::class`] (0 = not a memory or
     /// descriptor syscall). Filled by userspace only when the memory section is selected.
     pub const MEM_CLASS: &str = "MEM_CLASS";
+    /// `Array<u32>` indexed like [`MEM_CLASS`]: each syscall's [`crate::block_cause`] when
+    /// a thread blocks inside it (filled by userspace; [`crate::block_cause::FUTEX`] for
+    /// the futex calls, whose operation decides).
+    pub const BLOCK_CAUSE: &str = "BLOCK_CAUSE";
     /// `Array<MemSyscalls>` indexed by target slot (shared by all CPUs, atomic adds).
     pub const MEM_SYSCALLS: &str = "MEM_SYSCALLS";
     /// `PerCpuArray<RssSnapshot>` indexed by target slot: the mm's RSS counters at the
@@ -86,7 +90,7 @@ pub mod maps {
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with
-/// `--threads` only): preallocated, 1328 bytes each, 5.4 MB.
+/// `--threads` only): preallocated, 1400 bytes each, 5.7 MB.
 pub const MAX_THREADS: u32 = 4096;
 
 /// Names of the globals userspace sets at load time (`EbpfLoader::set_global`).
@@ -104,6 +108,10 @@ pub mod globals {
     pub const MEMORY: &str = "MEMORY";
     /// [`crate::SyscallTiming`]: how syscall latency is sampled.
     pub const TIMING: &str = "TIMING";
+    /// `u32`: 1 when the sched section attributes blocked time to its cause
+    /// ([`super::block_cause`]): it needs the syscall hooks' per-thread state, so the
+    /// syscalls or memory section must be selected too.
+    pub const BLOCK_CAUSES: &str = "BLOCK_CAUSES";
     /// `u32`: entries of each [`crate::table`] (TARGETS, THREADS, THREAD_SCHED), from
     /// `table::entries(pid_max)`.
     pub const TABLE_ENTRIES: &str = "TABLE_ENTRIES";
@@ -399,6 +407,39 @@ pub mod sched_state {
     pub const DEAD: u32 = 4;
 }
 
+/// What a blocked thread waits in: the index of its blocked time in
+/// [`SchedStats::blocked_by`]. Decided in the kernel at the switch-out that blocks it,
+/// from the syscall it is in ([`maps::BLOCK_CAUSE`], by syscall number), its state, and
+/// for futex its operation.
+pub mod block_cause {
+    /// Waits for events: epoll, poll, select and their variants, accept, io_getevents,
+    /// io_uring_enter (waiting for work).
+    pub const EVENT_WAIT: u32 = 0;
+    /// Sleeps, and waits for a signal or a child (nanosleep, pause, sigsuspend, wait4...).
+    pub const SLEEP: u32 = 1;
+    /// A futex wait with `FUTEX_WAIT_BITSET`: what glibc's condition variables,
+    /// semaphores and joins use, so an idle pool thread waiting for a task (libuv's).
+    pub const CONDITION: u32 = 2;
+    /// Any other futex wait: glibc's mutexes (`FUTEX_WAIT`), PI locks.
+    pub const LOCK: u32 = 3;
+    /// Uninterruptible sleep inside a syscall (`TASK_UNINTERRUPTIBLE`, `D` in ps): block
+    /// I/O (a read from disk, fsync), or a kernel wait (a vfork parent, a kernel lock).
+    pub const UNINTERRUPTIBLE: u32 = 4;
+    /// Reads, writes, sends, receives, connects that wait on a pipe, socket or terminal.
+    pub const DESCRIPTOR: u32 = 5;
+    /// Any other syscall.
+    pub const OTHER: u32 = 6;
+    /// Blocked outside a syscall: a page fault waiting for its page (a major fault), or
+    /// the thread was stopped.
+    pub const NO_SYSCALL: u32 = 7;
+    /// Not known: blocked since before tracing started, or the cause was not recorded.
+    pub const UNKNOWN: u32 = 8;
+    pub const COUNT: usize = 9;
+    /// In [`super::maps::BLOCK_CAUSE`] only: a futex call, [`CONDITION`] or [`LOCK`] by its
+    /// operation (read from the thread's syscall registers at the switch).
+    pub const FUTEX: u32 = 100;
+}
+
 /// Per-thread state machine, indexed by tid. `slot1` is the target slot + 1 (0 = not a
 /// traced thread), so a lookup tells at once whether a thread is traced.
 #[repr(C)]
@@ -412,6 +453,9 @@ pub struct ThreadSched {
     /// [`thread_flags`].
     pub flags: u32,
     pub since_ns: u64,
+    /// While `BLOCKED`: what it waits in ([`block_cause`]).
+    pub cause: u32,
+    pub _pad: u32,
 }
 
 /// Bits of [`ThreadSched::flags`].
@@ -419,7 +463,7 @@ pub mod thread_flags {
     /// The thread found [`super::maps::THREAD_STATS`] full (counted once, as one thread).
     pub const STATS_FULL: u32 = 1;
 }
-const _: () = assert!(core::mem::size_of::<ThreadSched>() == 24);
+const _: () = assert!(core::mem::size_of::<ThreadSched>() == 32);
 
 impl Tagged for ThreadSched {
     fn tag(&self) -> u32 {
@@ -451,8 +495,12 @@ pub struct SchedStats {
     pub comm: [u8; 16],
     /// Run-queue latency histogram ([`hist`] layout).
     pub runq_hist: [u64; hist::BUCKETS],
+    /// `blocked_ns` by what the thread waited in, indexed by [`block_cause`]; all in
+    /// [`block_cause::UNKNOWN`] when causes are not recorded.
+    pub blocked_by: [u64; block_cause::COUNT],
 }
-const _: () = assert!(core::mem::size_of::<SchedStats>() == 80 + 8 * hist::BUCKETS);
+const _: () =
+    assert!(core::mem::size_of::<SchedStats>() == 80 + 8 * hist::BUCKETS + 8 * block_cause::COUNT);
 
 impl Default for SchedStats {
     fn default() -> Self {
@@ -468,6 +516,7 @@ impl Default for SchedStats {
             tgid: 0,
             comm: [0; 16],
             runq_hist: [0; hist::BUCKETS],
+            blocked_by: [0; block_cause::COUNT],
         }
     }
 }

@@ -4,7 +4,6 @@ use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::map, maps::RingBuf};
 use tracer_common::{
     Drop, KernelOffsets,
     event::{Event, Header, Kind, RING_BYTES},
-    hist,
 };
 
 use crate::filter::count_drop;
@@ -32,13 +31,13 @@ pub fn rodata<T>(global: &'static T) -> &'static T {
     unsafe { &*core::ptr::read_volatile(&p) }
 }
 
-/// Bucket `b` of a histogram, behind a bounds check that stays in the program: the empty
+/// Bucket `b` of a histogram (or entry `b` of a counter array), behind a bounds check that stays in the program: the empty
 /// asm block makes the compiler forget what it knows of `b` (libbpf's `barrier_var`), so
 /// it cannot drop the check or fold it into earlier tests of the value. The verifiers of
 /// Linux 5.10 and 6.1 follow a test's impossible branch with contradictory bounds; where
 /// the compiler had re-tested a value already bounded, they rejected the index.
 #[inline(always)]
-pub fn hist_slot(h: &mut [u64; hist::BUCKETS], b: usize) -> Option<&mut u64> {
+pub fn hist_slot<const N: usize>(h: &mut [u64; N], b: usize) -> Option<&mut u64> {
     let mut b = b as u64;
     // SAFETY: an empty block: no instruction is emitted, no memory is touched.
     unsafe {

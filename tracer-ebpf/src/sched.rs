@@ -21,7 +21,7 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    Drop, MAX_TARGETS, SchedStats, ThreadSched, hist,
+    Drop, MAX_TARGETS, SchedStats, ThreadSched, block_cause, hist,
     sched_state::{BLOCKED, DEAD, RUNNABLE, RUNNING, UNKNOWN},
     thread_flags,
 };
@@ -65,6 +65,8 @@ struct Delta {
     blocked_ns: u64,
     /// A measured run-queue wait (from wakeup or preemption), for the histogram.
     runq_wait: Option<u64>,
+    /// What `blocked_ns` was spent waiting in ([`block_cause`]).
+    cause: u32,
 }
 
 /// Adds `d` to counters; `bucket` is the histogram bucket of `d.runq_wait`.
@@ -75,6 +77,11 @@ fn add(s: &mut SchedStats, d: &Delta, bucket: usize) {
     s.on_cpu_ns += d.on_cpu_ns;
     s.runq_ns += d.runq_ns;
     s.blocked_ns += d.blocked_ns;
+    if d.blocked_ns != 0
+        && let Some(b) = hist_slot(&mut s.blocked_by, d.cause as usize)
+    {
+        *b += d.blocked_ns;
+    }
     if let Some(w) = d.runq_wait {
         s.runq_count += 1;
         if w > s.runq_max_ns {
@@ -168,6 +175,8 @@ pub fn tracked(tid: u32, tgid: u32) -> Option<&'static mut ThreadSched> {
             state: UNKNOWN,
             flags: 0,
             since_ns: 0,
+            cause: block_cause::UNKNOWN,
+            _pad: 0,
         };
     }
     Some(t)
@@ -198,11 +207,14 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     if let Some(t) = prev {
         let state = prev_state(&ctx);
         let voluntary = voluntary(&ctx, state);
-        if voluntary {
-            syscalls::on_block(prev_tid, || now);
-        }
+        let cause = if voluntary {
+            syscalls::on_block(prev_tid, state, || now)
+        } else {
+            block_cause::UNKNOWN
+        };
         let last = state & TASK_DEAD != 0;
-        switch_out(t, prev_tid, (pid_tgid >> 32) as u32, now, voluntary, last);
+        let tgid = (pid_tgid >> 32) as u32;
+        switch_out(t, prev_tid, tgid, now, voluntary, last, cause);
     }
     if let Some(t) = next {
         switch_in(t, next_tid, next_tgid, now);
@@ -238,11 +250,23 @@ pub fn prev_state(ctx: &RawTracePointContext) -> u32 {
 
 /// `last`: the thread's very last switch-out (its state is `TASK_DEAD`). Only that one
 /// frees its entry: an exiting thread (`DEAD`, marked at `sched_process_exit`) may still
-/// block or be preempted on its way out (closing its files, say), and run again.
+/// block or be preempted on its way out (closing its files, say), and run again. `cause`:
+/// what a blocking thread waits in.
 #[inline(always)]
-fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: bool, last: bool) {
+fn switch_out(
+    t: &mut ThreadSched,
+    tid: u32,
+    tgid: u32,
+    now: u64,
+    voluntary: bool,
+    last: bool,
+    cause: u32,
+) {
     let slot = t.slot1 - 1;
-    let mut d = Delta::default();
+    let mut d = Delta {
+        cause: t.cause,
+        ..Default::default()
+    };
     if t.since_ns != 0 {
         let spent = now - t.since_ns;
         match t.state {
@@ -271,13 +295,17 @@ fn switch_out(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64, voluntary: boo
     if t.state != DEAD {
         t.state = if voluntary { BLOCKED } else { RUNNABLE };
     }
+    t.cause = cause;
     t.since_ns = now;
     apply(&d, slot, tid, tgid, true, &mut t.flags);
 }
 
 #[inline(always)]
 fn switch_in(t: &mut ThreadSched, tid: u32, tgid: u32, now: u64) {
-    let mut d = Delta::default();
+    let mut d = Delta {
+        cause: t.cause,
+        ..Default::default()
+    };
     if t.since_ns != 0 {
         let waited = now - t.since_ns;
         match t.state {
@@ -358,6 +386,7 @@ fn wakeup(task: u64, new: bool) {
     if t.state == BLOCKED && t.since_ns != 0 {
         let d = Delta {
             blocked_ns: now - t.since_ns,
+            cause: t.cause,
             ..Default::default()
         };
         apply(&d, t.slot1 - 1, tid, tgid, false, &mut t.flags);

@@ -24,7 +24,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     COMPAT_IDX, COMPAT_ROWS, Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS,
-    SyscallStats, SyscallTiming, TIF_ADDR32, TS_COMPAT, ThreadState,
+    SyscallStats, SyscallTiming, TIF_ADDR32, TS_COMPAT, ThreadState, block_cause,
     call_status::{BLOCKED, FORCED, IN_CALL},
     hist,
     target_flags::COMPAT,
@@ -418,23 +418,84 @@ fn exec_done(tgid: u32) {
     targets_changed();
 }
 
-/// A traced thread is about to block: if it is inside a syscall, that call is timed
-/// (from now, unless it was sampled at entry), so that no slow blocking call escapes the
-/// sampling. `now` is read only when needed.
+/// 1 to attribute blocked time to its cause ([`globals::BLOCK_CAUSES`]); set by
+/// userspace.
+#[unsafe(no_mangle)]
+static BLOCK_CAUSES: u32 = 0;
+
+/// Each syscall's [`block_cause`], indexed like `memory::MEM_CLASS` (the i386 numbers
+/// after the x86_64 ones); filled by userspace.
+#[map(name = "BLOCK_CAUSE")]
+static BLOCK_CAUSE: Array<u32> = Array::with_max_entries(2 * SYSCALL_SLOTS, 0);
+
+/// The kernel's `TASK_UNINTERRUPTIBLE` state bit (a `D` in ps).
+const TASK_UNINTERRUPTIBLE: u32 = 0x2;
+/// futex's `FUTEX_WAIT_BITSET` operation, under `FUTEX_CMD_MASK`.
+const FUTEX_WAIT_BITSET: u64 = 9;
+const FUTEX_CMD_MASK: u64 = 0x7f;
+
+/// A traced thread is about to block, in state `state`: if it is inside a syscall, that
+/// call is timed (from now, unless it was sampled at entry), so that no slow blocking
+/// call escapes the sampling. `now` is read only when needed. Returns what the thread
+/// waits in ([`block_cause`]; `UNKNOWN` when causes are not kept).
 #[inline(always)]
-pub fn on_block(tid: u32, now: impl FnOnce() -> u64) {
-    if rodata(&TIMING).every == 1 {
-        return;
+pub fn on_block(tid: u32, state: u32, now: impl FnOnce() -> u64) -> u32 {
+    let sampling = rodata(&TIMING).every != 1;
+    // SAFETY: a global in .rodata.
+    let causes = unsafe { core::ptr::read_volatile(&BLOCK_CAUSES) } != 0;
+    if !sampling && !causes {
+        return block_cause::UNKNOWN;
     }
-    if let Some(p) = table::find(&THREADS, tid) {
-        // SAFETY: the blocking thread is the current task on this CPU.
-        let s = unsafe { &mut *p };
-        if s.status & IN_CALL != 0 {
-            s.status |= BLOCKED;
-            if s.start_ns == 0 {
-                s.start_ns = now();
-            }
+    let outside = if causes {
+        block_cause::NO_SYSCALL
+    } else {
+        block_cause::UNKNOWN
+    };
+    let Some(p) = table::find(&THREADS, tid) else {
+        return outside;
+    };
+    // SAFETY: the blocking thread is the current task on this CPU.
+    let s = unsafe { &mut *p };
+    if s.status & IN_CALL == 0 {
+        return outside;
+    }
+    if sampling {
+        s.status |= BLOCKED;
+        if s.start_ns == 0 {
+            s.start_ns = now();
         }
+    }
+    if causes {
+        cause_of(s.stats_idx, s.regs, state)
+    } else {
+        block_cause::UNKNOWN
+    }
+}
+
+/// What a thread blocking in state `state` inside the call of `stats_idx` waits in.
+/// Out of line: only blocking switches take it.
+#[inline(never)]
+fn cause_of(stats_idx: u32, regs: u64, state: u32) -> u32 {
+    if state & TASK_UNINTERRUPTIBLE != 0 {
+        return block_cause::UNINTERRUPTIBLE;
+    }
+    let compat = stats_idx & COMPAT_IDX != 0;
+    let nr = stats_idx & (SYSCALL_SLOTS - 1);
+    let row = if compat { SYSCALL_SLOTS + nr } else { nr };
+    let cause = BLOCK_CAUSE.get(row).copied().unwrap_or(block_cause::OTHER);
+    if cause != block_cause::FUTEX {
+        return cause;
+    }
+    // futex(uaddr, op, ...): the operation is the second argument.
+    let o = offsets();
+    let arg1 = if compat {
+        o.regs_compat_arg1
+    } else {
+        o.regs_arg1
+    };
+    match read_at::<u64>(regs, arg1) {
+        Some(op) if op & FUTEX_CMD_MASK == FUTEX_WAIT_BITSET => block_cause::CONDITION,
+        _ => block_cause::LOCK,
     }
 }
 
@@ -450,7 +511,7 @@ pub fn sys_switch(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     // SAFETY: reading the monotonic clock has no preconditions.
-    on_block(pid_tgid as u32, || unsafe { bpf_ktime_get_ns() });
+    on_block(pid_tgid as u32, 0, || unsafe { bpf_ktime_get_ns() });
     0
 }
 

@@ -17,7 +17,10 @@ use tracer_common::{
     table, target_flags,
 };
 
-use crate::cli::Section;
+use crate::{
+    cli::Section,
+    model::{blocked::cause_of, syscall_name},
+};
 
 #[cfg(tracer_missing_ebpf)]
 compile_error!("the eBPF object is not built: run `cargo xtask build` (it builds it first)");
@@ -172,6 +175,11 @@ impl Probes {
         raise_memlock_limit();
         let follow = u32::from(opts.follow);
         let per_thread = opts.per_thread && opts.sections.contains(&Section::Sched);
+        // The causes of blocked time come from the syscall hooks' per-thread state.
+        let block_causes = opts.sections.contains(&Section::Sched)
+            && (opts.sections.contains(&Section::Syscalls)
+                || opts.sections.contains(&Section::Memory))
+            && opts.programs == Programs::Tracer;
         let slots = opts.slots.clamp(1, MAX_TARGETS);
         let memory = MemConfig {
             enabled: u32::from(opts.sections.contains(&Section::Memory)),
@@ -195,6 +203,7 @@ impl Probes {
             .override_global(globals::PER_THREAD, &u32::from(per_thread), true)
             .override_global(globals::MEMORY, &memory, true)
             .override_global(globals::TIMING, &opts.timing, true)
+            .override_global(globals::BLOCK_CAUSES, &u32::from(block_causes), true)
             .override_global(globals::SELECT, &opts.select.unwrap_or_default(), true)
             .override_global(globals::TABLE_ENTRIES, &table_entries, true)
             .map_max_entries(maps::TARGETS, table_entries)
@@ -208,6 +217,9 @@ impl Probes {
             .map_err(|e| anyhow!("cannot load tracer's kernel programs: {}", one_line(&e)))?;
         if memory.enabled != 0 {
             fill_mem_class(&mut ebpf)?;
+        }
+        if block_causes {
+            fill_block_cause(&mut ebpf)?;
         }
         let mut loaded: Vec<(&'static str, &'static str)> = Vec::new();
         if opts.select.is_some() && opts.programs == Programs::Tracer {
@@ -459,6 +471,19 @@ fn fill_mem_class(ebpf: &mut Ebpf) -> Result<()> {
     }
     for &(name, c) in MEM_SYSCALLS_I386 {
         table.set(SYSCALL_SLOTS + sysno32(name)?, c, 0)?;
+    }
+    Ok(())
+}
+
+/// Each syscall's cause of blocked time (`model::blocked::cause_of`), by number, the i386
+/// ones after the x86_64 ones.
+fn fill_block_cause(ebpf: &mut Ebpf) -> Result<()> {
+    let mut table: Array<&mut MapData, u32> = Array::try_from(
+        ebpf.map_mut(maps::BLOCK_CAUSE)
+            .ok_or_else(|| anyhow!("map {} missing", maps::BLOCK_CAUSE))?,
+    )?;
+    for nr in 0..2 * SYSCALL_SLOTS {
+        table.set(nr, cause_of(&syscall_name(nr)), 0)?;
     }
     Ok(())
 }

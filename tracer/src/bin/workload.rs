@@ -85,10 +85,15 @@
 //!
 //! `tracer-workload [--wait] anatomy`: a process whose memory regions, descriptors and
 //! sockets are exactly known (see workload/anatomy.rs); says `done TCP_PORT UDP_PORT`.
+//!
+//! `tracer-workload blocking FSYNC_PATH`: blocked time of known causes, phase by phase
+//! (sleeps, a pipe read, a contended mutex, an fsync; see workload/blocking.rs).
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/anatomy.rs"]
 mod anatomy;
+#[path = "workload/blocking.rs"]
+mod blocking;
 #[path = "workload/compat.rs"]
 mod compat;
 #[path = "workload/congruent.rs"]
@@ -102,7 +107,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH"
     );
     std::process::exit(2)
 }
@@ -550,6 +555,7 @@ fn main() {
         Some("mmap") => memory::mmap(num(args.next()), wait),
         Some("fds") => memory::fds(num(args.next()), wait),
         Some("anatomy") => anatomy::run(wait),
+        Some("blocking") => blocking::run(&args.next().unwrap_or_else(|| usage())),
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),
         Some("fdexec") => memory::fdexec(wait),

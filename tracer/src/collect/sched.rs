@@ -81,6 +81,8 @@ impl SchedCollector {
                 state,
                 flags: 0,
                 since_ns: now_ns,
+                cause: tracer_common::block_cause::UNKNOWN,
+                _pad: 0,
             };
             // A thread whose set is full gets no seeded state: the hooks count it as lost
             // when they see it.
@@ -189,7 +191,7 @@ impl SchedCollector {
             };
             if st.slot1 == t.slot + 1 {
                 let mut open = SchedCounts::default();
-                open.add_open(st.state, st.since_ns, now_ns);
+                open.add_open(st.state, st.cause, st.since_ns, now_ns);
                 t.counts.add(&open);
                 per_slot.entry(t.slot).or_default().add(&open);
             }

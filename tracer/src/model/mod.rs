@@ -5,6 +5,7 @@
 //! memory), which `render` prints. Reports are built here only.
 pub mod anatomy;
 pub mod anomaly;
+pub mod blocked;
 pub mod compare;
 pub mod events;
 pub mod memory;

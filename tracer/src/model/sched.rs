@@ -1,9 +1,9 @@
 //! Scheduling numbers: context switches, run-queue latency, on-CPU / runnable / blocked
 //! time, per process and per thread. Pure: counters in, report rows out.
 use serde::Serialize;
-use tracer_common::{SchedStats, hist, sched_state};
+use tracer_common::{SchedStats, block_cause, hist, sched_state};
 
-use super::{interval_max, larger_max, percentile, rate};
+use super::{blocked::BlockedBy, interval_max, larger_max, percentile, rate};
 
 /// Scheduling counters of a thread or a process, cumulative since tracing started,
 /// including the interval still open when they were read.
@@ -19,6 +19,8 @@ pub struct SchedCounts {
     /// `runq_max_ns` is an upper bound, not a measurement (see [`interval_max`]).
     pub runq_max_bound: bool,
     pub runq_hist: Vec<u64>,
+    /// `blocked_ns` by cause (`block_cause` indices).
+    pub blocked_by: [u64; block_cause::COUNT],
 }
 
 impl Default for SchedCounts {
@@ -33,6 +35,7 @@ impl Default for SchedCounts {
             runq_max_ns: 0,
             runq_max_bound: false,
             runq_hist: vec![0; hist::BUCKETS],
+            blocked_by: [0; block_cause::COUNT],
         }
     }
 }
@@ -50,6 +53,7 @@ impl SchedCounts {
             runq_max_ns: s.runq_max_ns,
             runq_max_bound: false,
             runq_hist: s.runq_hist.to_vec(),
+            blocked_by: s.blocked_by,
         });
     }
 
@@ -67,11 +71,15 @@ impl SchedCounts {
         for (a, b) in self.runq_hist.iter_mut().zip(&o.runq_hist) {
             *a += b;
         }
+        for (a, b) in self.blocked_by.iter_mut().zip(&o.blocked_by) {
+            *a += b;
+        }
     }
 
     /// Adds the interval a thread has been in `state` since `since_ns`, up to `now_ns`: the
-    /// kernel only closes an interval when the state changes.
-    pub fn add_open(&mut self, state: u32, since_ns: u64, now_ns: u64) {
+    /// kernel only closes an interval when the state changes. `cause`: what a blocked
+    /// thread waits in.
+    pub fn add_open(&mut self, state: u32, cause: u32, since_ns: u64, now_ns: u64) {
         if since_ns == 0 || now_ns <= since_ns {
             return;
         }
@@ -79,7 +87,11 @@ impl SchedCounts {
         match state {
             sched_state::RUNNING => self.on_cpu_ns += open,
             sched_state::RUNNABLE => self.runq_ns += open,
-            sched_state::BLOCKED => self.blocked_ns += open,
+            sched_state::BLOCKED => {
+                self.blocked_ns += open;
+                let c = (cause as usize).min(block_cause::UNKNOWN as usize);
+                self.blocked_by[c] += open;
+            }
             _ => {}
         }
     }
@@ -105,6 +117,9 @@ impl SchedCounts {
             runq_max_ns,
             runq_max_bound,
             runq_hist,
+            blocked_by: std::array::from_fn(|i| {
+                self.blocked_by[i].saturating_sub(prev.blocked_by[i])
+            }),
         }
     }
 
@@ -159,6 +174,8 @@ pub struct SchedReport {
     /// Waiting for a CPU + blocked.
     pub off_cpu_ns: u64,
     pub blocked_ns: u64,
+    /// `blocked_ns` by what the threads waited in.
+    pub blocked_by: BlockedBy,
     pub runqueue: RunQueue,
     /// Per thread (with `--threads`), busiest first.
     pub threads: Vec<ThreadRow>,
@@ -177,6 +194,7 @@ impl SchedReport {
             on_cpu_ns: c.on_cpu_ns,
             off_cpu_ns: c.runq_ns + c.blocked_ns,
             blocked_ns: c.blocked_ns,
+            blocked_by: BlockedBy::of(&c.blocked_by),
             runqueue: RunQueue::of(c),
             threads: Vec::new(),
             threads_dropped: 0,
@@ -206,6 +224,7 @@ pub struct ThreadRow {
     pub on_cpu_ns: u64,
     pub runqueue_ns: u64,
     pub blocked_ns: u64,
+    pub blocked_by: BlockedBy,
     /// on_cpu + runqueue + blocked: how long the thread existed in the window.
     pub wall_ns: u64,
     pub runqueue: RunQueue,
@@ -224,6 +243,7 @@ impl ThreadRow {
             on_cpu_ns: c.on_cpu_ns,
             runqueue_ns: c.runq_ns,
             blocked_ns: c.blocked_ns,
+            blocked_by: BlockedBy::of(&c.blocked_by),
             wall_ns: c.wall_ns(),
             runqueue: RunQueue::of(c),
         }
@@ -237,12 +257,16 @@ mod tests {
     #[test]
     fn open_intervals_go_to_their_state() {
         let mut c = SchedCounts::default();
-        c.add_open(sched_state::RUNNING, 100, 400);
-        c.add_open(sched_state::RUNNABLE, 100, 150);
-        c.add_open(sched_state::BLOCKED, 0, 150); // unknown start: nothing
-        c.add_open(sched_state::BLOCKED, 500, 400); // clock before since: nothing
+        let u = block_cause::UNKNOWN;
+        c.add_open(sched_state::RUNNING, u, 100, 400);
+        c.add_open(sched_state::RUNNABLE, u, 100, 150);
+        c.add_open(sched_state::BLOCKED, u, 0, 150); // unknown start: nothing
+        c.add_open(sched_state::BLOCKED, u, 500, 400); // clock before since: nothing
         assert_eq!((c.on_cpu_ns, c.runq_ns, c.blocked_ns), (300, 50, 0));
-        assert_eq!(c.wall_ns(), 350);
+        c.add_open(sched_state::BLOCKED, block_cause::LOCK, 100, 170);
+        assert_eq!(c.blocked_ns, 70);
+        assert_eq!(c.blocked_by[block_cause::LOCK as usize], 70);
+        assert_eq!(c.wall_ns(), 420);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::term::printable;
 use crate::model::{
     Abi, ProcessInfo, Report, ReportKind, SyscallRow, Totals,
     anomaly::AnomalyKind,
+    blocked::BlockedBy,
     events::{LifeCounts, ProcessEvent},
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     procs::{Joined, ProcEnd, ProcsReport},
@@ -230,6 +231,7 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
         s.involuntary_switches,
         rate(s.involuntary_per_s)
     )?;
+    blocked_line(out, &s.blocked_by)?;
     let q = &s.runqueue;
     writeln!(
         out,
@@ -242,7 +244,7 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
     if !s.threads.is_empty() {
         writeln!(
             out,
-            "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
+            "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  blocked mostly in",
             "tid",
             "comm",
             "vol",
@@ -252,12 +254,12 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
             "blocked",
             "rq p50",
             "rq p99",
-            "rq max"
+            "rq max",
         )?;
         for t in &s.threads {
             writeln!(
                 out,
-                "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}{}",
+                "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  {}{}",
                 t.tid,
                 printable(&t.comm),
                 t.voluntary_switches,
@@ -268,6 +270,7 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 opt_ns(t.runqueue.p50_ns),
                 opt_ns(t.runqueue.p99_ns),
                 max_ns(t.runqueue.max_ns, t.runqueue.max_is_bound),
+                mostly(&t.blocked_by),
                 if t.alive { "" } else { "  (ended)" }
             )?;
         }
@@ -280,6 +283,48 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
         }
     }
     Ok(())
+}
+
+/// Blocked time by cause: waiting for work, then waiting on something, each with its
+/// parts; nothing when no thread blocked.
+fn blocked_line(out: &mut dyn Write, b: &BlockedBy) -> std::io::Result<()> {
+    if b.total_ns() == 0 {
+        return Ok(());
+    }
+    let parts = b.parts();
+    let group = |idle: bool| {
+        parts
+            .iter()
+            .filter(|p| p.2 == idle && p.1 > 0 && p.0 != "since before tracing")
+            .map(|p| format!("{} {}", p.0, ns(p.1)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut line = format!("  blocked: waiting for work {}", ns(b.waiting_for_work_ns));
+    let idle = group(true);
+    if !idle.is_empty() {
+        line += &format!(" ({idle})");
+    }
+    line += &format!("; waiting on something {}", ns(b.waiting_on_something_ns));
+    let busy = group(false);
+    if !busy.is_empty() {
+        line += &format!(" ({busy})");
+    }
+    if b.unknown_ns > 0 {
+        line += &format!("; since before tracing {}", ns(b.unknown_ns));
+    }
+    writeln!(out, "{line}")
+}
+
+/// The cause most of a thread's blocked time went to, with its share ("-" if none).
+fn mostly(b: &BlockedBy) -> String {
+    let total = b.total_ns();
+    match b.parts().into_iter().max_by_key(|p| p.1) {
+        Some((name, n, _)) if n > 0 && total > 0 => {
+            format!("{name} {:.0}%", 100.0 * n as f64 / total as f64)
+        }
+        _ => "-".into(),
+    }
 }
 
 fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {

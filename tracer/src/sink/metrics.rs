@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use tracer_common::hist;
 
 use crate::{
-    model::{ProcessReport, Report, SyscallRow, events::SlotLife, procs::ProcEntry},
+    model::{
+        ProcessReport, Report, SyscallRow, blocked::BlockedBy, events::SlotLife, procs::ProcEntry,
+    },
     render::term::printable,
 };
 
@@ -35,6 +37,8 @@ const MAX_LOG2: usize = 35;
 const SLOTS: usize = hist::MAX_MSB as usize + 2;
 /// Series of one histogram: its classic buckets, `+Inf`, `_sum` and `_count`.
 const HIST_SERIES: usize = MAX_LOG2 - MIN_LOG2 + 1 + 3;
+/// Series of `tracer_blocked_seconds` per service (one per cause).
+const BLOCK_CAUSES: usize = BlockedBy::LABELS.len();
 
 /// A distribution in powers of two, summed over the run.
 #[derive(Clone, Debug, PartialEq)]
@@ -208,6 +212,8 @@ struct SchedSeries {
     on_cpu_ns: u64,
     runqueue_ns: u64,
     blocked_ns: u64,
+    /// Blocked time by cause, in `BlockedBy::labelled` order.
+    blocked_by: [u64; BLOCK_CAUSES],
     runqueue: Hist,
 }
 
@@ -380,7 +386,7 @@ impl Metrics {
         }
         if let Some(s) = &p.sched {
             let known = self.services.get(&who).is_some_and(|e| e.sched.is_some());
-            if known || self.admit(5 + HIST_SERIES) {
+            if known || self.admit(5 + BLOCK_CAUSES + HIST_SERIES) {
                 let e = self.services.get_mut(&who).expect("admitted above");
                 let t = e.sched.get_or_insert_with(SchedSeries::default);
                 t.voluntary += s.voluntary_switches;
@@ -388,6 +394,9 @@ impl Metrics {
                 t.on_cpu_ns += s.on_cpu_ns;
                 t.runqueue_ns += s.runqueue.total_ns;
                 t.blocked_ns += s.blocked_ns;
+                for (a, (_, b)) in t.blocked_by.iter_mut().zip(s.blocked_by.labelled()) {
+                    *a += b;
+                }
                 t.runqueue.add(&s.runqueue.hist, s.runqueue.total_ns);
             }
         }
@@ -659,6 +668,18 @@ impl Metrics {
                     ("blocked", t.blocked_ns),
                 ]
                 .map(|(k, n)| (with(l.clone(), &[("state", k)]), Point::num(ns_to_s(n))))
+            }),
+        ));
+        out.push(Family::new(
+            "tracer_blocked_seconds",
+            "Blocked time of the service's threads by what they waited in: event_wait, sleep and condition are waiting for work; lock, uninterruptible (disk I/O, kernel waits), descriptor (pipes, sockets), other_syscall and outside_syscalls (page faults) waiting on something",
+            Kind::Counter,
+            sched().flat_map(|(l, t)| {
+                BlockedBy::LABELS
+                    .iter()
+                    .zip(t.blocked_by)
+                    .map(|(k, n)| (with(l.clone(), &[("cause", k)]), Point::num(ns_to_s(n))))
+                    .collect::<Vec<_>>()
             }),
         ));
         out.push(Family::new("tracer_runqueue_wait_seconds", "Run-queue waits (wakeup or preemption to running); the sum includes waits still open at each report", Kind::Histogram, sched().map(|(l, t)| (l.clone(), Point::Hist(&t.runqueue))),
