@@ -22,6 +22,8 @@ pub enum Kind {
     OomKill = 5,
     /// A selector (`--comm`, `--cgroup`, `--exe`) took a process in ([`Taken`]).
     Taken = 6,
+    /// An event loop's iteration passed the stall threshold ([`Stall`]).
+    Stall = 7,
 }
 
 impl TryFrom<u32> for Kind {
@@ -34,6 +36,7 @@ impl TryFrom<u32> for Kind {
             4 => Kind::Signal,
             5 => Kind::OomKill,
             6 => Kind::Taken,
+            7 => Kind::Stall,
             other => return Err(other),
         })
     }
@@ -149,6 +152,28 @@ pub struct Taken {
 }
 const _: () = assert!(core::mem::size_of::<Taken>() == 16);
 
+/// An event loop's iteration (from the return of one wait to the entry of the next, see
+/// [`crate::loops`]) lasted at least `--stall`; `header.ts_ns` is its end, `header.tid`
+/// the loop thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stall {
+    /// Its length.
+    pub busy_ns: u64,
+    /// Of which on a CPU and waiting for one, as the kernel accounts them (within a tick);
+    /// the rest it was blocked.
+    pub on_cpu_ns: u64,
+    pub runq_ns: u64,
+    /// Syscalls it made meanwhile, and the slowest of them that was timed (x86_64 number;
+    /// `slow_ns` 0 if none).
+    pub calls: u32,
+    pub slow_nr: u32,
+    pub slow_ns: u64,
+    /// The thread's name, NUL-padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<Stall>() == 56);
+
 /// Target slot of an event about a process that is not traced (OOM kills are reported for
 /// every process on the machine).
 pub const UNTRACED_SLOT: u32 = u32::MAX;
@@ -220,6 +245,7 @@ pub enum EventData {
     Signal(Signal),
     OomKill(OomKill),
     Taken(Taken),
+    Stall(Stall),
 }
 
 // Records have no padding, so every byte of one is the header's or the payload's: decoding
@@ -231,6 +257,7 @@ const _: () = {
     assert!(size_of::<Event<Signal>>() == size_of::<Header>() + size_of::<Signal>());
     assert!(size_of::<Event<OomKill>>() == size_of::<Header>() + size_of::<OomKill>());
     assert!(size_of::<Event<Taken>>() == size_of::<Header>() + size_of::<Taken>());
+    assert!(size_of::<Event<Stall>>() == size_of::<Header>() + size_of::<Stall>());
 };
 
 /// Size of the largest record (an OOM kill's).
@@ -291,6 +318,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         Kind::Signal => EventData::Signal(read(bytes, kind)?),
         Kind::OomKill => EventData::OomKill(read(bytes, kind)?),
         Kind::Taken => EventData::Taken(read(bytes, kind)?),
+        Kind::Stall => EventData::Stall(read(bytes, kind)?),
     };
     Ok(RawEvent { header, data })
 }
@@ -325,6 +353,7 @@ impl RawEvent {
             EventData::Signal(d) => record(self.header, d),
             EventData::OomKill(d) => record(self.header, d),
             EventData::Taken(d) => record(self.header, d),
+            EventData::Stall(d) => record(self.header, d),
         }
     }
 }

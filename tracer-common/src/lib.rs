@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod hist;
+pub mod loops;
 pub mod memory;
 pub mod table;
 
@@ -73,6 +74,8 @@ pub mod maps {
     /// a thread blocks inside it (filled by userspace; [`crate::block_cause::FUTEX`] for
     /// the futex calls, whose operation decides).
     pub const BLOCK_CAUSE: &str = "BLOCK_CAUSE";
+    /// `LruHashMap<u32, loops::LoopState>` by tid: the loop threads ([`crate::loops`]).
+    pub const LOOPS: &str = "LOOPS";
     /// `Array<MemSyscalls>` indexed by target slot (shared by all CPUs, atomic adds).
     pub const MEM_SYSCALLS: &str = "MEM_SYSCALLS";
     /// `PerCpuArray<RssSnapshot>` indexed by target slot: the mm's RSS counters at the
@@ -112,6 +115,9 @@ pub mod globals {
     /// ([`super::block_cause`]): it needs the syscall hooks' per-thread state, so the
     /// syscalls or memory section must be selected too.
     pub const BLOCK_CAUSES: &str = "BLOCK_CAUSES";
+    /// [`crate::loops::LoopConfig`]: whether loop threads are followed, and the stall
+    /// threshold. In .rodata: with `enabled == 0` the verifier removes the loop code.
+    pub const LOOP_CONFIG: &str = "LOOP_CONFIG";
     /// `u32`: entries of each [`crate::table`] (TARGETS, THREADS, THREAD_SCHED), from
     /// `table::entries(pid_max)`.
     pub const TABLE_ENTRIES: &str = "TABLE_ENTRIES";
@@ -355,8 +361,13 @@ pub struct KernelOffsets {
     pub inode_ino: u32,
     pub inode_sb: u32,
     pub sb_dev: u32,
+    /// `task_struct.se` + `sched_entity.sum_exec_runtime`, `task_struct.sched_info` +
+    /// `sched_info.run_delay`: a thread's on-CPU and run-queue time as the scheduler
+    /// accounts them (for event loops' stalls; 0 where the kernel lacks them).
+    pub task_exec_runtime: u32,
+    pub task_run_delay: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 232);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 240);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -574,6 +585,9 @@ pub mod call_status {
     /// Timed because its syscall had fewer than [`super::FEW_TIMED`] calls timed in its
     /// process: it stands for itself alone, not for a sample.
     pub const FORCED: u32 = 4;
+    /// The thread loops on a wait ([`crate::loops`]): its calls are counted in its
+    /// iteration. Kept from call to call (the others are per call).
+    pub const LOOPER: u32 = 8;
 }
 
 /// Beyond the sampling, each syscall of each traced process has at least this many calls
@@ -674,6 +688,10 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ThreadSched {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::loops::LoopState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::loops::LoopConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TargetEntry {}
     // SAFETY: as above.

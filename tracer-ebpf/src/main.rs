@@ -19,6 +19,8 @@ mod floor;
 #[cfg(target_arch = "bpf")]
 mod life;
 #[cfg(target_arch = "bpf")]
+mod loops;
+#[cfg(target_arch = "bpf")]
 mod memory;
 #[cfg(target_arch = "bpf")]
 mod oom;

@@ -25,7 +25,7 @@ use aya_ebpf::{
 use tracer_common::{
     COMPAT_IDX, COMPAT_ROWS, Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS,
     SyscallStats, SyscallTiming, TIF_ADDR32, TS_COMPAT, ThreadState, block_cause,
-    call_status::{BLOCKED, FORCED, IN_CALL},
+    call_status::{BLOCKED, FORCED, IN_CALL, LOOPER},
     hist,
     target_flags::COMPAT,
 };
@@ -36,7 +36,7 @@ use crate::{
         count_drop, count_proc_call, known_untraced, mark_untraced, note_entry, noted_entry,
         target, target_slot, targets_changed, targets_generation,
     },
-    memory, sched, table,
+    loops, memory, sched, table,
 };
 
 /// Set by userspace at load time; in .rodata, so with `every == 1` the verifier removes
@@ -202,6 +202,11 @@ fn enter(ctx: *mut c_void) -> i32 {
     if nr == exit || nr == exit_group {
         return 0;
     }
+    // Removed by the verifier when loops are not followed (LOOP_CONFIG is in .rodata).
+    if loops::enabled() && !compat && tracer_common::loops::is_wait(nr) {
+        loops::wait_enter(tid, tgid, slot);
+    }
+    let looper = s.status & LOOPER;
     *s = ThreadState {
         tid,
         tgid,
@@ -221,7 +226,7 @@ fn enter(ctx: *mut c_void) -> i32 {
         tick,
         in_tick,
         rng,
-        status: if forced { IN_CALL | FORCED } else { IN_CALL },
+        status: looper | if forced { IN_CALL | FORCED } else { IN_CALL },
     };
     // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
     if memory::enabled() && memory::needs_scan(id, compat) {
@@ -246,7 +251,7 @@ fn look_up(regs: u64, generation: u32) -> Option<*mut ThreadState> {
     let state = match own_entry(regs).filter(|p| unsafe { (**p).tid } == tid) {
         Some(p) => p,
         None => {
-            let i = table::find_or_free_index(&THREADS, tid, |e| e.status == 0);
+            let i = table::find_or_free_index(&THREADS, tid, |e| e.status & IN_CALL == 0);
             let Some(p) = THREADS.get_ptr_mut(i) else {
                 count_drop(Drop::ThreadTableFull);
                 return None;
@@ -267,6 +272,7 @@ fn look_up(regs: u64, generation: u32) -> Option<*mut ThreadState> {
             s.tick = 0;
             s.in_tick = 0;
             s.rng = 0;
+            s.status = 0;
         }
         s.tgid = tgid;
         s.regs = regs;
@@ -312,9 +318,9 @@ fn exit(ctx: *mut c_void) -> i32 {
         },
     };
     // SAFETY: as in sys_enter, the slot belongs to the running thread.
-    let (start, idx, flags, status, in_tick, proc1, tgid) = unsafe {
+    let (start, idx, flags, status, in_tick, proc1, tgid, tid) = unsafe {
         let s = &mut *state;
-        if s.status == 0 {
+        if s.status & IN_CALL == 0 {
             // Untraced thread, or a call that began before tracer attached.
             return 0;
         }
@@ -326,8 +332,9 @@ fn exit(ctx: *mut c_void) -> i32 {
             s.in_tick,
             s.proc1,
             s.tgid,
+            s.tid,
         );
-        s.status = 0;
+        s.status &= LOOPER;
         r
     };
     // TP_PROTO(struct pt_regs *regs, long ret)
@@ -343,8 +350,9 @@ fn exit(ctx: *mut c_void) -> i32 {
     // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
     let s = unsafe { &mut *stats };
     s.calls += 1;
+    let mut dur = 0;
     if start != 0 {
-        let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
+        dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
         // How many calls this one stands for: itself within the tick's budget, when it
         // blocked (every blocking call is timed), and when timed for its row's first few;
         // beyond the budget, `every` calls.
@@ -382,7 +390,24 @@ fn exit(ctx: *mut c_void) -> i32 {
             errno: (-ret) as u32,
         });
     }
+    // Removed by the verifier when loops are not followed (LOOP_CONFIG is in .rodata).
+    if loops::enabled() {
+        let nr = idx & (SYSCALL_SLOTS - 1);
+        if idx & COMPAT_IDX == 0 && tracer_common::loops::is_wait(nr) {
+            loops::wait_exit(tid, tgid, idx / SYSCALL_SLOTS);
+            // SAFETY: as above.
+            unsafe { (*state).status |= LOOPER };
+        } else if status & LOOPER != 0 {
+            loops::call_done(tid, nr, dur);
+        }
+    }
     if ret == 0 && memory::is_exec(idx) {
+        // A new program: whether it loops is to be seen again.
+        // SAFETY: as above.
+        unsafe { (*state).status = 0 };
+        if loops::enabled() {
+            loops::forget(tid);
+        }
         exec_done(tgid);
     }
     // Removed by the verifier when the memory section is off (MEMORY is in .rodata).

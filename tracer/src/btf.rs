@@ -209,6 +209,17 @@ impl KernelBtf {
             inode_ino: r.member(&[Life], "inode", "i_ino"),
             inode_sb: r.member(&[Life], "inode", "i_sb"),
             sb_dev: r.member(&[Life], "super_block", "s_dev"),
+            // Optional: without them a stall's on-CPU and run-queue split is unknown.
+            task_exec_runtime: pair(
+                b,
+                ("task_struct", "se"),
+                ("sched_entity", "sum_exec_runtime"),
+            ),
+            task_run_delay: pair(
+                b,
+                ("task_struct", "sched_info"),
+                ("sched_info", "run_delay"),
+            ),
         };
         // Each program reads at most so many tracepoint arguments: a kernel passing fewer
         // refuses the attach (EINVAL).
@@ -391,6 +402,18 @@ pub fn member_offset(btf: &Btf, name: &str, member: &str) -> Result<u32> {
         }
     }
     Err(anyhow!("BTF: struct {name} has no member {member}"))
+}
+
+/// The offset of `outer.0`'s member `outer.1`, a struct of type `inner.0`, plus that of its
+/// member `inner.1`; 0 when either is missing (optional offsets).
+fn pair(btf: &Btf, outer: (&str, &str), inner: (&str, &str)) -> u32 {
+    match (
+        member_offset(btf, outer.0, outer.1),
+        member_offset(btf, inner.0, inner.1),
+    ) {
+        (Ok(a), Ok(b)) => a + b,
+        _ => 0,
+    }
 }
 
 /// Bit offset of `member` in `s`.

@@ -108,6 +108,13 @@ pub struct Cli {
     #[arg(long)]
     pub threads: bool,
 
+    /// An event loop's iteration (from the return of one epoll_wait, poll or select to the
+    /// entry of the next) this long or longer is a stall, reported with its time and what
+    /// the thread did meanwhile ("100ms", "2s"; "off": none). Iteration times are kept
+    /// either way.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_stall)]
+    pub stall: Duration,
+
     /// List at most N traced processes in full, each with its own calls, errors, parent
     /// and (memory section) RSS and descriptors; the rest are summed as "other".
     #[arg(long = "processes", value_name = "N", default_value_t = 10)]
@@ -349,6 +356,19 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(Duration::from_secs_f64(v)),
         _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+/// A stall threshold: a duration ("100ms", "1.5s", "2s"), or "off" (zero: none).
+fn parse_stall(s: &str) -> Result<Duration, String> {
+    if s == "off" || s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) if d > Duration::ZERO && d <= Duration::from_secs(3600) => Ok(d),
+        _ => Err(format!(
+            "'{s}' is not a duration between 1ns and 1h (such as 100ms or 2s), or off"
+        )),
     }
 }
 

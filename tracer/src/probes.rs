@@ -12,7 +12,9 @@ use aya::{
 };
 use tracer_common::{
     KernelOffsets, MAX_TARGETS, MAX_THREADS, ProcCalls, SYSCALL_SLOTS, SelectConfig, SyscallTiming,
-    TargetEntry, globals, maps,
+    TargetEntry, globals,
+    loops::LoopConfig,
+    maps,
     memory::{MemConfig, class},
     table, target_flags,
 };
@@ -143,6 +145,14 @@ pub struct LoadOptions<'a> {
     pub timing: SyscallTiming,
     /// The selectors' configuration, when there are selectors.
     pub select: Option<SelectConfig>,
+    /// An event loop's iteration this long is a stall (`--stall`; 0: none).
+    pub stall_ns: u64,
+}
+
+/// Whether the syscall hooks follow event loops: they run when the syscalls or the
+/// memory section is selected.
+pub fn follows_loops(sections: &[Section]) -> bool {
+    sections.contains(&Section::Syscalls) || sections.contains(&Section::Memory)
 }
 
 /// The memory section's scan of the descriptor table, tail-called by sys_enter.
@@ -175,6 +185,11 @@ impl Probes {
         raise_memlock_limit();
         let follow = u32::from(opts.follow);
         let per_thread = opts.per_thread && opts.sections.contains(&Section::Sched);
+        let loop_config = LoopConfig {
+            enabled: u32::from(follows_loops(opts.sections) && opts.programs == Programs::Tracer),
+            _pad: 0,
+            stall_ns: opts.stall_ns,
+        };
         // The causes of blocked time come from the syscall hooks' per-thread state.
         let block_causes = opts.sections.contains(&Section::Sched)
             && (opts.sections.contains(&Section::Syscalls)
@@ -204,6 +219,7 @@ impl Probes {
             .override_global(globals::MEMORY, &memory, true)
             .override_global(globals::TIMING, &opts.timing, true)
             .override_global(globals::BLOCK_CAUSES, &u32::from(block_causes), true)
+            .override_global(globals::LOOP_CONFIG, &loop_config, true)
             .override_global(globals::SELECT, &opts.select.unwrap_or_default(), true)
             .override_global(globals::TABLE_ENTRIES, &table_entries, true)
             .map_max_entries(maps::TARGETS, table_entries)

@@ -108,6 +108,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         follow: cli.follow,
         per_thread: cli.threads,
         timing: cli.timing(),
+        stall_ns: cli.stall.as_nanos() as u64,
         select: (!selectors.is_empty()).then(|| select::config(&selectors, first_selector_slot)),
     })?;
     let exe_watch = select::ExeWatch::new(
@@ -116,6 +117,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     )?;
     let real = programs == Programs::Tracer;
     let sched = real && cli.sections.contains(&Section::Sched);
+    let loops = real && crate::probes::follows_loops(&cli.sections);
     let mut collector = if real {
         let programs = probes.fdinfo_paths()?;
         let entries = probes.table_entries();
@@ -124,6 +126,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             slots,
             entries,
             sched,
+            loops,
             programs,
         )?)
     } else {
@@ -250,6 +253,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             threads: cli.threads,
             timing: cli.timing(),
             list_processes: cli.processes,
+            stall_ns: cli.stall.as_nanos() as u64,
         },
         collector,
         memory,

@@ -6,7 +6,7 @@ use std::{fs, path::Path, time::Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tracer_common::event::{
-    EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Taken,
+    EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Stall, Taken,
 };
 
 use crate::{
@@ -193,6 +193,21 @@ fn write_seeds(corpus: &Path) -> Result<()> {
                     how: tracer_common::target_flags::BY_COMM,
                     cause: tracer_common::event::taken_cause::NAME,
                     start_ns: 7_000_000_000,
+                }),
+            ),
+        ),
+        (
+            "stall",
+            record(
+                Kind::Stall,
+                EventData::Stall(Stall {
+                    busy_ns: 2_000_000_000,
+                    on_cpu_ns: 1_990_000_000,
+                    runq_ns: 4_000_000,
+                    calls: 3,
+                    slow_nr: 0,
+                    slow_ns: 20_000,
+                    comm: *b"node\0\0\0\0\0\0\0\0\0\0\0\0",
                 }),
             ),
         ),

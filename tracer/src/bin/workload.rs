@@ -88,6 +88,9 @@
 //!
 //! `tracer-workload blocking FSYNC_PATH`: blocked time of known causes, phase by phase
 //! (sleeps, a pipe read, a contended mutex, an fsync; see workload/blocking.rs).
+//!
+//! `tracer-workload loop ITERATIONS BUSY_MS STALL_AT STALL_MS`: an event loop on `poll`
+//! with one stalled iteration (see workload/loops.rs).
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/anatomy.rs"]
@@ -100,6 +103,8 @@ mod compat;
 mod congruent;
 #[path = "workload/household.rs"]
 mod household;
+#[path = "workload/loops.rs"]
+mod loops;
 #[path = "workload/memory.rs"]
 mod memory;
 #[path = "workload/renames.rs"]
@@ -107,7 +112,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS"
     );
     std::process::exit(2)
 }
@@ -556,6 +561,12 @@ fn main() {
         Some("fds") => memory::fds(num(args.next()), wait),
         Some("anatomy") => anatomy::run(wait),
         Some("blocking") => blocking::run(&args.next().unwrap_or_else(|| usage())),
+        Some("loop") => loops::run(
+            num(args.next()),
+            num(args.next()),
+            num(args.next()),
+            num(args.next()),
+        ),
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),
         Some("fdexec") => memory::fdexec(wait),

@@ -2,6 +2,7 @@
 //! counters are laid out in maps. Discrete events are decoded in [`events`].
 pub mod anatomy;
 pub mod events;
+pub mod loops;
 pub mod memory;
 pub mod proc;
 pub mod procs;
@@ -30,6 +31,7 @@ pub struct Collector {
     errnos: PerCpuHashMap<MapData, ErrnoKey, u64>,
     drops: PerCpuArray<MapData, u64>,
     sched: Option<sched::SchedCollector>,
+    loops: Option<loops::LoopCollector>,
     slots: u32,
     /// Each loaded program's name and fdinfo (see [`skipped_runs`]).
     programs: Vec<(&'static str, PathBuf)>,
@@ -85,12 +87,14 @@ pub fn table_get<T: Tagged + aya::Pod>(
 }
 
 impl Collector {
-    /// `sched`: the scheduling section is on; `programs`: the loaded programs' fdinfo.
+    /// `sched`: the scheduling section is on; `loops`: loop threads are followed (the
+    /// syscall hooks are); `programs`: the loaded programs' fdinfo.
     pub fn new(
         ebpf: &mut Ebpf,
         slots: u32,
         table_entries: u32,
         sched: bool,
+        loops: bool,
         programs: Vec<(&'static str, PathBuf)>,
     ) -> Result<Self> {
         Ok(Self {
@@ -100,6 +104,11 @@ impl Collector {
             drops: take(ebpf, maps::DROPS)?,
             sched: if sched {
                 Some(sched::SchedCollector::new(ebpf, slots, table_entries)?)
+            } else {
+                None
+            },
+            loops: if loops {
+                Some(loops::LoopCollector::new(ebpf)?)
             } else {
                 None
             },
@@ -132,6 +141,9 @@ impl Collector {
             sample.sched = Some(per_slot);
             sample.threads = threads;
             sample.threads_dropped = s.ended_dropped();
+        }
+        if let Some(l) = self.loops.as_mut() {
+            sample.loops = l.sample(now_ns)?;
         }
         let native = (0..self.slots * SYSCALL_SLOTS)
             .map(|idx| Ok((idx, self.stats.get(&idx, 0)?)))

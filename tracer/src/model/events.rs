@@ -68,6 +68,23 @@ pub enum ProcessEvent {
         by: &'static str,
         cause: &'static str,
     },
+    /// Thread `tid` of `pid`, an event loop, was busy for `busy_ns` between two waits,
+    /// from `t_s` (past `--stall`): on a CPU `on_cpu_ns`, waiting for one `runqueue_ns`,
+    /// blocked the rest; it made `syscalls` calls meanwhile, the slowest timed one
+    /// `slowest_syscall` (of `slowest_ns`).
+    Stall {
+        t_s: f64,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        busy_ns: u64,
+        on_cpu_ns: u64,
+        runqueue_ns: u64,
+        blocked_ns: u64,
+        syscalls: u32,
+        slowest_syscall: Option<String>,
+        slowest_ns: Option<u64>,
+    },
 }
 
 /// Counts of life events in a window.
@@ -82,6 +99,8 @@ pub struct LifeCounts {
     /// Processes selectors took in while running (those matching at the start are not
     /// events).
     pub taken_in: u64,
+    /// Event-loop stalls (iterations of `--stall` or more).
+    pub stalls: u64,
 }
 
 /// What happened to the processes of one target's slot in a window (a `--pid` target and
@@ -176,6 +195,24 @@ impl ProcessEvent {
                 comm: comm(&k.comm),
                 traced: k.traced != 0,
             },
+            EventData::Stall(st) => {
+                let begun = h.ts_ns.saturating_sub(st.busy_ns);
+                let runqueue_ns = st.runq_ns.min(st.busy_ns);
+                let on_cpu_ns = st.on_cpu_ns.min(st.busy_ns - runqueue_ns);
+                ProcessEvent::Stall {
+                    t_s: begun.saturating_sub(t0_ns) as f64 / 1e9,
+                    pid,
+                    tid,
+                    comm: comm(&st.comm),
+                    busy_ns: st.busy_ns,
+                    on_cpu_ns,
+                    runqueue_ns,
+                    blocked_ns: st.busy_ns - runqueue_ns - on_cpu_ns,
+                    syscalls: st.calls,
+                    slowest_syscall: (st.slow_ns > 0).then(|| super::syscall_name(st.slow_nr)),
+                    slowest_ns: (st.slow_ns > 0).then_some(st.slow_ns),
+                }
+            }
             EventData::Taken(t) => ProcessEvent::Taken {
                 t_s,
                 pid,
@@ -322,6 +359,7 @@ impl LifeCounts {
                 }
                 EventData::Signal(_) => c.signals += 1,
                 EventData::Taken(_) => c.taken_in += 1,
+                EventData::Stall(_) => c.stalls += 1,
                 // Reported in `oom_kills` (the memory section), not a life event.
                 EventData::OomKill(_) => {}
             }

@@ -8,6 +8,7 @@ pub mod anomaly;
 pub mod blocked;
 pub mod compare;
 pub mod events;
+pub mod loops;
 pub mod memory;
 pub mod procs;
 pub mod sched;
@@ -226,6 +227,8 @@ pub struct Sample {
     pub threads_dropped: u64,
     /// Each traced process's own counts (see [`procs`]).
     pub procs: BTreeMap<procs::ProcKey, procs::ProcCount>,
+    /// Loop threads by tid (see [`loops`]).
+    pub loops: BTreeMap<u32, loops::LoopCounts>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -356,6 +359,11 @@ impl Sample {
             threads,
             threads_dropped: self.threads_dropped, // cumulative
             procs: procs::since(&self.procs, &prev.procs),
+            loops: self
+                .loops
+                .iter()
+                .map(|(tid, c)| (*tid, c.since(prev.loops.get(tid))))
+                .collect(),
         }
     }
 }
@@ -588,6 +596,10 @@ pub struct Report {
     pub anomalies: Vec<anomaly::Anomaly>,
     /// In the final report, the run's anomalies before those listed.
     pub anomalies_omitted: u64,
+    /// Event-loop threads (those that wait in epoll/poll/select), the longest iteration
+    /// first, at most [`loops::MAX_LOOPS_LISTED`]; and how many more.
+    pub loops: Vec<loops::LoopRow>,
+    pub loops_omitted: u64,
 }
 
 /// How syscall latency was measured (see [`SyscallTiming`]); counts and errors are exact
@@ -728,6 +740,8 @@ pub struct Context<'a> {
     pub timing: SyscallTiming,
     /// Processes listed in full in `per_process` (`--processes`).
     pub list_processes: usize,
+    /// An event loop's iteration this long or longer is a stall (`--stall`; 0: none).
+    pub stall_ns: u64,
 }
 
 impl Context<'_> {
@@ -866,7 +880,10 @@ impl Report {
             oom_kills: None,
             anomalies: Vec::new(),
             anomalies_omitted: 0,
+            loops: Vec::new(),
+            loops_omitted: 0,
         };
+        (r.loops, r.loops_omitted) = loops::rows(&counts.loops, secs, ctx.stall_ns);
         if let Some((now, before)) = w.memory {
             r.add_memory(now, before, events, t0_ns);
         }
@@ -922,6 +939,7 @@ pub fn ctx(targets: &[ProcessInfo]) -> Context<'_> {
         threads: false,
         timing: SyscallTiming::EXACT,
         list_processes: 10,
+        stall_ns: 100_000_000,
     }
 }
 

@@ -54,6 +54,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     if let Some(sched) = &r.sched {
         sched_section(out, sched, r.duration_s)?;
     }
+    loops_section(out, r)?;
     life_section(out, r)?;
     procs_section(out, &r.per_process)?;
     memory_section(out, r)?;
@@ -327,6 +328,44 @@ fn mostly(b: &BlockedBy) -> String {
     }
 }
 
+/// The event-loop threads: each iteration's busy time (return of a wait to the next wait),
+/// its stalls, and a stall still going on.
+fn loops_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
+    if r.loops.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "event loops: busy time of each iteration (from a wait's return to the next wait)"
+    )?;
+    writeln!(
+        out,
+        "  {:>7} {:<16} {:>10} {:>8} {:>6} {:>9} {:>9} {:>9} {:>7}",
+        "tid", "comm", "iterations", "iter/s", "busy", "p50", "p99", "max", "stalls"
+    )?;
+    for l in &r.loops {
+        writeln!(
+            out,
+            "  {:>7} {:<16} {:>10} {:>8} {:>5.1}% {:>9} {:>9} {:>9} {:>7}{}",
+            l.tid,
+            printable(&l.comm),
+            l.iterations,
+            rate(l.iterations_per_s),
+            100.0 * l.busy_share,
+            opt_ns(l.p50_ns),
+            opt_ns(l.p99_ns),
+            opt_ns(l.max_ns),
+            l.stalls,
+            l.stalled_now_ns
+                .map_or(String::new(), |n| format!("  STALLED now for {}", ns(n)))
+        )?;
+    }
+    if r.loops_omitted > 0 {
+        writeln!(out, "  ({} more loop threads)", r.loops_omitted)?;
+    }
+    Ok(())
+}
+
 fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     let c: &LifeCounts = &r.life;
     if *c == LifeCounts::default() {
@@ -348,6 +387,9 @@ fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             String::new()
         }
     )?;
+    if c.stalls > 0 {
+        writeln!(out, "  {} event-loop stalls", c.stalls)?;
+    }
     if r.drops.life_events_missed > 0 {
         writeln!(
             out,
@@ -514,6 +556,32 @@ pub fn event_line(e: &ProcessEvent) -> String {
                 _ => "it matched",
             };
             format!("+{t_s:.3}s taken   {pid} taken in by --{by}: {why}")
+        }
+        ProcessEvent::Stall {
+            t_s,
+            pid,
+            tid,
+            comm,
+            busy_ns,
+            on_cpu_ns,
+            runqueue_ns,
+            blocked_ns,
+            syscalls,
+            slowest_syscall,
+            slowest_ns,
+        } => {
+            let slowest = match (slowest_syscall, slowest_ns) {
+                (Some(name), Some(n)) => format!(", slowest {name} {}", ns(*n)),
+                _ => String::new(),
+            };
+            format!(
+                "+{t_s:.3}s stall   event loop of {pid} (thread {tid} {}) busy {} without waiting: on-CPU {}, waiting for a CPU {}, blocked {}; {syscalls} syscalls{slowest}",
+                printable(comm),
+                ns(*busy_ns),
+                ns(*on_cpu_ns),
+                ns(*runqueue_ns),
+                ns(*blocked_ns),
+            )
         }
     }
 }

@@ -148,7 +148,8 @@ fn event_pid(e: &ProcessEvent) -> u32 {
         | ProcessEvent::Exit { pid, .. }
         | ProcessEvent::Signal { pid, .. }
         | ProcessEvent::OomKill { pid, .. }
-        | ProcessEvent::Taken { pid, .. } => *pid,
+        | ProcessEvent::Taken { pid, .. }
+        | ProcessEvent::Stall { pid, .. } => *pid,
     }
 }
 
