@@ -258,3 +258,34 @@ fn series_stay_under_their_limit_while_processes_churn() {
     assert!(value(&body, "tracer_series_overflow_total", &[]).unwrap() > 0.0);
     stop(s);
 }
+
+/// Event loops and blocked time by cause (issue 15) are exported: a poll loop of 50
+/// iterations (51 with the runtime's own poll before main), one of them a 300 ms stall;
+/// and its blocked time, in poll's event waits.
+#[test]
+fn loops_and_blocked_causes_are_exported() {
+    let Some(_g) = ebpf_test() else { return };
+    let s = serve(&["--", WORKLOAD, "loop", "50", "2", "20", "300"]);
+    let who = [("service", "tracer-workload"), ("comm", "tracer-workload")];
+    let exits = |t: &str| value(t, "tracer_process_exits_total", &who);
+    let body = scrape_until(&s.base, |t| exits(t) == Some(1.0));
+    let n = value(&body, "tracer_reports_total", &[]).unwrap();
+    let body = scrape_until(&s.base, |t| {
+        value(t, "tracer_reports_total", &[]).is_some_and(|m| m > n)
+    });
+    stop(s);
+    assert_eq!(value(&body, "tracer_loop_stalls_total", &who), Some(1.0));
+    assert_eq!(
+        value(&body, "tracer_loop_iteration_seconds_count", &who),
+        Some(51.0)
+    );
+    let busy = value(&body, "tracer_loop_iteration_seconds_sum", &who).unwrap();
+    assert!((0.39..0.6).contains(&busy), "{busy}");
+    // Blocked in poll (5 ms timeouts, 51 of them): event waits, about a quarter second.
+    let mut l = who.to_vec();
+    l.push(("cause", "event_wait"));
+    let waits = value(&body, "tracer_blocked_seconds_total", &l).unwrap();
+    assert!((0.2..0.4).contains(&waits), "{waits}");
+    l[2] = ("cause", "lock");
+    assert_eq!(value(&body, "tracer_blocked_seconds_total", &l), Some(0.0));
+}

@@ -70,6 +70,9 @@ impl LoopCounts {
 /// A loop thread in a report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoopRow {
+    /// The target slot of its process (for sinks that label by service).
+    #[serde(skip)]
+    pub slot: u32,
     pub tid: u32,
     pub pid: u32,
     pub comm: String,
@@ -88,12 +91,16 @@ pub struct LoopRow {
     /// The iteration still open at the window's end, when it has lasted `--stall` or more
     /// already: the loop is stalled now.
     pub stalled_now_ns: Option<u64>,
+    /// The iterations' histogram (`tracer_common::hist` buckets), for metrics.
+    #[serde(skip)]
+    pub hist: Vec<u64>,
 }
 
 impl LoopRow {
     pub fn of(tid: u32, c: &LoopCounts, secs: f64, stall_ns: u64) -> Self {
         let any = c.iterations > 0;
         Self {
+            slot: c.slot,
             tid,
             pid: c.pid,
             comm: c.comm.clone(),
@@ -110,6 +117,7 @@ impl LoopRow {
             max_ns: any.then_some(c.busy_max_ns),
             stalls: c.stalls,
             stalled_now_ns: (stall_ns > 0 && c.open_ns >= stall_ns).then_some(c.open_ns),
+            hist: c.hist.clone(),
         }
     }
 }

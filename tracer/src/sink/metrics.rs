@@ -238,6 +238,15 @@ struct ServiceSeries {
     life: SlotLife,
     /// Anomalies begun, by (kind, syscall).
     anomalies: BTreeMap<(&'static str, String), u64>,
+    /// Its event loops' iterations, summed over its loop threads.
+    loops: Option<LoopSeries>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct LoopSeries {
+    stalls: u64,
+    /// The iterations' busy time (its count is the iterations').
+    iterations: Hist,
 }
 
 /// A process's own series (`--metrics-pid`).
@@ -364,6 +373,19 @@ impl Metrics {
             if self.services.contains_key(&who) && (known || self.admit(1)) {
                 let e = self.services.get_mut(&who).expect("looked up above");
                 *e.anomalies.entry(key).or_default() += 1;
+            }
+        }
+        for l in &r.loops {
+            let Some(p) = r.processes.get(l.slot as usize) else {
+                continue;
+            };
+            let who = Service::of(p, label.as_deref());
+            let known = self.services.get(&who).is_some_and(|e| e.loops.is_some());
+            if self.services.contains_key(&who) && (known || self.admit(1 + HIST_SERIES)) {
+                let e = self.services.get_mut(&who).expect("looked up above");
+                let t = e.loops.get_or_insert_with(LoopSeries::default);
+                t.stalls += l.stalls;
+                t.iterations.add(&l.hist, l.busy_ns);
             }
         }
         if self.opts.pid_label {
@@ -777,6 +799,23 @@ impl Metrics {
                     )
                 })
             }),
+        ));
+        let loops = || {
+            services
+                .iter()
+                .filter_map(|(l, s)| s.loops.as_ref().map(|t| (l, t)))
+        };
+        out.push(Family::new(
+            "tracer_loop_iteration_seconds",
+            "Busy time of each event-loop iteration (a wait's return, epoll/poll/select, to the next wait) of the service's loop threads",
+            Kind::Histogram,
+            loops().map(|(l, t)| (l.clone(), Point::Hist(&t.iterations))),
+        ));
+        out.push(Family::new(
+            "tracer_loop_stalls",
+            "Event-loop iterations of --stall or more (default 100 ms)",
+            Kind::Counter,
+            loops().map(|(l, t)| (l.clone(), Point::num(t.stalls))),
         ));
         let proc_labels = |(w, comm, pid): &(Option<Service>, String, String)| {
             let mut l = w.as_ref().map_or_else(Labels::new, Service::labels);
