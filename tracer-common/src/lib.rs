@@ -93,7 +93,7 @@ pub mod maps {
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with
-/// `--threads` only): preallocated, 1400 bytes each, 5.7 MB.
+/// `--threads` only): preallocated, 1408 bytes each, 5.8 MB.
 pub const MAX_THREADS: u32 = 4096;
 
 /// Names of the globals userspace sets at load time (`EbpfLoader::set_global`).
@@ -509,9 +509,14 @@ pub struct SchedStats {
     /// `blocked_ns` by what the thread waited in, indexed by [`block_cause`]; all in
     /// [`block_cause::UNKNOWN`] when causes are not recorded.
     pub blocked_by: [u64; block_cause::COUNT],
+    /// The futex word of the thread's latest condition wait (only in
+    /// [`maps::THREAD_STATS`]; 0 if none): the threads of a pool wait on the same
+    /// condition variable, so they share it (within its 16 bytes: glibc's waiters use one
+    /// of two words of `__g_signals`).
+    pub cond_addr: u64,
 }
 const _: () =
-    assert!(core::mem::size_of::<SchedStats>() == 80 + 8 * hist::BUCKETS + 8 * block_cause::COUNT);
+    assert!(core::mem::size_of::<SchedStats>() == 88 + 8 * hist::BUCKETS + 8 * block_cause::COUNT);
 
 impl Default for SchedStats {
     fn default() -> Self {
@@ -528,6 +533,7 @@ impl Default for SchedStats {
             comm: [0; 16],
             runq_hist: [0; hist::BUCKETS],
             blocked_by: [0; block_cause::COUNT],
+            cond_addr: 0,
         }
     }
 }

@@ -67,6 +67,8 @@ struct Delta {
     runq_wait: Option<u64>,
     /// What `blocked_ns` was spent waiting in ([`block_cause`]).
     cause: u32,
+    /// A condition wait begins on this futex word (0: none).
+    cond_addr: u64,
 }
 
 /// Adds `d` to counters; `bucket` is the histogram bucket of `d.runq_wait`.
@@ -144,6 +146,9 @@ fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool, flags: &mut u
     // SAFETY: a thread's events are serialized by the scheduler (its runqueue lock).
     let stats = unsafe { &mut *stats };
     add(stats, d, bucket);
+    if d.cond_addr != 0 {
+        stats.cond_addr = d.cond_addr;
+    }
     if current
         && stats.comm[0] == 0
         && let Ok(c) = bpf_get_current_comm()
@@ -207,14 +212,14 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     if let Some(t) = prev {
         let state = prev_state(&ctx);
         let voluntary = voluntary(&ctx, state);
-        let cause = if voluntary {
+        let why = if voluntary {
             syscalls::on_block(prev_tid, state, || now)
         } else {
-            block_cause::UNKNOWN
+            (block_cause::UNKNOWN, 0)
         };
         let last = state & TASK_DEAD != 0;
         let tgid = (pid_tgid >> 32) as u32;
-        switch_out(t, prev_tid, tgid, now, voluntary, last, cause);
+        switch_out(t, prev_tid, tgid, now, voluntary, last, why);
     }
     if let Some(t) = next {
         switch_in(t, next_tid, next_tgid, now);
@@ -250,8 +255,8 @@ pub fn prev_state(ctx: &RawTracePointContext) -> u32 {
 
 /// `last`: the thread's very last switch-out (its state is `TASK_DEAD`). Only that one
 /// frees its entry: an exiting thread (`DEAD`, marked at `sched_process_exit`) may still
-/// block or be preempted on its way out (closing its files, say), and run again. `cause`:
-/// what a blocking thread waits in.
+/// block or be preempted on its way out (closing its files, say), and run again. `why`:
+/// what a blocking thread waits in, and the futex word of a condition wait.
 #[inline(always)]
 fn switch_out(
     t: &mut ThreadSched,
@@ -260,11 +265,13 @@ fn switch_out(
     now: u64,
     voluntary: bool,
     last: bool,
-    cause: u32,
+    why: (u32, u64),
 ) {
+    let (cause, cond_addr) = why;
     let slot = t.slot1 - 1;
     let mut d = Delta {
         cause: t.cause,
+        cond_addr,
         ..Default::default()
     };
     if t.since_ns != 0 {

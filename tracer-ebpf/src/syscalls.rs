@@ -462,14 +462,15 @@ const FUTEX_CMD_MASK: u64 = 0x7f;
 /// A traced thread is about to block, in state `state`: if it is inside a syscall, that
 /// call is timed (from now, unless it was sampled at entry), so that no slow blocking
 /// call escapes the sampling. `now` is read only when needed. Returns what the thread
-/// waits in ([`block_cause`]; `UNKNOWN` when causes are not kept).
+/// waits in ([`block_cause`]; `UNKNOWN` when causes are not kept), and for a condition
+/// wait its futex word (else 0).
 #[inline(always)]
-pub fn on_block(tid: u32, state: u32, now: impl FnOnce() -> u64) -> u32 {
+pub fn on_block(tid: u32, state: u32, now: impl FnOnce() -> u64) -> (u32, u64) {
     let sampling = rodata(&TIMING).every != 1;
     // SAFETY: a global in .rodata.
     let causes = unsafe { core::ptr::read_volatile(&BLOCK_CAUSES) } != 0;
     if !sampling && !causes {
-        return block_cause::UNKNOWN;
+        return (block_cause::UNKNOWN, 0);
     }
     let outside = if causes {
         block_cause::NO_SYSCALL
@@ -477,12 +478,12 @@ pub fn on_block(tid: u32, state: u32, now: impl FnOnce() -> u64) -> u32 {
         block_cause::UNKNOWN
     };
     let Some(p) = table::find(&THREADS, tid) else {
-        return outside;
+        return (outside, 0);
     };
     // SAFETY: the blocking thread is the current task on this CPU.
     let s = unsafe { &mut *p };
     if s.status & IN_CALL == 0 {
-        return outside;
+        return (outside, 0);
     }
     if sampling {
         s.status |= BLOCKED;
@@ -493,34 +494,37 @@ pub fn on_block(tid: u32, state: u32, now: impl FnOnce() -> u64) -> u32 {
     if causes {
         cause_of(s.stats_idx, s.regs, state)
     } else {
-        block_cause::UNKNOWN
+        (block_cause::UNKNOWN, 0)
     }
 }
 
-/// What a thread blocking in state `state` inside the call of `stats_idx` waits in.
-/// Out of line: only blocking switches take it.
+/// What a thread blocking in state `state` inside the call of `stats_idx` waits in, and
+/// for a condition wait its futex word. Out of line: only blocking switches take it.
 #[inline(never)]
-fn cause_of(stats_idx: u32, regs: u64, state: u32) -> u32 {
+fn cause_of(stats_idx: u32, regs: u64, state: u32) -> (u32, u64) {
     if state & TASK_UNINTERRUPTIBLE != 0 {
-        return block_cause::UNINTERRUPTIBLE;
+        return (block_cause::UNINTERRUPTIBLE, 0);
     }
     let compat = stats_idx & COMPAT_IDX != 0;
     let nr = stats_idx & (SYSCALL_SLOTS - 1);
     let row = if compat { SYSCALL_SLOTS + nr } else { nr };
     let cause = BLOCK_CAUSE.get(row).copied().unwrap_or(block_cause::OTHER);
     if cause != block_cause::FUTEX {
-        return cause;
+        return (cause, 0);
     }
-    // futex(uaddr, op, ...): the operation is the second argument.
+    // futex(uaddr, op, ...): the operation is the second argument, the word the first.
     let o = offsets();
-    let arg1 = if compat {
-        o.regs_compat_arg1
+    let (arg0, arg1) = if compat {
+        (o.regs_compat_arg0, o.regs_compat_arg1)
     } else {
-        o.regs_arg1
+        (o.regs_arg0, o.regs_arg1)
     };
     match read_at::<u64>(regs, arg1) {
-        Some(op) if op & FUTEX_CMD_MASK == FUTEX_WAIT_BITSET => block_cause::CONDITION,
-        _ => block_cause::LOCK,
+        Some(op) if op & FUTEX_CMD_MASK == FUTEX_WAIT_BITSET => (
+            block_cause::CONDITION,
+            read_at::<u64>(regs, arg0).unwrap_or(0),
+        ),
+        _ => (block_cause::LOCK, 0),
     }
 }
 
@@ -536,7 +540,7 @@ pub fn sys_switch(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     // SAFETY: reading the monotonic clock has no preconditions.
-    on_block(pid_tgid as u32, 0, || unsafe { bpf_ktime_get_ns() });
+    let _ = on_block(pid_tgid as u32, 0, || unsafe { bpf_ktime_get_ns() });
     0
 }
 

@@ -228,3 +228,48 @@ fn which_node() -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// Runs `node -e SCRIPT` under `tracer --threads` with `UV_THREADPOOL_SIZE=4`: the final
+/// report's pools, the one made last (libuv's, created at its first task, after V8's
+/// workers) first.
+fn node_pools(script: &str) -> Vec<Value> {
+    let node = which_node().unwrap();
+    let out = run(tracer()
+        .env("UV_THREADPOOL_SIZE", "4")
+        .args(["--threads", "--output", "json", "--"])
+        .arg(&node)
+        .args(["-e", script]));
+    let r = final_report(&out);
+    let mut pools = r["sched"]["pools"].as_array().unwrap().clone();
+    pools.sort_by_key(|p| std::cmp::Reverse(p["tids"][0].as_u64()));
+    pools
+}
+
+/// libuv's threadpool of 4 (`UV_THREADPOOL_SIZE`) with 32 concurrent `crypto.pbkdf2`:
+/// four pool threads busy nearly all their life, the pool saturated; with one small task
+/// and then nothing for 2 s, idle.
+#[test]
+fn a_saturated_threadpool_is_told_from_an_idle_one() {
+    let Some(_g) = ebpf_test() else { return };
+    if which_node().is_err() {
+        skip("node is not installed (Debian's nodejs package)");
+        return;
+    }
+    let busy = node_pools(
+        "const c = require('crypto'); let left = 32;
+         for (let i = 0; i < 32; i++)
+           c.pbkdf2('a', 'b', 5000, 64, 'sha512', () => { if (--left === 0) process.exit(0); });",
+    );
+    let pool = &busy[0];
+    assert_eq!(pool["tids"].as_array().unwrap().len(), 4, "{busy:?}");
+    let u = pool["utilisation"].as_f64().unwrap();
+    assert!(u >= 0.9, "{pool}");
+    assert_eq!(pool["saturated"], true);
+    let idle = node_pools(
+        "require('crypto').randomBytes(16, () => setTimeout(() => process.exit(0), 2000));",
+    );
+    let pool = &idle[0];
+    assert_eq!(pool["tids"].as_array().unwrap().len(), 4, "{idle:?}");
+    assert!(pool["utilisation"].as_f64().unwrap() < 0.05, "{pool}");
+    assert_eq!(pool["saturated"], false);
+}

@@ -86,8 +86,10 @@ fn ensure_llvm() -> Result<()> {
 /// Real programs the tests run beside tracer, from Debian's packages: Prometheus (it
 /// scrapes tracer's metrics endpoint in tests/prometheus.rs; promtool checks deploy/),
 /// systemd-analyze and setpriv (tests/deploy.rs), tmux (the terminal tests/tui.rs runs
-/// `tracer --tui` in), Python's venv for the tools below.
+/// `tracer --tui` in), node (the node servers of tests/loops.rs), Python's venv for the
+/// tools below.
 const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("node", "nodejs"),
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
     ("systemd-analyze", "systemd"),

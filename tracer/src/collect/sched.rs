@@ -131,6 +131,7 @@ impl SchedCollector {
                     comm: String::new(),
                     alive: false,
                     counts,
+                    cond_addr: s.cond_addr,
                 },
             );
         }
@@ -172,6 +173,7 @@ impl SchedCollector {
                     comm: String::new(),
                     alive: true,
                     counts: SchedCounts::default(),
+                    cond_addr: 0,
                 });
                 t.alive = true;
                 if let Some(c) = thread_comm(pid, tid) {

@@ -11,6 +11,7 @@ pub mod events;
 pub mod loops;
 pub mod memory;
 pub mod procs;
+pub mod roles;
 pub mod sched;
 
 use std::{
@@ -836,6 +837,13 @@ impl Report {
                 r.threads
                     .sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
                 r.threads_dropped = counts.threads_dropped;
+                let cond = counts
+                    .threads
+                    .iter()
+                    .map(|(tid, t)| (*tid, t.cond_addr))
+                    .collect();
+                let loops = counts.loops.keys().copied().collect();
+                r.pools = roles::assign(&mut r.threads, &cond, &loops);
             }
             r
         });

@@ -3,7 +3,11 @@
 use serde::Serialize;
 use tracer_common::{SchedStats, block_cause, hist, sched_state};
 
-use super::{blocked::BlockedBy, interval_max, larger_max, percentile, rate};
+use super::{
+    blocked::BlockedBy,
+    interval_max, larger_max, percentile, rate,
+    roles::{PoolRow, Role},
+};
 
 /// Scheduling counters of a thread or a process, cumulative since tracing started,
 /// including the interval still open when they were read.
@@ -179,6 +183,9 @@ pub struct SchedReport {
     pub runqueue: RunQueue,
     /// Per thread (with `--threads`), busiest first.
     pub threads: Vec<ThreadRow>,
+    /// With `--threads`: pools of threads waiting for work on one condition variable,
+    /// the most utilised first (see [`super::roles`]).
+    pub pools: Vec<PoolRow>,
     /// Ended threads left out of `threads` since tracing started (beyond the 1000 busiest
     /// ended ones kept): cumulative.
     pub threads_dropped: u64,
@@ -197,6 +204,7 @@ impl SchedReport {
             blocked_by: BlockedBy::of(&c.blocked_by),
             runqueue: RunQueue::of(c),
             threads: Vec::new(),
+            pools: Vec::new(),
             threads_dropped: 0,
         }
     }
@@ -210,6 +218,8 @@ pub struct ThreadCounts {
     pub comm: String,
     pub alive: bool,
     pub counts: SchedCounts,
+    /// The futex word of its latest condition wait (0: none; see `SchedStats::cond_addr`).
+    pub cond_addr: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -228,6 +238,8 @@ pub struct ThreadRow {
     /// on_cpu + runqueue + blocked: how long the thread existed in the window.
     pub wall_ns: u64,
     pub runqueue: RunQueue,
+    /// What it does, as its behaviour shows (see [`super::roles`]).
+    pub role: Role,
 }
 
 impl ThreadRow {
@@ -246,6 +258,7 @@ impl ThreadRow {
             blocked_by: BlockedBy::of(&c.blocked_by),
             wall_ns: c.wall_ns(),
             runqueue: RunQueue::of(c),
+            role: Role::Other,
         }
     }
 }

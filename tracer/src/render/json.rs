@@ -192,6 +192,7 @@ mod tests {
                 comm: "w".into(),
                 alive: true,
                 counts: SchedCounts::default(),
+                cond_addr: 0,
             },
         );
         let mut mem = MemSample {

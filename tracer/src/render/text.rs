@@ -245,9 +245,10 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
     if !s.threads.is_empty() {
         writeln!(
             out,
-            "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  blocked mostly in",
+            "  {:>7} {:<16} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  blocked mostly in",
             "tid",
             "comm",
+            "role",
             "vol",
             "invol",
             "on-cpu",
@@ -260,9 +261,10 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
         for t in &s.threads {
             writeln!(
                 out,
-                "  {:>7} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  {}{}",
+                "  {:>7} {:<16} {:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  {}{}",
                 t.tid,
                 printable(&t.comm),
+                t.role.name(),
                 t.voluntary_switches,
                 t.involuntary_switches,
                 ns(t.on_cpu_ns),
@@ -273,6 +275,22 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 max_ns(t.runqueue.max_ns, t.runqueue.max_is_bound),
                 mostly(&t.blocked_by),
                 if t.alive { "" } else { "  (ended)" }
+            )?;
+        }
+        for p in &s.pools {
+            let tids: Vec<String> = p.tids.iter().map(u32::to_string).collect();
+            writeln!(
+                out,
+                "  pool of {} threads in {} (tids {}): busy {:.1}% of their time{}",
+                p.tids.len(),
+                p.pid,
+                tids.join(","),
+                100.0 * p.utilisation,
+                if p.saturated {
+                    ": SATURATED, work waits for a free thread"
+                } else {
+                    ""
+                }
             )?;
         }
         if s.threads_dropped > 0 {

@@ -17,8 +17,9 @@ use crate::setup::run;
 const INIT: &str = include_str!("init.sh");
 
 /// Host programs the tests run in the guest (busybox provides the rest: sh, sleep, mount).
-/// The host's own, so that what they do matches what the same tests do on the host.
-pub const HOST_TOOLS: &[&str] = &["strace", "dd", "setpriv", "unshare", "timeout"];
+/// The host's own, so that what they do matches what the same tests do on the host; node
+/// for the event-loop tests (tests/loops.rs; about 100 MB, 30 in the compressed image).
+pub const HOST_TOOLS: &[&str] = &["strace", "dd", "setpriv", "unshare", "timeout", "node"];
 
 /// A test binary: its name in the results, and its path (the same in the guest).
 pub struct TestBinary {
