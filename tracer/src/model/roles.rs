@@ -84,7 +84,9 @@ pub fn assign(
             (false, false) => Role::Other,
         };
         let word = cond.get(&t.tid).copied().unwrap_or(0);
-        if t.role == Role::Other && word != 0 && t.blocked_by.condition_ns > 0 {
+        // Its latest condition wait may be before the window: a busy pool thread need not
+        // wait in every window.
+        if t.role == Role::Other && word != 0 {
             by_cond.entry((t.pid, word & !15)).or_default().push(i);
         }
     }
