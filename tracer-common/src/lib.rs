@@ -9,6 +9,7 @@ pub mod hist;
 pub mod loops;
 pub mod memory;
 pub mod table;
+pub mod threads;
 
 use table::Tagged;
 
@@ -76,6 +77,9 @@ pub mod maps {
     pub const BLOCK_CAUSE: &str = "BLOCK_CAUSE";
     /// `LruHashMap<u32, loops::LoopState>` by tid: the loop threads ([`crate::loops`]).
     pub const LOOPS: &str = "LOOPS";
+    /// `LruHashMap<threads::ThreadCallKey, threads::ThreadCalls>`: per-thread syscall
+    /// tables (`--threads`).
+    pub const THREAD_CALLS: &str = "THREAD_CALLS";
     /// `Array<MemSyscalls>` indexed by target slot (shared by all CPUs, atomic adds).
     pub const MEM_SYSCALLS: &str = "MEM_SYSCALLS";
     /// `PerCpuArray<RssSnapshot>` indexed by target slot: the mm's RSS counters at the
@@ -118,6 +122,9 @@ pub mod globals {
     /// [`crate::loops::LoopConfig`]: whether loop threads are followed, and the stall
     /// threshold. In .rodata: with `enabled == 0` the verifier removes the loop code.
     pub const LOOP_CONFIG: &str = "LOOP_CONFIG";
+    /// `u32`: 1 to keep per-thread syscall tables (`--threads`, with the syscall hooks).
+    /// In .rodata: otherwise the verifier removes that code from sys_exit.
+    pub const THREAD_CALLS_ON: &str = "THREAD_CALLS_ON";
     /// `u32`: entries of each [`crate::table`] (TARGETS, THREADS, THREAD_SCHED), from
     /// `table::entries(pid_max)`.
     pub const TABLE_ENTRIES: &str = "TABLE_ENTRIES";
@@ -401,8 +408,11 @@ pub enum Drop {
     FdsUnscanned = 6,
     /// A 32-bit syscall of a (process, syscall) beyond the [`COMPAT_ROWS`] kept: not counted.
     CompatRowsFull = 7,
+    /// A (thread, syscall) row of the per-thread tables could not be made (never expected:
+    /// the map is an LRU, it makes room).
+    ThreadCallsFull = 8,
 }
-pub const DROP_KINDS: u32 = 8;
+pub const DROP_KINDS: u32 = 9;
 
 /// Scheduling state of a thread, as the hooks track it.
 pub mod sched_state {
@@ -698,6 +708,10 @@ mod user {
     unsafe impl aya::Pod for super::loops::LoopState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::loops::LoopConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::threads::ThreadCallKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::threads::ThreadCalls {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TargetEntry {}
     // SAFETY: as above.

@@ -97,8 +97,11 @@ pub fn wait_enter(tid: u32, tgid: u32, slot: u32) {
     if let Some(b) = hist_slot(&mut s.hist, hist::bucket(busy)) {
         *b += 1;
     }
+    // A thread shows it loops by its second iteration: before, it may have waited once
+    // only (Rust's runtime polls the standard descriptors at start), and its first
+    // "iteration" is all it did since.
     let stall_ns = rodata(&LOOP_CONFIG).stall_ns;
-    if stall_ns != 0 && busy >= stall_ns {
+    if stall_ns != 0 && busy >= stall_ns && s.iterations > 1 {
         s.stalls += 1;
         let (cpu, delay) = task_times();
         submit(

@@ -33,6 +33,8 @@ mod syscalls;
 #[cfg(target_arch = "bpf")]
 mod table;
 #[cfg(target_arch = "bpf")]
+mod threads;
+#[cfg(target_arch = "bpf")]
 mod twin;
 
 /// The programs are written so that no path can panic (no unchecked indexing, no unwrap).

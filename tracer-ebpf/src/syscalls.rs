@@ -36,7 +36,7 @@ use crate::{
         count_drop, count_proc_call, known_untraced, mark_untraced, note_entry, noted_entry,
         target, target_slot, targets_changed, targets_generation,
     },
-    loops, memory, sched, table,
+    loops, memory, sched, table, threads,
 };
 
 /// Set by userspace at load time; in .rodata, so with `every == 1` the verifier removes
@@ -351,6 +351,7 @@ fn exit(ctx: *mut c_void) -> i32 {
     let s = unsafe { &mut *stats };
     s.calls += 1;
     let mut dur = 0;
+    let mut weighted = 0;
     if start != 0 {
         dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
         // How many calls this one stands for: itself within the tick's budget, when it
@@ -373,7 +374,8 @@ fn exit(ctx: *mut c_void) -> i32 {
             }
         }
         s.timed += 1;
-        s.total_ns += dur * weight as u64;
+        weighted = dur * weight as u64;
+        s.total_ns += weighted;
         if dur > s.max_ns {
             s.max_ns = dur;
         }
@@ -383,6 +385,16 @@ fn exit(ctx: *mut c_void) -> i32 {
     }
     let failed = ret < 0 && ret >= -MAX_ERRNO;
     count_proc_call(proc1, tgid, failed);
+    // Removed by the verifier without --threads (THREAD_CALLS_ON is in .rodata).
+    if threads::enabled() {
+        let nr = idx & (SYSCALL_SLOTS - 1);
+        let row = if idx & COMPAT_IDX != 0 {
+            SYSCALL_SLOTS + nr
+        } else {
+            nr
+        };
+        threads::count(tid, tgid, row, failed, weighted);
+    }
     if failed {
         s.errors += 1;
         count_errno(ErrnoKey {

@@ -190,6 +190,9 @@ impl Probes {
             _pad: 0,
             stall_ns: opts.stall_ns,
         };
+        // Per-thread syscall tables: with --threads (which needs sched) and the syscall hooks.
+        let thread_calls =
+            per_thread && follows_loops(opts.sections) && opts.programs == Programs::Tracer;
         // The causes of blocked time come from the syscall hooks' per-thread state.
         let block_causes = opts.sections.contains(&Section::Sched)
             && (opts.sections.contains(&Section::Syscalls)
@@ -220,6 +223,7 @@ impl Probes {
             .override_global(globals::TIMING, &opts.timing, true)
             .override_global(globals::BLOCK_CAUSES, &u32::from(block_causes), true)
             .override_global(globals::LOOP_CONFIG, &loop_config, true)
+            .override_global(globals::THREAD_CALLS_ON, &u32::from(thread_calls), true)
             .override_global(globals::SELECT, &opts.select.unwrap_or_default(), true)
             .override_global(globals::TABLE_ENTRIES, &table_entries, true)
             .map_max_entries(maps::TARGETS, table_entries)

@@ -118,6 +118,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let real = programs == Programs::Tracer;
     let sched = real && cli.sections.contains(&Section::Sched);
     let loops = real && crate::probes::follows_loops(&cli.sections);
+    let thread_calls = loops && sched && cli.threads;
     let mut collector = if real {
         let programs = probes.fdinfo_paths()?;
         let entries = probes.table_entries();
@@ -127,6 +128,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             entries,
             sched,
             loops,
+            thread_calls,
             programs,
         )?)
     } else {

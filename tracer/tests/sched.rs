@@ -537,3 +537,54 @@ fn exit_codes_and_killing_signals_are_reported() {
             .any(|e| e["pid"] == parent && e["exit_code"] == 0)
     );
 }
+
+/// With `--threads`, each thread has its own syscall table (as `perf trace -s`): three
+/// threads started one after another, each making exactly 100 `getppid`s, have 100 each;
+/// the main thread, which made none, has none; roles: the main thread is `main`.
+#[test]
+fn each_thread_has_its_own_syscall_table() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args([
+        "--threads",
+        "--output",
+        "json",
+        "--",
+        WORKLOAD,
+        "threads",
+        "3",
+        "100",
+    ]));
+    let r = final_report(&out);
+    let pid = r["pids"][0].as_u64().unwrap();
+    let threads = sched(&r)["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 4, "{threads:?}");
+    let getppid = |t: &Value| {
+        t["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "getppid")
+            .map(|c| c["calls"].as_u64().unwrap())
+    };
+    for t in threads {
+        if t["tid"].as_u64() == Some(pid) {
+            assert_eq!(getppid(t), None, "{t}");
+            assert_eq!(t["role"], "main", "{t}");
+            assert!(t["syscalls"].as_array().unwrap().len() > 5, "{t}");
+        } else {
+            assert_eq!(getppid(t), Some(100), "{t}");
+        }
+    }
+    // The threads' tables add up to the process's.
+    let mut sum: std::collections::BTreeMap<String, u64> = Default::default();
+    for t in threads {
+        for c in t["syscalls"].as_array().unwrap() {
+            *sum.entry(c["name"].as_str().unwrap().to_string())
+                .or_default() += c["calls"].as_u64().unwrap();
+        }
+    }
+    for row in r["syscalls"].as_array().unwrap() {
+        let name = row["name"].as_str().unwrap();
+        assert_eq!(sum.get(name).copied(), row["calls"].as_u64(), "{name}");
+    }
+}

@@ -7,6 +7,7 @@ pub mod memory;
 pub mod proc;
 pub mod procs;
 pub mod sched;
+pub mod threads;
 
 use std::{
     collections::BTreeMap,
@@ -32,6 +33,7 @@ pub struct Collector {
     drops: PerCpuArray<MapData, u64>,
     sched: Option<sched::SchedCollector>,
     loops: Option<loops::LoopCollector>,
+    thread_calls: Option<threads::ThreadCallsCollector>,
     slots: u32,
     /// Each loaded program's name and fdinfo (see [`skipped_runs`]).
     programs: Vec<(&'static str, PathBuf)>,
@@ -88,13 +90,15 @@ pub fn table_get<T: Tagged + aya::Pod>(
 
 impl Collector {
     /// `sched`: the scheduling section is on; `loops`: loop threads are followed (the
-    /// syscall hooks are); `programs`: the loaded programs' fdinfo.
+    /// syscall hooks are); `thread_calls`: per-thread syscall tables are kept
+    /// (`--threads`); `programs`: the loaded programs' fdinfo.
     pub fn new(
         ebpf: &mut Ebpf,
         slots: u32,
         table_entries: u32,
         sched: bool,
         loops: bool,
+        thread_calls: bool,
         programs: Vec<(&'static str, PathBuf)>,
     ) -> Result<Self> {
         Ok(Self {
@@ -109,6 +113,11 @@ impl Collector {
             },
             loops: if loops {
                 Some(loops::LoopCollector::new(ebpf)?)
+            } else {
+                None
+            },
+            thread_calls: if thread_calls {
+                Some(threads::ThreadCallsCollector::new(ebpf)?)
             } else {
                 None
             },
@@ -145,6 +154,9 @@ impl Collector {
         if let Some(l) = self.loops.as_mut() {
             sample.loops = l.sample(now_ns)?;
         }
+        if let Some(t) = self.thread_calls.as_ref() {
+            sample.thread_calls = t.sample()?;
+        }
         let native = (0..self.slots * SYSCALL_SLOTS)
             .map(|idx| Ok((idx, self.stats.get(&idx, 0)?)))
             .collect::<Result<Vec<_>>>()?;
@@ -178,6 +190,7 @@ impl Collector {
             task_stack_unreadable: drops[Drop::TaskStackUnreadable as usize],
             fds_unscanned: drops[Drop::FdsUnscanned as usize],
             compat_rows_full: drops[Drop::CompatRowsFull as usize],
+            thread_calls_full: drops[Drop::ThreadCallsFull as usize],
             skipped_runs: self.programs.iter().map(|(_, p)| skipped_runs(p)).sum(),
             life_events_missed: self
                 .programs

@@ -36,7 +36,8 @@ impl LoopCounts {
             busy_max_ns: s.busy_max_ns,
             stalls: s.stalls,
             hist: s.hist.to_vec(),
-            open_ns: if alive && s.since_ns != 0 {
+            // A thread that waited once only is not known to loop (see the kernel side).
+            open_ns: if alive && s.since_ns != 0 && s.iterations >= 1 {
                 now_ns.saturating_sub(s.since_ns)
             } else {
                 0

@@ -230,6 +230,8 @@ pub struct Sample {
     pub procs: BTreeMap<procs::ProcKey, procs::ProcCount>,
     /// Loop threads by tid (see [`loops`]).
     pub loops: BTreeMap<u32, loops::LoopCounts>,
+    /// Per-thread syscall counts (`--threads`): (tid, syscall nr) -> counts.
+    pub thread_calls: BTreeMap<(u32, u32), sched::ThreadCallCounts>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -254,6 +256,8 @@ pub struct Drops {
     pub fds_unscanned: u64,
     /// 32-bit syscalls not counted: their (process, syscall) row did not fit the rows kept.
     pub compat_rows_full: u64,
+    /// Calls not counted in a thread's own table (`--threads`; never expected).
+    pub thread_calls_full: u64,
     /// Ring-buffer records userspace could not decode (never expected: the two sides are
     /// built together).
     pub undecodable_events: u64,
@@ -278,6 +282,7 @@ impl Drops {
             + self.task_stack_unreadable
             + self.fds_unscanned
             + self.compat_rows_full
+            + self.thread_calls_full
             + self.undecodable_events
     }
 
@@ -299,6 +304,9 @@ impl Drops {
                 .saturating_sub(prev.task_stack_unreadable),
             fds_unscanned: self.fds_unscanned.saturating_sub(prev.fds_unscanned),
             compat_rows_full: self.compat_rows_full.saturating_sub(prev.compat_rows_full),
+            thread_calls_full: self
+                .thread_calls_full
+                .saturating_sub(prev.thread_calls_full),
             undecodable_events: self
                 .undecodable_events
                 .saturating_sub(prev.undecodable_events),
@@ -364,6 +372,12 @@ impl Sample {
                 .loops
                 .iter()
                 .map(|(tid, c)| (*tid, c.since(prev.loops.get(tid))))
+                .collect(),
+            thread_calls: self
+                .thread_calls
+                .iter()
+                .map(|(k, c)| (*k, c.since(prev.thread_calls.get(k))))
+                .filter(|(_, c)| c.calls > 0)
                 .collect(),
         }
     }
@@ -842,8 +856,16 @@ impl Report {
                     .iter()
                     .map(|(tid, t)| (*tid, t.cond_addr))
                     .collect();
-                let loops = counts.loops.keys().copied().collect();
+                let loops = counts
+                    .loops
+                    .iter()
+                    .filter(|(_, l)| l.iterations > 0 || l.open_ns > 0)
+                    .map(|(tid, _)| *tid)
+                    .collect();
                 r.pools = roles::assign(&mut r.threads, &cond, &loops);
+                for t in r.threads.iter_mut() {
+                    t.syscalls = sched::thread_syscalls(&counts.thread_calls, t.tid, t.pid);
+                }
             }
             r
         });

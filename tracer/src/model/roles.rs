@@ -152,6 +152,7 @@ mod tests {
             wall_ns: wall,
             runqueue: Default::default(),
             role: Role::Other,
+            syscalls: Vec::new(),
         }
     }
 

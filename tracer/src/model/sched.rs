@@ -240,6 +240,73 @@ pub struct ThreadRow {
     pub runqueue: RunQueue,
     /// What it does, as its behaviour shows (see [`super::roles`]).
     pub role: Role,
+    /// Its own syscall table (with the syscalls section), the most time first.
+    pub syscalls: Vec<ThreadSyscall>,
+}
+
+/// A thread's counts of one syscall, cumulative (`tracer_common::threads`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadCallCounts {
+    pub pid: u32,
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ns: u64,
+}
+
+impl ThreadCallCounts {
+    /// Since `prev` (the same row's earlier reading; another process's thread under the
+    /// same id counts from zero).
+    pub fn since(&self, prev: Option<&Self>) -> Self {
+        match prev.filter(|p| p.pid == self.pid && p.calls <= self.calls) {
+            Some(p) => Self {
+                pid: self.pid,
+                calls: self.calls - p.calls,
+                errors: self.errors.saturating_sub(p.errors),
+                total_ns: self.total_ns.saturating_sub(p.total_ns),
+            },
+            None => *self,
+        }
+    }
+}
+
+/// A row of a thread's own syscall table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThreadSyscall {
+    pub name: String,
+    pub calls: u64,
+    pub errors: u64,
+    /// Estimated like the process table's when calls are sampled.
+    pub total_ns: u64,
+    pub avg_ns: u64,
+}
+
+/// Thread `tid`'s (of `pid`) syscall table from the per-thread counts.
+pub fn thread_syscalls(
+    calls: &std::collections::BTreeMap<(u32, u32), ThreadCallCounts>,
+    tid: u32,
+    pid: u32,
+) -> Vec<ThreadSyscall> {
+    let mut rows: Vec<ThreadSyscall> = calls
+        .range((tid, 0)..=(tid, u32::MAX))
+        .filter(|(_, c)| c.pid == pid && c.calls > 0)
+        .map(|(&(_, nr), c)| ThreadSyscall {
+            name: match super::Abi::split(nr).0 {
+                super::Abi::X86_64 => super::syscall_name(nr),
+                super::Abi::I386 => format!("{} (i386)", super::syscall_name(nr)),
+            },
+            calls: c.calls,
+            errors: c.errors,
+            total_ns: c.total_ns,
+            avg_ns: c.total_ns / c.calls,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then(b.calls.cmp(&a.calls))
+            .then(a.name.cmp(&b.name))
+    });
+    rows
 }
 
 impl ThreadRow {
@@ -259,6 +326,7 @@ impl ThreadRow {
             wall_ns: c.wall_ns(),
             runqueue: RunQueue::of(c),
             role: Role::Other,
+            syscalls: Vec::new(),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::model::{
     events::{LifeCounts, ProcessEvent},
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     procs::{Joined, ProcEnd, ProcsReport},
-    sched::SchedReport,
+    sched::{SchedReport, ThreadRow},
 };
 
 /// Rows shown in live (interval) tables; the final table shows every syscall.
@@ -70,6 +70,7 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             ("new task's stack unreadable", d.task_stack_unreadable),
             ("received descriptors unscanned", d.fds_unscanned),
             ("32-bit syscall rows full", d.compat_rows_full),
+            ("thread syscall rows full", d.thread_calls_full),
             ("undecodable event records", d.undecodable_events),
         ]
         .iter()
@@ -277,6 +278,7 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 if t.alive { "" } else { "  (ended)" }
             )?;
         }
+        thread_syscalls(out, &s.threads)?;
         for p in &s.pools {
             let tids: Vec<String> = p.tids.iter().map(u32::to_string).collect();
             writeln!(
@@ -298,6 +300,43 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 out,
                 "  ({} more ended threads, the least busy, not listed; their process totals count them)",
                 s.threads_dropped
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Syscalls made per thread listed in a thread's own table.
+const THREAD_ROWS: usize = 10;
+
+/// Each thread's own syscall table (as `perf trace -s`), its busiest calls first.
+fn thread_syscalls(out: &mut dyn Write, threads: &[ThreadRow]) -> std::io::Result<()> {
+    if threads.iter().all(|t| t.syscalls.is_empty()) {
+        return Ok(());
+    }
+    writeln!(out, "  syscalls by thread:")?;
+    for t in threads.iter().filter(|t| !t.syscalls.is_empty()) {
+        let role = match t.role.name() {
+            "-" => String::new(),
+            r => format!(", {r}"),
+        };
+        writeln!(out, "    {} {}{}", t.tid, printable(&t.comm), role)?;
+        for c in t.syscalls.iter().take(THREAD_ROWS) {
+            writeln!(
+                out,
+                "      {:<20} {:>9} calls {:>7} errors {:>10} total {:>10} avg",
+                c.name,
+                c.calls,
+                c.errors,
+                ns(c.total_ns),
+                ns(c.avg_ns)
+            )?;
+        }
+        if t.syscalls.len() > THREAD_ROWS {
+            writeln!(
+                out,
+                "      ({} more syscalls)",
+                t.syscalls.len() - THREAD_ROWS
             )?;
         }
     }
