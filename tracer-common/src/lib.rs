@@ -347,8 +347,16 @@ pub struct KernelOffsets {
     pub inode_ino: u32,
     pub inode_sb: u32,
     pub sb_dev: u32,
+    /// `kernel_siginfo._sifields`: the union whose first word is a fault's address.
+    pub siginfo_fields: u32,
+    /// `pt_regs.ip`, `.cs`, `.ss` and the size of `pt_regs`: a crashing thread's user
+    /// registers, at the top of its kernel stack (see `life::user_ip` in the eBPF crate).
+    pub regs_ip: u32,
+    pub regs_cs: u32,
+    pub regs_ss: u32,
+    pub regs_size: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 232);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 252);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.

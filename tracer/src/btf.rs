@@ -148,7 +148,7 @@ impl KernelBtf {
             task_tgid,
             task_exit_code: r.member(&[Life], "task_struct", "exit_code"),
             task_mm: r.member(&[Memory], "task_struct", "mm"),
-            task_comm: r.member(&[Memory], "task_struct", "comm"),
+            task_comm: r.member(&[Memory, Life], "task_struct", "comm"),
             task_cgroups: r.member(&[Memory], "task_struct", "cgroups"),
             mm_rss_stat,
             rss_counter_stride,
@@ -194,7 +194,7 @@ impl KernelBtf {
             fdtable_max_fds: r.member(&[Memory], "fdtable", "max_fds"),
             fdtable_open_fds: r.member(&[Memory], "fdtable", "open_fds"),
             fdtable_close_on_exec: r.member(&[Memory], "fdtable", "close_on_exec"),
-            task_stack: r.member(&[Syscalls, Memory], "task_struct", "stack"),
+            task_stack: r.member(&[Syscalls, Memory, Life], "task_struct", "stack"),
             switch_has_prev_state,
             task_state,
             exit_has_group_dead,
@@ -209,6 +209,11 @@ impl KernelBtf {
             inode_ino: r.member(&[Life], "inode", "i_ino"),
             inode_sb: r.member(&[Life], "inode", "i_sb"),
             sb_dev: r.member(&[Life], "super_block", "s_dev"),
+            siginfo_fields: r.member(&[Life], "kernel_siginfo", "_sifields"),
+            regs_ip: r.member(&[Life], "pt_regs", "ip"),
+            regs_cs: r.member(&[Life], "pt_regs", "cs"),
+            regs_ss: r.member(&[Life], "pt_regs", "ss"),
+            regs_size: r.need(&[Life], struct_size(b, "pt_regs")),
         };
         // Each program reads at most so many tracepoint arguments: a kernel passing fewer
         // refuses the attach (EINVAL).
@@ -373,6 +378,19 @@ pub fn enum_values(btf: &Btf, names: &[&str]) -> Result<Vec<u32>> {
             .collect();
     }
     Err(anyhow!("BTF: no enumerator {}", names[0]))
+}
+
+/// Size in bytes of `struct name`.
+pub fn struct_size(btf: &Btf, name: &str) -> Result<u32> {
+    let types = btf
+        .resolve_types_by_name(name)
+        .map_err(|e| anyhow!("BTF: no type {name}: {e}"))?;
+    for t in types {
+        if let Type::Struct(s) = &t {
+            return Ok(s.size() as u32);
+        }
+    }
+    Err(anyhow!("BTF: no struct {name}"))
 }
 
 /// Byte offset of `member` in `struct name`, looking through anonymous structs and unions.

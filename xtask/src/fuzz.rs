@@ -6,7 +6,7 @@ use std::{fs, path::Path, time::Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tracer_common::event::{
-    EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Taken,
+    Crash, EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Taken,
 };
 
 use crate::{
@@ -193,6 +193,21 @@ fn write_seeds(corpus: &Path) -> Result<()> {
                     how: tracer_common::target_flags::BY_COMM,
                     cause: tracer_common::event::taken_cause::NAME,
                     start_ns: 7_000_000_000,
+                }),
+            ),
+        ),
+        (
+            "crash",
+            record(
+                Kind::Crash,
+                EventData::Crash(Crash {
+                    sig: 11,
+                    code: 2,
+                    addr: 0x7f00_0000_1000,
+                    ip: 0x5555_0000_1234,
+                    sender_tgid: 1000,
+                    from_kernel: 1,
+                    comm: *b"tracer-workload\0",
                 }),
             ),
         ),

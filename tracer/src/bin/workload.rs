@@ -85,6 +85,9 @@
 //!
 //! `tracer-workload [--wait] anatomy`: a process whose memory regions, descriptors and
 //! sockets are exactly known (see workload/anatomy.rs); says `done TCP_PORT UDP_PORT`.
+//!
+//! `tracer-workload [--wait] crash null|readonly|bus|abort`: a thread crashes the process
+//! in a known way at a known address (see workload/crash.rs).
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/anatomy.rs"]
@@ -93,6 +96,8 @@ mod anatomy;
 mod compat;
 #[path = "workload/congruent.rs"]
 mod congruent;
+#[path = "workload/crash.rs"]
+mod crash;
 #[path = "workload/household.rs"]
 mod household;
 #[path = "workload/memory.rs"]
@@ -102,7 +107,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | crash null|readonly|bus|abort"
     );
     std::process::exit(2)
 }
@@ -550,6 +555,7 @@ fn main() {
         Some("mmap") => memory::mmap(num(args.next()), wait),
         Some("fds") => memory::fds(num(args.next()), wait),
         Some("anatomy") => anatomy::run(wait),
+        Some("crash") => crash::run(&args.next().unwrap_or_else(|| usage()), wait),
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),
         Some("fdexec") => memory::fdexec(wait),

@@ -264,6 +264,21 @@ mod tests {
                 traced: true,
             },
         ];
+        r.crashes = vec![crate::model::events::CrashReport {
+            t_s: 0.0,
+            pid: 1,
+            tid: 2,
+            thread: "x".into(),
+            signal: "SIGSEGV".into(),
+            code: 1,
+            code_name: "SEGV_MAPERR".into(),
+            addr: Some("0x10".into()),
+            ip: Some("0x4000".into()),
+            sender_pid: None,
+            fatal: Some(true),
+            core_dumped: false,
+            slot: 0,
+        }];
         r.oom_kills = Some(vec![OomReport {
             t_s: 0.0,
             pid: 1,

@@ -230,6 +230,8 @@ struct ServiceSeries {
     sched: Option<SchedSeries>,
     memory: Option<MemorySeries>,
     life: SlotLife,
+    /// Crash signals by signal name.
+    crashes: BTreeMap<String, u64>,
     /// Anomalies begun, by (kind, syscall).
     anomalies: BTreeMap<(&'static str, String), u64>,
 }
@@ -395,6 +397,16 @@ impl Metrics {
             return;
         };
         add_life(&mut e.life, &p.life);
+        for (sig, n) in &p.crashes_by_signal {
+            let known = self.services[&who].crashes.contains_key(sig);
+            if known || self.admit(1) {
+                let e = self.services.get_mut(&who).expect("admitted above");
+                *e.crashes.entry(sig.clone()).or_default() += n;
+            }
+        }
+        let Some(e) = self.services.get_mut(&who) else {
+            return;
+        };
         if let (Some(m), Some(f)) = (&p.memory, &p.fds) {
             let t = e.memory.get_or_insert_with(MemorySeries::default);
             t.rss_anon = m.rss.end.anon_bytes;
@@ -515,6 +527,7 @@ fn add_life(t: &mut SlotLife, w: &SlotLife) {
     t.exited += w.exited;
     t.restarted += w.restarted;
     t.oom_kills += w.oom_kills;
+    t.crashes += w.crashes;
 }
 
 /// A life family: its name, its help, and its count in a slot's life counts.
@@ -745,6 +758,16 @@ impl Metrics {
             ));
         }
         out.push(Family::new(
+            "tracer_crashes",
+            "Crash signals the service's threads got, by signal: a fault's SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP or SIGSYS, or SIGABRT (abort); fatal or handled",
+            Kind::Counter,
+            services.iter().flat_map(|(l, s)| {
+                s.crashes
+                    .iter()
+                    .map(move |(sig, n)| (with(l.clone(), &[("signal", sig)]), Point::num(*n)))
+            }),
+        ));
+        out.push(Family::new(
             "tracer_anomalies",
             "Anomalies begun: a syscall's rate, error rate or p99 beyond the run's own recent robust spread (kind rate, error_rate, p99), or an errno not seen before (new_errno)",
             Kind::Counter,
@@ -926,6 +949,28 @@ pub(crate) mod tests {
         assert_eq!(h.sum_ns, 12345);
     }
 
+    /// Crash signals are counted by signal under their service, summed over the
+    /// interval reports; a new signal is a new series.
+    #[test]
+    fn crashes_are_counted_by_signal() {
+        let mut m = Metrics::new(opts(DEFAULT_SERIES_LIMIT));
+        for (sig, n) in [("SIGSEGV", 2), ("SIGSEGV", 1), ("SIGABRT", 1)] {
+            let mut r = report("app", 39, 1, 1000, 0);
+            r.processes[0].crashes_by_signal.insert(sig.into(), n);
+            r.processes[0].life.crashes = n;
+            m.add(&r);
+        }
+        let t = exposition(m);
+        assert!(
+            t.contains(r#"tracer_crashes_total{service="app",comm="app",signal="SIGSEGV"} 3"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"tracer_crashes_total{service="app",comm="app",signal="SIGABRT"} 1"#),
+            "{t}"
+        );
+    }
+
     /// Each anomaly is counted once, in the window it began in, under its service.
     #[test]
     fn anomalies_are_counted_when_they_begin() {
@@ -1042,6 +1087,7 @@ pub(crate) mod tests {
             fds: None,
             anatomy: None,
             life: SlotLife::default(),
+            crashes_by_signal: Default::default(),
         };
         let of = |p: &ProcessReport, l: Option<&str>| {
             let s = Service::of(p, l);
