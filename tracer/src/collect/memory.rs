@@ -20,15 +20,22 @@ use super::{
 };
 use crate::model::{
     Sample,
-    anatomy::{Anatomy, RawAnatomy},
+    anatomy::{Anatomy, Household, Orphan, RawAnatomy, ZombieChildren},
     memory::{
         EMFILE, ENFILE, KernelMem, MemSample, MemTrack, ProcMemory, fd_report, memory_report,
     },
 };
 
 /// A process's anatomy: its first reading (the base of its regions' growth) and its last,
-/// with when its socket tables were read and whether the process has ended since.
-type AnatomyReadings = (Option<RawAnatomy>, Option<(RawAnatomy, Instant, bool)>);
+/// with when its socket tables were read and whether the process has ended since; its
+/// household (children's exits, zombies and parent) and what the last reading found of it.
+#[derive(Default)]
+struct AnatomyReadings {
+    start: Option<RawAnatomy>,
+    last: Option<(RawAnatomy, Instant, bool)>,
+    household: Household,
+    kin: (ZombieChildren, Option<Orphan>),
+}
 
 pub struct MemoryCollector {
     syscalls: Array<MapData, MemSyscalls>,
@@ -85,7 +92,10 @@ impl MemoryCollector {
             .then(|| anatomy::read(pid, who.start_ticks, None))
             .flatten()
             .map(|(a, _)| a);
-        self.anatomy.push((start, None));
+        self.anatomy.push(AnatomyReadings {
+            start,
+            ..Default::default()
+        });
     }
 
     /// Counting starts now: times of readings are relative to this.
@@ -139,27 +149,48 @@ impl MemoryCollector {
         k
     }
 
+    /// Takes new events: a SIGCHLD to a traced process is its child's exit (the kernel
+    /// generates it in the exiting child, so its sender is the child).
+    pub fn events(&mut self, events: &[RawEvent]) {
+        const SIGCHLD: u32 = 17;
+        for e in events {
+            if let EventData::Signal(s) = e.data
+                && s.sig == SIGCHLD
+                && s.from_kernel != 0
+                && let Some(slot) = self
+                    .tracks
+                    .iter()
+                    .position(|(who, _)| who.pid == e.header.tgid)
+            {
+                self.anatomy[slot]
+                    .household
+                    .child_exited(s.sender_tgid, e.header.ts_ns);
+            }
+        }
+    }
+
     /// Each traced process's memory and descriptors since tracing started, and the paths
     /// of the memory cgroups of the OOM kills among `events`. `cumulative` is the sample
-    /// since the start (for EMFILE/ENFILE counts).
-    pub fn read(&mut self, cumulative: &Sample, events: &[RawEvent]) -> MemSample {
+    /// since the start (for EMFILE/ENFILE counts); `at_ns` the reading's monotonic time.
+    pub fn read(&mut self, cumulative: &Sample, events: &[RawEvent], at_ns: u64) -> MemSample {
         // What each process is made of now, read while it runs (a selector's slot is of
         // many processes, and has none); once it has ended, its last reading.
         for (slot, (who, _)) in self.tracks.iter().enumerate() {
-            let (start, last) = &mut self.anatomy[slot];
-            let prev = last.as_ref().map(|(a, at, _)| (a, *at));
+            let a = &mut self.anatomy[slot];
+            let prev = a.last.as_ref().map(|(a, at, _)| (a, *at));
             let now = (who.pid != 0 && who.is_running())
                 .then(|| anatomy::read(who.pid, who.start_ticks, prev))
                 .flatten();
             match now {
                 Some((now, net_at)) => {
-                    if start.is_none() {
-                        *start = Some(now.clone());
+                    if a.start.is_none() {
+                        a.start = Some(now.clone());
                     }
-                    *last = Some((now, net_at, false));
+                    a.kin = a.household.observe(&now, a.start.as_ref(), at_ns);
+                    a.last = Some((now, net_at, false));
                 }
                 None => {
-                    if let Some((_, _, ended)) = last {
+                    if let Some((_, _, ended)) = &mut a.last {
                         *ended = true;
                     }
                 }
@@ -187,10 +218,12 @@ impl MemoryCollector {
                     memory: memory_report(track, &k, self.page_size),
                     fds: fd_report(track, &k, errors(EMFILE), errors(ENFILE)),
                     anatomy: {
-                        let (start, last) = &self.anatomy[slot];
-                        last.as_ref().map(|(now, _, ended)| Anatomy {
+                        let a = &self.anatomy[slot];
+                        a.last.as_ref().map(|(now, _, ended)| Anatomy {
                             ended: *ended,
-                            ..Anatomy::build(now, start.as_ref())
+                            zombie_children: a.kin.0.clone(),
+                            orphaned: a.kin.1.clone(),
+                            ..Anatomy::build(now, a.start.as_ref())
                         })
                     },
                 }

@@ -307,7 +307,20 @@ mod tests {
                 .into(),
                 ..Default::default()
             };
-            r.processes[0].anatomy = Some(Anatomy::build(&raw, None));
+            let mut a = Anatomy::build(&raw, None);
+            a.zombie_children.listed = vec![crate::model::anatomy::Zombie {
+                pid: 3,
+                comm: "z".into(),
+                zombie_s: 1.0,
+                since: "exit",
+            }];
+            a.orphaned = Some(crate::model::anatomy::Orphan {
+                parent_was: 2,
+                parent: 1,
+                parent_comm: None,
+                orphaned_s: 1.0,
+            });
+            r.processes[0].anatomy = Some(a);
         }
         r.anomalies = vec![crate::model::anomaly::Anomaly {
             kind: crate::model::anomaly::AnomalyKind::NewErrno,

@@ -222,6 +222,8 @@ struct MemorySeries {
     fds: u64,
     fd_limit: Option<u64>,
     limits: Vec<(&'static str, u64)>,
+    /// Zombie children, from the anatomy (a `--pid` target's or a launched command's).
+    zombies: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -369,9 +371,9 @@ impl Metrics {
 
     fn add_service(&mut self, who: Service, p: &ProcessReport) {
         if !self.services.contains_key(&who) {
-            // The life and memory families (4 and 10 series); syscalls and sched are
-            // admitted as they come.
-            let cost = 4 + if p.memory.is_some() { 10 } else { 0 };
+            // The life and memory families (4 and 11 series); syscalls, sched and
+            // crashes are admitted as they come.
+            let cost = 4 + if p.memory.is_some() { 11 } else { 0 };
             if !self.admit(cost) {
                 return;
             }
@@ -416,6 +418,7 @@ impl Metrics {
             t.major_faults += m.page_faults.major;
             t.fds = f.proc_now.unwrap_or(f.end);
             t.fd_limit = f.limit;
+            t.zombies = p.anatomy.as_ref().map(|a| a.zombie_children.count);
             t.limits = [
                 (
                     "cgroup",
@@ -714,6 +717,12 @@ impl Metrics {
             "RLIMIT_NOFILE (soft) of the target process",
             Kind::Gauge,
             mem().filter_map(|(l, t)| t.fd_limit.map(|n| (l.clone(), Point::num(n as i64)))),
+        ));
+        out.push(Family::new(
+            "tracer_zombie_children",
+            "Children of the target process that exited and were not reaped (from its anatomy)",
+            Kind::Gauge,
+            mem().filter_map(|(l, t)| t.zombies.map(|n| (l.clone(), Point::num(n as i64)))),
         ));
         out.push(Family::new(
             "tracer_memory_limit_bytes",
