@@ -160,6 +160,10 @@ pub struct FdBreakdown {
     pub listening: Vec<String>,
 }
 
+/// Processes of each selector whose anatomy is read (each is a /proc reading at every
+/// report): the first ones taken in that still run.
+pub const MEMBERS_READ: usize = 4;
+
 /// Zombie children listed, the longest dead first; more are only counted.
 pub const ZOMBIES_LISTED: usize = 10;
 /// Child exits (SIGCHLDs) remembered per process while their children are not reaped.
@@ -289,6 +293,16 @@ impl Household {
         };
         (zombies, orphan)
     }
+}
+
+/// A selector's process and its anatomy (`processes[].members`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberAnatomy {
+    /// The selector's slot.
+    #[serde(skip)]
+    pub slot: u32,
+    pub pid: u32,
+    pub anatomy: Anatomy,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -495,6 +495,10 @@ pub struct ProcessReport {
     /// ended (memory section; not for a selector's processes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anatomy: Option<anatomy::Anatomy>,
+    /// A selector's entry: the anatomies of the first of its processes still running
+    /// (at most [`anatomy::MEMBERS_READ`]; memory section).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<anatomy::MemberAnatomy>,
     /// Its processes' starts, exits, restarts and OOM kills (with the life section).
     pub life: events::SlotLife,
     /// Its crash signals by name (for the metrics; JSON has the crashes themselves).
@@ -807,6 +811,7 @@ impl Report {
                     memory: None,
                     fds: None,
                     anatomy: None,
+                    members: Vec::new(),
                     life: events
                         .per_slot
                         .get(&(slot as u32))
@@ -921,6 +926,11 @@ impl Report {
             }
             mems.push(m);
             fds.push(f);
+        }
+        for m in &now.members {
+            if let Some(r) = self.processes.get_mut(m.slot as usize) {
+                r.members.push(m.clone());
+            }
         }
         self.memory = memory::merge_memory(&mems);
         self.fds = memory::merge_fds(&fds);

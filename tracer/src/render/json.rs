@@ -320,6 +320,11 @@ mod tests {
                 parent_comm: None,
                 orphaned_s: 1.0,
             });
+            r.processes[0].members = vec![crate::model::anatomy::MemberAnatomy {
+                slot: 0,
+                pid: 4,
+                anatomy: a.clone(),
+            }];
             r.processes[0].anatomy = Some(a);
         }
         r.anomalies = vec![crate::model::anomaly::Anomaly {

@@ -544,6 +544,10 @@ pub fn memory_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             let who = printable(&ProcessInfo::name(p.pid, &p.comm)).into_owned();
             super::anatomy::lines(out, &who, a)?;
         }
+        for m in &p.members {
+            let who = format!("{} of {}", m.pid, printable(&p.comm));
+            super::anatomy::lines(out, &who, &m.anatomy)?;
+        }
     }
     Ok(())
 }

@@ -1095,6 +1095,7 @@ pub(crate) mod tests {
             memory: None,
             fds: None,
             anatomy: None,
+            members: Vec::new(),
             life: SlotLife::default(),
             crashes_by_signal: Default::default(),
         };
