@@ -350,7 +350,8 @@ pub struct KernelOffsets {
     /// `kernel_siginfo._sifields`: the union whose first word is a fault's address.
     pub siginfo_fields: u32,
     /// `pt_regs.ip`, `.cs`, `.ss` and the size of `pt_regs`: a crashing thread's user
-    /// registers, at the top of its kernel stack (see `life::user_ip` in the eBPF crate).
+    /// registers, at the top of its kernel stack (see `life::user_ip` in the eBPF crate);
+    /// all 0 when BTF lacks them (no ip is read then).
     pub regs_ip: u32,
     pub regs_cs: u32,
     pub regs_ss: u32,

@@ -318,6 +318,9 @@ fn user_ip(task: u64) -> u64 {
     const USER32_CS: u64 = 0x23;
     const USER_DS: u64 = 0x2b;
     let o = offsets();
+    if o.regs_size == 0 {
+        return 0; // not in this kernel's BTF
+    }
     let Some(stack) = read_at::<u64>(task, o.task_stack) else {
         return 0;
     };

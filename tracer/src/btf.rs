@@ -143,6 +143,15 @@ impl KernelBtf {
         );
         let mm_counter = |i: usize| mm_counters.get(i).copied().unwrap_or(0);
         let memory_cgrp_id = r.need(&[Memory], enum_values(b, &["memory_cgrp_id"]));
+        let regs = (|| -> Result<(u32, u32, u32, u32)> {
+            Ok((
+                member_offset(b, "pt_regs", "ip")?,
+                member_offset(b, "pt_regs", "cs")?,
+                member_offset(b, "pt_regs", "ss")?,
+                struct_size(b, "pt_regs")?,
+            ))
+        })()
+        .ok();
         let offsets = KernelOffsets {
             task_pid,
             task_tgid,
@@ -209,11 +218,13 @@ impl KernelBtf {
             inode_ino: r.member(&[Life], "inode", "i_ino"),
             inode_sb: r.member(&[Life], "inode", "i_sb"),
             sb_dev: r.member(&[Life], "super_block", "s_dev"),
-            siginfo_fields: r.member(&[Life], "kernel_siginfo", "_sifields"),
-            regs_ip: r.member(&[Life], "pt_regs", "ip"),
-            regs_cs: r.member(&[Life], "pt_regs", "cs"),
-            regs_ss: r.member(&[Life], "pt_regs", "ss"),
-            regs_size: r.need(&[Life], struct_size(b, "pt_regs")),
+            // A crash's details are not worth the life section: without them, a crash
+            // has no address (the union's UAPI place, 16 on 64-bit, is taken) or no ip.
+            siginfo_fields: member_offset(b, "kernel_siginfo", "_sifields").unwrap_or(16),
+            regs_ip: regs.map_or(0, |r| r.0),
+            regs_cs: regs.map_or(0, |r| r.1),
+            regs_ss: regs.map_or(0, |r| r.2),
+            regs_size: regs.map_or(0, |r| r.3),
         };
         // Each program reads at most so many tracepoint arguments: a kernel passing fewer
         // refuses the attach (EINVAL).
