@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
                     | (Kind::OomKill, EventData::OomKill(_))
                     | (Kind::Taken, EventData::Taken(_))
                     | (Kind::Stall, EventData::Stall(_))
+                    | (Kind::Crash, EventData::Crash(_))
             ));
             // Re-encoded, it is the input's first bytes: it was read from those alone.
             let (bytes, len) = ev.encode();

@@ -24,6 +24,8 @@ pub enum Kind {
     Taken = 6,
     /// An event loop's iteration passed the stall threshold ([`Stall`]).
     Stall = 7,
+    /// A traced thread got a crash signal ([`Crash`]; sent besides its [`Signal`]).
+    Crash = 8,
 }
 
 impl TryFrom<u32> for Kind {
@@ -37,6 +39,7 @@ impl TryFrom<u32> for Kind {
             5 => Kind::OomKill,
             6 => Kind::Taken,
             7 => Kind::Stall,
+            8 => Kind::Crash,
             other => return Err(other),
         })
     }
@@ -125,6 +128,49 @@ pub struct Signal {
     pub from_kernel: u32,
 }
 const _: () = assert!(core::mem::size_of::<Signal>() == 16);
+
+/// Signals that report a crash: those a fault raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+/// SIGTRAP, SIGSYS) and abort()'s SIGABRT. Each ends a process with a core dump by default.
+pub const CRASH_SIGNALS: [u32; 7] = [4, 5, 6, 7, 8, 11, 31];
+
+/// Whether `sig` is one of [`CRASH_SIGNALS`].
+#[inline(always)]
+pub fn is_crash_signal(sig: u32) -> bool {
+    // SIGILL 4, SIGTRAP 5, SIGABRT 6, SIGBUS 7, SIGFPE 8, SIGSEGV 11, SIGSYS 31.
+    matches!(sig, 4..=8 | 11 | 31)
+}
+
+/// `si_code` values the kernel uses when a signal comes without a siginfo: `SEND_SIG_NOINFO`
+/// (a process's plain send) reads as `SI_USER`, `SEND_SIG_PRIV` (the kernel's) as
+/// `SI_KERNEL`.
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+
+/// A crash signal ([`CRASH_SIGNALS`]) generated for a traced thread, with what its siginfo
+/// says; `header.tid/tgid` are the thread's (the one that faulted, for a fault).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crash {
+    pub sig: u32,
+    /// siginfo's `si_code`: `SEGV_MAPERR`, `BUS_ADRERR`, ... for a fault (> 0), `SI_TKILL`
+    /// for abort()'s tgkill, [`SI_USER`] / [`SI_KERNEL`] when there was no siginfo.
+    pub code: i32,
+    /// The first word of siginfo's union: for a fault, the faulting address (`si_addr`; of
+    /// the instruction for SIGILL, SIGFPE, SIGTRAP; of the call for SIGSYS). 0 when there
+    /// was no siginfo.
+    pub addr: u64,
+    /// The thread's user instruction pointer when it signalled itself (a fault, abort's
+    /// tgkill): from the registers it entered the kernel with. 0 when not read.
+    pub ip: u64,
+    /// The process that sent it (the task running when it was generated); meaningless
+    /// when `from_kernel`.
+    pub sender_tgid: u32,
+    /// 1 when the kernel generated it, as [`Signal::from_kernel`].
+    pub from_kernel: u32,
+    /// The thread's name (task comm), NUL-padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<Crash>() == 48);
 
 /// What made a selector take a process in ([`Taken::cause`]).
 pub mod taken_cause {
@@ -246,6 +292,7 @@ pub enum EventData {
     OomKill(OomKill),
     Taken(Taken),
     Stall(Stall),
+    Crash(Crash),
 }
 
 // Records have no padding, so every byte of one is the header's or the payload's: decoding
@@ -258,6 +305,7 @@ const _: () = {
     assert!(size_of::<Event<OomKill>>() == size_of::<Header>() + size_of::<OomKill>());
     assert!(size_of::<Event<Taken>>() == size_of::<Header>() + size_of::<Taken>());
     assert!(size_of::<Event<Stall>>() == size_of::<Header>() + size_of::<Stall>());
+    assert!(size_of::<Event<Crash>>() == size_of::<Header>() + size_of::<Crash>());
 };
 
 /// Size of the largest record (an OOM kill's).
@@ -319,6 +367,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         Kind::OomKill => EventData::OomKill(read(bytes, kind)?),
         Kind::Taken => EventData::Taken(read(bytes, kind)?),
         Kind::Stall => EventData::Stall(read(bytes, kind)?),
+        Kind::Crash => EventData::Crash(read(bytes, kind)?),
     };
     Ok(RawEvent { header, data })
 }
@@ -354,6 +403,7 @@ impl RawEvent {
             EventData::OomKill(d) => record(self.header, d),
             EventData::Taken(d) => record(self.header, d),
             EventData::Stall(d) => record(self.header, d),
+            EventData::Crash(d) => record(self.header, d),
         }
     }
 }
@@ -395,6 +445,41 @@ mod tests {
         assert_eq!(&b[..len], &want);
         b[len] = 0xAA; // ring-buffer records may be padded: extra bytes are ignored
         assert_eq!(decode(&b[..len + 1]), Ok(ev));
+    }
+
+    #[test]
+    fn crash_event_round_trips() {
+        let mut comm = [0u8; 16];
+        comm[..7].copy_from_slice(b"crasher");
+        let ev = RawEvent {
+            header: Header {
+                kind: Kind::Crash as u32,
+                slot: 1,
+                ts_ns: 9,
+                tid: 8,
+                tgid: 7,
+            },
+            data: EventData::Crash(Crash {
+                sig: 11,
+                code: 2,
+                addr: 0x7f00_0000_1000,
+                ip: 0x5555_0000_0042,
+                sender_tgid: 7,
+                from_kernel: 1,
+                comm,
+            }),
+        };
+        let (b, len) = ev.encode();
+        assert_eq!(len, 24 + 48);
+        // The kernel side's layout: code at 28, the address at 32, the ip at 40, the name
+        // at 56.
+        assert_eq!(&b[28..32], &2i32.to_le_bytes());
+        assert_eq!(&b[32..40], &0x7f00_0000_1000u64.to_le_bytes());
+        assert_eq!(&b[40..48], &0x5555_0000_0042u64.to_le_bytes());
+        assert_eq!(&b[56..63], b"crasher");
+        assert_eq!(decode(&b[..len]), Ok(ev));
+        assert!(CRASH_SIGNALS.iter().all(|&s| is_crash_signal(s)));
+        assert_eq!((1..=64).filter(|&s| is_crash_signal(s)).count(), 7);
     }
 
     #[test]

@@ -373,8 +373,17 @@ pub struct KernelOffsets {
     /// accounts them (for event loops' stalls; 0 where the kernel lacks them).
     pub task_exec_runtime: u32,
     pub task_run_delay: u32,
+    /// `kernel_siginfo._sifields`: the union whose first word is a fault's address.
+    pub siginfo_fields: u32,
+    /// `pt_regs.ip`, `.cs`, `.ss` and the size of `pt_regs`: a crashing thread's user
+    /// registers, at the top of its kernel stack (see `life::user_ip` in the eBPF crate);
+    /// all 0 when BTF lacks them (no ip is read then).
+    pub regs_ip: u32,
+    pub regs_cs: u32,
+    pub regs_ss: u32,
+    pub regs_size: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 240);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 260);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.

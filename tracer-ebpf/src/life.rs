@@ -265,13 +265,73 @@ fn signal(ctx: &RawTracePointContext, twin: Twin) -> i32 {
         return 0;
     }
     let sender_tgid = (sender >> 32) as u32;
+    let info: u64 = ctx.arg(1);
+    let from_kernel = from_kernel(info) as u32;
+    let ts = now();
     let data = event::Signal {
         sig: sig as u32,
         sender_tgid,
         result: result as u32,
-        from_kernel: from_kernel(ctx.arg(1)) as u32,
+        from_kernel,
     };
-    submit(Kind::Signal, slot, now(), tid, tgid, data);
+    submit(Kind::Signal, slot, ts, tid, tgid, data);
+    if event::is_crash_signal(sig as u32) {
+        let task: u64 = ctx.arg(2);
+        let o = offsets();
+        let (code, addr) = match info {
+            0 => (event::SI_USER, 0),
+            1 => (event::SI_KERNEL, 0),
+            _ => (
+                read_at::<i32>(info, o.siginfo_code).unwrap_or(event::SI_USER),
+                read_at::<u64>(info, o.siginfo_fields).unwrap_or(0),
+            ),
+        };
+        // The registers are the thread's own only when it signalled itself (a fault,
+        // abort's tgkill): another thread's may be stale, or in use on another CPU.
+        let ip = if sender as u32 == tid {
+            user_ip(task)
+        } else {
+            0
+        };
+        let crash = event::Crash {
+            sig: sig as u32,
+            code,
+            addr,
+            ip,
+            sender_tgid,
+            from_kernel,
+            comm: read_at::<[u8; 16]>(task, o.task_comm).unwrap_or([0; 16]),
+        };
+        submit(Kind::Crash, slot, ts, tid, tgid, crash);
+    }
+    0
+}
+
+/// The user instruction pointer of a thread in the kernel: its `pt_regs` lie at the top of
+/// its kernel stack (`task_pt_regs`), which is 16 KiB on x86_64 (32 KiB with KASAN), below
+/// 16 bytes of padding with FRED. Neither is in BTF, so each place is tried, and the one
+/// whose segment registers are user ones (`__USER_CS` or `__USER32_CS`, and `__USER_DS`)
+/// is taken. 0 if none is.
+#[inline(always)]
+fn user_ip(task: u64) -> u64 {
+    const USER_CS: u64 = 0x33;
+    const USER32_CS: u64 = 0x23;
+    const USER_DS: u64 = 0x2b;
+    let o = offsets();
+    if o.regs_size == 0 {
+        return 0; // not in this kernel's BTF
+    }
+    let Some(stack) = read_at::<u64>(task, o.task_stack) else {
+        return 0;
+    };
+    for top in [16 << 10, (16 << 10) - 16, 32 << 10, (32 << 10) - 16] {
+        let regs = stack + top - o.regs_size as u64;
+        let cs = read_at::<u64>(regs, o.regs_cs).unwrap_or(0) & 0xffff;
+        let ss = read_at::<u64>(regs, o.regs_ss).unwrap_or(0) & 0xffff;
+        if (cs == USER_CS || cs == USER32_CS) && ss == USER_DS {
+            return read_at::<u64>(regs, o.regs_ip).unwrap_or(0);
+        }
+    }
     0
 }
 

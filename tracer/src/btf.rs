@@ -143,12 +143,21 @@ impl KernelBtf {
         );
         let mm_counter = |i: usize| mm_counters.get(i).copied().unwrap_or(0);
         let memory_cgrp_id = r.need(&[Memory], enum_values(b, &["memory_cgrp_id"]));
+        let regs = (|| -> Result<(u32, u32, u32, u32)> {
+            Ok((
+                member_offset(b, "pt_regs", "ip")?,
+                member_offset(b, "pt_regs", "cs")?,
+                member_offset(b, "pt_regs", "ss")?,
+                struct_size(b, "pt_regs")?,
+            ))
+        })()
+        .ok();
         let offsets = KernelOffsets {
             task_pid,
             task_tgid,
             task_exit_code: r.member(&[Life], "task_struct", "exit_code"),
             task_mm: r.member(&[Memory], "task_struct", "mm"),
-            task_comm: r.member(&[Memory], "task_struct", "comm"),
+            task_comm: r.member(&[Memory, Life], "task_struct", "comm"),
             task_cgroups: r.member(&[Memory], "task_struct", "cgroups"),
             mm_rss_stat,
             rss_counter_stride,
@@ -194,7 +203,7 @@ impl KernelBtf {
             fdtable_max_fds: r.member(&[Memory], "fdtable", "max_fds"),
             fdtable_open_fds: r.member(&[Memory], "fdtable", "open_fds"),
             fdtable_close_on_exec: r.member(&[Memory], "fdtable", "close_on_exec"),
-            task_stack: r.member(&[Syscalls, Memory], "task_struct", "stack"),
+            task_stack: r.member(&[Syscalls, Memory, Life], "task_struct", "stack"),
             switch_has_prev_state,
             task_state,
             exit_has_group_dead,
@@ -220,6 +229,13 @@ impl KernelBtf {
                 ("task_struct", "sched_info"),
                 ("sched_info", "run_delay"),
             ),
+            // A crash's details are not worth the life section: without them, a crash
+            // has no address (the union's UAPI place, 16 on 64-bit, is taken) or no ip.
+            siginfo_fields: member_offset(b, "kernel_siginfo", "_sifields").unwrap_or(16),
+            regs_ip: regs.map_or(0, |r| r.0),
+            regs_cs: regs.map_or(0, |r| r.1),
+            regs_ss: regs.map_or(0, |r| r.2),
+            regs_size: regs.map_or(0, |r| r.3),
         };
         // Each program reads at most so many tracepoint arguments: a kernel passing fewer
         // refuses the attach (EINVAL).
@@ -384,6 +400,19 @@ pub fn enum_values(btf: &Btf, names: &[&str]) -> Result<Vec<u32>> {
             .collect();
     }
     Err(anyhow!("BTF: no enumerator {}", names[0]))
+}
+
+/// Size in bytes of `struct name`.
+pub fn struct_size(btf: &Btf, name: &str) -> Result<u32> {
+    let types = btf
+        .resolve_types_by_name(name)
+        .map_err(|e| anyhow!("BTF: no type {name}: {e}"))?;
+    for t in types {
+        if let Type::Struct(s) = &t {
+            return Ok(s.size() as u32);
+        }
+    }
+    Err(anyhow!("BTF: no struct {name}"))
 }
 
 /// Byte offset of `member` in `struct name`, looking through anonymous structs and unions.

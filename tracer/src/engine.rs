@@ -207,7 +207,7 @@ impl Engine<'_> {
                     let window = self.window.next_window();
                     let mem = self.memory.as_mut().map(|m| {
                         m.tick(true); // "now" is now, not the last tick
-                        m.read(&cur, &window.oom_kills)
+                        m.read(&cur, &window.oom_kills, at_ns, &self.live)
                     });
                     let w = Window {
                         kind: ReportKind::Interval,
@@ -274,7 +274,7 @@ impl Engine<'_> {
             let mem = self
                 .memory
                 .as_mut()
-                .map(|m| m.read(&sample, &self.run_log.oom_kills));
+                .map(|m| m.read(&sample, &self.run_log.oom_kills, at_ns, &self.live));
             // The last, partial interval: from the last interval report to the end.
             if aligned && at_ns > prev_ns {
                 let w = Window {
@@ -323,6 +323,9 @@ impl Engine<'_> {
         self.run_log.add(&fresh);
         if let Some(b) = self.procs.as_mut() {
             b.events(&fresh);
+        }
+        if let Some(m) = self.memory.as_mut() {
+            m.events(&fresh);
         }
         for e in &fresh {
             // A process a selector took in (at an exec, a rename, a cgroup move): /proc is

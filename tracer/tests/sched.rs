@@ -363,17 +363,6 @@ fn irq_ticks() -> u64 {
     cpu[5] + cpu[6]
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of the reports' `*_mono_ns`.
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[test]
 fn a_threads_wall_time_adds_up_to_the_window() {
     let Some(_g) = ebpf_test() else { return };

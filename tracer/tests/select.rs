@@ -256,3 +256,83 @@ fn an_executable_takes_in_its_processes_through_an_upgrade() {
     assert_eq!(getppids(&r), got, "only the program's processes");
     assert_eq!(r["life"]["execs"], 3, "{}", r["life"]);
 }
+
+/// A selector's processes have an anatomy each, for the first 4 that still run: with 5
+/// matched and waiting, 4 are read, each as /proc shows it (its parent, its descriptors);
+/// once one ends, the 4 left are the ones read.
+#[test]
+fn a_selectors_first_processes_have_an_anatomy_each() {
+    let Some(_g) = ebpf_test() else { return };
+    let name = format!("tana{}", std::process::id() % 100_000);
+    let label = format!("comm:{name}");
+    let dir = std::env::temp_dir().join(format!("tracer-test-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join(&name);
+    std::fs::copy(WORKLOAD, &exe).unwrap();
+    let mut works: Vec<KillOnDrop> = (0..5).map(|_| KillOnDrop(waiting(&exe))).collect();
+    let pids: Vec<u64> = works.iter().map(|w| w.0.id() as u64).collect();
+    let fds: Vec<u64> = pids
+        .iter()
+        .map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).unwrap().count() as u64)
+        .collect();
+    let mut tr = tracer()
+        .args(["--output", "json", "--interval", "0.3", "--comm", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _err = wait_for_stderr(&mut tr, "tracing");
+    let tr_pid = tr.id() as i32;
+    // Its reports are read meanwhile: a full pipe would stall it.
+    let tr = std::thread::spawn(move || wait_output(tr, Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(1000));
+    // One ends (told to go: 100 getppid, then it exits).
+    let before_end = mono_ns();
+    works[0]
+        .0
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+    assert!(works[0].0.wait().unwrap().success());
+    let after_end = mono_ns();
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(tr_pid, libc::SIGTERM) };
+    let out = tr.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (mut before, mut after) = (0, 0);
+    for v in json_lines(&out).iter().filter(|v| v["type"] == "interval") {
+        let end = v["end_mono_ns"].as_u64().unwrap();
+        let members: Vec<&Value> = entry(v, &label)["members"]
+            .as_array()
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
+        let mut read: Vec<u64> = members.iter().map(|m| m["pid"].as_u64().unwrap()).collect();
+        read.sort_unstable();
+        read.dedup();
+        if end < before_end {
+            before += 1;
+            assert_eq!(read.len(), 4, "{read:?} of {pids:?}");
+            assert!(
+                read.iter().all(|p| pids.contains(p)),
+                "{read:?} of {pids:?}"
+            );
+        } else if end > after_end {
+            after += 1;
+            assert_eq!(read, pids[1..], "the 4 left are read");
+        }
+        // Each as /proc shows it.
+        for m in members {
+            let k = pids
+                .iter()
+                .position(|p| *p == m["pid"].as_u64().unwrap())
+                .unwrap();
+            let a = &m["anatomy"];
+            assert_eq!(a["parent"], std::process::id(), "{a}");
+            assert_eq!(a["fds"]["total"], fds[k], "{a}");
+        }
+    }
+    assert!(before >= 2 && after >= 2, "before {before}, after {after}");
+}

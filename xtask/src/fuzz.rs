@@ -6,7 +6,7 @@ use std::{fs, path::Path, time::Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tracer_common::event::{
-    EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Stall, Taken,
+    Crash, EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Stall, Taken,
 };
 
 use crate::{
@@ -208,6 +208,21 @@ fn write_seeds(corpus: &Path) -> Result<()> {
                     slow_nr: 0,
                     slow_ns: 20_000,
                     comm: *b"node\0\0\0\0\0\0\0\0\0\0\0\0",
+                }),
+            ),
+        ),
+        (
+            "crash",
+            record(
+                Kind::Crash,
+                EventData::Crash(Crash {
+                    sig: 11,
+                    code: 2,
+                    addr: 0x7f00_0000_1000,
+                    ip: 0x5555_0000_1234,
+                    sender_tgid: 1000,
+                    from_kernel: 1,
+                    comm: *b"tracer-workload\0",
                 }),
             ),
         ),

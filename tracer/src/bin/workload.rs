@@ -91,6 +91,12 @@
 //!
 //! `tracer-workload loop ITERATIONS BUSY_MS STALL_AT STALL_MS`: an event loop on `poll`
 //! with one stalled iteration (see workload/loops.rs).
+//!
+//! `tracer-workload [--wait] crash null|readonly|bus|abort`: a thread crashes the process
+//! in a known way at a known address (see workload/crash.rs).
+//!
+//! `tracer-workload [--wait] zombies EARLY LATE MILLIS` and `tracer-workload orphan`:
+//! zombie children and an orphan with known numbers and times (see workload/kin.rs).
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/anatomy.rs"]
@@ -101,8 +107,12 @@ mod blocking;
 mod compat;
 #[path = "workload/congruent.rs"]
 mod congruent;
+#[path = "workload/crash.rs"]
+mod crash;
 #[path = "workload/household.rs"]
 mod household;
+#[path = "workload/kin.rs"]
+mod kin;
 #[path = "workload/loops.rs"]
 mod loops;
 #[path = "workload/memory.rs"]
@@ -112,7 +122,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan"
     );
     std::process::exit(2)
 }
@@ -567,6 +577,9 @@ fn main() {
             num(args.next()),
             num(args.next()),
         ),
+        Some("zombies") => kin::zombies(num(args.next()), num(args.next()), num(args.next()), wait),
+        Some("orphan") => kin::orphan(),
+        Some("crash") => crash::run(&args.next().unwrap_or_else(|| usage()), wait),
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),
         Some("fdexec") => memory::fdexec(wait),

@@ -7,7 +7,7 @@ use procfs::{
     process::{FDTarget, MMPermissions, MMapPath, Process},
 };
 
-use crate::model::anatomy::{Identity, MapPath, RawAnatomy, RawFd, RawMap, RawSocket};
+use crate::model::anatomy::{Identity, MapPath, RawAnatomy, RawFd, RawMap, RawSocket, RawZombie};
 
 fn tcp_state(s: &TcpState) -> &'static str {
     match s {
@@ -167,7 +167,14 @@ pub fn read(
     if start_ticks != 0 && p.stat().ok()?.starttime != start_ticks {
         return None;
     }
+    let parent = status.ppid.max(0);
+    let parent_comm = Process::new(parent)
+        .and_then(|pp| pp.stat())
+        .ok()
+        .map(|st| st.comm);
     Some(RawAnatomy {
+        parent_comm,
+        zombies: zombies(&p, pid),
         who: Identity {
             state: status.state,
             parent: status.ppid.max(0) as u32,
@@ -183,4 +190,40 @@ pub fn read(
         sockets,
     })
     .map(|a| (a, net_at))
+}
+
+/// The zombie children of `pid`: the children its threads' /proc/PID/task/TID/children
+/// list (CONFIG_PROC_CHILDREN) whose state is `Z`; where the kernel has no such file, the
+/// processes of /proc whose parent it is.
+fn zombies(p: &Process, pid: u32) -> Vec<RawZombie> {
+    let zombie = |child: i32| -> Option<RawZombie> {
+        let st = Process::new(child).ok()?.stat().ok()?;
+        (st.state == 'Z' && st.ppid == pid as i32).then_some(RawZombie {
+            pid: child as u32,
+            start_ticks: st.starttime,
+            comm: st.comm,
+        })
+    };
+    let mut children = Vec::new();
+    let mut listed = false;
+    for task in p.tasks().into_iter().flatten().flatten() {
+        let path = format!("/proc/{pid}/task/{}/children", task.tid);
+        if let Ok(text) = std::fs::read_to_string(path) {
+            listed = true;
+            children.extend(
+                text.split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    if !listed {
+        let all = procfs::process::all_processes()
+            .into_iter()
+            .flatten()
+            .flatten();
+        return all.filter_map(|c| zombie(c.pid)).collect();
+    }
+    children.sort_unstable();
+    children.dedup();
+    children.into_iter().filter_map(zombie).collect()
 }

@@ -20,15 +20,59 @@ use super::{
 };
 use crate::model::{
     Sample,
-    anatomy::{Anatomy, RawAnatomy},
+    anatomy::{
+        Anatomy, Household, MEMBERS_READ, MemberAnatomy, Orphan, RawAnatomy, ZombieChildren,
+    },
     memory::{
         EMFILE, ENFILE, KernelMem, MemSample, MemTrack, ProcMemory, fd_report, memory_report,
     },
 };
 
 /// A process's anatomy: its first reading (the base of its regions' growth) and its last,
-/// with when its socket tables were read and whether the process has ended since.
-type AnatomyReadings = (Option<RawAnatomy>, Option<(RawAnatomy, Instant, bool)>);
+/// with when its socket tables were read and whether the process has ended since; its
+/// household (children's exits, zombies and parent) and what the last reading found of it.
+#[derive(Default)]
+struct AnatomyReadings {
+    start: Option<RawAnatomy>,
+    last: Option<(RawAnatomy, Instant, bool)>,
+    household: Household,
+    kin: (ZombieChildren, Option<Orphan>),
+}
+
+impl AnatomyReadings {
+    /// Reads the process again (at `at_ns`, monotonic) while it runs; once it has ended,
+    /// its last reading stays, marked so.
+    fn refresh(&mut self, who: &Live, at_ns: u64) {
+        let prev = self.last.as_ref().map(|(a, at, _)| (a, *at));
+        let now = (who.pid != 0 && who.is_running())
+            .then(|| anatomy::read(who.pid, who.start_ticks, prev))
+            .flatten();
+        match now {
+            Some((now, net_at)) => {
+                if self.start.is_none() {
+                    self.start = Some(now.clone());
+                }
+                self.kin = self.household.observe(&now, self.start.as_ref(), at_ns);
+                self.last = Some((now, net_at, false));
+            }
+            None => {
+                if let Some((_, _, ended)) = &mut self.last {
+                    *ended = true;
+                }
+            }
+        }
+    }
+
+    /// The anatomy of its last reading.
+    fn report(&self) -> Option<Anatomy> {
+        self.last.as_ref().map(|(now, _, ended)| Anatomy {
+            ended: *ended,
+            zombie_children: self.kin.0.clone(),
+            orphaned: self.kin.1.clone(),
+            ..Anatomy::build(now, self.start.as_ref())
+        })
+    }
+}
 
 pub struct MemoryCollector {
     syscalls: Array<MapData, MemSyscalls>,
@@ -39,6 +83,8 @@ pub struct MemoryCollector {
     tracks: Vec<(Live, MemTrack)>,
     /// Per slot, its anatomy's readings.
     anatomy: Vec<AnatomyReadings>,
+    /// Selectors' processes whose anatomy is read (at most `MEMBERS_READ` a selector).
+    members: Vec<(Live, AnatomyReadings)>,
     started: Instant,
     page_size: u64,
 }
@@ -53,6 +99,7 @@ impl MemoryCollector {
             roots,
             tracks: Vec::new(),
             anatomy: Vec::new(),
+            members: Vec::new(),
             started: Instant::now(),
             page_size: page_size as u64,
         })
@@ -85,7 +132,10 @@ impl MemoryCollector {
             .then(|| anatomy::read(pid, who.start_ticks, None))
             .flatten()
             .map(|(a, _)| a);
-        self.anatomy.push((start, None));
+        self.anatomy.push(AnatomyReadings {
+            start,
+            ..Default::default()
+        });
     }
 
     /// Counting starts now: times of readings are relative to this.
@@ -139,32 +189,72 @@ impl MemoryCollector {
         k
     }
 
+    /// Takes new events: a SIGCHLD to a traced process is its child's exit (the kernel
+    /// generates it in the exiting child, so its sender is the child).
+    pub fn events(&mut self, events: &[RawEvent]) {
+        const SIGCHLD: u32 = 17;
+        for e in events {
+            if let EventData::Signal(s) = e.data
+                && s.sig == SIGCHLD
+                && s.from_kernel != 0
+                && let Some(slot) = self
+                    .tracks
+                    .iter()
+                    .position(|(who, _)| who.pid == e.header.tgid)
+            {
+                self.anatomy[slot]
+                    .household
+                    .child_exited(s.sender_tgid, e.header.ts_ns);
+            }
+        }
+    }
+
     /// Each traced process's memory and descriptors since tracing started, and the paths
     /// of the memory cgroups of the OOM kills among `events`. `cumulative` is the sample
-    /// since the start (for EMFILE/ENFILE counts).
-    pub fn read(&mut self, cumulative: &Sample, events: &[RawEvent]) -> MemSample {
+    /// since the start (for EMFILE/ENFILE counts); `at_ns` the reading's monotonic time.
+    /// `live`: the traced processes, of which the selectors' (a few each) are read too.
+    pub fn read(
+        &mut self,
+        cumulative: &Sample,
+        events: &[RawEvent],
+        at_ns: u64,
+        live: &[Live],
+    ) -> MemSample {
         // What each process is made of now, read while it runs (a selector's slot is of
         // many processes, and has none); once it has ended, its last reading.
         for (slot, (who, _)) in self.tracks.iter().enumerate() {
-            let (start, last) = &mut self.anatomy[slot];
-            let prev = last.as_ref().map(|(a, at, _)| (a, *at));
-            let now = (who.pid != 0 && who.is_running())
-                .then(|| anatomy::read(who.pid, who.start_ticks, prev))
-                .flatten();
-            match now {
-                Some((now, net_at)) => {
-                    if start.is_none() {
-                        *start = Some(now.clone());
-                    }
-                    *last = Some((now, net_at, false));
-                }
-                None => {
-                    if let Some((_, _, ended)) = last {
-                        *ended = true;
-                    }
-                }
+            self.anatomy[slot].refresh(who, at_ns);
+        }
+        // A few of each selector's processes: those read already, while they run, then
+        // the first others taken in, in the order they were.
+        let own_slots = self.tracks.len() as u32;
+        self.members
+            .retain(|(m, _)| m.is_running() && live.iter().any(|l| l.pid == m.pid));
+        for l in live.iter().filter(|l| l.slot >= own_slots && l.pid != 0) {
+            let known = self.members.iter().any(|(m, _)| m.pid == l.pid);
+            let of_slot = self
+                .members
+                .iter()
+                .filter(|(m, _)| m.slot == l.slot)
+                .count();
+            if !known && of_slot < MEMBERS_READ {
+                self.members.push((l.clone(), AnatomyReadings::default()));
             }
         }
+        for (who, a) in &mut self.members {
+            a.refresh(who, at_ns);
+        }
+        let members = self
+            .members
+            .iter()
+            .filter_map(|(who, a)| {
+                Some(MemberAnatomy {
+                    slot: who.slot,
+                    pid: who.pid,
+                    anatomy: a.report()?,
+                })
+            })
+            .collect();
         let errors = |slot: usize, errno: u32| -> u64 {
             cumulative
                 .syscalls
@@ -186,13 +276,7 @@ impl MemoryCollector {
                 ProcMemory {
                     memory: memory_report(track, &k, self.page_size),
                     fds: fd_report(track, &k, errors(EMFILE), errors(ENFILE)),
-                    anatomy: {
-                        let (start, last) = &self.anatomy[slot];
-                        last.as_ref().map(|(now, _, ended)| Anatomy {
-                            ended: *ended,
-                            ..Anatomy::build(now, start.as_ref())
-                        })
-                    },
+                    anatomy: self.anatomy[slot].report(),
                 }
             })
             .collect();
@@ -204,6 +288,10 @@ impl MemoryCollector {
                 cgroups.insert(k.cgroup_id, path);
             }
         }
-        MemSample { procs, cgroups }
+        MemSample {
+            procs,
+            cgroups,
+            members,
+        }
     }
 }

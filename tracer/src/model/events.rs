@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tracer_common::{
-    event::{EventData, RawEvent, UNTRACED_SLOT, taken_cause},
+    event::{self, EventData, RawEvent, UNTRACED_SLOT, taken_cause},
     target_flags,
 };
 
@@ -101,6 +101,9 @@ pub struct LifeCounts {
     pub taken_in: u64,
     /// Event-loop stalls (iterations of `--stall` or more).
     pub stalls: u64,
+    /// Crash signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS) generated
+    /// for traced threads; each is also one of `signals`.
+    pub crashes: u64,
 }
 
 /// What happened to the processes of one target's slot in a window (a `--pid` target and
@@ -118,6 +121,171 @@ pub struct SlotLife {
     pub restarted: u64,
     /// Its processes the OOM killer chose.
     pub oom_kills: u64,
+    /// Crash signals its threads got ([`LifeCounts::crashes`]).
+    pub crashes: u64,
+}
+
+/// A crash signal a traced thread got, as reported: what the kernel's siginfo said, which
+/// thread, where, and whether it ended the process.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CrashReport {
+    /// Seconds since tracing started.
+    pub t_s: f64,
+    pub pid: u32,
+    /// The thread that got it: for a fault, the one that faulted.
+    pub tid: u32,
+    /// That thread's name.
+    pub thread: String,
+    pub signal: String,
+    /// siginfo's `si_code`, and its name (`SEGV_MAPERR`, `BUS_ADRERR`, `SI_TKILL`, ...).
+    pub code: i32,
+    pub code_name: String,
+    /// For a fault (a positive `si_code` below `SI_KERNEL`): the faulting address, in hex
+    /// (of the instruction for SIGILL, SIGFPE and SIGTRAP, of the call for SIGSYS).
+    pub addr: Option<String>,
+    /// The thread's user instruction pointer, in hex, when it signalled itself (a fault,
+    /// abort()'s tgkill).
+    pub ip: Option<String>,
+    /// The process that sent it (kill, tgkill, sigqueue), when one did.
+    pub sender_pid: Option<u32>,
+    /// Whether it ended the process (its exit by this signal followed): in an interval,
+    /// null until that exit is seen in the same window; in the final report, false when
+    /// the process did not end by it while traced.
+    pub fatal: Option<bool>,
+    /// The process's exit by it dumped core.
+    pub core_dumped: bool,
+    /// The target slot (for the metrics).
+    #[serde(skip)]
+    pub slot: u32,
+}
+
+/// The name of a `si_code` of signal `sig` (the kernel's UAPI `siginfo.h`).
+pub fn si_code_name(sig: i32, code: i32) -> String {
+    let generic = match code {
+        0 => Some("SI_USER"),
+        0x80 => Some("SI_KERNEL"),
+        -1 => Some("SI_QUEUE"),
+        -2 => Some("SI_TIMER"),
+        -3 => Some("SI_MESGQ"),
+        -4 => Some("SI_ASYNCIO"),
+        -5 => Some("SI_SIGIO"),
+        -6 => Some("SI_TKILL"),
+        -7 => Some("SI_DETHREAD"),
+        -60 => Some("SI_ASYNCNL"),
+        _ => None,
+    };
+    if let Some(g) = generic {
+        return g.to_string();
+    }
+    let names: &[&str] = match sig {
+        libc::SIGILL => &[
+            "ILL_ILLOPC",
+            "ILL_ILLOPN",
+            "ILL_ILLADR",
+            "ILL_ILLTRP",
+            "ILL_PRVOPC",
+            "ILL_PRVREG",
+            "ILL_COPROC",
+            "ILL_BADSTK",
+            "ILL_BADIADDR",
+        ],
+        libc::SIGFPE => &[
+            "FPE_INTDIV",
+            "FPE_INTOVF",
+            "FPE_FLTDIV",
+            "FPE_FLTOVF",
+            "FPE_FLTUND",
+            "FPE_FLTRES",
+            "FPE_FLTINV",
+            "FPE_FLTSUB",
+            "FPE_DECOVF",
+            "FPE_DECDIV",
+            "FPE_DECERR",
+            "FPE_INVASC",
+            "FPE_INVDEC",
+            "FPE_FLTUNK",
+            "FPE_CONDTRAP",
+        ],
+        libc::SIGSEGV => &[
+            "SEGV_MAPERR",
+            "SEGV_ACCERR",
+            "SEGV_BNDERR",
+            "SEGV_PKUERR",
+            "SEGV_ACCADI",
+            "SEGV_ADIDERR",
+            "SEGV_ADIPERR",
+            "SEGV_MTEAERR",
+            "SEGV_MTESERR",
+            "SEGV_CPERR",
+        ],
+        libc::SIGBUS => &[
+            "BUS_ADRALN",
+            "BUS_ADRERR",
+            "BUS_OBJERR",
+            "BUS_MCEERR_AR",
+            "BUS_MCEERR_AO",
+        ],
+        libc::SIGTRAP => &[
+            "TRAP_BRKPT",
+            "TRAP_TRACE",
+            "TRAP_BRANCH",
+            "TRAP_HWBKPT",
+            "TRAP_UNK",
+            "TRAP_PERF",
+        ],
+        libc::SIGSYS => &["SYS_SECCOMP", "SYS_USER_DISPATCH"],
+        _ => &[],
+    };
+    match usize::try_from(code)
+        .ok()
+        .and_then(|c| names.get(c.wrapping_sub(1)))
+    {
+        Some(n) => n.to_string(),
+        None => format!("code {code}"),
+    }
+}
+
+/// Whether a crash's `si_code` is a fault's, whose siginfo carries an address.
+fn is_fault_code(code: i32) -> bool {
+    code > 0 && code < event::SI_KERNEL
+}
+
+impl CrashReport {
+    /// The report form of a crash; `final_report`: no later exit can resolve `fatal`.
+    pub fn of(c: &Crashed, t0_ns: u64, final_report: bool) -> Option<CrashReport> {
+        let EventData::Crash(k) = c.event.data else {
+            return None;
+        };
+        let h = &c.event.header;
+        let hex = |a: u64| format!("{a:#x}");
+        Some(CrashReport {
+            t_s: h.ts_ns.saturating_sub(t0_ns) as f64 / 1e9,
+            pid: h.tgid,
+            tid: h.tid,
+            thread: comm(&k.comm),
+            signal: signal_name(k.sig as i32),
+            code: k.code,
+            code_name: si_code_name(k.sig as i32, k.code),
+            addr: is_fault_code(k.code).then(|| hex(k.addr)),
+            ip: (k.ip != 0).then(|| hex(k.ip)),
+            sender_pid: (k.from_kernel == 0).then_some(k.sender_tgid),
+            fatal: match c.ended {
+                Some(_) => Some(true),
+                None if final_report => Some(false),
+                None => None,
+            },
+            core_dumped: c.ended == Some(true),
+            slot: h.slot,
+        })
+    }
+}
+
+/// A crash in an [`EventLog`], and the exit that followed it if one did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crashed {
+    pub event: RawEvent,
+    /// The process's exit by this signal, seen after it: whether it dumped core.
+    pub ended: Option<bool>,
 }
 
 pub fn signal_name(sig: i32) -> String {
@@ -213,6 +381,17 @@ impl ProcessEvent {
                     slowest_ns: (st.slow_ns > 0).then_some(st.slow_ns),
                 }
             }
+            // Never listed (see `EventLog::add`): its signal is, as any signal.
+            EventData::Crash(c) => {
+                let signal = event::Signal {
+                    sig: c.sig,
+                    sender_tgid: c.sender_tgid,
+                    result: 0,
+                    from_kernel: c.from_kernel,
+                };
+                let data = EventData::Signal(signal);
+                ProcessEvent::from_raw(RawEvent { data, ..e }, t0_ns)
+            }
             EventData::Taken(t) => ProcessEvent::Taken {
                 t_s,
                 pid,
@@ -240,6 +419,8 @@ pub const MAX_EVENTS_LISTED: usize = 1000;
 pub const MAX_FOLLOWED_LISTED: usize = 1000;
 /// OOM kills kept for one report (each is listed); more are only counted.
 pub const MAX_OOM_KEPT: usize = 1000;
+/// Crashes kept for one report (each is listed); more are only counted.
+pub const MAX_CRASHES_KEPT: usize = 100;
 
 /// The events of a window or of the whole run, in bounded memory: every event counted, and
 /// the first ones of each kind that a report lists kept. A run of weeks keeps at most
@@ -257,6 +438,12 @@ pub struct EventLog {
     /// OOM kills (of any process on the machine), oldest first.
     pub oom_kills: Vec<RawEvent>,
     pub oom_kills_omitted: u64,
+    /// Crashes of traced threads, oldest first, with the exits that followed them.
+    pub crashes: Vec<Crashed>,
+    pub crashes_omitted: u64,
+    /// Crash signals by (slot, signal number), all of them (bounded by the targets and
+    /// the 7 signals).
+    pub crash_counts: BTreeMap<(u32, u32), u64>,
     /// Per slot (bounded by the targets and selectors).
     pub per_slot: BTreeMap<u32, SlotLife>,
     /// Per slot, exits not yet made up for by a start: carried from window to window
@@ -284,10 +471,35 @@ impl EventLog {
         self.life.add(events);
         for e in events {
             self.count_for_slot(e);
-            if e.is_about_a_target() {
+            // A crash is listed among the crashes; its signal is an event of its own.
+            if e.is_about_a_target() && !matches!(e.data, EventData::Crash(_)) {
                 keep(&mut self.listed, &mut self.omitted, *e, MAX_EVENTS_LISTED);
             }
             match e.data {
+                EventData::Crash(c) => {
+                    *self.crash_counts.entry((e.header.slot, c.sig)).or_default() += 1;
+                    keep(
+                        &mut self.crashes,
+                        &mut self.crashes_omitted,
+                        Crashed {
+                            event: *e,
+                            ended: None,
+                        },
+                        MAX_CRASHES_KEPT,
+                    );
+                }
+                // The process ended by a signal: the last crash of it by that signal that
+                // was not yet followed by an exit was fatal.
+                EventData::Exit(x) if x.group_dead != 0 && x.exit_code & 0x7f != 0 => {
+                    let sig = x.exit_code & 0x7f;
+                    if let Some(c) = self.crashes.iter_mut().rev().find(|c| {
+                        c.event.header.tgid == e.header.tgid
+                            && c.ended.is_none()
+                            && matches!(c.event.data, EventData::Crash(k) if k.sig == sig)
+                    }) {
+                        c.ended = Some(x.exit_code & 0x80 != 0);
+                    }
+                }
                 EventData::Fork(f) if f.followed != 0 => keep(
                     &mut self.followed,
                     &mut self.followed_omitted,
@@ -322,6 +534,10 @@ impl EventLog {
             }
             EventData::OomKill(_) => {
                 self.per_slot.entry(slot).or_default().oom_kills += 1;
+                false
+            }
+            EventData::Crash(_) => {
+                self.per_slot.entry(slot).or_default().crashes += 1;
                 false
             }
             _ => false,
@@ -360,6 +576,7 @@ impl LifeCounts {
                 EventData::Signal(_) => c.signals += 1,
                 EventData::Taken(_) => c.taken_in += 1,
                 EventData::Stall(_) => c.stalls += 1,
+                EventData::Crash(_) => c.crashes += 1,
                 // Reported in `oom_kills` (the memory section), not a life event.
                 EventData::OomKill(_) => {}
             }
@@ -521,6 +738,133 @@ mod tests {
         assert_eq!(json["type"], "fork");
         assert_eq!(json["thread"], false);
         assert_eq!(json["followed"], true);
+    }
+
+    fn crash(tid: u32, tgid: u32, sig: u32, code: i32, addr: u64) -> RawEvent {
+        raw(
+            Kind::Crash,
+            tid,
+            tgid,
+            EventData::Crash(event::Crash {
+                sig,
+                code,
+                addr,
+                ip: 0x4000,
+                sender_tgid: tgid,
+                from_kernel: 1,
+                comm: *b"crasher\0\0\0\0\0\0\0\0\0",
+            }),
+        )
+    }
+
+    fn killed(tgid: u32, status: u32) -> RawEvent {
+        raw(
+            Kind::Exit,
+            tgid,
+            tgid,
+            EventData::Exit(event::Exit {
+                exit_code: status,
+                group_dead: 1,
+                ..event::Exit::default()
+            }),
+        )
+    }
+
+    /// A crash is fatal when its process's exit by that signal follows; a handled one
+    /// before it (a runtime's SIGSEGV handler) is not, nor is one of another process.
+    #[test]
+    fn crashes_are_fatal_when_the_exit_by_their_signal_follows() {
+        let handled = crash(8, 7, 11, 1, 0x10);
+        let fatal = crash(8, 7, 11, 1, 0x10);
+        let other = crash(21, 20, 11, 2, 0x7000);
+        let log = EventLog::of(&[handled, fatal, other, killed(7, 11 | 0x80)]);
+        assert_eq!((log.life.crashes, log.life.signals), (3, 0));
+        assert_eq!(log.per_slot[&0].crashes, 3);
+        assert_eq!(log.crash_counts[&(0, 11)], 3);
+        // Crashes are not listed among the events (their signals are).
+        assert!(
+            log.listed
+                .iter()
+                .all(|e| e.header.kind != Kind::Crash as u32)
+        );
+        let reports: Vec<CrashReport> = log
+            .crashes
+            .iter()
+            .map(|c| CrashReport::of(c, 500_000_000, true).unwrap())
+            .collect();
+        let fates: Vec<(Option<bool>, bool)> =
+            reports.iter().map(|c| (c.fatal, c.core_dumped)).collect();
+        assert_eq!(
+            fates,
+            [
+                (Some(false), false),
+                (Some(true), true),
+                (Some(false), false)
+            ]
+        );
+        let c = &reports[1];
+        assert_eq!(
+            (
+                c.t_s,
+                c.pid,
+                c.tid,
+                c.thread.as_str(),
+                c.signal.as_str(),
+                c.code_name.as_str(),
+                c.addr.as_deref(),
+                c.ip.as_deref(),
+                c.sender_pid
+            ),
+            (
+                1.0,
+                7,
+                8,
+                "crasher",
+                "SIGSEGV",
+                "SEGV_MAPERR",
+                Some("0x10"),
+                Some("0x4000"),
+                None
+            )
+        );
+        // In an interval, an exit not seen yet leaves it open.
+        let open = EventLog::of(&[crash(8, 7, 6, -6, 0)]);
+        let c = CrashReport::of(&open.crashes[0], 0, false).unwrap();
+        assert_eq!(
+            (c.fatal, c.addr, c.code_name.as_str()),
+            (None, None, "SI_TKILL")
+        );
+        // An exit by another signal does not make it fatal.
+        let log = EventLog::of(&[crash(8, 7, 11, 1, 0x10), killed(7, 9)]);
+        assert_eq!(log.crashes[0].ended, None);
+    }
+
+    /// However many crashes, a log keeps a bounded number and counts them all.
+    #[test]
+    fn crashes_kept_are_bounded() {
+        let mut log = EventLog::default();
+        for i in 0..(MAX_CRASHES_KEPT as u32 + 5) {
+            log.add(&[crash(100 + i, 100 + i, 7, 2, 0x1000)]);
+        }
+        assert_eq!(log.crashes.len(), MAX_CRASHES_KEPT);
+        assert_eq!(log.crashes_omitted, 5);
+        assert_eq!(log.crash_counts[&(0, 7)], MAX_CRASHES_KEPT as u64 + 5);
+    }
+
+    #[test]
+    fn si_codes_are_named_by_signal() {
+        assert_eq!(si_code_name(11, 1), "SEGV_MAPERR");
+        assert_eq!(si_code_name(11, 2), "SEGV_ACCERR");
+        assert_eq!(si_code_name(7, 2), "BUS_ADRERR");
+        assert_eq!(si_code_name(8, 1), "FPE_INTDIV");
+        assert_eq!(si_code_name(4, 2), "ILL_ILLOPN");
+        assert_eq!(si_code_name(5, 1), "TRAP_BRKPT");
+        assert_eq!(si_code_name(31, 1), "SYS_SECCOMP");
+        assert_eq!(si_code_name(6, -6), "SI_TKILL");
+        assert_eq!(si_code_name(11, 0x80), "SI_KERNEL");
+        assert_eq!(si_code_name(11, 0), "SI_USER");
+        assert_eq!(si_code_name(11, 99), "code 99");
+        assert!(is_fault_code(1) && !is_fault_code(0x80) && !is_fault_code(-6));
     }
 
     #[test]

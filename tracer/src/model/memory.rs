@@ -688,6 +688,8 @@ pub struct ProcMemory {
 pub struct MemSample {
     pub procs: Vec<ProcMemory>,
     pub cgroups: BTreeMap<u64, String>,
+    /// The anatomies of selectors' processes (a few of each selector's).
+    pub members: Vec<super::anatomy::MemberAnatomy>,
 }
 
 /// The memory report of a window, from the reports since tracing started at its end

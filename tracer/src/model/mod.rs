@@ -19,7 +19,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use events::{EventLog, LifeCounts, ProcessEvent};
+use events::{CrashReport, EventLog, LifeCounts, ProcessEvent};
 use sched::{SchedCounts, SchedReport, ThreadCounts, ThreadRow};
 
 use serde::Serialize;
@@ -519,8 +519,15 @@ pub struct ProcessReport {
     /// ended (memory section; not for a selector's processes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anatomy: Option<anatomy::Anatomy>,
+    /// A selector's entry: the anatomies of the first of its processes still running
+    /// (at most [`anatomy::MEMBERS_READ`]; memory section).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<anatomy::MemberAnatomy>,
     /// Its processes' starts, exits, restarts and OOM kills (with the life section).
     pub life: events::SlotLife,
+    /// Its crash signals by name (for the metrics; JSON has the crashes themselves).
+    #[serde(skip)]
+    pub crashes_by_signal: BTreeMap<String, u64>,
 }
 
 /// How a launched command ended.
@@ -596,6 +603,10 @@ pub struct Report {
     pub events: Vec<ProcessEvent>,
     /// Events in the window beyond [`MAX_EVENTS_LISTED`] (counted in `life`, not listed).
     pub events_omitted: u64,
+    /// Crash signals of traced threads in the window, oldest first (at most
+    /// [`events::MAX_CRASHES_KEPT`]), each with whether it ended its process.
+    pub crashes: Vec<CrashReport>,
+    pub crashes_omitted: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandExit>,
     /// Memory section (when selected): all traced processes together.
@@ -830,11 +841,18 @@ impl Report {
                     memory: None,
                     fds: None,
                     anatomy: None,
+                    members: Vec::new(),
                     life: events
                         .per_slot
                         .get(&(slot as u32))
                         .copied()
                         .unwrap_or_default(),
+                    crashes_by_signal: events
+                        .crash_counts
+                        .iter()
+                        .filter(|((s, _), _)| *s == slot as u32)
+                        .map(|((_, sig), n)| (events::signal_name(*sig as i32), *n))
+                        .collect(),
                 }
             })
             .collect();
@@ -904,6 +922,12 @@ impl Report {
                 .map(|&e| ProcessEvent::from_raw(e, t0_ns))
                 .collect(),
             events_omitted: events.omitted,
+            crashes: events
+                .crashes
+                .iter()
+                .filter_map(|c| CrashReport::of(c, t0_ns, w.kind == ReportKind::Final))
+                .collect(),
+            crashes_omitted: events.crashes_omitted,
             command: w.command,
             memory: None,
             fds: None,
@@ -950,6 +974,11 @@ impl Report {
             }
             mems.push(m);
             fds.push(f);
+        }
+        for m in &now.members {
+            if let Some(r) = self.processes.get_mut(m.slot as usize) {
+                r.members.push(m.clone());
+            }
         }
         self.memory = memory::merge_memory(&mems);
         self.fds = memory::merge_fds(&fds);

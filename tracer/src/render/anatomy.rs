@@ -5,9 +5,18 @@ use std::io::Write;
 
 use super::{
     term::printable,
-    text::{bytes, signed_bytes},
+    text::{bytes, secs, signed_bytes},
 };
 use crate::model::anatomy::{Anatomy, Named, REGIONS};
+
+/// A duration, to a tenth of a second under two minutes.
+fn since(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else {
+        secs(s)
+    }
+}
 
 fn named(v: &[Named]) -> String {
     v.iter()
@@ -85,6 +94,48 @@ pub fn lines(out: &mut dyn Write, who: &str, a: &Anatomy) -> std::io::Result<()>
     if !more.is_empty() {
         writeln!(out, "  {}", more.join("; "))?;
     }
+    let z = &a.zombie_children;
+    if z.count > 0 {
+        let listed: Vec<String> = z
+            .listed
+            .iter()
+            .map(|c| {
+                let how = if c.since == "exit" { "" } else { "at least " };
+                format!(
+                    "{} ({}) {how}{}",
+                    c.pid,
+                    printable(&c.comm),
+                    since(c.zombie_s)
+                )
+            })
+            .collect();
+        let more = z.count - z.listed.len() as u64;
+        let more = if more > 0 {
+            format!(", {more} more")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  zombie children (exited, not reaped): {}: {}{more}",
+            z.count,
+            listed.join(", ")
+        )?;
+    }
+    if let Some(o) = &a.orphaned {
+        let name = o
+            .parent_comm
+            .as_deref()
+            .map(|c| format!(" ({})", printable(c)))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  orphaned: its parent {} died; now a child of {}{name}, for at least {}",
+            o.parent_was,
+            o.parent,
+            since(o.orphaned_s)
+        )?;
+    }
     for w in &a.warnings {
         writeln!(out, "WARNING: {who}: {w}")?;
     }
@@ -93,7 +144,9 @@ pub fn lines(out: &mut dyn Write, who: &str, a: &Anatomy) -> std::io::Result<()>
 
 #[cfg(test)]
 mod tests {
-    use crate::model::anatomy::{Anatomy, Identity, MapPath, RawAnatomy, RawFd, RawMap};
+    use crate::model::anatomy::{
+        Anatomy, Identity, MapPath, Orphan, RawAnatomy, RawFd, RawMap, Zombie, ZombieChildren,
+    };
 
     /// Another user's file names reach the terminal escaped; the lines say the parts.
     #[test]
@@ -121,7 +174,31 @@ mod tests {
             ..Default::default()
         };
         let mut out = Vec::new();
-        super::lines(&mut out, "7 (app)", &Anatomy::build(&raw, None)).unwrap();
+        let mut a = Anatomy::build(&raw, None);
+        a.zombie_children = ZombieChildren {
+            count: 3,
+            listed: vec![
+                Zombie {
+                    pid: 8,
+                    comm: "\x1b[2Jkid".into(),
+                    zombie_s: 2.5,
+                    since: "exit",
+                },
+                Zombie {
+                    pid: 9,
+                    comm: "kid".into(),
+                    zombie_s: 1.0,
+                    since: "first_seen",
+                },
+            ],
+        };
+        a.orphaned = Some(Orphan {
+            parent_was: 6,
+            parent: 1,
+            parent_comm: Some("init".into()),
+            orphaned_s: 3.0,
+        });
+        super::lines(&mut out, "7 (app)", &a).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains('\x1b'), "{text}");
         assert_eq!(
@@ -131,6 +208,8 @@ mod tests {
                 "  memory by region (rss, growth since tracing started): heap 4.0 KiB; total 4.0 KiB",
                 "  descriptors: 3 open: 2 file, 1 pipe",
                 r"  paths /tmp/\33[2Jevil x2",
+                r"  zombie children (exited, not reaped): 3: 8 (\33[2Jkid) 2.5 s, 9 (kid) at least 1.0 s, 1 more",
+                "  orphaned: its parent 6 died; now a child of 1 (init), for at least 3.0 s",
             ]
         );
     }

@@ -265,6 +265,21 @@ mod tests {
                 traced: true,
             },
         ];
+        r.crashes = vec![crate::model::events::CrashReport {
+            t_s: 0.0,
+            pid: 1,
+            tid: 2,
+            thread: "x".into(),
+            signal: "SIGSEGV".into(),
+            code: 1,
+            code_name: "SEGV_MAPERR".into(),
+            addr: Some("0x10".into()),
+            ip: Some("0x4000".into()),
+            sender_pid: None,
+            fatal: Some(true),
+            core_dumped: false,
+            slot: 0,
+        }];
         r.oom_kills = Some(vec![OomReport {
             t_s: 0.0,
             pid: 1,
@@ -293,7 +308,25 @@ mod tests {
                 .into(),
                 ..Default::default()
             };
-            r.processes[0].anatomy = Some(Anatomy::build(&raw, None));
+            let mut a = Anatomy::build(&raw, None);
+            a.zombie_children.listed = vec![crate::model::anatomy::Zombie {
+                pid: 3,
+                comm: "z".into(),
+                zombie_s: 1.0,
+                since: "exit",
+            }];
+            a.orphaned = Some(crate::model::anatomy::Orphan {
+                parent_was: 2,
+                parent: 1,
+                parent_comm: None,
+                orphaned_s: 1.0,
+            });
+            r.processes[0].members = vec![crate::model::anatomy::MemberAnatomy {
+                slot: 0,
+                pid: 4,
+                anatomy: a.clone(),
+            }];
+            r.processes[0].anatomy = Some(a);
         }
         r.anomalies = vec![crate::model::anomaly::Anomaly {
             kind: crate::model::anomaly::AnomalyKind::NewErrno,

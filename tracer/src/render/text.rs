@@ -8,7 +8,7 @@ use crate::model::{
     Abi, ProcessInfo, Report, ReportKind, SyscallRow, Totals,
     anomaly::AnomalyKind,
     blocked::BlockedBy,
-    events::{LifeCounts, ProcessEvent},
+    events::{CrashReport, LifeCounts, ProcessEvent},
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     procs::{Joined, ProcEnd, ProcsReport},
     sched::{SchedReport, ThreadRow},
@@ -430,7 +430,7 @@ fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "life: {} threads created, {} ended; {} children forked ({} followed); {} exec; {} process exits; {} signals{}",
+        "life: {} threads created, {} ended; {} children forked ({} followed); {} exec; {} process exits; {} signals{}{}",
         c.threads_created,
         c.threads_ended,
         c.children_forked,
@@ -438,6 +438,11 @@ fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         c.execs,
         c.process_exits,
         c.signals,
+        if c.crashes > 0 {
+            format!(" ({} crashes)", c.crashes)
+        } else {
+            String::new()
+        },
         if c.taken_in > 0 {
             format!("; {} taken in by selectors", c.taken_in)
         } else {
@@ -466,7 +471,44 @@ fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     if more > 0 {
         writeln!(out, "  ({more} more events)")?;
     }
+    for c in r.crashes.iter().take(limit) {
+        writeln!(out, "{}", crash_line(c))?;
+    }
+    let more = r.crashes.len().saturating_sub(limit) as u64 + r.crashes_omitted;
+    if more > 0 {
+        writeln!(out, "  ({more} more crashes)")?;
+    }
     Ok(())
+}
+
+/// `crashed +1.234s: process 7, thread 8 (worker): SIGSEGV SEGV_MAPERR at 0x10, ip
+/// 0x55d0c0de1234; fatal (core dumped)`.
+pub fn crash_line(c: &CrashReport) -> String {
+    let mut what = format!("{} {}", c.signal, c.code_name);
+    if let Some(a) = &c.addr {
+        what += &format!(" at {a}");
+    }
+    if let Some(ip) = &c.ip {
+        what += &format!(", ip {ip}");
+    }
+    match c.sender_pid {
+        Some(p) if p == c.pid => what += ", sent by the process itself",
+        Some(p) => what += &format!(", sent by process {p}"),
+        None => {}
+    }
+    let fate = match c.fatal {
+        Some(true) if c.core_dumped => "; fatal (core dumped)",
+        Some(true) => "; fatal",
+        Some(false) => "; not fatal",
+        None => "",
+    };
+    format!(
+        "  crashed +{:.3}s: process {}, thread {} ({}): {what}{fate}",
+        c.t_s,
+        c.pid,
+        c.tid,
+        printable(&c.thread)
+    )
 }
 
 /// Each traced process on its own, when a target counts several (followed children,
@@ -671,6 +713,10 @@ pub fn memory_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         if let Some(a) = &p.anatomy {
             let who = printable(&ProcessInfo::name(p.pid, &p.comm)).into_owned();
             super::anatomy::lines(out, &who, a)?;
+        }
+        for m in &p.members {
+            let who = format!("{} of {}", m.pid, printable(&p.comm));
+            super::anatomy::lines(out, &who, &m.anatomy)?;
         }
     }
     Ok(())

@@ -228,6 +228,8 @@ struct MemorySeries {
     fds: u64,
     fd_limit: Option<u64>,
     limits: Vec<(&'static str, u64)>,
+    /// Zombie children, from the anatomy (a `--pid` target's or a launched command's).
+    zombies: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -236,6 +238,8 @@ struct ServiceSeries {
     sched: Option<SchedSeries>,
     memory: Option<MemorySeries>,
     life: SlotLife,
+    /// Crash signals by signal name.
+    crashes: BTreeMap<String, u64>,
     /// Anomalies begun, by (kind, syscall).
     anomalies: BTreeMap<(&'static str, String), u64>,
     /// Its event loops' iterations, summed over its loop threads.
@@ -395,9 +399,9 @@ impl Metrics {
 
     fn add_service(&mut self, who: Service, p: &ProcessReport) {
         if !self.services.contains_key(&who) {
-            // The life and memory families (4 and 10 series); syscalls and sched are
-            // admitted as they come.
-            let cost = 4 + if p.memory.is_some() { 10 } else { 0 };
+            // The life and memory families (4 and 11 series); syscalls, sched and
+            // crashes are admitted as they come.
+            let cost = 4 + if p.memory.is_some() { 11 } else { 0 };
             if !self.admit(cost) {
                 return;
             }
@@ -426,6 +430,16 @@ impl Metrics {
             return;
         };
         add_life(&mut e.life, &p.life);
+        for (sig, n) in &p.crashes_by_signal {
+            let known = self.services[&who].crashes.contains_key(sig);
+            if known || self.admit(1) {
+                let e = self.services.get_mut(&who).expect("admitted above");
+                *e.crashes.entry(sig.clone()).or_default() += n;
+            }
+        }
+        let Some(e) = self.services.get_mut(&who) else {
+            return;
+        };
         if let (Some(m), Some(f)) = (&p.memory, &p.fds) {
             let t = e.memory.get_or_insert_with(MemorySeries::default);
             t.rss_anon = m.rss.end.anon_bytes;
@@ -435,6 +449,7 @@ impl Metrics {
             t.major_faults += m.page_faults.major;
             t.fds = f.proc_now.unwrap_or(f.end);
             t.fd_limit = f.limit;
+            t.zombies = p.anatomy.as_ref().map(|a| a.zombie_children.count);
             t.limits = [
                 (
                     "cgroup",
@@ -546,6 +561,7 @@ fn add_life(t: &mut SlotLife, w: &SlotLife) {
     t.exited += w.exited;
     t.restarted += w.restarted;
     t.oom_kills += w.oom_kills;
+    t.crashes += w.crashes;
 }
 
 /// A life family: its name, its help, and its count in a slot's life counts.
@@ -746,6 +762,12 @@ impl Metrics {
             mem().filter_map(|(l, t)| t.fd_limit.map(|n| (l.clone(), Point::num(n as i64)))),
         ));
         out.push(Family::new(
+            "tracer_zombie_children",
+            "Children of the target process that exited and were not reaped (from its anatomy)",
+            Kind::Gauge,
+            mem().filter_map(|(l, t)| t.zombies.map(|n| (l.clone(), Point::num(n as i64)))),
+        ));
+        out.push(Family::new(
             "tracer_memory_limit_bytes",
             "Memory limits in force for the target process: its cgroup's, RLIMIT_AS, RLIMIT_DATA",
             Kind::Gauge,
@@ -787,6 +809,16 @@ impl Metrics {
                     .map(|(l, s)| (l.clone(), Point::num(get(&s.life)))),
             ));
         }
+        out.push(Family::new(
+            "tracer_crashes",
+            "Crash signals the service's threads got, by signal: a fault's SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP or SIGSYS, or SIGABRT (abort); fatal or handled",
+            Kind::Counter,
+            services.iter().flat_map(|(l, s)| {
+                s.crashes
+                    .iter()
+                    .map(move |(sig, n)| (with(l.clone(), &[("signal", sig)]), Point::num(*n)))
+            }),
+        ));
         out.push(Family::new(
             "tracer_anomalies",
             "Anomalies begun: a syscall's rate, error rate or p99 beyond the run's own recent robust spread (kind rate, error_rate, p99), or an errno not seen before (new_errno)",
@@ -986,6 +1018,28 @@ pub(crate) mod tests {
         assert_eq!(h.sum_ns, 12345);
     }
 
+    /// Crash signals are counted by signal under their service, summed over the
+    /// interval reports; a new signal is a new series.
+    #[test]
+    fn crashes_are_counted_by_signal() {
+        let mut m = Metrics::new(opts(DEFAULT_SERIES_LIMIT));
+        for (sig, n) in [("SIGSEGV", 2), ("SIGSEGV", 1), ("SIGABRT", 1)] {
+            let mut r = report("app", 39, 1, 1000, 0);
+            r.processes[0].crashes_by_signal.insert(sig.into(), n);
+            r.processes[0].life.crashes = n;
+            m.add(&r);
+        }
+        let t = exposition(m);
+        assert!(
+            t.contains(r#"tracer_crashes_total{service="app",comm="app",signal="SIGSEGV"} 3"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"tracer_crashes_total{service="app",comm="app",signal="SIGABRT"} 1"#),
+            "{t}"
+        );
+    }
+
     /// Each anomaly is counted once, in the window it began in, under its service.
     #[test]
     fn anomalies_are_counted_when_they_begin() {
@@ -1101,7 +1155,9 @@ pub(crate) mod tests {
             memory: None,
             fds: None,
             anatomy: None,
+            members: Vec::new(),
             life: SlotLife::default(),
+            crashes_by_signal: Default::default(),
         };
         let of = |p: &ProcessReport, l: Option<&str>| {
             let s = Service::of(p, l);
