@@ -577,3 +577,60 @@ fn each_thread_has_its_own_syscall_table() {
         assert_eq!(sum.get(name).copied(), row["calls"].as_u64(), "{name}");
     }
 }
+
+/// A thread that computes without a syscall (`compute`) is seen, while it runs, to have
+/// run on a CPU without entering the kernel for most of its on-CPU time so far.
+#[test]
+fn a_thread_that_never_enters_the_kernel_is_seen_running_silent() {
+    let Some(_g) = ebpf_test() else { return };
+    let out = run(tracer().args([
+        "--threads",
+        "--output",
+        "json",
+        "--interval",
+        "0.2",
+        "--",
+        WORKLOAD,
+        "compute",
+        "50",
+    ]));
+    let lines = json_lines(&out);
+    let r = lines.last().unwrap();
+    let pid = r["pids"][0].as_u64().unwrap();
+    let threads = sched(r)["threads"].as_array().unwrap();
+    let worker = threads
+        .iter()
+        .find(|t| t["tid"].as_u64() != Some(pid))
+        .unwrap();
+    let tid = worker["tid"].as_u64().unwrap();
+    let on_cpu = worker["on_cpu_ns"].as_u64().unwrap();
+    assert!(on_cpu >= 300_000_000, "{worker}");
+    // Its longest silence seen in an interval report: all of its on-CPU time but what it
+    // ran before the first reading after its start (an interval at most, of 0.2 s).
+    let silent = lines
+        .iter()
+        .filter(|l| l["type"] == "interval")
+        .flat_map(|l| {
+            l["sched"]["threads"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|t| t["tid"].as_u64() == Some(tid))
+        .filter_map(|t| t["cpu_without_syscalls_ns"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        silent as f64 >= on_cpu as f64 - 0.5e9 && silent <= on_cpu,
+        "silent {silent} of {on_cpu}: {worker}"
+    );
+    // The main thread, which only waits to join it, runs nothing silent.
+    let main = threads
+        .iter()
+        .find(|t| t["tid"].as_u64() == Some(pid))
+        .unwrap();
+    assert!(
+        main["cpu_without_syscalls_ns"].as_u64().unwrap() < 50_000_000,
+        "{main}"
+    );
+}

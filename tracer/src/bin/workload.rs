@@ -90,7 +90,8 @@
 //! (sleeps, a pipe read, a contended mutex, an fsync; see workload/blocking.rs).
 //!
 //! `tracer-workload loop ITERATIONS BUSY_MS STALL_AT STALL_MS`: an event loop on `poll`
-//! with one stalled iteration (see workload/loops.rs).
+//! with one stalled iteration (see workload/loops.rs); `compute ROUNDS`, a thread that
+//! computes without a syscall.
 //!
 //! `tracer-workload [--wait] crash null|readonly|bus|abort`: a thread crashes the process
 //! in a known way at a known address (see workload/crash.rs).
@@ -122,7 +123,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | compute ROUNDS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan"
     );
     std::process::exit(2)
 }
@@ -571,6 +572,7 @@ fn main() {
         Some("fds") => memory::fds(num(args.next()), wait),
         Some("anatomy") => anatomy::run(wait),
         Some("blocking") => blocking::run(&args.next().unwrap_or_else(|| usage())),
+        Some("compute") => loops::compute(num(args.next())),
         Some("loop") => loops::run(
             num(args.next()),
             num(args.next()),

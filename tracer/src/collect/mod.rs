@@ -34,6 +34,8 @@ pub struct Collector {
     sched: Option<sched::SchedCollector>,
     loops: Option<loops::LoopCollector>,
     thread_calls: Option<threads::ThreadCallsCollector>,
+    /// Each thread's on-CPU time since its latest syscall (with `thread_calls`).
+    silent: crate::model::sched::SilentRuns,
     slots: u32,
     /// Each loaded program's name and fdinfo (see [`skipped_runs`]).
     programs: Vec<(&'static str, PathBuf)>,
@@ -121,6 +123,7 @@ impl Collector {
             } else {
                 None
             },
+            silent: Default::default(),
             slots,
             programs,
         })
@@ -156,6 +159,8 @@ impl Collector {
         }
         if let Some(t) = self.thread_calls.as_ref() {
             sample.thread_calls = t.sample()?;
+            self.silent
+                .observe(&mut sample.threads, &sample.thread_calls);
         }
         let native = (0..self.slots * SYSCALL_SLOTS)
             .map(|idx| Ok((idx, self.stats.get(&idx, 0)?)))

@@ -132,6 +132,7 @@ impl SchedCollector {
                     alive: false,
                     counts,
                     cond_addr: s.cond_addr,
+                    cpu_without_syscalls_ns: 0,
                 },
             );
         }
@@ -174,6 +175,7 @@ impl SchedCollector {
                     alive: true,
                     counts: SchedCounts::default(),
                     cond_addr: 0,
+                    cpu_without_syscalls_ns: 0,
                 });
                 t.alive = true;
                 if let Some(c) = thread_comm(pid, tid) {

@@ -153,6 +153,7 @@ mod tests {
             runqueue: Default::default(),
             role: Role::Other,
             syscalls: Vec::new(),
+            cpu_without_syscalls_ns: 0,
         }
     }
 

@@ -220,6 +220,45 @@ pub struct ThreadCounts {
     pub counts: SchedCounts,
     /// The futex word of its latest condition wait (0: none; see `SchedStats::cond_addr`).
     pub cond_addr: u64,
+    /// On-CPU time since its latest syscall, as of the reading (see [`SilentRuns`]).
+    pub cpu_without_syscalls_ns: u64,
+}
+
+/// How long each thread has run on a CPU without a syscall (a CPU-bound thread that
+/// never enters the kernel: a busy loop, a long computation), from its on-CPU time and its
+/// own syscall count at each reading: the on-CPU time gained since the first reading at
+/// which its count stood where it stands. Within a reading's interval: a call made just
+/// after a reading counts from the next.
+#[derive(Clone, Debug, Default)]
+pub struct SilentRuns {
+    /// By tid: (its process, its calls, its on-CPU time when they were last seen to change).
+    seen: std::collections::HashMap<u32, (u32, u64, u64)>,
+}
+
+impl SilentRuns {
+    /// Sets each thread's `cpu_without_syscalls_ns` from cumulative readings.
+    pub fn observe(
+        &mut self,
+        threads: &mut std::collections::BTreeMap<u32, ThreadCounts>,
+        calls: &std::collections::BTreeMap<(u32, u32), ThreadCallCounts>,
+    ) {
+        let mut seen = std::collections::HashMap::with_capacity(threads.len());
+        for (tid, t) in threads.iter_mut() {
+            let n: u64 = calls
+                .range((*tid, 0)..=(*tid, u32::MAX))
+                .filter(|(_, c)| c.pid == t.pid)
+                .map(|(_, c)| c.calls)
+                .sum();
+            let cpu = t.counts.on_cpu_ns;
+            let since = match self.seen.get(tid) {
+                Some(&(pid, was, at)) if pid == t.pid && was == n => at,
+                _ => cpu,
+            };
+            t.cpu_without_syscalls_ns = cpu.saturating_sub(since);
+            seen.insert(*tid, (t.pid, n, since));
+        }
+        self.seen = seen;
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -242,6 +281,9 @@ pub struct ThreadRow {
     pub role: Role,
     /// Its own syscall table (with the syscalls section), the most time first.
     pub syscalls: Vec<ThreadSyscall>,
+    /// On-CPU time since its latest syscall, at the window's end (instant; with the
+    /// syscalls section): a CPU-bound thread that does not enter the kernel.
+    pub cpu_without_syscalls_ns: u64,
 }
 
 /// A thread's counts of one syscall, cumulative (`tracer_common::threads`).
@@ -327,6 +369,7 @@ impl ThreadRow {
             runqueue: RunQueue::of(c),
             role: Role::Other,
             syscalls: Vec::new(),
+            cpu_without_syscalls_ns: t.cpu_without_syscalls_ns,
         }
     }
 }
@@ -385,6 +428,48 @@ mod tests {
         // No wait measured: no latency to show.
         let none = SchedReport::of(&SchedCounts::default(), 1.0);
         assert_eq!((none.runqueue.p50_ns, none.runqueue.max_ns), (None, None));
+    }
+
+    #[test]
+    fn a_thread_without_syscalls_runs_silent() {
+        let mut runs = SilentRuns::default();
+        let thread = |cpu: u64| ThreadCounts {
+            slot: 0,
+            pid: 7,
+            comm: String::new(),
+            alive: true,
+            counts: SchedCounts {
+                on_cpu_ns: cpu,
+                ..Default::default()
+            },
+            cond_addr: 0,
+            cpu_without_syscalls_ns: 0,
+        };
+        let calls = |n: u64| {
+            [(
+                (8, 39),
+                ThreadCallCounts {
+                    pid: 7,
+                    calls: n,
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect()
+        };
+        let mut t = [(8, thread(100))].into_iter().collect();
+        runs.observe(&mut t, &calls(5));
+        assert_eq!(t[&8].cpu_without_syscalls_ns, 0);
+        let mut t = [(8, thread(400))].into_iter().collect();
+        runs.observe(&mut t, &calls(5));
+        assert_eq!(t[&8].cpu_without_syscalls_ns, 300);
+        // A call: it starts again from this reading.
+        let mut t = [(8, thread(500))].into_iter().collect();
+        runs.observe(&mut t, &calls(6));
+        assert_eq!(t[&8].cpu_without_syscalls_ns, 0);
+        let mut t = [(8, thread(900))].into_iter().collect();
+        runs.observe(&mut t, &calls(6));
+        assert_eq!(t[&8].cpu_without_syscalls_ns, 400);
     }
 
     #[test]

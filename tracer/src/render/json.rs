@@ -193,6 +193,7 @@ mod tests {
                 alive: true,
                 counts: SchedCounts::default(),
                 cond_addr: 0,
+                cpu_without_syscalls_ns: 0,
             },
         );
         let mut mem = MemSample {

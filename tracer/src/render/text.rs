@@ -275,7 +275,7 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
                 opt_ns(t.runqueue.p99_ns),
                 max_ns(t.runqueue.max_ns, t.runqueue.max_is_bound),
                 mostly(&t.blocked_by),
-                if t.alive { "" } else { "  (ended)" }
+                silent(t.cpu_without_syscalls_ns) + if t.alive { "" } else { "  (ended)" }
             )?;
         }
         thread_syscalls(out, &s.threads)?;
@@ -372,6 +372,15 @@ fn blocked_line(out: &mut dyn Write, b: &BlockedBy) -> std::io::Result<()> {
         line += &format!("; since before tracing {}", ns(b.unknown_ns));
     }
     writeln!(out, "{line}")
+}
+
+/// A thread's on-CPU time since its latest syscall, when a second or more.
+fn silent(n: u64) -> String {
+    if n >= 1_000_000_000 {
+        format!("  ran {} on a CPU without a syscall", ns(n))
+    } else {
+        String::new()
+    }
 }
 
 /// The cause most of a thread's blocked time went to, with its share ("-" if none).

@@ -47,3 +47,20 @@ pub fn run(iterations: u64, busy_ms: u64, stall_at: u64, stall_ms: u64) {
     println!("stall_start_ns {stall_start}");
     println!("done");
 }
+
+/// `tracer-workload compute ROUNDS`: a thread computes ROUNDS x 10 million steps of a
+/// linear congruence, making no syscall and reading no clock (about 20 ms a round here),
+/// then ends; the main thread joins it. Prints nothing (its tracer's JSON may share its
+/// standard output).
+pub fn compute(rounds: u64) {
+    let worker = std::thread::spawn(move || {
+        let mut x = 0u64;
+        for _ in 0..rounds {
+            for i in 0..10_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+            }
+        }
+        x
+    });
+    std::hint::black_box(worker.join().unwrap());
+}
