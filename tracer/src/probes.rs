@@ -14,6 +14,7 @@ use tracer_common::{
     KernelOffsets, MAX_TARGETS, MAX_THREADS, ProcCalls, SYSCALL_SLOTS, SelectConfig, SyscallTiming,
     TargetEntry, globals, maps,
     memory::{MemConfig, class},
+    stream::StreamConfig,
     table, target_flags,
 };
 
@@ -140,6 +141,8 @@ pub struct LoadOptions<'a> {
     pub timing: SyscallTiming,
     /// The selectors' configuration, when there are selectors.
     pub select: Option<SelectConfig>,
+    /// The call stream's configuration and ring size (`--trace`), when asked for.
+    pub stream: Option<(StreamConfig, u32)>,
 }
 
 /// The memory section's scan of the descriptor table, tail-called by sys_enter.
@@ -186,6 +189,14 @@ impl Probes {
             nr32_execve: sysno32("execve")?,
             nr32_execveat: sysno32("execveat")?,
         };
+        let stream = opts
+            .stream
+            .filter(|_| opts.programs == Programs::Tracer)
+            .map_or_else(StreamConfig::default, |(c, _)| c);
+        let (stream_ring, stream_pending) = match opts.stream {
+            Some((_, bytes)) if stream.enabled != 0 => (bytes, MAX_THREADS),
+            _ => (page_size(), 1),
+        };
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
         let mut ebpf = EbpfLoader::new()
@@ -197,6 +208,10 @@ impl Probes {
             .override_global(globals::TIMING, &opts.timing, true)
             .override_global(globals::SELECT, &opts.select.unwrap_or_default(), true)
             .override_global(globals::TABLE_ENTRIES, &table_entries, true)
+            .override_global(globals::STREAM, &stream, true)
+            // Without --trace the stream's maps shrink to what the kernel allows.
+            .map_max_entries(maps::STREAM_RING, stream_ring)
+            .map_max_entries(maps::STREAM_PENDING, stream_pending)
             .map_max_entries(maps::TARGETS, table_entries)
             .map_max_entries(maps::PROC_CALLS, table_entries)
             .map_max_entries(maps::THREADS, table_entries)
@@ -659,4 +674,12 @@ processed 1080 insns (limit 1000000) max_states_per_insn 2 total_states 79 peak_
         assert_eq!(verifier_reason("unknown opcode 8d\n"), "unknown opcode 8d");
         assert_eq!(verifier_reason(""), "no reason in its log");
     }
+}
+
+/// The page size (the smallest ring buffer the kernel takes).
+fn page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u32
 }

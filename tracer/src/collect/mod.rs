@@ -6,6 +6,7 @@ pub mod memory;
 pub mod proc;
 pub mod procs;
 pub mod sched;
+pub mod stream;
 
 use std::{
     collections::BTreeMap,

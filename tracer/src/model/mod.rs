@@ -10,6 +10,7 @@ pub mod events;
 pub mod memory;
 pub mod procs;
 pub mod sched;
+pub mod strace;
 
 use std::{
     collections::BTreeMap,

@@ -1,0 +1,210 @@
+//! The call stream (`--trace`, strace mode). sys_enter hands a traced thread's call here
+//! only when the stream is on (`STREAM.enabled`, in .rodata: with it 0 the verifier removes
+//! these calls from the syscall hooks, so aggregate mode's hot path is unchanged). A call
+//! not selected costs a bit test; a selected one has its six arguments and its path
+//! arguments captured into a per-CPU scratch record, kept by tid until its exit; sys_exit
+//! applies the filters (`--failed`, `--errno`, `--slower-than`) and sends what passes
+//! through a ring buffer of its own. A call the ring cannot take is counted, per CPU, and
+//! the count rides on the next record sent from that CPU (where the stream says it).
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{
+    MAX_THREADS,
+    stream::{
+        CallRecord, ERRNO_BITS, HEADER_BYTES, LOST_KINDS, Lost, NR_COMPAT, PATH_BUF, PATH_READ,
+        RING_BYTES_DEFAULT, StreamConfig,
+    },
+};
+
+use crate::events::{offsets, read_at, rodata};
+
+/// Set by userspace at load time (see [`StreamConfig`]).
+#[unsafe(no_mangle)]
+static STREAM: StreamConfig = StreamConfig::OFF;
+
+/// Sized by userspace (`--trace-buffer`).
+#[map(name = "STREAM_RING")]
+static STREAM_RING: RingBuf = RingBuf::with_byte_size(RING_BYTES_DEFAULT, 0);
+
+/// The calls in progress that were selected, by tid (LRU: a thread that died inside a
+/// call leaves nothing behind for long). Sized down to one entry when the stream is off.
+#[map(name = "STREAM_PENDING")]
+static STREAM_PENDING: LruHashMap<u32, CallRecord> = LruHashMap::with_max_entries(MAX_THREADS, 0);
+
+#[map(name = "STREAM_SCRATCH")]
+static STREAM_SCRATCH: PerCpuArray<CallRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Calls selected and not sent, by [`Lost`]; index `LOST_KINDS` holds this CPU's ring
+/// losses not yet said in the stream.
+#[map(name = "STREAM_LOST")]
+static STREAM_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_KINDS + 1, 0);
+
+const MAX_ERRNO: i64 = 4095;
+
+#[inline(always)]
+fn config() -> &'static StreamConfig {
+    rodata(&STREAM)
+}
+
+#[inline(always)]
+pub fn enabled() -> bool {
+    config().enabled != 0
+}
+
+#[inline(always)]
+fn count_lost(why: Lost) {
+    if let Some(n) = STREAM_LOST.get_ptr_mut(why as u32) {
+        // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
+        unsafe { *n += 1 };
+    }
+}
+
+/// Whether syscall `id` (an i386 number when `compat`) is selected; if so, captures its
+/// arguments and paths for [`on_exit`]. Out of line: only the stream's calls take it.
+#[inline(never)]
+pub fn on_enter(regs: u64, id: u64, compat: bool, tid: u32, tgid: u32) -> bool {
+    let c = config();
+    let bit = StreamConfig::bit(id, compat);
+    let Some(&word) = c.select.get(bit / 64) else {
+        return false;
+    };
+    if word & (1 << (bit % 64)) == 0 {
+        return false;
+    }
+    let Some(r) = STREAM_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's scratch record; nothing else runs on this CPU meanwhile.
+    let r = unsafe { &mut *r };
+    let o = offsets();
+    let off = if compat {
+        [
+            o.regs_compat_arg0,
+            o.regs_compat_arg1,
+            o.regs_compat_arg2,
+            o.regs_compat_arg3,
+            o.regs_compat_arg4,
+            o.regs_compat_arg5,
+        ]
+    } else {
+        [
+            o.regs_arg0,
+            o.regs_arg1,
+            o.regs_arg2,
+            o.regs_arg3,
+            o.regs_arg4,
+            o.regs_arg5,
+        ]
+    };
+    for (a, &o) in r.args.iter_mut().zip(off.iter()) {
+        let v = read_at::<u64>(regs, o).unwrap_or(0);
+        *a = if compat { v & 0xffff_ffff } else { v };
+    }
+    r.nr = id as u32 | if compat { NR_COMPAT } else { 0 };
+    r.tid = tid;
+    r.tgid = tgid;
+    let (first, second) = c.path_args(bit);
+    r.npaths = 0;
+    if first != 0 {
+        r.path_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.paths[0]);
+        r.npaths = 1;
+        if second != 0 {
+            r.path_len[1] = read_path(r.args.get(second - 1).copied(), &mut r.paths[1]);
+            r.npaths = 2;
+        }
+    }
+    // SAFETY: reading the monotonic clock has no preconditions.
+    r.start_ns = unsafe { bpf_ktime_get_ns() };
+    if STREAM_PENDING.insert(&tid, &*r, BPF_ANY as u64).is_err() {
+        count_lost(Lost::PendingFull);
+        return false;
+    }
+    true
+}
+
+/// Reads the NUL-terminated user string at `addr` into `buf`: the bytes read with the
+/// NUL, or a negative errno.
+#[inline(always)]
+fn read_path(addr: Option<u64>, buf: &mut [u8; PATH_BUF]) -> i32 {
+    let Some(addr) = addr else { return -14 };
+    // SAFETY: the helper checks the address; the buffer holds PATH_READ bytes.
+    unsafe {
+        generated::bpf_probe_read_user_str(
+            buf.as_mut_ptr().cast(),
+            PATH_READ,
+            addr as *const core::ffi::c_void,
+        ) as i32
+    }
+}
+
+/// A selected call returns with `ret`: sent if it passes the filters. A path that could
+/// not be read at entry (its page not yet faulted in: a program's helper cannot fault)
+/// is read again now that the kernel has read it, unless an exec replaced the memory.
+#[inline(never)]
+pub fn on_exit(ret: i64, exec: bool) {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(r) = STREAM_PENDING.get_ptr_mut(&tid) else {
+        return;
+    };
+    // SAFETY: the running thread's own entry; only it writes it.
+    let r = unsafe { &mut *r };
+    // SAFETY: reading the monotonic clock has no preconditions.
+    let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(r.start_ns);
+    let c = config();
+    let failed = ret < 0 && ret >= -MAX_ERRNO;
+    if c.failed_only != 0 && !failed {
+        return;
+    }
+    if c.errno_filter != 0 {
+        let e = if failed { (-ret) as usize } else { 0 };
+        let hit = failed
+            && c.errnos
+                .get((e / 64) & (ERRNO_BITS / 64 - 1))
+                .is_some_and(|w| w & (1 << (e % 64)) != 0);
+        if !hit {
+            return;
+        }
+    }
+    if dur < c.min_ns {
+        return;
+    }
+    if r.npaths > 0 && !(exec && ret == 0) {
+        let bit = StreamConfig::bit((r.nr & !NR_COMPAT) as u64, r.nr & NR_COMPAT != 0);
+        let (first, second) = c.path_args(bit);
+        if r.path_len[0] < 0 && first != 0 {
+            r.path_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.paths[0]);
+        }
+        if r.path_len[1] < 0 && second != 0 {
+            r.path_len[1] = read_path(r.args.get(second - 1).copied(), &mut r.paths[1]);
+        }
+    }
+    r.ret = ret;
+    r.dur_ns = dur;
+    r.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let unsaid = STREAM_LOST.get_ptr_mut(LOST_KINDS);
+    // SAFETY: per-CPU value.
+    r.lost_before = unsaid.map_or(0, |p| unsafe { *p });
+    let len = match r.npaths {
+        0 => HEADER_BYTES,
+        1 => HEADER_BYTES + PATH_BUF,
+        _ => HEADER_BYTES + 2 * PATH_BUF,
+    };
+    // SAFETY: `len` is at most the record's size.
+    let bytes = unsafe { core::slice::from_raw_parts((r as *const CallRecord).cast::<u8>(), len) };
+    if STREAM_RING.output::<[u8]>(bytes, 0).is_ok() {
+        if let Some(p) = unsaid {
+            // SAFETY: per-CPU value.
+            unsafe { *p = 0 };
+        }
+    } else {
+        count_lost(Lost::RingFull);
+        if let Some(p) = unsaid {
+            // SAFETY: per-CPU value.
+            unsafe { *p += 1 };
+        }
+    }
+}
