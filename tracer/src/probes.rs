@@ -577,6 +577,14 @@ fn one_line(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// The page size (the smallest ring buffer the kernel takes).
+fn page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::verifier_reason;
@@ -674,12 +682,4 @@ processed 1080 insns (limit 1000000) max_states_per_insn 2 total_states 79 peak_
         assert_eq!(verifier_reason("unknown opcode 8d\n"), "unknown opcode 8d");
         assert_eq!(verifier_reason(""), "no reason in its log");
     }
-}
-
-/// The page size (the smallest ring buffer the kernel takes).
-fn page_size() -> u32 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u32
 }

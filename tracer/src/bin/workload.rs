@@ -93,6 +93,8 @@ mod anatomy;
 mod compat;
 #[path = "workload/congruent.rs"]
 mod congruent;
+#[path = "workload/files.rs"]
+mod files;
 #[path = "workload/household.rs"]
 mod household;
 #[path = "workload/memory.rs"]
@@ -102,7 +104,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | files DIR"
     );
     std::process::exit(2)
 }
@@ -546,6 +548,7 @@ fn main() {
                 wait_for(faults);
             }
         }
+        Some("files") => files::run(&args.next().unwrap_or_else(|| usage())),
         Some("brk") => memory::brk(num(args.next()), wait),
         Some("mmap") => memory::mmap(num(args.next()), wait),
         Some("fds") => memory::fds(num(args.next()), wait),
