@@ -90,6 +90,9 @@ pub mod maps {
     /// `LruHashMap` by tid of the calls in progress selected for the stream (their
     /// arguments, captured at sys_enter).
     pub const STREAM_PENDING: &str = "STREAM_PENDING";
+    /// `Array` of `CallStart`, indexed like [`THREADS`]: when a selected call without
+    /// path arguments began.
+    pub const STREAM_START: &str = "STREAM_START";
     /// `PerCpuArray` of one `CallRecord`: where sys_enter builds it.
     pub const STREAM_SCRATCH: &str = "STREAM_SCRATCH";
     /// `PerCpuArray<u64>` by [`crate::stream::Lost`]: calls selected but not sent.
@@ -663,4 +666,6 @@ mod user {
     unsafe impl aya::Pod for super::stream::StreamConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::stream::CallRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::stream::CallStart {}
 }

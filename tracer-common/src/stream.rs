@@ -73,6 +73,17 @@ impl Default for StreamConfig {
     }
 }
 
+/// When a selected call without path arguments began, in [`crate::maps::STREAM_START`]
+/// (its arguments are read at exit, from the same registers).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallStart {
+    pub tid: u32,
+    pub _pad: u32,
+    pub start_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<CallStart>() == 16);
+
 /// Bit of [`CallRecord::nr`] saying the number is an i386 one.
 pub const NR_COMPAT: u32 = 1 << 31;
 
@@ -114,7 +125,8 @@ const _: () = assert!(core::mem::offset_of!(CallRecord, paths) == HEADER_BYTES);
 pub enum Lost {
     /// The ring buffer was full at sys_exit.
     RingFull = 0,
-    /// The table of calls in progress could not take the call at sys_enter.
+    /// The table of calls in progress could not take the call at sys_enter, or its entry
+    /// was another thread's by its exit.
     PendingFull = 1,
 }
 pub const LOST_KINDS: u32 = 2;
@@ -147,7 +159,7 @@ impl CallRecord {
         }
         let len = *self.path_len.get(i)?;
         if len < 0 {
-            return Some(Err(-len));
+            return Some(Err(len.saturating_neg()));
         }
         let buf = self.paths.get(i)?;
         let with_nul = (len as usize).min(PATH_READ as usize);
@@ -156,5 +168,60 @@ impl CallRecord {
         let end = buf[..text].iter().position(|&b| b == 0).unwrap_or(text);
         let cut = end > PATH_SHOWN;
         Some(Ok((&buf[..end.min(PATH_SHOWN)], cut)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(r: &CallRecord, len: usize) -> [u8; core::mem::size_of::<CallRecord>()] {
+        let mut b = [0u8; core::mem::size_of::<CallRecord>()];
+        // SAFETY: a plain-integer struct read as bytes.
+        let all =
+            unsafe { core::slice::from_raw_parts((r as *const CallRecord).cast::<u8>(), b.len()) };
+        b[..len].copy_from_slice(&all[..len]);
+        b
+    }
+
+    #[test]
+    fn records_decode_from_their_header_and_paths() {
+        let mut r = CallRecord {
+            nr: 82,
+            tid: 7,
+            tgid: 7,
+            npaths: 1,
+            start_ns: 1,
+            dur_ns: 2,
+            ret: -2,
+            args: [1, 2, 3, 4, 5, 6],
+            lost_before: 0,
+            comm: [0; 16],
+            path_len: [4, i32::MIN],
+            paths: [[0; PATH_BUF]; MAX_PATHS],
+        };
+        r.paths[0][..3].copy_from_slice(b"/ab");
+        let one = HEADER_BYTES + PATH_BUF;
+        let b = bytes(&r, one);
+        assert_eq!(CallRecord::decode(&b[..HEADER_BYTES - 1]), None);
+        assert_eq!(CallRecord::decode(&b[..one - 1]), None);
+        let d = CallRecord::decode(&b[..one]).unwrap();
+        assert_eq!(d.path(0), Some(Ok((&b"/ab"[..], false))));
+        assert_eq!(d.path(1), None);
+        r.npaths = 2;
+        let d = CallRecord::decode(&bytes(&r, HEADER_BYTES + 2 * PATH_BUF)).unwrap();
+        assert_eq!(d.path(1), Some(Err(i32::MAX)));
+        r.npaths = 3;
+        assert_eq!(
+            CallRecord::decode(&bytes(&r, HEADER_BYTES + 2 * PATH_BUF)),
+            None
+        );
+        // A path longer than shown is cut there.
+        r.npaths = 1;
+        r.paths[0] = [b'a'; PATH_BUF];
+        r.path_len[0] = PATH_READ as i32;
+        let d = CallRecord::decode(&bytes(&r, one)).unwrap();
+        let (p, cut) = d.path(0).unwrap().unwrap();
+        assert!(cut && p.len() == PATH_SHOWN);
     }
 }

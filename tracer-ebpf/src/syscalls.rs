@@ -397,7 +397,8 @@ fn exit(ctx: *mut c_void) -> i32 {
     // Last, so that the aggregate path keeps nothing more live for it. Removed by the
     // verifier when the stream is off (STREAM is in .rodata).
     if stream::enabled() && status & STREAMED != 0 {
-        stream::on_exit(ctx.arg(1), memory::is_exec(idx));
+        // TP_PROTO(struct pt_regs *regs, long ret)
+        stream::on_exit(ctx.arg(0), ctx.arg(1), idx, memory::is_exec(idx));
     }
     0
 }

@@ -212,6 +212,14 @@ impl Probes {
             // Without --trace the stream's maps shrink to what the kernel allows.
             .map_max_entries(maps::STREAM_RING, stream_ring)
             .map_max_entries(maps::STREAM_PENDING, stream_pending)
+            .map_max_entries(
+                maps::STREAM_START,
+                if stream.enabled != 0 {
+                    table_entries
+                } else {
+                    1
+                },
+            )
             .map_max_entries(maps::TARGETS, table_entries)
             .map_max_entries(maps::PROC_CALLS, table_entries)
             .map_max_entries(maps::THREADS, table_entries)

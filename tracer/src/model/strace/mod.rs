@@ -407,6 +407,42 @@ mod tests {
     }
 
     #[test]
+    fn any_record_decodes_without_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000u64 {
+            let mut r = record(0, [0; 6], &[], 0);
+            r.nr = match i % 3 {
+                0 => (next() % 512) as u32,
+                1 => NR_COMPAT | (next() % 512) as u32,
+                _ => next() as u32,
+            };
+            r.args = [next(), next(), next(), next(), next(), next()];
+            r.ret = next() as i64 % 5000;
+            r.npaths = (next() % 3) as u32;
+            r.path_len = [next() as i32, next() as i32];
+            for b in r.paths.iter_mut().flatten().step_by(7) {
+                *b = next() as u8;
+            }
+            for b in r.comm.iter_mut() {
+                *b = next() as u8;
+            }
+            let c = Call::from_record(&r, next() as i64 as i128);
+            let line = c.line();
+            assert!(!line.chars().any(|ch| ch.is_control()), "{line:?}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&json_line(&Item::Call(Box::new(c))))
+                    .is_ok()
+            );
+        }
+    }
+
+    #[test]
     fn comm_is_escaped() {
         let mut r = record(110, [0; 6], &[], 1);
         r.comm = *b"x\x1b[2J\0\0\0\0\0\0\0\0\0\0\0";
