@@ -402,3 +402,66 @@ fn tempdir() -> String {
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
 }
+
+#[test]
+fn calls_through_the_32_bit_entry_are_named_and_decoded_from_the_i386_table() {
+    let Some(_guard) = ebpf_test() else { return };
+    let out = run(tracer().args([
+        "--trace=getppid,open,close",
+        // Every call asked for its entry (see the NOTES: beyond a tick's budget a 64-bit
+        // process's first 32-bit calls are taken for 64-bit ones until it is flagged).
+        "--exact-latency",
+        "--output",
+        "json",
+        "--sections",
+        "syscalls",
+        "--",
+        WORKLOAD,
+        "int80",
+        "3",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The workload says its descriptors' delta on the same standard output.
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let i386: Vec<(String, Vec<String>, i64)> = objects
+        .iter()
+        .filter(|o| o["type"] == "call" && o["abi"] == "i386")
+        .map(|o| {
+            let decoded = o["decoded"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            (
+                o["syscall"].as_str().unwrap().to_string(),
+                decoded,
+                o["ret"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = i386.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "getppid", "getppid", "getppid", "open", "open", "open", "close"
+        ],
+        "{i386:?}"
+    );
+    let ppid = i386[0].2;
+    assert!(ppid > 0 && i386[..3].iter().all(|c| c.1.is_empty() && c.2 == ppid));
+    for c in &i386[3..6] {
+        assert_eq!(c.1, ["\"/dev/null\"", "O_RDONLY"]);
+        assert!(c.2 >= 0);
+    }
+    assert_eq!(i386[6].1, [i386[3].2.to_string()]);
+    assert_eq!(i386[6].2, 0);
+}
