@@ -128,7 +128,12 @@ pub fn on_enter(regs: u64, id: u64, compat: bool, tid: u32, tgid: u32) -> bool {
     true
 }
 
-/// The six arguments of the running syscall, from its registers.
+/// Bytes of `struct pt_regs` read at once for the arguments (x86_64's is 168: every
+/// argument register lies within); an offset beyond is read alone.
+const REGS_BYTES: usize = 168;
+
+/// The six arguments of the running syscall, from its registers: one read of the block
+/// that holds them, rather than one helper call each.
 #[inline(always)]
 fn read_args(r: &mut CallRecord, regs: u64, compat: bool) {
     let o = offsets();
@@ -151,10 +156,29 @@ fn read_args(r: &mut CallRecord, regs: u64, compat: bool) {
             o.regs_arg5,
         ]
     };
-    for (a, &o) in r.args.iter_mut().zip(off.iter()) {
-        let v = read_at::<u64>(regs, o).unwrap_or(0);
+    // Into the second path's buffer (the stack is too small; a second path is read
+    // after this, over it).
+    let block = &mut r.paths[1];
+    // SAFETY: the helper checks the address; the buffer is larger than REGS_BYTES.
+    let got = unsafe {
+        generated::bpf_probe_read_kernel(
+            block.as_mut_ptr().cast(),
+            REGS_BYTES as u32,
+            regs as *const core::ffi::c_void,
+        )
+    } == 0;
+    let mut args = [0u64; 6];
+    for (a, &o) in args.iter_mut().zip(off.iter()) {
+        let at = o as usize;
+        let v = match block.get(at..at + 8) {
+            Some(b) if got && at + 8 <= REGS_BYTES => {
+                u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            }
+            _ => read_at::<u64>(regs, o).unwrap_or(0),
+        };
         *a = if compat { v & 0xffff_ffff } else { v };
     }
+    r.args = args;
 }
 
 /// Reads the NUL-terminated user string at `addr` into `buf`: the bytes read with the
