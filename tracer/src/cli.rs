@@ -8,6 +8,8 @@ Examples:
   sudo tracer --pid 2201                      live syscall table for a running process
   sudo tracer --pid 2201 --duration 10 --output json -o run.json
   sudo tracer -- dd if=/dev/zero of=/dev/null bs=1 count=100000
+  sudo tracer --trace=%file --failed -- ls /nonexistent
+                                              strace mode: the failing file calls, decoded
 
 The run ends at Ctrl-C, SIGTERM, the end of --duration, or when every traced process has
 exited; tracer then prints the final summary and detaches. With a command, tracer exits
@@ -291,6 +293,16 @@ impl Cli {
             }
             if self.bench_floor {
                 return Err("--trace has nothing to stream with --bench-floor".into());
+            }
+            if self.serving()
+                && self.output.is_none()
+                && self.output_file.is_none()
+                && self.sinks.is_empty()
+            {
+                return Err(
+                    "--trace writes its lines where the reports go: with --listen or --otlp, ask for one (--output, -o FILE or --sink)"
+                        .into(),
+                );
             }
         } else if self.trace_buffer.is_some() {
             return Err(
@@ -598,6 +610,10 @@ mod tests {
             (
                 &["tracer", "-p", "1", "--trace", "--sections", "sched"][..],
                 "--trace needs the syscalls section",
+            ),
+            (
+                &["tracer", "-p", "1", "--trace", "--listen", "9000"][..],
+                "--trace writes its lines where the reports go",
             ),
         ] {
             let err = parse(args).unwrap_err();
