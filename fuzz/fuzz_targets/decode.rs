@@ -1,15 +1,46 @@
 //! Fuzzes the ring-buffer record decoder with arbitrary bytes, checking what it promises:
 //! a record decodes to the kind its header names, from bytes within the input, and encodes
 //! back to those bytes; anything shorter than a record of its kind, or of an unknown kind,
-//! is the matching error.
+//! is the matching error. The same bytes go to the call stream's record decoder
+//! (`CallRecord::decode`, `--trace`): a record decodes only from at least its header and
+//! the paths it claims, and its paths stay within their buffers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tracer_common::event::{DecodeError, EventData, Header, Kind, decode};
+use tracer_common::{
+    event::{DecodeError, EventData, Header, Kind, decode},
+    stream::{CallRecord, HEADER_BYTES, MAX_PATHS, PATH_BUF, PATH_SHOWN},
+};
 
 const HEADER: usize = size_of::<Header>();
 
+fn call_record(data: &[u8]) {
+    match CallRecord::decode(data) {
+        Some(r) => {
+            let n = r.npaths as usize;
+            assert!(n <= MAX_PATHS && data.len() >= HEADER_BYTES + n * PATH_BUF);
+            for i in 0..MAX_PATHS {
+                match r.path(i) {
+                    None => assert!(i >= n),
+                    Some(Ok((bytes, _cut))) => {
+                        assert!(i < n && bytes.len() <= PATH_SHOWN && !bytes.contains(&0))
+                    }
+                    Some(Err(e)) => assert!(i < n && e > 0),
+                }
+            }
+        }
+        None => assert!(
+            data.len() < HEADER_BYTES
+                || data
+                    .get(12..16)
+                    .map(|b| u32::from_ne_bytes(b.try_into().unwrap()) as usize)
+                    .is_some_and(|n| n > MAX_PATHS || data.len() < HEADER_BYTES + n * PATH_BUF)
+        ),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    call_record(data);
     let tag = data
         .get(..4)
         .map(|b| u32::from_ne_bytes(b.try_into().unwrap()));

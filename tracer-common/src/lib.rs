@@ -8,6 +8,7 @@ pub mod event;
 pub mod hist;
 pub mod loops;
 pub mod memory;
+pub mod stream;
 pub mod table;
 pub mod threads;
 
@@ -94,6 +95,19 @@ pub mod maps {
     /// `ProgramArray` of one: the memory section's descriptor scan, which sys_enter
     /// tail-calls for dup2/dup3, close_range and execve/execveat.
     pub const FD_SCAN: &str = "FD_SCAN";
+    /// `RingBuf` of streamed calls (`--trace`), apart from [`EVENTS`] so that a stream can
+    /// never starve the life events that following relies on.
+    pub const STREAM_RING: &str = "STREAM_RING";
+    /// `LruHashMap` by tid of the calls in progress selected for the stream (their
+    /// arguments, captured at sys_enter).
+    pub const STREAM_PENDING: &str = "STREAM_PENDING";
+    /// `Array` of `CallStart`, indexed like [`THREADS`]: when a selected call without
+    /// path arguments began.
+    pub const STREAM_START: &str = "STREAM_START";
+    /// `PerCpuArray` of one `CallRecord`: where sys_enter builds it.
+    pub const STREAM_SCRATCH: &str = "STREAM_SCRATCH";
+    /// `PerCpuArray<u64>` by [`crate::stream::Lost`]: calls selected but not sent.
+    pub const STREAM_LOST: &str = "STREAM_LOST";
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with
@@ -130,6 +144,8 @@ pub mod globals {
     pub const TABLE_ENTRIES: &str = "TABLE_ENTRIES";
     /// [`crate::SelectConfig`]: the selectors.
     pub const SELECT: &str = "SELECT";
+    /// [`crate::stream::StreamConfig`].
+    pub const STREAM: &str = "STREAM";
 }
 
 /// Selectors (`--comm`, `--cgroup`) the kernel side matches processes against, at exec
@@ -312,6 +328,11 @@ pub struct KernelOffsets {
     pub regs_arg1: u32,
     pub regs_arg2: u32,
     pub regs_arg3: u32,
+    /// Arguments 4 and 5 (x86_64: r8, r9; i386: edi, ebp), read for the call stream.
+    pub regs_arg4: u32,
+    pub regs_arg5: u32,
+    pub regs_compat_arg4: u32,
+    pub regs_compat_arg5: u32,
     /// The same for 32-bit syscalls (i386: bx, cx, dx, si).
     pub regs_compat_arg0: u32,
     pub regs_compat_arg1: u32,
@@ -383,7 +404,7 @@ pub struct KernelOffsets {
     pub regs_ss: u32,
     pub regs_size: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 260);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 276);
 
 impl KernelOffsets {
     /// All zeros: the kernel side's placeholder until userspace sets the real values.
@@ -613,6 +634,8 @@ pub mod call_status {
     /// The thread loops on a wait ([`crate::loops`]): its calls are counted in its
     /// iteration. Kept from call to call (the others are per call).
     pub const LOOPER: u32 = 8;
+    /// Selected for the call stream at entry: sys_exit sends it (see `stream.rs`).
+    pub const STREAMED: u32 = 16;
 }
 
 /// Beyond the sampling, each syscall of each traced process has at least this many calls
@@ -735,4 +758,10 @@ mod user {
     unsafe impl aya::Pod for super::memory::RssSnapshot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::memory::MemConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::stream::StreamConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::stream::CallRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::stream::CallStart {}
 }

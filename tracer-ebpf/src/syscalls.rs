@@ -25,7 +25,7 @@ use aya_ebpf::{
 use tracer_common::{
     COMPAT_IDX, COMPAT_ROWS, Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS,
     SyscallStats, SyscallTiming, TIF_ADDR32, TS_COMPAT, ThreadState, block_cause,
-    call_status::{BLOCKED, FORCED, IN_CALL, LOOPER},
+    call_status::{BLOCKED, FORCED, IN_CALL, LOOPER, STREAMED},
     hist,
     target_flags::COMPAT,
 };
@@ -36,7 +36,7 @@ use crate::{
         count_drop, count_proc_call, known_untraced, mark_untraced, note_entry, noted_entry,
         target, target_slot, targets_changed, targets_generation,
     },
-    loops, memory, sched, table, threads,
+    loops, memory, sched, stream, table, threads,
 };
 
 /// Set by userspace at load time; in .rodata, so with `every == 1` the verifier removes
@@ -228,6 +228,10 @@ fn enter(ctx: *mut c_void) -> i32 {
         rng,
         status: looper | if forced { IN_CALL | FORCED } else { IN_CALL },
     };
+    // Removed by the verifier when the stream is off (STREAM is in .rodata).
+    if stream::enabled() && stream::on_enter(regs, id, compat, tid, tgid) {
+        s.status |= STREAMED;
+    }
     // Removed by the verifier when the memory section is off (MEMORY is in .rodata).
     if memory::enabled() && memory::needs_scan(id, compat) {
         return SCAN_FDS;
@@ -426,6 +430,12 @@ fn exit(ctx: *mut c_void) -> i32 {
     if memory::enabled() {
         // TP_PROTO(struct pt_regs *regs, long ret)
         memory::on_sys_exit(ctx.arg(0), idx, ret, flags);
+    }
+    // Last, so that the aggregate path keeps nothing more live for it. Removed by the
+    // verifier when the stream is off (STREAM is in .rodata).
+    if stream::enabled() && status & STREAMED != 0 {
+        // TP_PROTO(struct pt_regs *regs, long ret)
+        stream::on_exit(ctx.arg(0), ctx.arg(1), idx, memory::is_exec(idx));
     }
     0
 }

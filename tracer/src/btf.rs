@@ -184,6 +184,11 @@ impl KernelBtf {
             regs_compat_arg1: r.member(&[Memory], "pt_regs", "cx"),
             regs_compat_arg2: r.member(&[Memory], "pt_regs", "dx"),
             regs_compat_arg3: r.member(&[Memory], "pt_regs", "si"),
+            // The call stream's arguments 4 and 5: r8, r9; i386 edi, ebp.
+            regs_arg4: r.member(&[Syscalls], "pt_regs", "r8"),
+            regs_arg5: r.member(&[Syscalls], "pt_regs", "r9"),
+            regs_compat_arg4: r.member(&[Syscalls], "pt_regs", "di"),
+            regs_compat_arg5: r.member(&[Syscalls], "pt_regs", "bp"),
             task_ti_status: r.member(&[Syscalls, Memory], "task_struct", "thread_info")
                 + r.member(&[Syscalls, Memory], "thread_info", "status"),
             task_ti_flags: r.member(&[Syscalls, Memory], "task_struct", "thread_info")

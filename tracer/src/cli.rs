@@ -8,6 +8,8 @@ Examples:
   sudo tracer --pid 2201                      live syscall table for a running process
   sudo tracer --pid 2201 --duration 10 --output json -o run.json
   sudo tracer -- dd if=/dev/zero of=/dev/null bs=1 count=100000
+  sudo tracer --trace=%file --failed -- ls /nonexistent
+                                              strace mode: the failing file calls, decoded
 
 The run ends at Ctrl-C, SIGTERM, the end of --duration, or when every traced process has
 exited; tracer then prints the final summary and detaches. With a command, tracer exits
@@ -131,6 +133,32 @@ pub struct Cli {
     #[arg(long)]
     pub exact_latency: bool,
 
+    /// Stream the calls of the traced processes, one line each as strace prints them
+    /// (all of them, or SET: syscall names and strace's classes %file, %network,
+    /// %process, %memory, %signal, %desc, %ipc, comma-separated; `!` before the set
+    /// inverts it). Selected in the kernel; the report still counts every call.
+    #[arg(long, value_name = "SET", num_args = 0..=1, require_equals = true, default_missing_value = "all")]
+    pub trace: Option<String>,
+
+    /// Stream only the calls that fail (strace -Z); implies --trace.
+    #[arg(long)]
+    pub failed: bool,
+
+    /// Stream only the calls that fail with one of these errnos (ENOENT,EACCES); implies
+    /// --trace.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_errno)]
+    pub errno: Vec<i32>,
+
+    /// Stream only the calls that take at least DURATION (2ms, 1.5s; a plain number is
+    /// seconds); implies --trace.
+    #[arg(long = "slower-than", value_name = "DURATION", value_parser = parse_duration)]
+    pub slower_than: Option<Duration>,
+
+    /// Size of the call stream's ring buffer (bytes, or with K or M; a power of two, at
+    /// least 4K; default 8M).
+    #[arg(long = "trace-buffer", value_name = "SIZE", value_parser = parse_ring_size)]
+    pub trace_buffer: Option<u32>,
+
     /// A live full-screen view of the run (top for the traced service): syscalls, scheduling,
     /// memory, processes and events, every interval; `?` lists the keys, `q` quits. The
     /// final summary is printed as without it. Needs a terminal on standard output.
@@ -205,6 +233,20 @@ impl Cli {
     /// until it is stopped).
     /// Whether the run feeds a monitoring system (`--listen`, `--otlp`): it goes on until
     /// stopped, and writes no report unless asked.
+    /// The call stream asked for, if any.
+    pub fn trace_spec(&self) -> Option<crate::model::strace::TraceSpec> {
+        let implied = self.failed || !self.errno.is_empty() || self.slower_than.is_some();
+        if self.trace.is_none() && !implied {
+            return None;
+        }
+        Some(crate::model::strace::TraceSpec {
+            set: self.trace.clone().unwrap_or_else(|| "all".into()),
+            failed: self.failed,
+            errnos: self.errno.clone(),
+            slower_than: self.slower_than,
+        })
+    }
+
     pub fn serving(&self) -> bool {
         self.listen.is_some() || self.otlp.is_some()
     }
@@ -245,6 +287,34 @@ impl Cli {
             if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 return Err("--tui needs a terminal, and standard output is not one".into());
             }
+        }
+        if let Some(spec) = self.trace_spec() {
+            crate::model::strace::select(&spec.set)?;
+            if !self.sections.contains(&Section::Syscalls) {
+                return Err(
+                    "--trace needs the syscalls section (add syscalls to --sections)".into(),
+                );
+            }
+            if self.tui {
+                return Err("--trace writes lines, and --tui holds the terminal: use one".into());
+            }
+            if self.bench_floor {
+                return Err("--trace has nothing to stream with --bench-floor".into());
+            }
+            if self.serving()
+                && self.output.is_none()
+                && self.output_file.is_none()
+                && self.sinks.is_empty()
+            {
+                return Err(
+                    "--trace writes its lines where the reports go: with --listen or --otlp, ask for one (--output, -o FILE or --sink)"
+                        .into(),
+                );
+            }
+        } else if self.trace_buffer.is_some() {
+            return Err(
+                "--trace-buffer sizes the stream of --trace, which is not asked for".into(),
+            );
         }
         let max = tracer_common::MAX_SELECTORS;
         if self.comms.len() > max || self.cgroups.len() > max || self.exes.len() > max {
@@ -373,6 +443,55 @@ fn parse_stall(s: &str) -> Result<Duration, String> {
 }
 
 /// Shortest interval between live reports: each reads every counter of the kernel maps.
+fn parse_errno(s: &str) -> Result<i32, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>()
+        && (1..4096).contains(&n)
+    {
+        return Ok(n);
+    }
+    crate::model::strace::decode::errno_by_name(&s.to_ascii_uppercase()).ok_or_else(|| {
+        format!(
+            "'{}' is not an errno name (ENOENT, EACCES, ...)",
+            crate::render::term::printable(s)
+        )
+    })
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(d) = parse_secs(s) {
+        return Ok(d);
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "'{}' is not a duration (2ms, 1.5s, 300us)",
+            crate::render::term::printable(s)
+        )),
+    }
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let (num, mult) = match s.strip_suffix(['K', 'k']) {
+        Some(n) => (n, 1u64 << 10),
+        None => match s.strip_suffix(['M', 'm']) {
+            Some(n) => (n, 1 << 20),
+            None => (s, 1),
+        },
+    };
+    let bad = || {
+        format!(
+            "'{}' is not a ring size: a power of two from 4K to 1024M",
+            crate::render::term::printable(s)
+        )
+    };
+    let n = num.parse::<u64>().map_err(|_| bad())? * mult;
+    if !n.is_power_of_two() || !(4096..=1 << 30).contains(&n) {
+        return Err(bad());
+    }
+    Ok(n as u32)
+}
+
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -420,6 +539,45 @@ mod tests {
     }
 
     #[test]
+    fn trace_options() {
+        let (cli, _) = parse(&["tracer", "-p", "1", "--trace"]).unwrap();
+        assert_eq!(cli.trace_spec().unwrap().set, "all");
+        let (cli, _) = parse(&["tracer", "-p", "1", "--trace=openat,%network"]).unwrap();
+        assert_eq!(cli.trace_spec().unwrap().set, "openat,%network");
+        let (cli, _) = parse(&[
+            "tracer",
+            "-p",
+            "1",
+            "--failed",
+            "--errno",
+            "ENOENT,eacces,5",
+        ])
+        .unwrap();
+        let spec = cli.trace_spec().unwrap();
+        assert!(spec.failed);
+        assert_eq!((spec.set.as_str(), spec.errnos), ("all", vec![2, 13, 5]));
+        let (cli, _) = parse(&["tracer", "-p", "1", "--slower-than", "2ms"]).unwrap();
+        assert_eq!(
+            cli.trace_spec().unwrap().slower_than,
+            Some(Duration::from_millis(2))
+        );
+        let (cli, _) = parse(&[
+            "tracer",
+            "-p",
+            "1",
+            "--slower-than",
+            "0.5",
+            "--trace-buffer",
+            "64K",
+        ])
+        .unwrap();
+        assert_eq!(cli.slower_than, Some(Duration::from_millis(500)));
+        assert_eq!(cli.trace_buffer, Some(65536));
+        let (cli, _) = parse(&["tracer", "-p", "1"]).unwrap();
+        assert_eq!(cli.trace_spec(), None);
+    }
+
+    #[test]
     fn bad_input_is_one_line() {
         for (args, needle) in [
             (&["tracer", "--pid", "abc"][..], "not a PID"),
@@ -447,6 +605,35 @@ mod tests {
             (
                 &["tracer", "-p", "1", "--tui", "--output", "json"][..],
                 "--tui shows the reports on the terminal",
+            ),
+            (
+                &["tracer", "-p", "1", "--trace=nope"][..],
+                "'nope' is not a syscall or a class",
+            ),
+            (&["tracer", "-p", "1", "--trace=%filez"][..], "not a class"),
+            (
+                &["tracer", "-p", "1", "--errno", "ENOPE"][..],
+                "'ENOPE' is not an errno name",
+            ),
+            (
+                &["tracer", "-p", "1", "--slower-than", "soon"][..],
+                "'soon' is not a duration",
+            ),
+            (
+                &["tracer", "-p", "1", "--trace", "--trace-buffer", "3000"][..],
+                "not a ring size",
+            ),
+            (
+                &["tracer", "-p", "1", "--trace-buffer", "8K"][..],
+                "which is not asked for",
+            ),
+            (
+                &["tracer", "-p", "1", "--trace", "--sections", "sched"][..],
+                "--trace needs the syscalls section",
+            ),
+            (
+                &["tracer", "-p", "1", "--trace", "--listen", "9000"][..],
+                "--trace writes its lines where the reports go",
             ),
         ] {
             let err = parse(args).unwrap_err();

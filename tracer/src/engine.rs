@@ -24,10 +24,11 @@ use crate::{
         memory::MemoryCollector,
         proc::{self, Live},
         procs::ProcBook,
+        stream::StreamReader,
     },
     model::{
         CommandExit, Context, ProcessInfo, Report, ReportKind, Sample, Window, anomaly::Detector,
-        events::EventLog, memory::MemSample, procs::Joined,
+        events::EventLog, memory::MemSample, procs::Joined, strace::Item,
     },
     render,
     run::{monotonic_ns, ns_per_clock_tick},
@@ -56,6 +57,18 @@ const EXE_LOOK: Duration = Duration::from_secs(1);
 struct Ring(EventReader);
 
 impl AsRawFd for Ring {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.ring.as_raw_fd()
+    }
+}
+
+/// Calls read from the stream's ring before they are written.
+const STREAM_BATCH: usize = 4096;
+
+/// The call stream's reader, pollable for readiness.
+struct StreamRing(StreamReader);
+
+impl AsRawFd for StreamRing {
     fn as_raw_fd(&self) -> RawFd {
         self.0.ring.as_raw_fd()
     }
@@ -121,8 +134,17 @@ impl Engine<'_> {
     pub async fn run(
         &mut self,
         reader: Option<EventReader>,
+        stream: Option<StreamReader>,
         launched_pid: Option<u32>,
     ) -> Result<Option<CommandExit>> {
+        let mut stream = match stream {
+            // SAFETY: the AsyncFd owns the ring buffer and with it its descriptor.
+            Some(r) => Some(
+                unsafe { AsyncFd::register(StreamRing(r)) }
+                    .map_err(|e| anyhow!("cannot watch the call stream's ring buffer: {e}"))?,
+            ),
+            None => None,
+        };
         let mut exits = JoinSet::new();
         for who in &self.live {
             watch(&mut exits, who.watch_fd()?)?;
@@ -240,6 +262,11 @@ impl Engine<'_> {
                         next += interval;
                     }
                 }
+                Ok(mut guard) = async { stream.as_mut().unwrap().readable_mut().await }, if stream.is_some() => {
+                    guard.clear_ready();
+                    drop(guard);
+                    self.stream_out(stream.as_mut())?;
+                }
                 Ok(mut guard) = async { ring.as_mut().unwrap().readable_mut().await }, if ring.is_some() => {
                     guard.clear_ready();
                     drop(guard);
@@ -266,6 +293,17 @@ impl Engine<'_> {
             m.tick(true);
         }
         let command = launched_pid.and_then(target::try_reap);
+        // The last calls, the losses no later call carried, and the stream's totals,
+        // before the final report.
+        self.stream_out(stream.as_mut())?;
+        if let Some(s) = stream.as_mut() {
+            let mut rest = Vec::new();
+            let summary = s.get_mut().0.finish(&mut rest)?;
+            for sink in &mut self.sinks {
+                sink.calls(&rest)?;
+                sink.stream_summary(&summary)?;
+            }
+        }
         if self.collector.is_some() {
             // One reading ends both the last interval and the run.
             let (mut sample, at_ns) = self.sample()?;
@@ -311,6 +349,25 @@ impl Engine<'_> {
             crate::say::line(format!("tracer: floor programs attached for {secs:.3} s"));
         }
         Ok(command)
+    }
+
+    /// Hands the streamed calls waiting in the ring to the sinks.
+    fn stream_out(&mut self, stream: Option<&mut AsyncFd<StreamRing>>) -> Result<()> {
+        let Some(stream) = stream else { return Ok(()) };
+        // In batches, so that a flood is written as it is read, in bounded memory.
+        loop {
+            let mut items: Vec<Item> = Vec::new();
+            stream
+                .get_mut()
+                .0
+                .drain(self.ctx.wall_offset_ns, STREAM_BATCH, &mut items);
+            if items.is_empty() {
+                return Ok(());
+            }
+            for sink in &mut self.sinks {
+                sink.calls(&items)?;
+            }
+        }
     }
 
     /// Takes new events; children that `--follow` added are watched for their exit too.

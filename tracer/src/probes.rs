@@ -16,6 +16,7 @@ use tracer_common::{
     loops::LoopConfig,
     maps,
     memory::{MemConfig, class},
+    stream::StreamConfig,
     table, target_flags,
 };
 
@@ -145,6 +146,8 @@ pub struct LoadOptions<'a> {
     pub timing: SyscallTiming,
     /// The selectors' configuration, when there are selectors.
     pub select: Option<SelectConfig>,
+    /// The call stream's configuration and ring size (`--trace`), when asked for.
+    pub stream: Option<(StreamConfig, u32)>,
     /// An event loop's iteration this long is a stall (`--stall`; 0: none).
     pub stall_ns: u64,
 }
@@ -212,6 +215,14 @@ impl Probes {
             nr32_execve: sysno32("execve")?,
             nr32_execveat: sysno32("execveat")?,
         };
+        let stream = opts
+            .stream
+            .filter(|_| opts.programs == Programs::Tracer)
+            .map_or_else(StreamConfig::default, |(c, _)| c);
+        let (stream_ring, stream_pending) = match opts.stream {
+            Some((_, bytes)) if stream.enabled != 0 => (bytes, MAX_THREADS),
+            _ => (page_size(), 1),
+        };
         // No BTF for aya: the object has no CO-RE relocations, and parsing vmlinux's BTF
         // would double tracer's memory. The offsets it needs come in through OFFSETS.
         let mut ebpf = EbpfLoader::new()
@@ -226,6 +237,18 @@ impl Probes {
             .override_global(globals::THREAD_CALLS_ON, &u32::from(thread_calls), true)
             .override_global(globals::SELECT, &opts.select.unwrap_or_default(), true)
             .override_global(globals::TABLE_ENTRIES, &table_entries, true)
+            .override_global(globals::STREAM, &stream, true)
+            // Without --trace the stream's maps shrink to what the kernel allows.
+            .map_max_entries(maps::STREAM_RING, stream_ring)
+            .map_max_entries(maps::STREAM_PENDING, stream_pending)
+            .map_max_entries(
+                maps::STREAM_START,
+                if stream.enabled != 0 {
+                    table_entries
+                } else {
+                    1
+                },
+            )
             .map_max_entries(maps::TARGETS, table_entries)
             .map_max_entries(maps::PROC_CALLS, table_entries)
             .map_max_entries(maps::THREADS, table_entries)
@@ -605,6 +628,14 @@ fn one_line(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+/// The page size (the smallest ring buffer the kernel takes).
+fn page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u32
 }
 
 #[cfg(test)]

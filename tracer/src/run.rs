@@ -17,6 +17,7 @@ use crate::{
         memory::MemoryCollector,
         proc::{self, Live},
         procs::ProcBook,
+        stream::StreamReader,
     },
     engine::Engine,
     model::{Context, ProcessInfo, events::EventLog, procs::Joined},
@@ -100,6 +101,14 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         bail!("this kernel lacks what every section asked for needs");
     }
     let offsets = support.offsets;
+    let stream = match cli.trace_spec() {
+        Some(spec) => Some((
+            crate::model::strace::config(&spec).map_err(anyhow::Error::msg)?,
+            cli.trace_buffer
+                .unwrap_or(tracer_common::stream::RING_BYTES_DEFAULT),
+        )),
+        None => None,
+    };
     let mut probes = Probes::load(&LoadOptions {
         programs,
         sections: &cli.sections,
@@ -110,6 +119,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         timing: cli.timing(),
         stall_ns: cli.stall.as_nanos() as u64,
         select: (!selectors.is_empty()).then(|| select::config(&selectors, first_selector_slot)),
+        stream,
     })?;
     let exe_watch = select::ExeWatch::new(
         collect::take(probes.ebpf_mut(), maps::EXES)?,
@@ -139,6 +149,12 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
             ring: collect::take(probes.ebpf_mut(), maps::EVENTS)?,
             undecodable: 0,
         })
+    } else {
+        None
+    };
+
+    let stream = if real && stream.is_some() {
+        Some(StreamReader::new(probes.ebpf_mut())?)
     } else {
         None
     };
@@ -270,7 +286,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         exe_watch,
         detector: Default::default(),
     };
-    let command = rt.block_on(engine.run(reader, launched_pid))?;
+    let command = rt.block_on(engine.run(reader, stream, launched_pid))?;
     drop(probes); // detach before the process exits (it would happen anyway)
     Ok(command.map_or(ExitCode::SUCCESS, |c| ExitCode::from(c.status())))
 }

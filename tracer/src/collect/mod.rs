@@ -7,6 +7,7 @@ pub mod memory;
 pub mod proc;
 pub mod procs;
 pub mod sched;
+pub mod stream;
 pub mod threads;
 
 use std::{

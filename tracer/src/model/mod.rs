@@ -13,6 +13,7 @@ pub mod memory;
 pub mod procs;
 pub mod roles;
 pub mod sched;
+pub mod strace;
 
 use std::{
     collections::BTreeMap,

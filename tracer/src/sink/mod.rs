@@ -22,7 +22,10 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     cli::{Cli, Format},
-    model::{Report, ReportKind},
+    model::{
+        Report, ReportKind,
+        strace::{self, Item, StreamSummary},
+    },
     render,
 };
 
@@ -42,6 +45,14 @@ pub trait Sink {
     /// engine to wait for.
     fn finish(&mut self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
         None
+    }
+    /// Streamed calls (`--trace`), as they come; sinks that do not show them ignore them.
+    fn calls(&mut self, _items: &[Item]) -> Result<()> {
+        Ok(())
+    }
+    /// The call stream's totals, once, just before the final report.
+    fn stream_summary(&mut self, _summary: &StreamSummary) -> Result<()> {
+        Ok(())
     }
     /// For a sink that can end the run (a live view's `q`): taken once, after `start`; the
     /// run ends when it is sent, or dropped.
@@ -71,6 +82,16 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// No interval reports when `yes` (the final one only).
+    pub fn final_only(mut self, yes: bool) -> Self {
+        if yes {
+            self.intervals = false;
+        }
+        self
+    }
+}
+
 impl Sink for Writer {
     fn wants_intervals(&self) -> bool {
         self.intervals
@@ -78,6 +99,31 @@ impl Sink for Writer {
 
     fn wants_aligned_intervals(&self) -> bool {
         self.intervals && self.format == Format::Json
+    }
+
+    fn calls(&mut self, items: &[Item]) -> Result<()> {
+        let mut text = String::new();
+        for item in items {
+            match (self.format, item) {
+                (Format::Json, _) => text.push_str(&strace::json_line(item)),
+                (Format::Text, Item::Call(c)) => text.push_str(&c.line()),
+                (Format::Text, Item::Lost(n)) => text.push_str(&strace::lost_line(*n)),
+            }
+            text.push('\n');
+        }
+        self.out
+            .write_all(text.as_bytes())
+            .and_then(|()| self.out.flush())
+            .with_context(|| format!("cannot write the calls to {}", self.name))
+    }
+
+    fn stream_summary(&mut self, summary: &StreamSummary) -> Result<()> {
+        let line = match self.format {
+            Format::Json => summary.json().to_string(),
+            Format::Text => summary.line(),
+        };
+        writeln!(self.out, "{line}")
+            .with_context(|| format!("cannot write the calls to {}", self.name))
     }
 
     fn write(&mut self, report: &Report) -> Result<()> {
@@ -124,18 +170,26 @@ pub fn parse_spec(s: &str) -> Result<SinkSpec, String> {
 /// [`crate::output`]).
 pub fn open_all(cli: &Cli) -> Result<Vec<Box<dyn Sink>>> {
     let interval_given = cli.interval.is_some();
+    // With --trace the calls are the live view: text reports come at the end only, unless
+    // --interval asks for them.
+    let streaming = cli.trace_spec().is_some() && !interval_given;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let format = cli.output.unwrap_or(Format::Text);
     match &cli.output_file {
-        Some(path) => sinks.push(Box::new(file_writer(format, path, interval_given)?)),
+        Some(path) => sinks.push(Box::new(
+            file_writer(format, path, interval_given)?.final_only(streaming),
+        )),
         // The view takes standard output, and prints the final summary there at its end.
         None if cli.tui => {}
-        None if !cli.serving() || cli.output.is_some() => sinks.push(Box::new(Writer::new(
-            format,
-            Box::new(std::io::stdout().lock()),
-            "standard output".into(),
-            interval_given,
-        ))),
+        None if !cli.serving() || cli.output.is_some() => sinks.push(Box::new(
+            Writer::new(
+                format,
+                Box::new(std::io::stdout().lock()),
+                "standard output".into(),
+                interval_given,
+            )
+            .final_only(streaming),
+        )),
         None => {}
     }
     for s in &cli.sinks {

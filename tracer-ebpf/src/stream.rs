@@ -1,0 +1,299 @@
+//! The call stream (`--trace`, strace mode). sys_enter hands a traced thread's call here
+//! only when the stream is on (`STREAM.enabled`, in .rodata: with it 0 the verifier removes
+//! these calls from the syscall hooks, so aggregate mode's hot path is unchanged). A call
+//! not selected costs a bit test. A selected one without path arguments costs a clock read
+//! and an array store at entry; with paths, its arguments and paths are captured then into
+//! a per-CPU scratch record, kept by tid until its exit. sys_exit applies the filters
+//! (`--failed`, `--errno` before any helper call, then `--slower-than`) and sends what
+//! passes through a ring buffer of its own. A call the ring cannot take is counted, per
+//! CPU, and the count rides on the next record sent from that CPU (where the stream says
+//! it).
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
+    macros::map,
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{
+    COMPAT_IDX, MAX_THREADS, SYSCALL_SLOTS,
+    stream::{
+        CallRecord, CallStart, ERRNO_BITS, HEADER_BYTES, LOST_KINDS, Lost, NR_COMPAT, PATH_BUF,
+        PATH_READ, RING_BYTES_DEFAULT, StreamConfig,
+    },
+};
+
+use crate::{
+    events::{offsets, read_at, rodata},
+    filter::noted_entry,
+};
+
+/// Set by userspace at load time (see [`StreamConfig`]).
+#[unsafe(no_mangle)]
+static STREAM: StreamConfig = StreamConfig::OFF;
+
+/// Sized by userspace (`--trace-buffer`).
+#[map(name = "STREAM_RING")]
+static STREAM_RING: RingBuf = RingBuf::with_byte_size(RING_BYTES_DEFAULT, 0);
+
+/// The calls in progress that were selected, by tid (LRU: a thread that died inside a
+/// call leaves nothing behind for long). Sized down to one entry when the stream is off.
+#[map(name = "STREAM_PENDING")]
+static STREAM_PENDING: LruHashMap<u32, CallRecord> = LruHashMap::with_max_entries(MAX_THREADS, 0);
+
+/// Indexed like `THREADS` (sized by userspace to its entries; one when the stream is off).
+#[map(name = "STREAM_START")]
+static STREAM_START: Array<CallStart> = Array::with_max_entries(1, 0);
+
+#[map(name = "STREAM_SCRATCH")]
+static STREAM_SCRATCH: PerCpuArray<CallRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Calls selected and not sent, by [`Lost`]; index `LOST_KINDS` holds this CPU's ring
+/// losses not yet said in the stream.
+#[map(name = "STREAM_LOST")]
+static STREAM_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_KINDS + 1, 0);
+
+const MAX_ERRNO: i64 = 4095;
+
+#[inline(always)]
+fn config() -> &'static StreamConfig {
+    rodata(&STREAM)
+}
+
+#[inline(always)]
+pub fn enabled() -> bool {
+    config().enabled != 0
+}
+
+#[inline(always)]
+fn count_lost(why: Lost) {
+    if let Some(n) = STREAM_LOST.get_ptr_mut(why as u32) {
+        // SAFETY: per-CPU value; programs on one CPU do not run concurrently.
+        unsafe { *n += 1 };
+    }
+}
+
+/// Whether syscall `id` (an i386 number when `compat`) is selected; if so, notes what
+/// [`on_exit`] needs. Out of line: only the stream's calls take it. A call without path
+/// arguments has only its start noted, in the entry of [`STREAM_START`] beside its
+/// `THREADS` entry (an inlined array store): its arguments are read at exit, from the
+/// same registers. A call with paths has them and its arguments captured now (the memory
+/// an exec replaces is gone by its exit), kept by tid in [`STREAM_PENDING`].
+#[inline(never)]
+pub fn on_enter(regs: u64, id: u64, compat: bool, tid: u32, tgid: u32) -> bool {
+    if id >= SYSCALL_SLOTS as u64 {
+        return false;
+    }
+    let c = config();
+    let bit = StreamConfig::bit(id, compat);
+    let Some(&word) = c.select.get(bit / 64) else {
+        return false;
+    };
+    if word & (1 << (bit % 64)) == 0 {
+        return false;
+    }
+    let (first, second) = c.path_args(bit);
+    if first == 0 {
+        let Some(p) = STREAM_START.get_ptr_mut(noted_entry(regs)) else {
+            count_lost(Lost::PendingFull);
+            return false;
+        };
+        // SAFETY: the entry beside the running thread's own THREADS entry.
+        unsafe {
+            (*p).tid = tid;
+            (*p).start_ns = bpf_ktime_get_ns();
+        }
+        return true;
+    }
+    let Some(r) = STREAM_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's scratch record; nothing else runs on this CPU meanwhile.
+    let r = unsafe { &mut *r };
+    read_args(r, regs, compat);
+    r.nr = id as u32 | if compat { NR_COMPAT } else { 0 };
+    r.tid = tid;
+    r.tgid = tgid;
+    r.npaths = 1;
+    r.path_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.paths[0]);
+    if second != 0 {
+        r.path_len[1] = read_path(r.args.get(second - 1).copied(), &mut r.paths[1]);
+        r.npaths = 2;
+    }
+    // SAFETY: reading the monotonic clock has no preconditions.
+    r.start_ns = unsafe { bpf_ktime_get_ns() };
+    if STREAM_PENDING.insert(&tid, &*r, BPF_ANY as u64).is_err() {
+        count_lost(Lost::PendingFull);
+        return false;
+    }
+    true
+}
+
+/// Bytes of `struct pt_regs` read at once for the arguments (x86_64's is 168: every
+/// argument register lies within); an offset beyond is read alone.
+const REGS_BYTES: usize = 168;
+
+/// The six arguments of the running syscall, from its registers: one read of the block
+/// that holds them, rather than one helper call each.
+#[inline(always)]
+fn read_args(r: &mut CallRecord, regs: u64, compat: bool) {
+    let o = offsets();
+    let off = if compat {
+        [
+            o.regs_compat_arg0,
+            o.regs_compat_arg1,
+            o.regs_compat_arg2,
+            o.regs_compat_arg3,
+            o.regs_compat_arg4,
+            o.regs_compat_arg5,
+        ]
+    } else {
+        [
+            o.regs_arg0,
+            o.regs_arg1,
+            o.regs_arg2,
+            o.regs_arg3,
+            o.regs_arg4,
+            o.regs_arg5,
+        ]
+    };
+    // Into the second path's buffer (the stack is too small; a second path is read
+    // after this, over it).
+    let block = &mut r.paths[1];
+    // SAFETY: the helper checks the address; the buffer is larger than REGS_BYTES.
+    let got = unsafe {
+        generated::bpf_probe_read_kernel(
+            block.as_mut_ptr().cast(),
+            REGS_BYTES as u32,
+            regs as *const core::ffi::c_void,
+        )
+    } == 0;
+    let mut args = [0u64; 6];
+    for (a, &o) in args.iter_mut().zip(off.iter()) {
+        let at = o as usize;
+        let v = match block.get(at..at + 8) {
+            Some(b) if got && at + 8 <= REGS_BYTES => {
+                u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            }
+            _ => read_at::<u64>(regs, o).unwrap_or(0),
+        };
+        *a = if compat { v & 0xffff_ffff } else { v };
+    }
+    r.args = args;
+}
+
+/// Reads the NUL-terminated user string at `addr` into `buf`: the bytes read with the
+/// NUL, or a negative errno.
+#[inline(always)]
+fn read_path(addr: Option<u64>, buf: &mut [u8; PATH_BUF]) -> i32 {
+    let Some(addr) = addr else { return -14 };
+    // SAFETY: the helper checks the address; the buffer holds PATH_READ bytes.
+    unsafe {
+        generated::bpf_probe_read_user_str(
+            buf.as_mut_ptr().cast(),
+            PATH_READ,
+            addr as *const core::ffi::c_void,
+        ) as i32
+    }
+}
+
+/// A selected call returns with `ret`: sent if it passes the filters (the errno filters
+/// first: they need no helper). `stats_idx` says which syscall it was (see
+/// `ThreadState::stats_idx`). A path that could not be read at entry (its page not yet
+/// faulted in: a program's helper cannot fault) is read again now that the kernel has
+/// read it, unless an exec replaced the memory.
+#[inline(never)]
+pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
+    let c = config();
+    let failed = ret < 0 && ret >= -MAX_ERRNO;
+    if c.failed_only != 0 && !failed {
+        return;
+    }
+    if c.errno_filter != 0 {
+        let e = if failed { (-ret) as usize } else { 0 };
+        let hit = failed
+            && c.errnos
+                .get((e / 64) & (ERRNO_BITS / 64 - 1))
+                .is_some_and(|w| w & (1 << (e % 64)) != 0);
+        if !hit {
+            return;
+        }
+    }
+    let compat = stats_idx & COMPAT_IDX != 0;
+    let nr = (stats_idx & !COMPAT_IDX) % SYSCALL_SLOTS;
+    let bit = StreamConfig::bit(nr as u64, compat);
+    let (first, second) = c.path_args(bit);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let r = if first == 0 {
+        let Some(start) = STREAM_START.get_ptr(noted_entry(regs)) else {
+            count_lost(Lost::PendingFull);
+            return;
+        };
+        // SAFETY: a map value, valid while the program runs.
+        let start = unsafe { *start };
+        // The note was taken over by another thread (its registers' slot): the call's
+        // start is not known.
+        if start.tid != tid {
+            count_lost(Lost::PendingFull);
+            return;
+        }
+        let Some(r) = STREAM_SCRATCH.get_ptr_mut(0) else {
+            return;
+        };
+        // SAFETY: this CPU's scratch record.
+        let r = unsafe { &mut *r };
+        read_args(r, regs, compat);
+        r.nr = nr | if compat { NR_COMPAT } else { 0 };
+        r.tid = tid;
+        r.tgid = (pid_tgid >> 32) as u32;
+        r.npaths = 0;
+        r.start_ns = start.start_ns;
+        r
+    } else {
+        let Some(r) = STREAM_PENDING.get_ptr_mut(&tid) else {
+            count_lost(Lost::PendingFull);
+            return;
+        };
+        // SAFETY: the running thread's own entry; only it writes it.
+        let r = unsafe { &mut *r };
+        if !(exec && ret == 0) {
+            if r.path_len[0] < 0 {
+                r.path_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.paths[0]);
+            }
+            if r.path_len[1] < 0 && second != 0 {
+                r.path_len[1] = read_path(r.args.get(second - 1).copied(), &mut r.paths[1]);
+            }
+        }
+        r
+    };
+    // SAFETY: reading the monotonic clock has no preconditions.
+    let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(r.start_ns);
+    if dur < c.min_ns {
+        return;
+    }
+    r.ret = ret;
+    r.dur_ns = dur;
+    r.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let unsaid = STREAM_LOST.get_ptr_mut(LOST_KINDS);
+    // SAFETY: per-CPU value.
+    r.lost_before = unsaid.map_or(0, |p| unsafe { *p });
+    let len = match r.npaths {
+        0 => HEADER_BYTES,
+        1 => HEADER_BYTES + PATH_BUF,
+        _ => HEADER_BYTES + 2 * PATH_BUF,
+    };
+    // SAFETY: `len` is at most the record's size.
+    let bytes = unsafe { core::slice::from_raw_parts((r as *const CallRecord).cast::<u8>(), len) };
+    if STREAM_RING.output::<[u8]>(bytes, 0).is_ok() {
+        if let Some(p) = unsaid {
+            // SAFETY: per-CPU value.
+            unsafe { *p = 0 };
+        }
+    } else {
+        count_lost(Lost::RingFull);
+        if let Some(p) = unsaid {
+            // SAFETY: per-CPU value.
+            unsafe { *p += 1 };
+        }
+    }
+}

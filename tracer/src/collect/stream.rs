@@ -1,0 +1,70 @@
+//! Draining the call stream's ring buffer (`--trace`): each record decoded, the losses the
+//! kernel counted where they happened put in the stream before the record that carries
+//! them, and the totals read at the end.
+use anyhow::Result;
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use tracer_common::{
+    maps,
+    stream::{CallRecord, LOST_KINDS, Lost},
+};
+
+use crate::model::strace::{Call, Item, StreamSummary};
+
+pub struct StreamReader {
+    pub ring: RingBuf<MapData>,
+    lost: PerCpuArray<MapData, u64>,
+    summary: StreamSummary,
+    /// Ring losses said in the stream so far.
+    lost_said: u64,
+}
+
+impl StreamReader {
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
+        Ok(Self {
+            ring: super::take(ebpf, maps::STREAM_RING)?,
+            lost: super::take(ebpf, maps::STREAM_LOST)?,
+            summary: StreamSummary::default(),
+            lost_said: 0,
+        })
+    }
+
+    /// Takes what the ring holds, up to `max` records; `wall_offset_ns` turns monotonic
+    /// times into wall ones.
+    pub fn drain(&mut self, wall_offset_ns: i128, max: usize, out: &mut Vec<Item>) {
+        for _ in 0..max {
+            let Some(bytes) = self.ring.next() else {
+                break;
+            };
+            let Some(r) = CallRecord::decode(&bytes) else {
+                self.summary.undecodable += 1;
+                continue;
+            };
+            if r.lost_before > 0 {
+                self.lost_said += r.lost_before;
+                out.push(Item::Lost(r.lost_before));
+            }
+            self.summary.streamed += 1;
+            out.push(Item::Call(Box::new(Call::from_record(&r, wall_offset_ns))));
+        }
+    }
+
+    /// At the end (after a last [`drain`](Self::drain)): the totals, and the ring losses
+    /// no later record carried (said at the end of the stream).
+    pub fn finish(&mut self, out: &mut Vec<Item>) -> Result<StreamSummary> {
+        let mut by_cause = [0u64; LOST_KINDS as usize];
+        for (i, total) in by_cause.iter_mut().enumerate() {
+            *total = self.lost.get(&(i as u32), 0)?.iter().sum();
+        }
+        self.summary.lost_ring_full = by_cause[Lost::RingFull as usize];
+        self.summary.lost_pending_full = by_cause[Lost::PendingFull as usize];
+        let unsaid = self.summary.lost_ring_full.saturating_sub(self.lost_said);
+        if unsaid > 0 {
+            self.lost_said += unsaid;
+            out.push(Item::Lost(unsaid));
+        }
+        Ok(self.summary)
+    }
+}

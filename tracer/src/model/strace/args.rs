@@ -1,0 +1,188 @@
+//! What each syscall's arguments are, for decoding them: a signature per syscall for those
+//! decoded so far (the file families, memory, descriptors, signals); every other syscall
+//! shows strace's count of its arguments, raw. The path arguments of a signature are what
+//! the kernel side captures as strings (`StreamConfig::paths`).
+use super::decode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// A descriptor.
+    Fd,
+    /// A directory descriptor (`AT_FDCWD`).
+    DirFd,
+    /// A path, captured in the kernel.
+    Path,
+    /// `open`'s flags.
+    OpenFlags,
+    /// A mode, shown only when the `OpenFlags` before it create a file.
+    CreateMode,
+    Mode,
+    AccessMode,
+    AtFlags,
+    RenameFlags,
+    Prot,
+    MapFlags,
+    Signal,
+    /// A pointer: `NULL` or hex.
+    Ptr,
+    /// A number strace prints in hex.
+    Hex,
+    /// Signed and unsigned numbers.
+    Int,
+    UInt,
+}
+
+use Arg::*;
+
+/// (syscall, arguments, whether it returns an address).
+type Sig = (&'static str, &'static [Arg], bool);
+
+const SIGNATURES: &[Sig] = &[
+    ("read", &[Fd, Ptr, UInt], false),
+    ("write", &[Fd, Ptr, UInt], false),
+    ("pread64", &[Fd, Ptr, UInt, Int], false),
+    ("pwrite64", &[Fd, Ptr, UInt, Int], false),
+    ("open", &[Path, OpenFlags, CreateMode], false),
+    ("openat", &[DirFd, Path, OpenFlags, CreateMode], false),
+    ("openat2", &[DirFd, Path, Ptr, UInt], false),
+    ("creat", &[Path, Mode], false),
+    ("close", &[Fd], false),
+    ("stat", &[Path, Ptr], false),
+    ("lstat", &[Path, Ptr], false),
+    ("fstat", &[Fd, Ptr], false),
+    ("newfstatat", &[DirFd, Path, Ptr, AtFlags], false),
+    ("statx", &[DirFd, Path, AtFlags, Hex, Ptr], false),
+    ("statfs", &[Path, Ptr], false),
+    ("access", &[Path, AccessMode], false),
+    ("faccessat", &[DirFd, Path, AccessMode], false),
+    ("faccessat2", &[DirFd, Path, AccessMode, AtFlags], false),
+    ("execve", &[Path, Ptr, Ptr], false),
+    ("execveat", &[DirFd, Path, Ptr, Ptr, AtFlags], false),
+    ("unlink", &[Path], false),
+    ("unlinkat", &[DirFd, Path, AtFlags], false),
+    ("rename", &[Path, Path], false),
+    ("renameat", &[DirFd, Path, DirFd, Path], false),
+    ("renameat2", &[DirFd, Path, DirFd, Path, RenameFlags], false),
+    ("mkdir", &[Path, Mode], false),
+    ("mkdirat", &[DirFd, Path, Mode], false),
+    ("rmdir", &[Path], false),
+    ("readlink", &[Path, Ptr, UInt], false),
+    ("readlinkat", &[DirFd, Path, Ptr, UInt], false),
+    ("chdir", &[Path], false),
+    ("fchdir", &[Fd], false),
+    ("chroot", &[Path], false),
+    ("chmod", &[Path, Mode], false),
+    ("fchmod", &[Fd, Mode], false),
+    ("fchmodat", &[DirFd, Path, Mode], false),
+    ("chown", &[Path, Int, Int], false),
+    ("lchown", &[Path, Int, Int], false),
+    ("fchownat", &[DirFd, Path, Int, Int, AtFlags], false),
+    ("truncate", &[Path, Int], false),
+    ("link", &[Path, Path], false),
+    ("linkat", &[DirFd, Path, DirFd, Path, AtFlags], false),
+    ("symlink", &[Path, Path], false),
+    ("symlinkat", &[Path, DirFd, Path], false),
+    ("mknod", &[Path, Mode, Hex], false),
+    ("mknodat", &[DirFd, Path, Mode, Hex], false),
+    ("utimensat", &[DirFd, Path, Ptr, AtFlags], false),
+    ("mmap", &[Ptr, UInt, Prot, MapFlags, Fd, Hex], true),
+    ("mprotect", &[Ptr, UInt, Prot], false),
+    ("munmap", &[Ptr, UInt], false),
+    ("brk", &[Ptr], true),
+    ("dup", &[Fd], false),
+    ("dup2", &[Fd, Fd], false),
+    ("dup3", &[Fd, Fd, OpenFlags], false),
+    ("pipe2", &[Ptr, OpenFlags], false),
+    ("lseek", &[Fd, Int, Int], false),
+    ("getcwd", &[Ptr, UInt], false),
+    ("kill", &[Int, Signal], false),
+    ("tkill", &[Int, Signal], false),
+    ("tgkill", &[Int, Int, Signal], false),
+];
+
+/// The signature of `name`, if it is decoded.
+pub fn signature(name: &str) -> Option<(&'static [Arg], bool)> {
+    SIGNATURES
+        .iter()
+        .find(|s| s.0 == name)
+        .map(|&(_, args, addr)| (args, addr))
+}
+
+/// Which arguments of `name` the kernel captures as paths, as `StreamConfig::paths` wants
+/// them: `index + 1` of the first in the low nibble, of the second in the high one.
+pub fn path_nibbles(name: &str) -> u8 {
+    let Some((args, _)) = signature(name) else {
+        return 0;
+    };
+    let mut idx = args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| **a == Path)
+        .map(|(i, _)| i as u8 + 1);
+    let first = idx.next().unwrap_or(0);
+    let second = idx.next().unwrap_or(0);
+    first | second << 4
+}
+
+/// How many arguments strace prints for `name` (its table), else 6.
+pub fn nargs(name: &str) -> usize {
+    super::classes::NARGS
+        .iter()
+        .find(|n| n.0 == name)
+        .map_or(6, |n| n.1 as usize)
+}
+
+/// One argument decoded (a `Path` as its pointer: the caller shows the captured string
+/// instead); None for an argument strace leaves out (a mode `open` does not take).
+/// `prev` is the argument before (a `CreateMode` follows `open`'s flags).
+pub fn show(kind: Arg, v: u64, prev: u64) -> Option<String> {
+    Some(match kind {
+        CreateMode if !decode::open_has_mode(prev) => return None,
+        Fd => decode::fd(v),
+        DirFd => decode::dirfd(v),
+        Path | Ptr => decode::ptr(v),
+        OpenFlags => decode::open_flags(v),
+        CreateMode | Mode => decode::mode(v),
+        AccessMode => decode::access_mode(v),
+        AtFlags => decode::at_flags(v),
+        RenameFlags => decode::rename_flags(v),
+        Prot => decode::prot(v),
+        MapFlags => decode::map_flags(v),
+        Signal => decode::signal(v),
+        Hex => decode::hex(v),
+        Int => (v as i64).to_string(),
+        UInt => v.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_arguments_of_the_file_families() {
+        assert_eq!(path_nibbles("openat"), 2);
+        assert_eq!(path_nibbles("open"), 1);
+        assert_eq!(path_nibbles("rename"), 1 | 2 << 4);
+        assert_eq!(path_nibbles("renameat2"), 2 | 4 << 4);
+        assert_eq!(path_nibbles("symlinkat"), 1 | 3 << 4);
+        assert_eq!(path_nibbles("read"), 0);
+        assert_eq!(path_nibbles("getppid"), 0);
+    }
+
+    #[test]
+    fn argument_counts_from_strace() {
+        assert_eq!(nargs("getppid"), 0);
+        assert_eq!(nargs("openat"), 4);
+        assert_eq!(nargs("mmap"), 6);
+        assert_eq!(nargs("no_such_call"), 6);
+    }
+
+    #[test]
+    fn a_mode_only_when_creating() {
+        let creat = libc::O_CREAT as u64;
+        assert_eq!(show(CreateMode, 0o644, creat).as_deref(), Some("0644"));
+        assert_eq!(show(CreateMode, 0, 0), None);
+        assert_eq!(show(Int, u64::MAX, 0).as_deref(), Some("-1"));
+    }
+}

@@ -1,0 +1,517 @@
+//! strace mode (`--trace`): which calls to stream (strace's `-e trace=` spelling), and
+//! each streamed call decoded into strace's line, or one JSON object. Pure: the kernel's
+//! records come in as [`CallRecord`]s, lines go out as strings.
+pub mod args;
+pub mod classes;
+pub mod decode;
+
+use std::{collections::BTreeSet, time::Duration};
+
+use serde::Serialize;
+use tracer_common::stream::{CallRecord, ERRNO_BITS, NR_COMPAT, SELECT_BITS, StreamConfig};
+
+use crate::render::term::printable;
+
+/// What `--trace`, `--failed`, `--errno` and `--slower-than` asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceSpec {
+    /// The set, in strace's spelling (`all`, `openat,%network`).
+    pub set: String,
+    pub failed: bool,
+    pub errnos: Vec<i32>,
+    pub slower_than: Option<Duration>,
+}
+
+/// The classes `--trace` knows, as strace spells them.
+pub const CLASS_NAMES: &str = "%file, %network, %process, %memory, %signal, %desc, %ipc";
+
+/// The syscall names a set selects: names and `%class`es, comma-separated, `all`; a
+/// leading `!` selects every syscall but those.
+pub fn select(set: &str) -> Result<BTreeSet<&'static str>, String> {
+    let (negate, body) = match set.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, set),
+    };
+    let mut names = BTreeSet::new();
+    for tok in body.split(',').map(str::trim) {
+        if tok.is_empty() {
+            return Err(format!("--trace={set}: an empty name in the set"));
+        }
+        if tok == "all" {
+            names.extend(all_names());
+        } else if let Some(class) = tok.strip_prefix('%') {
+            let Some((_, members)) = classes::CLASSES.iter().find(|c| c.0 == class) else {
+                return Err(format!(
+                    "--trace: '{}' is not a class ({CLASS_NAMES})",
+                    printable(tok)
+                ));
+            };
+            names.extend(members.iter().copied().filter(|n| known(n)));
+        } else {
+            let Some(n) = all_names().find(|n| *n == tok) else {
+                return Err(format!(
+                    "--trace: '{}' is not a syscall or a class ({CLASS_NAMES})",
+                    printable(tok)
+                ));
+            };
+            names.insert(n);
+        }
+    }
+    if negate {
+        return Ok(all_names().filter(|n| !names.contains(n)).collect());
+    }
+    Ok(names)
+}
+
+/// Every syscall name of either ABI.
+fn all_names() -> impl Iterator<Item = &'static str> {
+    syscalls::Sysno::iter()
+        .map(|s| s.name())
+        .chain(syscalls::x86::Sysno::iter().map(|s| s.name()))
+}
+
+fn known(name: &str) -> bool {
+    name.parse::<syscalls::Sysno>().is_ok() || name.parse::<syscalls::x86::Sysno>().is_ok()
+}
+
+/// The kernel side's configuration for a spec.
+pub fn config(spec: &TraceSpec) -> Result<StreamConfig, String> {
+    let mut c = StreamConfig {
+        enabled: 1,
+        failed_only: u32::from(spec.failed),
+        errno_filter: u32::from(!spec.errnos.is_empty()),
+        min_ns: spec.slower_than.map_or(0, |d| d.as_nanos() as u64),
+        ..StreamConfig::default()
+    };
+    let half = SELECT_BITS / 2;
+    for name in select(&spec.set)? {
+        let ids = [
+            (
+                0,
+                name.parse::<syscalls::Sysno>()
+                    .ok()
+                    .map(|s| s.id() as usize),
+            ),
+            (
+                half,
+                name.parse::<syscalls::x86::Sysno>()
+                    .ok()
+                    .map(|s| s.id() as usize),
+            ),
+        ];
+        for (base, id) in ids {
+            let Some(id) = id.filter(|&id| id < half) else {
+                continue;
+            };
+            let bit = base + id;
+            c.select[bit / 64] |= 1 << (bit % 64);
+            c.paths[bit] = args::path_nibbles(name);
+        }
+    }
+    for &e in &spec.errnos {
+        let e = e as usize;
+        if e > 0 && e < ERRNO_BITS {
+            c.errnos[e / 64] |= 1 << (e % 64);
+        }
+    }
+    Ok(c)
+}
+
+/// One streamed call, decoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Call {
+    /// `"call"`, for readers of the NDJSON stream.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When it began: wall clock (ns since the epoch) and monotonic.
+    pub time_ns: i128,
+    pub mono_ns: u64,
+    pub tid: u32,
+    pub pid: u32,
+    pub comm: String,
+    pub syscall: String,
+    pub abi: &'static str,
+    pub nr: u32,
+    /// The raw arguments, as many as the syscall has.
+    pub args: Vec<u64>,
+    /// The same as strace shows them (a path quoted, flags by name).
+    pub decoded: Vec<String>,
+    /// The captured paths, in order (lossy UTF-8), with whether each was cut.
+    pub paths: Vec<PathArg>,
+    pub ret: i64,
+    pub errno: Option<String>,
+    pub error: Option<String>,
+    pub duration_ns: u64,
+    /// strace's rendering of the return value (`-1 ENOENT (No such file or directory)`).
+    pub result: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathArg {
+    pub path: String,
+    pub cut: bool,
+}
+
+/// A piece of the stream: a call, or calls that could not be sent at that point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Call(Box<Call>),
+    Lost(u64),
+}
+
+impl Call {
+    /// Decodes a kernel record; `wall_offset_ns` turns its monotonic time into wall time.
+    pub fn from_record(r: &CallRecord, wall_offset_ns: i128) -> Call {
+        let compat = r.nr & NR_COMPAT != 0;
+        let nr = r.nr & !NR_COMPAT;
+        let name = if compat {
+            syscalls::x86::Sysno::new(nr as usize).map(|s| s.name())
+        } else {
+            syscalls::Sysno::new(nr as usize).map(|s| s.name())
+        };
+        let syscall = name.map_or_else(|| format!("syscall_{nr:#x}"), str::to_string);
+        let (sig, addr) = match name.and_then(args::signature) {
+            Some((s, a)) => (Some(s), a),
+            None => (None, false),
+        };
+        let n = sig.map_or_else(|| name.map_or(6, args::nargs), <[_]>::len);
+        let raw: Vec<u64> = r.args.iter().copied().take(n).collect();
+        let mut decoded = Vec::with_capacity(n);
+        let mut paths = Vec::new();
+        let mut next_path = 0;
+        for (i, &v) in raw.iter().enumerate() {
+            let kind = sig
+                .and_then(|s| s.get(i))
+                .copied()
+                .unwrap_or(args::Arg::Hex);
+            if kind == args::Arg::Path {
+                let shown = match r.path(next_path) {
+                    _ if v == 0 => decode::ptr(0),
+                    Some(Ok((bytes, cut))) => {
+                        paths.push(PathArg {
+                            path: String::from_utf8_lossy(bytes).into_owned(),
+                            cut,
+                        });
+                        decode::quote(bytes, cut)
+                    }
+                    _ => decode::ptr(v),
+                };
+                next_path += 1;
+                decoded.push(shown);
+                continue;
+            }
+            let prev = if i > 0 { raw[i - 1] } else { 0 };
+            if let Some(s) = args::show(kind, v, prev) {
+                decoded.push(s);
+            }
+        }
+        let failed = (-4095..0).contains(&r.ret);
+        let (errno, error) = if failed {
+            let (n, m) = decode::errno((-r.ret) as i32);
+            (Some(n), Some(m))
+        } else {
+            (None, None)
+        };
+        let end = r.comm.iter().position(|&b| b == 0).unwrap_or(r.comm.len());
+        Call {
+            kind: "call",
+            time_ns: r.start_ns as i128 + wall_offset_ns,
+            mono_ns: r.start_ns,
+            tid: r.tid,
+            pid: r.tgid,
+            comm: String::from_utf8_lossy(&r.comm[..end]).into_owned(),
+            syscall,
+            abi: if compat { "i386" } else { "x86_64" },
+            nr,
+            args: raw,
+            decoded,
+            paths,
+            ret: r.ret,
+            errno,
+            error,
+            duration_ns: r.dur_ns,
+            result: decode::ret(r.ret, addr),
+        }
+    }
+
+    /// The line strace would print with `-f -tt -T` (and the thread's name):
+    /// `12:00:01.123456 [2201 node] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <0.000012>`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} [{} {}] {}({}) = {} <{}>",
+            clock(self.time_ns),
+            self.tid,
+            printable(&self.comm),
+            self.syscall,
+            self.decoded.join(", "),
+            self.result,
+            decode::duration(self.duration_ns)
+        )
+    }
+}
+
+/// The stream's line for calls lost at that point.
+pub fn lost_line(n: u64) -> String {
+    format!("... {n} calls lost ...")
+}
+
+/// Wall-clock ns as local `HH:MM:SS.uuuuuu`.
+pub fn clock(wall_ns: i128) -> String {
+    let secs = wall_ns.div_euclid(1_000_000_000) as libc::time_t;
+    let micros = wall_ns.rem_euclid(1_000_000_000) / 1000;
+    // SAFETY: localtime_r writes only the struct it is given.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return format!("{secs}.{micros:06}");
+    }
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
+/// The stream's totals, said at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StreamSummary {
+    pub streamed: u64,
+    pub lost_ring_full: u64,
+    pub lost_pending_full: u64,
+    /// Records that could not be decoded.
+    pub undecodable: u64,
+}
+
+impl StreamSummary {
+    pub fn lost(&self) -> u64 {
+        self.lost_ring_full + self.lost_pending_full
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "tracer: {} calls streamed, {} lost (ring buffer full: {}, call table full: {}){}",
+            self.streamed,
+            self.lost(),
+            self.lost_ring_full,
+            self.lost_pending_full,
+            if self.undecodable > 0 {
+                format!(", {} undecodable records", self.undecodable)
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "trace_summary",
+            "streamed": self.streamed,
+            "lost": self.lost(),
+            "lost_by_cause": {
+                "ring_full": self.lost_ring_full,
+                "pending_full": self.lost_pending_full,
+            },
+            "undecodable": self.undecodable,
+        })
+    }
+}
+
+/// An item as one NDJSON line.
+pub fn json_line(item: &Item) -> String {
+    match item {
+        Item::Call(c) => serde_json::to_string(c).unwrap_or_default(),
+        Item::Lost(n) => serde_json::json!({"type": "lost", "calls": n}).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::stream::{MAX_PATHS, PATH_BUF};
+
+    fn record(nr: u32, args: [u64; 6], paths: &[&[u8]], ret: i64) -> CallRecord {
+        let mut r = CallRecord {
+            nr,
+            tid: 2201,
+            tgid: 2200,
+            npaths: paths.len() as u32,
+            start_ns: 5_000,
+            dur_ns: 12_345,
+            ret,
+            args,
+            lost_before: 0,
+            comm: *b"node\0\0\0\0\0\0\0\0\0\0\0\0",
+            path_len: [0; MAX_PATHS],
+            paths: [[0; PATH_BUF]; MAX_PATHS],
+        };
+        for (i, p) in paths.iter().enumerate() {
+            r.paths[i][..p.len()].copy_from_slice(p);
+            r.path_len[i] = p.len() as i32 + 1;
+        }
+        r
+    }
+
+    fn line_without_time(c: &Call) -> String {
+        c.line().split_once(' ').unwrap().1.to_string()
+    }
+
+    #[test]
+    fn openat_as_strace_prints_it() {
+        let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+        let r = record(
+            257,
+            [-100i64 as u64, 0x1000, flags, 0, 0, 0],
+            &[b"/etc/app.json"],
+            -2,
+        );
+        let c = Call::from_record(&r, 0);
+        assert_eq!(
+            line_without_time(&c),
+            "[2201 node] openat(AT_FDCWD, \"/etc/app.json\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory) <0.000012>"
+        );
+        assert_eq!(c.errno.as_deref(), Some("ENOENT"));
+        assert_eq!(c.args, vec![-100i64 as u64, 0x1000, flags, 0]);
+    }
+
+    #[test]
+    fn rename_with_two_paths_and_a_cut_one() {
+        let long = vec![b'a'; 257];
+        let r = record(82, [0x10, 0x20, 0, 0, 0, 0], &[b"/tmp/a", &long], 0);
+        let c = Call::from_record(&r, 0);
+        let shown = format!("\"{}\"...", "a".repeat(256));
+        assert_eq!(
+            line_without_time(&c),
+            format!("[2201 node] rename(\"/tmp/a\", {shown}) = 0 <0.000012>")
+        );
+        assert!(c.paths[1].cut && !c.paths[0].cut);
+    }
+
+    #[test]
+    fn unknown_and_undecoded_calls_show_raw_arguments() {
+        let r = record(110, [0; 6], &[], 2200); // getppid
+        assert_eq!(
+            line_without_time(&Call::from_record(&r, 0)),
+            "[2201 node] getppid() = 2200 <0.000012>"
+        );
+        let r = record(9, [0, 8192, 3, 0x22, u64::MAX, 0], &[], 0x7f00_0000_0000);
+        assert_eq!(
+            line_without_time(&Call::from_record(&r, 0)),
+            "[2201 node] mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000 <0.000012>"
+        );
+        // A path that could not be read shows its pointer.
+        let mut r = record(2, [0xdead, 0, 0, 0, 0, 0], &[b""], -14);
+        r.path_len[0] = -14;
+        assert!(
+            line_without_time(&Call::from_record(&r, 0))
+                .starts_with("[2201 node] open(0xdead, O_RDONLY) = -1 EFAULT")
+        );
+    }
+
+    #[test]
+    fn any_record_decodes_without_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000u64 {
+            let mut r = record(0, [0; 6], &[], 0);
+            r.nr = match i % 3 {
+                0 => (next() % 512) as u32,
+                1 => NR_COMPAT | (next() % 512) as u32,
+                _ => next() as u32,
+            };
+            r.args = [next(), next(), next(), next(), next(), next()];
+            r.ret = next() as i64 % 5000;
+            r.npaths = (next() % 3) as u32;
+            r.path_len = [next() as i32, next() as i32];
+            for b in r.paths.iter_mut().flatten().step_by(7) {
+                *b = next() as u8;
+            }
+            for b in r.comm.iter_mut() {
+                *b = next() as u8;
+            }
+            let c = Call::from_record(&r, next() as i64 as i128);
+            let line = c.line();
+            assert!(!line.chars().any(|ch| ch.is_control()), "{line:?}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&json_line(&Item::Call(Box::new(c))))
+                    .is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn comm_is_escaped() {
+        let mut r = record(110, [0; 6], &[], 1);
+        r.comm = *b"x\x1b[2J\0\0\0\0\0\0\0\0\0\0\0";
+        assert!(Call::from_record(&r, 0).line().contains("[2201 x\\33[2J]"));
+    }
+
+    #[test]
+    fn sets_in_strace_spelling() {
+        let s = select("openat,%network").unwrap();
+        assert!(s.contains("openat") && s.contains("connect") && s.contains("sendto"));
+        assert!(!s.contains("read"));
+        let f = select("%file").unwrap();
+        for n in [
+            "open",
+            "openat",
+            "stat",
+            "newfstatat",
+            "execve",
+            "rename",
+            "chdir",
+        ] {
+            assert!(f.contains(n), "{n} in %file");
+        }
+        assert!(!f.contains("read") && !f.contains("close"));
+        assert!(select("%process").unwrap().contains("clone"));
+        assert!(select("%memory").unwrap().contains("mmap"));
+        assert!(select("%signal").unwrap().contains("kill"));
+        assert!(select("%desc").unwrap().contains("read"));
+        assert!(!select("!openat").unwrap().contains("openat"));
+        assert!(select("!openat").unwrap().contains("read"));
+        assert!(
+            select("nope")
+                .unwrap_err()
+                .contains("'nope' is not a syscall")
+        );
+        assert!(select("%nope").unwrap_err().contains("not a class"));
+        assert!(select("openat,,read").is_err());
+    }
+
+    #[test]
+    fn config_selects_numbers_and_paths() {
+        let spec = TraceSpec {
+            set: "openat,rename".into(),
+            failed: true,
+            errnos: vec![2],
+            slower_than: Some(Duration::from_millis(2)),
+        };
+        let c = config(&spec).unwrap();
+        assert_eq!(c.select[0] & (1 << 2), 0, "open not selected");
+        assert_ne!(c.select[257 / 64] & (1 << (257 % 64)), 0);
+        assert_eq!(c.paths[257], 2);
+        assert_eq!(c.paths[82], 1 | 2 << 4);
+        // i386 rename is 38.
+        assert_ne!(c.select[(512 + 38) / 64] & (1 << ((512 + 38) % 64)), 0);
+        assert_eq!((c.failed_only, c.errno_filter, c.min_ns), (1, 1, 2_000_000));
+        assert_eq!(c.errnos[0], 1 << 2);
+    }
+
+    #[test]
+    fn json_has_raw_and_decoded_arguments() {
+        let r = record(83, [0x10, 0o755, 0, 0, 0, 0], &[b"/tmp/d"], -17);
+        let item = Item::Call(Box::new(Call::from_record(&r, 1_000)));
+        let v: serde_json::Value = serde_json::from_str(&json_line(&item)).unwrap();
+        assert_eq!(v["type"], "call");
+        assert_eq!(v["syscall"], "mkdir");
+        assert_eq!(v["args"], serde_json::json!([16, 493]));
+        assert_eq!(v["decoded"], serde_json::json!(["\"/tmp/d\"", "0755"]));
+        assert_eq!(v["errno"], "EEXIST");
+        assert_eq!(v["time_ns"], 6_000);
+        assert_eq!(json_line(&Item::Lost(3)), r#"{"calls":3,"type":"lost"}"#);
+    }
+}

@@ -1,0 +1,467 @@
+//! strace mode (`--trace`): the streamed lines of a workload with exactly known calls, the
+//! failing file calls of real programs against what strace itself prints, and a flood's
+//! losses counted exactly. These load eBPF programs (root).
+mod common;
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use common::*;
+
+/// The calls of a text stream, without their time (`12:00:01.123456 `) and duration
+/// (` <0.000012>`): `[TID COMM] name(args) = result`.
+fn call_lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.len() > 16 && l.as_bytes()[2] == b':' && l.as_bytes()[15] == b' ')
+        .map(|l| {
+            let rest = &l[16..];
+            match rest.rfind(" <") {
+                Some(i) if rest.ends_with('>') => rest[..i].to_string(),
+                _ => rest.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Runs the workload's `files` in a fresh directory under tracer with `args`.
+fn trace_files(args: &[&str]) -> (String, std::process::Output) {
+    let dir = tempdir();
+    let out =
+        run(tracer()
+            .args(args)
+            .args(["--sections", "syscalls", "--", WORKLOAD, "files", &dir]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, out)
+}
+
+/// `[TID COMM] ` taken off.
+fn without_thread(line: &str) -> &str {
+    line.split_once("] ").map_or(line, |(_, call)| call)
+}
+
+#[test]
+fn a_known_workload_streams_exactly_its_calls() {
+    let Some(_guard) = ebpf_test() else { return };
+    let (dir, out) = trace_files(&["--trace=mkdir,openat,rename,renameat2,access,unlink,unlinkat"]);
+    let lines = call_lines(&out.stdout);
+    // The loader's opens are streamed too; the workload's own calls are those naming its
+    // directory or /nonexistent.
+    let ours: Vec<&str> = lines
+        .iter()
+        .map(|l| without_thread(l))
+        .filter(|l| l.contains(&dir) || l.contains("/nonexistent/"))
+        .collect();
+    let long = format!(
+        "\"/nonexistent/{}\"...",
+        "a".repeat(256 - "/nonexistent/".len())
+    );
+    let want = vec![
+        format!("mkdir(\"{dir}/d\", 0755) = 0"),
+        format!(
+            "openat(AT_FDCWD, \"{dir}/d/f\", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644) = 3"
+        ),
+        format!("rename(\"{dir}/d/f\", \"{dir}/d/g\") = 0"),
+        format!(
+            "renameat2(AT_FDCWD, \"{dir}/d/m\", AT_FDCWD, \"{dir}/d/h\", RENAME_NOREPLACE) = -1 ENOENT (No such file or directory)"
+        ),
+        format!("access(\"{dir}/d/g\", R_OK|W_OK) = 0"),
+        format!("unlink(\"{dir}/d/g\") = 0"),
+        format!("unlinkat(AT_FDCWD, \"{dir}/d\", AT_REMOVEDIR) = 0"),
+        "openat(AT_FDCWD, \"/nonexistent/\\33[2J\\n\", O_RDONLY) = -1 ENOENT (No such file or directory)".to_string(),
+        format!("openat(AT_FDCWD, {long}, O_RDONLY) = -1 ENOENT (No such file or directory)"),
+    ];
+    assert_eq!(ours, want);
+    // Every streamed line names the workload's thread; the summary counts them all.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with('[') && l.contains(" tracer-workload] "))
+    );
+    assert!(
+        stdout.contains(&format!(
+            "tracer: {} calls streamed, 0 lost (ring buffer full: 0, call table full: 0)",
+            lines.len()
+        )),
+        "{stdout}"
+    );
+    // The report still counts every call, streamed or not.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("rename ") && l.split_whitespace().nth(1) == Some("1"))
+    );
+    assert!(!Path::new(&format!("{dir}/d")).exists());
+}
+
+#[test]
+fn json_stream_has_raw_and_decoded_arguments() {
+    let Some(_guard) = ebpf_test() else { return };
+    let (dir, out) = trace_files(&["--trace=rename", "--output", "json"]);
+    let objects = json_lines(&out);
+    let calls: Vec<_> = objects.iter().filter(|o| o["type"] == "call").collect();
+    assert_eq!(calls.len(), 1, "{objects:?}");
+    let c = calls[0];
+    assert_eq!(c["syscall"], "rename");
+    assert_eq!(c["abi"], "x86_64");
+    assert_eq!(c["ret"], 0);
+    assert_eq!(c["errno"], serde_json::Value::Null);
+    assert_eq!(c["args"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        c["decoded"],
+        serde_json::json!([format!("\"{dir}/d/f\""), format!("\"{dir}/d/g\"")])
+    );
+    assert_eq!(c["paths"][1]["path"], format!("{dir}/d/g"));
+    assert_eq!(c["comm"], "tracer-workload");
+    let summary: Vec<_> = objects
+        .iter()
+        .filter(|o| o["type"] == "trace_summary")
+        .collect();
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summary[0]["streamed"], 1);
+    assert_eq!(summary[0]["lost"], 0);
+    assert_eq!(final_report(&out)["type"], "final");
+}
+
+/// (syscall, first path, errno) of every failing call in strace-like lines.
+fn failures(text: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // strace -f writes "[pid N] " or "N " before a child's lines.
+        let Some(open) = line.find('(') else { continue };
+        let head = &line[..open];
+        let name = head.rsplit([' ', ']']).next().unwrap_or(head);
+        let Some(eq) = line.rfind(") = -1 ") else {
+            continue;
+        };
+        let errno = line[eq + 7..].split_whitespace().next().unwrap_or("");
+        let args = &line[open + 1..eq];
+        let path = args
+            .find('"')
+            .and_then(|s| {
+                let rest = &args[s + 1..];
+                let mut end = None;
+                let mut esc = false;
+                for (i, ch) in rest.char_indices() {
+                    match ch {
+                        '\\' if !esc => esc = true,
+                        '"' if !esc => {
+                            end = Some(i);
+                            break;
+                        }
+                        _ => esc = false,
+                    }
+                }
+                end.map(|e| rest[..e].to_string())
+            })
+            .unwrap_or_default();
+        out.push((name.to_string(), path, errno.to_string()));
+    }
+    out
+}
+
+fn counted(v: Vec<(String, String, String)>) -> BTreeMap<(String, String, String), usize> {
+    let mut m = BTreeMap::new();
+    for k in v {
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Runs `cmd` under `strace -f -Z -e trace=%file` and under `tracer --trace=%file
+/// --failed`, and compares their failing file calls (syscall, path, errno).
+fn same_failures_as_strace(cmd: &[&str]) {
+    let log = format!("{}/strace.log", tempdir());
+    let st = Command::new("strace")
+        .args(["-f", "-Z", "-qq", "-e", "trace=%file", "-o", &log])
+        .args(cmd)
+        .output()
+        .expect("strace runs");
+    let strace_text = std::fs::read_to_string(&log).unwrap();
+    let ours = run(tracer()
+        .args([
+            "--trace=%file",
+            "--failed",
+            "--follow",
+            "--sections",
+            "syscalls,life",
+            "--",
+        ])
+        .args(cmd));
+    assert_eq!(
+        ours.status.code(),
+        st.status.code(),
+        "{cmd:?}: tracer passes the command's status on"
+    );
+    let lines = call_lines(&ours.stdout);
+    let ours_text: String = lines
+        .iter()
+        .map(|l| format!("{}\n", without_thread(l)))
+        .collect();
+    let want = failures(&strace_text);
+    let got = failures(&ours_text);
+    assert!(!want.is_empty(), "{cmd:?}: strace saw no failing file call");
+    assert_eq!(
+        got.len(),
+        lines.len(),
+        "{cmd:?}: every line streamed failed: {ours_text}"
+    );
+    assert_eq!(
+        counted(got),
+        counted(want),
+        "{cmd:?}\nstrace:\n{strace_text}\ntracer:\n{ours_text}"
+    );
+}
+
+#[test]
+fn failing_file_calls_of_real_programs_match_strace() {
+    let Some(_guard) = ebpf_test() else { return };
+    if which("strace").is_none() {
+        skip("strace is not installed");
+        return;
+    }
+    same_failures_as_strace(&["/bin/ls", "/nonexistent"]);
+    same_failures_as_strace(&["/bin/cat", "/nonexistent/file"]);
+    if let Some(py) = which("python3") {
+        same_failures_as_strace(&[&py, "-c", "open('/nope')"]);
+    }
+    if let Some(git) = which("git") {
+        let dir = tempdir();
+        same_failures_as_strace(&[&git, "-C", &dir, "status"]);
+    }
+}
+
+#[test]
+fn a_flood_is_streamed_or_counted_lost_exactly() {
+    let Some(_guard) = ebpf_test() else { return };
+    const CALLS: u64 = 200_000;
+    // A ring of one page holds about 30 records: most of the flood is lost, and counted.
+    let out = run(tracer().args([
+        "--trace=getppid",
+        "--trace-buffer",
+        "4K",
+        "--sections",
+        "syscalls",
+        "--",
+        WORKLOAD,
+        "syscalls",
+        &CALLS.to_string(),
+        "0",
+        "0",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let streamed = call_lines(&out.stdout)
+        .iter()
+        .filter(|l| without_thread(l).starts_with("getppid() = "))
+        .count() as u64;
+    let lost: u64 = stdout
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("... ")?
+                .strip_suffix(" calls lost ...")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(lost > 0, "a one-page ring loses calls of a flood");
+    assert!(streamed > 0);
+    assert_eq!(streamed + lost, CALLS, "streamed {streamed} + lost {lost}");
+    assert!(
+        stdout.contains(&format!(
+            "tracer: {streamed} calls streamed, {lost} lost (ring buffer full: {lost}, call table full: 0)"
+        )),
+        "{}",
+        stdout.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    );
+    // The aggregate table counted every call.
+    assert!(
+        stdout.lines().any(|l| l.starts_with("getppid ")
+            && l.split_whitespace().nth(1) == Some(&CALLS.to_string())),
+        "getppid row"
+    );
+}
+
+#[test]
+fn filters_select_in_the_kernel() {
+    let Some(_guard) = ebpf_test() else { return };
+    // 50 getppid (fast, succeed), 20 failing opens: --failed keeps the opens only,
+    // --errno EACCES none of them, --slower-than 10s none.
+    for (args, want) in [
+        (&["--trace=getppid,openat", "--failed"][..], 20),
+        (&["--trace=openat", "--errno", "ENOENT"][..], 20),
+        (&["--errno", "EACCES"][..], 0),
+        (&["--trace=getppid", "--slower-than", "10s"][..], 0),
+        (&["--trace=getppid"][..], 50),
+    ] {
+        let out = run(tracer().args(args).args([
+            "--sections",
+            "syscalls",
+            "--",
+            WORKLOAD,
+            "syscalls",
+            "50",
+            "0",
+            "20",
+        ]));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours = call_lines(&out.stdout)
+            .iter()
+            .filter(|l| {
+                let c = without_thread(l);
+                c.starts_with("getppid()") || c.contains("/nonexistent/tracer-workload")
+            })
+            .count();
+        assert_eq!(
+            ours,
+            want,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn attached_by_pid_and_following_children() {
+    let Some(_guard) = ebpf_test() else { return };
+    // --follow: three children making 7 getppids each, all streamed with their own tids.
+    let out = run(tracer().args([
+        "--trace=getppid",
+        "--follow",
+        "--sections",
+        "syscalls,life",
+        "--",
+        WORKLOAD,
+        "forks",
+        "3",
+        "7",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = call_lines(&out.stdout);
+    let mut by_tid: BTreeMap<String, usize> = BTreeMap::new();
+    for l in &lines {
+        assert!(without_thread(l).starts_with("getppid() = "), "{l}");
+        *by_tid
+            .entry(l.split_whitespace().next().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        by_tid.values().copied().collect::<Vec<_>>(),
+        vec![7, 7, 7],
+        "{lines:?}"
+    );
+
+    // --pid: a running process's calls from the moment tracer attached.
+    let mut child = ready_workload(WORKLOAD, &["syscalls", "0", "0", "5"]);
+    let pid = child.id();
+    let (tracer_child, _stderr) = attach(pid, &["--trace=openat", "--sections", "syscalls"]);
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    child.wait().unwrap();
+    let out = wait_output(tracer_child, std::time::Duration::from_secs(30));
+    let lines = call_lines(&out.stdout);
+    let want = format!(
+        "[{pid} tracer-workload] openat(AT_FDCWD, \"/nonexistent/tracer-workload\", O_RDONLY) = -1 ENOENT (No such file or directory)"
+    );
+    assert_eq!(lines, vec![want; 5]);
+}
+
+fn which(name: &str) -> Option<String> {
+    ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+}
+
+/// A fresh directory under /tmp, for this test only.
+fn tempdir() -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "tracer-strace-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.to_string_lossy().into_owned()
+}
+
+#[test]
+fn calls_through_the_32_bit_entry_are_named_and_decoded_from_the_i386_table() {
+    let Some(_guard) = ebpf_test() else { return };
+    let out = run(tracer().args([
+        "--trace=getppid,open,close",
+        // Every call asked for its entry (see the NOTES: beyond a tick's budget a 64-bit
+        // process's first 32-bit calls are taken for 64-bit ones until it is flagged).
+        "--exact-latency",
+        "--output",
+        "json",
+        "--sections",
+        "syscalls",
+        "--",
+        WORKLOAD,
+        "int80",
+        "3",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The workload says its descriptors' delta on the same standard output.
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let i386: Vec<(String, Vec<String>, i64)> = objects
+        .iter()
+        .filter(|o| o["type"] == "call" && o["abi"] == "i386")
+        .map(|o| {
+            let decoded = o["decoded"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            (
+                o["syscall"].as_str().unwrap().to_string(),
+                decoded,
+                o["ret"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = i386.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "getppid", "getppid", "getppid", "open", "open", "open", "close"
+        ],
+        "{i386:?}"
+    );
+    let ppid = i386[0].2;
+    assert!(ppid > 0 && i386[..3].iter().all(|c| c.1.is_empty() && c.2 == ppid));
+    for c in &i386[3..6] {
+        assert_eq!(c.1, ["\"/dev/null\"", "O_RDONLY"]);
+        assert!(c.2 >= 0);
+    }
+    assert_eq!(i386[6].1, [i386[3].2.to_string()]);
+    assert_eq!(i386[6].2, 0);
+}
