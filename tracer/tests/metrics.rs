@@ -110,6 +110,17 @@ fn scrape_until(base: &str, mut until: impl FnMut(&str) -> bool) -> String {
     }
 }
 
+/// The exposition once the service `who` has exited: the exit is counted in the interval
+/// it happens in; one more interval, so that it holds every interval up to a moment after.
+fn scrape_after_exit(s: &Served, who: &[(&str, &str)]) -> String {
+    let exits = |t: &str| value(t, "tracer_process_exits_total", who);
+    let body = scrape_until(&s.base, |t| exits(t) == Some(1.0));
+    let n = value(&body, "tracer_reports_total", &[]).unwrap();
+    scrape_until(&s.base, |t| {
+        value(t, "tracer_reports_total", &[]).is_some_and(|m| m > n)
+    })
+}
+
 /// Stops tracer with SIGTERM: it ends cleanly.
 fn stop(s: Served) -> std::process::Output {
     // SAFETY: signalling our own child.
@@ -137,14 +148,7 @@ fn the_endpoint_counts_what_the_report_counts() {
         "7",
     ]);
     let who = [("service", "tracer-workload"), ("comm", "tracer-workload")];
-    let exits = |t: &str| value(t, "tracer_process_exits_total", &who);
-    // The exit is counted in the interval it happens in; one more interval, so that the
-    // exposition holds every interval up to a moment after it.
-    let body = scrape_until(&s.base, |t| exits(t) == Some(1.0));
-    let n = value(&body, "tracer_reports_total", &[]).unwrap();
-    let body = scrape_until(&s.base, |t| {
-        value(t, "tracer_reports_total", &[]).is_some_and(|m| m > n)
-    });
+    let body = scrape_after_exit(&s, &who);
     // Still serving: the target's end does not end a run that serves metrics.
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.tracer_alive(), "tracer ended with its target");
@@ -267,12 +271,7 @@ fn loops_and_blocked_causes_are_exported() {
     let Some(_g) = ebpf_test() else { return };
     let s = serve(&["--", WORKLOAD, "loop", "50", "2", "20", "300"]);
     let who = [("service", "tracer-workload"), ("comm", "tracer-workload")];
-    let exits = |t: &str| value(t, "tracer_process_exits_total", &who);
-    let body = scrape_until(&s.base, |t| exits(t) == Some(1.0));
-    let n = value(&body, "tracer_reports_total", &[]).unwrap();
-    let body = scrape_until(&s.base, |t| {
-        value(t, "tracer_reports_total", &[]).is_some_and(|m| m > n)
-    });
+    let body = scrape_after_exit(&s, &who);
     stop(s);
     assert_eq!(value(&body, "tracer_loop_stalls_total", &who), Some(1.0));
     assert_eq!(

@@ -455,38 +455,15 @@ pub struct SyscallRow {
     pub idle_wait: bool,
 }
 
-/// Syscalls whose time is waiting for work rather than doing it: event loops' waits
-/// (epoll, poll, select and their variants), sleeps, waits for a child, a signal or an
-/// asynchronous I/O completion, and a blocking accept. futex is not among them: a futex
-/// wait is as often a contended lock as an idle pool thread.
+/// Syscalls whose time is waiting for work rather than doing it: those whose blocked
+/// time is an event wait or a sleep (see [`blocked::cause_of`]): event loops' waits
+/// (epoll, poll, select and their variants), a blocking accept, asynchronous I/O
+/// completions (io_getevents, io_uring_enter), sleeps, waits for a child or a signal.
+/// futex is not among them: a futex wait is as often a contended lock as an idle pool
+/// thread (the blocked-time causes tell them apart by operation).
 pub fn idle_wait(name: &str) -> bool {
-    matches!(
-        name,
-        "epoll_wait"
-            | "epoll_pwait"
-            | "epoll_pwait2"
-            | "poll"
-            | "ppoll"
-            | "ppoll_time64"
-            | "select"
-            | "_newselect"
-            | "pselect6"
-            | "pselect6_time64"
-            | "nanosleep"
-            | "clock_nanosleep"
-            | "clock_nanosleep_time64"
-            | "pause"
-            | "rt_sigsuspend"
-            | "rt_sigtimedwait"
-            | "rt_sigtimedwait_time64"
-            | "wait4"
-            | "waitid"
-            | "waitpid"
-            | "io_getevents"
-            | "io_pgetevents"
-            | "accept"
-            | "accept4"
-    )
+    use tracer_common::block_cause::{EVENT_WAIT, SLEEP};
+    matches!(blocked::cause_of(name), EVENT_WAIT | SLEEP)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
