@@ -634,6 +634,9 @@ pub mod call_status {
     /// The thread loops on a wait ([`crate::loops`]): its calls are counted in its
     /// iteration. Kept from call to call (the others are per call).
     pub const LOOPER: u32 = 8;
+    /// The call is one of a loop's waits ([`crate::loops::WAITS`]): told at entry, so
+    /// that sys_exit tests a bit.
+    pub const WAIT: u32 = 32;
     /// Selected for the call stream at entry: sys_exit sends it (see `stream.rs`).
     pub const STREAMED: u32 = 16;
 }

@@ -25,7 +25,7 @@ use aya_ebpf::{
 use tracer_common::{
     COMPAT_IDX, COMPAT_ROWS, Drop, ErrnoKey, FEW_TIMED, MAX_TARGETS, SYSCALL_OTHER, SYSCALL_SLOTS,
     SyscallStats, SyscallTiming, TIF_ADDR32, TS_COMPAT, ThreadState, block_cause,
-    call_status::{BLOCKED, FORCED, IN_CALL, LOOPER, STREAMED},
+    call_status::{BLOCKED, FORCED, IN_CALL, LOOPER, STREAMED, WAIT},
     hist,
     target_flags::COMPAT,
 };
@@ -203,10 +203,11 @@ fn enter(ctx: *mut c_void) -> i32 {
         return 0;
     }
     // Removed by the verifier when loops are not followed (LOOP_CONFIG is in .rodata).
-    if loops::enabled() && !compat && tracer_common::loops::is_wait(nr) {
+    let wait = loops::enabled() && !compat && tracer_common::loops::is_wait(nr);
+    if wait {
         loops::wait_enter(tid, tgid, slot);
     }
-    let looper = s.status & LOOPER;
+    let kept = s.status & LOOPER | if wait { WAIT } else { 0 };
     *s = ThreadState {
         tid,
         tgid,
@@ -226,7 +227,7 @@ fn enter(ctx: *mut c_void) -> i32 {
         tick,
         in_tick,
         rng,
-        status: looper | if forced { IN_CALL | FORCED } else { IN_CALL },
+        status: kept | if forced { IN_CALL | FORCED } else { IN_CALL },
     };
     // Removed by the verifier when the stream is off (STREAM is in .rodata).
     if stream::enabled() && stream::on_enter(regs, id, compat, tid, tgid) {
@@ -408,13 +409,12 @@ fn exit(ctx: *mut c_void) -> i32 {
     }
     // Removed by the verifier when loops are not followed (LOOP_CONFIG is in .rodata).
     if loops::enabled() {
-        let nr = idx & (SYSCALL_SLOTS - 1);
-        if idx & COMPAT_IDX == 0 && tracer_common::loops::is_wait(nr) {
+        if status & WAIT != 0 {
             loops::wait_exit(tid, tgid, idx / SYSCALL_SLOTS);
             // SAFETY: as above.
             unsafe { (*state).status |= LOOPER };
         } else if status & LOOPER != 0 {
-            loops::call_done(tid, nr, dur);
+            loops::call_done(tid, idx & (SYSCALL_SLOTS - 1), dur);
         }
     }
     if ret == 0 && memory::is_exec(idx) {
