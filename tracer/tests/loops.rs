@@ -70,8 +70,10 @@ fn a_stalled_iteration_is_one_stall_at_its_time() {
     assert_eq!(row["stalls"], 1, "{row}");
     let max = row["max_ns"].as_u64().unwrap();
     assert!((300_000_000..330_000_000).contains(&max), "{row}");
+    // Each short iteration spins 2 ms, plus poll's return and entry (a millisecond or two
+    // on an emulated CPU).
     let p50 = row["p50_ns"].as_u64().unwrap();
-    assert!((1_900_000..2_400_000).contains(&p50), "{row}");
+    assert!((1_900_000..8_000_000).contains(&p50), "{row}");
     let s = stalls(r);
     assert_eq!(s.len(), 1, "{s:?}");
     let s = s[0];
@@ -199,16 +201,20 @@ fn a_node_route_that_blocks_the_loop_is_one_stall_of_two_seconds() {
     assert_eq!(s["tid"].as_u64(), Some(pid), "on the main thread: {s}");
     let busy = s["busy_ns"].as_u64().unwrap() as f64 / 1e9;
     assert!((1.8..=2.2).contains(&busy), "{s}");
-    // At the right time: within the request, by the wall clock.
+    // At the right time: the route's 2 s spin, which ran between the request and its
+    // answer (by the wall clock), lies within the stalled iteration. (The iteration may
+    // end after the answer: the loop goes on with the connection before it waits again;
+    // and on a slow CPU it may have begun a little before the request arrived.)
     let start = humantime::parse_rfc3339(r["start"].as_str().unwrap()).unwrap();
     let began = start + Duration::from_secs_f64(s["t_s"].as_f64().unwrap());
+    let ended = began + Duration::from_secs_f64(busy);
+    let overlap = ended
+        .min(after)
+        .duration_since(began.max(before))
+        .unwrap_or_default();
     assert!(
-        began >= before && began <= after,
-        "{s}, request took {took:?}"
-    );
-    assert!(
-        began + Duration::from_secs_f64(busy) <= after + Duration::from_millis(5),
-        "{s}"
+        overlap >= Duration::from_millis(1800),
+        "stall {began:?}..{ended:?}, request {before:?}..{after:?} ({took:?}): {s}"
     );
     // The loop's row: the main thread, with that iteration as its longest.
     let rows = r["loops"].as_array().unwrap();
@@ -247,7 +253,10 @@ fn node_pools(script: &str) -> Vec<Value> {
 
 /// libuv's threadpool of 4 (`UV_THREADPOOL_SIZE`) with 32 concurrent `crypto.pbkdf2`:
 /// four pool threads busy nearly all their life, the pool saturated; with one small task
-/// and then nothing for 2 s, idle.
+/// and then nothing for 2 s, idle. The busy run starts with one small task, so that each
+/// of the pool's threads has waited for work once (a thread that never waited is not told
+/// from any busy thread: on a slow CPU one started after the 32 were queued and never
+/// found the queue empty).
 #[test]
 fn a_saturated_threadpool_is_told_from_an_idle_one() {
     let Some(_g) = ebpf_test() else { return };
@@ -257,8 +266,10 @@ fn a_saturated_threadpool_is_told_from_an_idle_one() {
     }
     let busy = node_pools(
         "const c = require('crypto'); let left = 32;
-         for (let i = 0; i < 32; i++)
-           c.pbkdf2('a', 'b', 5000, 64, 'sha512', () => { if (--left === 0) process.exit(0); });",
+         c.pbkdf2('a', 'b', 1, 64, 'sha512', () => {
+           for (let i = 0; i < 32; i++)
+             c.pbkdf2('a', 'b', 5000, 64, 'sha512', () => { if (--left === 0) process.exit(0); });
+         });",
     );
     let pool = &busy[0];
     assert_eq!(pool["tids"].as_array().unwrap().len(), 4, "{busy:?}");

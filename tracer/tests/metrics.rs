@@ -278,13 +278,14 @@ fn loops_and_blocked_causes_are_exported() {
         value(&body, "tracer_loop_iteration_seconds_count", &who),
         Some(51.0)
     );
+    // 49 iterations of 2 ms and one of 300 ms at least (more on an emulated CPU).
     let busy = value(&body, "tracer_loop_iteration_seconds_sum", &who).unwrap();
-    assert!((0.39..0.6).contains(&busy), "{busy}");
+    assert!((0.39..2.0).contains(&busy), "{busy}");
     // Blocked in poll (5 ms timeouts, 51 of them): event waits, about a quarter second.
     let mut l = who.to_vec();
     l.push(("cause", "event_wait"));
     let waits = value(&body, "tracer_blocked_seconds_total", &l).unwrap();
-    assert!((0.2..0.4).contains(&waits), "{waits}");
+    assert!((0.2..1.0).contains(&waits), "{waits}");
     l[2] = ("cause", "lock");
     assert_eq!(value(&body, "tracer_blocked_seconds_total", &l), Some(0.0));
 }

@@ -134,6 +134,10 @@ impl Collector {
     pub fn reclaim_threads(&mut self, threads: &BTreeMap<u32, ThreadCounts>) {
         if let Some(s) = self.sched.as_mut() {
             s.reclaim(threads);
+            // Their syscall rows too (a row of the kernel map costs two syscalls to read).
+            if let Some(t) = self.thread_calls.as_mut() {
+                t.reclaim(|tid| s.is_reclaimed(tid));
+            }
         }
     }
 
@@ -158,7 +162,7 @@ impl Collector {
         if let Some(l) = self.loops.as_mut() {
             sample.loops = l.sample(now_ns)?;
         }
-        if let Some(t) = self.thread_calls.as_ref() {
+        if let Some(t) = self.thread_calls.as_mut() {
             sample.thread_calls = t.sample()?;
             self.silent
                 .observe(&mut sample.threads, &sample.thread_calls);

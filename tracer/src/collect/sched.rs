@@ -203,6 +203,12 @@ impl SchedCollector {
         Ok((per_slot, threads))
     }
 
+    /// Whether thread `tid` has ended and given back its kernel entry, its counters kept
+    /// here.
+    pub fn is_reclaimed(&self, tid: u32) -> bool {
+        self.ended.contains_key(&tid)
+    }
+
     /// Ended threads dropped from the lists so far (beyond [`MAX_ENDED_THREADS`]).
     pub fn ended_dropped(&self) -> u64 {
         self.ended_dropped

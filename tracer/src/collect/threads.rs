@@ -17,20 +17,56 @@ use crate::model::sched::ThreadCallCounts;
 pub struct ThreadCallsCollector {
     /// An LRU hash map in the kernel; read like any hash map.
     map: BpfHashMap<MapData, ThreadCallKey, ThreadCalls>,
+    /// The rows of threads that ended and gave their kernel rows back (with their
+    /// scheduling entries, see [`Self::reclaim`]): their final counts.
+    ended: BTreeMap<(u32, u32), ThreadCallCounts>,
+    /// The rows read last, by tid.
+    last: BTreeMap<u32, Vec<ThreadCallKey>>,
 }
 
 impl ThreadCallsCollector {
     pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
         Ok(Self {
             map: take(ebpf, maps::THREAD_CALLS)?,
+            ended: BTreeMap::new(),
+            last: BTreeMap::new(),
         })
     }
 
+    /// After a report: the rows of threads whose scheduling entries were reclaimed
+    /// (`reclaimed(tid)`: ended, and kept in userspace) leave the kernel map for
+    /// userspace too, so that the map, read at every report, holds live threads' rows;
+    /// kept rows of threads no longer kept go.
+    pub fn reclaim(&mut self, reclaimed: impl Fn(u32) -> bool) {
+        for (tid, keys) in &self.last {
+            if !reclaimed(*tid) {
+                continue;
+            }
+            for k in keys {
+                if let Ok(c) = self.map.get(k, 0) {
+                    self.ended.insert(
+                        (k.tid, k.nr),
+                        ThreadCallCounts {
+                            pid: c.tgid,
+                            calls: c.calls,
+                            errors: c.errors,
+                            total_ns: c.total_ns,
+                        },
+                    );
+                    let _ = self.map.remove(k);
+                }
+            }
+        }
+        self.ended.retain(|(tid, _), _| reclaimed(*tid));
+    }
+
     /// Every (thread, syscall) row, cumulative.
-    pub fn sample(&self) -> Result<BTreeMap<(u32, u32), ThreadCallCounts>> {
-        let mut out = BTreeMap::new();
+    pub fn sample(&mut self) -> Result<BTreeMap<(u32, u32), ThreadCallCounts>> {
+        let mut out = self.ended.clone();
+        self.last.clear();
         for entry in self.map.iter() {
             let (k, c) = entry?;
+            self.last.entry(k.tid).or_default().push(k);
             out.insert(
                 (k.tid, k.nr),
                 ThreadCallCounts {
