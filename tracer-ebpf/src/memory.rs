@@ -436,8 +436,11 @@ fn mapped(m: &mut MemSyscalls, len: u64, flags: u64) {
 }
 
 /// Descriptors received by a successful `recvmsg(fd, msg, ...)` (`msgs` None) or
-/// `recvmmsg(fd, vec, ...)` that received `msgs` messages.
-#[inline(always)]
+/// `recvmmsg(fd, vec, ...)` that received `msgs` messages. Out of line: only those calls
+/// take it, and inlined, its reads shared spill slots with the rest of sys_exit in a way
+/// Linux 5.10's and 6.1's verifiers could not follow (a slot holding the thread's entry
+/// on one path read as a message length on another: "pointer arithmetic prohibited").
+#[inline(never)]
 fn received(m: &mut MemSyscalls, l: MsgLayout, msg: u64, msgs: Option<u64>) {
     let n = match msgs {
         None => received_fds(l, msg),

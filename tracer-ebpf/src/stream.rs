@@ -210,9 +210,17 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
     }
     if c.errno_filter != 0 {
         let e = if failed { (-ret) as usize } else { 0 };
+        // The word's index is masked after a barrier (see `events::hist_slot`): folded
+        // into the shift, the mask was lost to Linux 6.12's and 6.16's verifiers
+        // ("unbounded memory access").
+        let mut w = (e / 64) as u64;
+        // SAFETY: an empty block: no instruction is emitted, no memory is touched.
+        unsafe {
+            core::arch::asm!("/* {0} */", inout(reg) w, options(nomem, nostack, preserves_flags))
+        };
         let hit = failed
             && c.errnos
-                .get((e / 64) & (ERRNO_BITS / 64 - 1))
+                .get(w as usize & (ERRNO_BITS / 64 - 1))
                 .is_some_and(|w| w & (1 << (e % 64)) != 0);
         if !hit {
             return;
