@@ -107,8 +107,8 @@ fn a_crash_is_a_line_of_the_text_report() {
     // the exit (on a slow guest) has it too, not yet known fatal.
     let line = text
         .lines()
-        .filter(|l| l.trim_start().starts_with("crashed "))
-        .last()
+        .rev()
+        .find(|l| l.trim_start().starts_with("crashed "))
         .unwrap_or_else(|| panic!("no crashed line in: {text}"));
     let want =
         format!(": process {pid}, thread {tid} (crasher): SIGSEGV SEGV_MAPERR at 0x10, ip 0x");
