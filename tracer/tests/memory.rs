@@ -164,10 +164,25 @@ fn dup2_counts_only_when_it_adds_a_descriptor() {
     assert!(status.success());
     // The workload's own /proc count grew by 4 (the read_dir for counting is closed).
     assert_eq!(said.trim(), "delta 4");
-    let f = &final_report(&out)["fds"];
+    let r = final_report(&out);
+    let f = &r["fds"];
     // dup2 onto a free number, dup3, F_DUPFD, and a pipe's two ends; one close (plus the
-    // read_dir of /proc/self/fd: one open and one close).
-    assert_eq!(f["opened"], 5 + 1, "{f}");
+    // read_dir of /proc/self/fd: one open and one close). Exactly, unless the kernel
+    // skipped runs of tracer's programs (Linux 7.3 runs syscall tracepoint programs
+    // preemptibly, and says how many runs it skipped): then at most that many fewer.
+    let skipped = r["drops"]["skipped_runs"].as_u64().unwrap();
+    let opened = f["opened"].as_u64().unwrap();
+    assert!(
+        opened == 6 || (skipped > 0 && opened < 6 && opened + skipped >= 6),
+        "{f}, skipped runs {skipped}"
+    );
+    if opened < 6 {
+        eprintln!(
+            "{} open(s) unseen: the kernel skipped {skipped} runs",
+            6 - opened
+        );
+        return;
+    }
     assert_eq!(f["closed"], 1 + 1, "{f}");
     assert_eq!(f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(), 4);
 }
