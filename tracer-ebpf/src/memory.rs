@@ -421,7 +421,7 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
         _ => {}
     }
     if let Some((l, msg, msgs)) = recv {
-        received(m, l.word == 4, msg, msgs.unwrap_or(u64::MAX));
+        received(m, l, msg, msgs);
     }
 }
 
@@ -440,16 +440,8 @@ fn mapped(m: &mut MemSyscalls, len: u64, flags: u64) {
 /// take it, and inlined, its reads shared spill slots with the rest of sys_exit in a way
 /// Linux 5.10's and 6.1's verifiers could not follow (a slot holding the thread's entry
 /// on one path read as a message length on another: "pointer arithmetic prohibited").
-/// Its arguments are scalars (`i386`: the layout; `msgs` `u64::MAX` for recvmsg): a
-/// struct passed by value to a BPF function goes through the caller's stack.
 #[inline(never)]
-fn received(m: &mut MemSyscalls, i386: bool, msg: u64, msgs: u64) {
-    let l = if i386 {
-        MsgLayout::I386
-    } else {
-        MsgLayout::X86_64
-    };
-    let msgs = (msgs != u64::MAX).then_some(msgs);
+fn received(m: &mut MemSyscalls, l: MsgLayout, msg: u64, msgs: Option<u64>) {
     let n = match msgs {
         None => received_fds(l, msg),
         Some(msgs) => {
