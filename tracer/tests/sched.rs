@@ -600,7 +600,7 @@ fn a_thread_that_never_enters_the_kernel_is_seen_running_silent() {
         "--",
         WORKLOAD,
         "compute",
-        "50",
+        "120",
     ]));
     let lines = json_lines(&out);
     let r = lines.last().unwrap();
@@ -618,8 +618,9 @@ fn a_thread_that_never_enters_the_kernel_is_seen_running_silent() {
         return;
     }
     // Its longest silence seen in an interval report: all of its on-CPU time but what it
-    // ran before the first reading after its start (an interval, of 0.2 s, when readings
-    // keep time; on a loaded emulated guest a reading came a second late): most of it.
+    // ran before the first reading after its start and after the last before its end
+    // (an interval each, of 0.2 s, when readings keep time; on a loaded emulated guest a
+    // reading came a second late): half of it at least.
     let silent = lines
         .iter()
         .filter(|l| l["type"] == "interval")
@@ -634,7 +635,7 @@ fn a_thread_that_never_enters_the_kernel_is_seen_running_silent() {
         .max()
         .unwrap();
     assert!(
-        silent as f64 >= 0.7 * on_cpu as f64 && silent <= on_cpu,
+        silent as f64 >= 0.5 * on_cpu as f64 && silent <= on_cpu,
         "silent {silent} of {on_cpu}: {worker}"
     );
     // The main thread, which only waits to join it, runs nothing silent.
