@@ -492,23 +492,14 @@ fn calls_through_the_32_bit_entry_are_named_and_decoded_from_the_i386_table() {
 /// them. There, `--trace` must fail as any runtime error does: one line, exit 1, nothing
 /// left attached; the tests of what it streams have nothing to stream.
 fn refused_here() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut v = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
-    if (major, minor) >= (6, 12) {
+    let Some(release) = before_6_12() else {
         return false;
-    }
+    };
     let out = run(tracer().args(["--trace=getppid", "--", WORKLOAD, "syscalls", "1", "0", "0"]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("verifier rejected"), "{err}");
-    eprintln!(
-        "strace mode is refused by Linux {}'s verifier (known): {err}",
-        release.trim()
-    );
+    eprintln!("strace mode is refused by Linux {release}'s verifier (known): {err}");
     true
 }

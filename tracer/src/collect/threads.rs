@@ -44,15 +44,7 @@ impl ThreadCallsCollector {
             }
             for k in keys {
                 if let Ok(c) = self.map.get(k, 0) {
-                    self.ended.insert(
-                        (k.tid, k.nr),
-                        ThreadCallCounts {
-                            pid: c.tgid,
-                            calls: c.calls,
-                            errors: c.errors,
-                            total_ns: c.total_ns,
-                        },
-                    );
+                    self.ended.insert((k.tid, k.nr), counts(&c));
                     let _ = self.map.remove(k);
                 }
             }
@@ -67,16 +59,18 @@ impl ThreadCallsCollector {
         for entry in self.map.iter() {
             let (k, c) = entry?;
             self.last.entry(k.tid).or_default().push(k);
-            out.insert(
-                (k.tid, k.nr),
-                ThreadCallCounts {
-                    pid: c.tgid,
-                    calls: c.calls,
-                    errors: c.errors,
-                    total_ns: c.total_ns,
-                },
-            );
+            out.insert((k.tid, k.nr), counts(&c));
         }
         Ok(out)
+    }
+}
+
+/// A kernel row as the model counts it.
+fn counts(c: &ThreadCalls) -> ThreadCallCounts {
+    ThreadCallCounts {
+        pid: c.tgid,
+        calls: c.calls,
+        errors: c.errors,
+        total_ns: c.total_ns,
     }
 }
