@@ -256,9 +256,12 @@ fn node_pools(script: &str) -> Vec<Vec<Value>> {
         .collect()
 }
 
-/// libuv's threadpool of 4 (`UV_THREADPOOL_SIZE`) with 32 concurrent `crypto.pbkdf2`: the
-/// pool is four threads, saturated while they work (80% or more in the live reports of
-/// that time: see `roles::SATURATED` for what the rest is); with one small task and then nothing for 2 s, idle over the run. The busy
+/// libuv's threadpool of 4 (`UV_THREADPOOL_SIZE`) with 128 concurrent `crypto.pbkdf2`
+/// (about 1.2 s of work here, so that several 0.2 s windows lie wholly inside it; with 32,
+/// 0.35 s, a CI run's busiest window straddled the drain and read 0.72): the pool is four
+/// threads, saturated while they work (80% or more in the live reports of that time: see
+/// `roles::SATURATED` for what the rest is); with one small task and then nothing for
+/// 2 s, idle over the run. The busy
 /// run starts with one small task and a 30 ms pause, so that each of the pool's threads
 /// has waited for work once (a thread that never waited is not told from any busy thread:
 /// on a slow CPU the one that ran the small task found the 32 queued when it was done).
@@ -270,9 +273,9 @@ fn a_saturated_threadpool_is_told_from_an_idle_one() {
         return;
     }
     let busy = node_pools(
-        "const c = require('crypto'); let left = 32;
+        "const c = require('crypto'); let left = 128;
          c.pbkdf2('a', 'b', 1, 64, 'sha512', () => setTimeout(() => {
-           for (let i = 0; i < 32; i++)
+           for (let i = 0; i < 128; i++)
              c.pbkdf2('a', 'b', 10000, 64, 'sha512', () => { if (--left === 0) process.exit(0); });
          }, 30));",
     );

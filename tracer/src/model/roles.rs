@@ -12,8 +12,9 @@ use super::sched::ThreadRow;
 /// A pool at or above this utilisation is saturated: its work waits for a free thread.
 /// Below 1 because what a pool thread does between tasks, and the waits glibc makes with
 /// `FUTEX_WAIT_BITSET` besides its condition variables' (rwlocks, semaphores: OpenSSL's
-/// locks in node's crypto), count as waiting for work: node's libuv pool, 32 pbkdf2 on
-/// 4 threads and 2 CPUs, measured 0.79-0.88 in the windows of its busy second.
+/// locks in node's crypto), count as waiting for work: node's libuv pool, 128 pbkdf2 on
+/// 4 threads and 2 CPUs, measured 0.91-1.00 in the 0.2 s windows of its busy time (a
+/// window that holds its start or its drain reads lower: 0.71-0.75).
 pub const SATURATED: f64 = 0.8;
 
 /// What a thread does, as its behaviour shows.
