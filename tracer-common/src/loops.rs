@@ -28,8 +28,9 @@ pub struct LoopConfig {
     pub stall_ns: u64,
 }
 
-/// Loop threads followed at once; beyond, the least recently active is forgotten.
-pub const MAX_LOOPS: u32 = 2048;
+/// Loop threads followed at once; beyond, the least recently active is forgotten. An
+/// entry is 1.4 KiB with its histogram (the LRU is preallocated: 1.4 MiB).
+pub const MAX_LOOPS: u32 = 1024;
 
 /// A loop thread, by tid.
 #[repr(C)]

@@ -31,19 +31,26 @@ pub fn rodata<T>(global: &'static T) -> &'static T {
     unsafe { &*core::ptr::read_volatile(&p) }
 }
 
-/// Bucket `b` of a histogram (or entry `b` of a counter array), behind a bounds check that stays in the program: the empty
-/// asm block makes the compiler forget what it knows of `b` (libbpf's `barrier_var`), so
-/// it cannot drop the check or fold it into earlier tests of the value. The verifiers of
-/// Linux 5.10 and 6.1 follow a test's impossible branch with contradictory bounds; where
-/// the compiler had re-tested a value already bounded, they rejected the index.
+/// `v`, of which the compiler knows nothing (libbpf's `barrier_var`): an empty asm block
+/// that takes and gives back the register. A mask or bounds check applied to the result
+/// stays in the program: the compiler cannot drop it or fold it into earlier tests of the
+/// value. The verifiers of Linux 5.10 and 6.1 follow a test's impossible branch with
+/// contradictory bounds, and lose a bound of a value spilled to the stack before the
+/// test; where the compiler had relied on a test made earlier, they rejected the index.
 #[inline(always)]
-pub fn hist_slot<const N: usize>(h: &mut [u64; N], b: usize) -> Option<&mut u64> {
-    let mut b = b as u64;
+pub fn opaque(mut v: u64) -> u64 {
     // SAFETY: an empty block: no instruction is emitted, no memory is touched.
     unsafe {
-        core::arch::asm!("/* {0} */", inout(reg) b, options(nomem, nostack, preserves_flags))
+        core::arch::asm!("/* {0} */", inout(reg) v, options(nomem, nostack, preserves_flags))
     };
-    h.get_mut(b as usize)
+    v
+}
+
+/// Bucket `b` of a histogram (or entry `b` of a counter array), behind a bounds check that
+/// stays in the program (see [`opaque`]).
+#[inline(always)]
+pub fn hist_slot<const N: usize>(h: &mut [u64; N], b: usize) -> Option<&mut u64> {
+    h.get_mut(opaque(b as u64) as usize)
 }
 
 /// Reads a `T` at `base + off` in kernel memory.

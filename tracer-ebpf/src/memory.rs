@@ -289,16 +289,6 @@ impl Args {
         };
         if self.compat { v & 0xffff_ffff } else { v }
     }
-
-    /// The caller's message layout.
-    #[inline(always)]
-    fn msg(&self) -> MsgLayout {
-        if self.compat {
-            MsgLayout::I386
-        } else {
-            MsgLayout::X86_64
-        }
-    }
 }
 
 /// A word of the caller's memory: `size` bytes (8 or 4), zero-extended.
@@ -338,8 +328,8 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
     let o = offsets();
     let a = Args::new(regs, o, compat);
     let page = o.page_size as u64;
-    // Messages to scan for received descriptors: (layout, msghdr or mmsghdr vector, number
-    // of messages for recvmmsg). One call site, so the verifier walks the scan once.
+    // Messages to scan for received descriptors: (32-bit layout, msghdr or mmsghdr vector,
+    // number of messages). One call site per layout, so the verifier walks each scan once.
     let mut recv = None;
     match c {
         class::BRK => {
@@ -394,9 +384,9 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
                 );
             }
         }
-        class::FD_RECVMSG => recv = Some((a.msg(), a.get(1), None)),
+        class::FD_RECVMSG => recv = Some((compat, a.get(1), 1)),
         // ret: the number of messages received.
-        class::FD_RECVMMSG => recv = Some((a.msg(), a.get(1), Some(ret as u64))),
+        class::FD_RECVMMSG => recv = Some((compat, a.get(1), ret as u64)),
         class::FD_SOCKETCALL => {
             // socketcall(int call, u32 *args): the call's own arguments are in the array.
             let args = a.get(1);
@@ -404,8 +394,8 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
             match a.get(0) {
                 socketcall::SOCKET | socketcall::ACCEPT | socketcall::ACCEPT4 => opened(m, 1),
                 socketcall::SOCKETPAIR => opened(m, 2),
-                socketcall::RECVMSG => recv = Some((MsgLayout::I386, msg(), None)),
-                socketcall::RECVMMSG => recv = Some((MsgLayout::I386, msg(), Some(ret as u64))),
+                socketcall::RECVMSG => recv = Some((true, msg(), 1)),
+                socketcall::RECVMMSG => recv = Some((true, msg(), ret as u64)),
                 _ => {}
             }
         }
@@ -420,8 +410,10 @@ pub fn on_sys_exit(regs: u64, stats_idx: u32, ret: i64, flags: u32) {
         }
         _ => {}
     }
-    if let Some((l, msg, msgs)) = recv {
-        received(m, l, msg, msgs);
+    match recv {
+        Some((false, msg, msgs)) => received::<false>(m, msg, msgs),
+        Some((true, msg, msgs)) => received::<true>(m, msg, msgs),
+        None => {}
     }
 }
 
@@ -435,29 +427,35 @@ fn mapped(m: &mut MemSyscalls, len: u64, flags: u64) {
     }
 }
 
-/// Descriptors received by a successful `recvmsg(fd, msg, ...)` (`msgs` None) or
-/// `recvmmsg(fd, vec, ...)` that received `msgs` messages. Out of line: only those calls
-/// take it, and inlined, its reads shared spill slots with the rest of sys_exit in a way
-/// Linux 5.10's and 6.1's verifiers could not follow (a slot holding the thread's entry
-/// on one path read as a message length on another: "pointer arithmetic prohibited").
+/// Descriptors received by a successful `recvmsg(fd, msg, ...)` (`msgs` 1: a `msghdr`
+/// is where an `mmsghdr` begins) or `recvmmsg(fd, vec, ...)` that received `msgs`
+/// messages, in the 64-bit or (`COMPAT`) the 32-bit layout.
+///
+/// Out of line: only those calls take it, and inlined, its reads shared spill slots with
+/// the rest of sys_exit in a way Linux 5.10's and 6.1's verifiers could not follow (a slot
+/// holding the thread's entry on one path read as a message length on another: "pointer
+/// arithmetic prohibited"). One copy per layout, its offsets constants, with scalar
+/// arguments only: given the layout through a pointer to the caller's stack, those
+/// verifiers did not track its values' precision across the call, pruned the 64-bit
+/// path as equivalent to the 32-bit one they had walked, and compiled the branch to
+/// the 32-bit reads: no descriptor was ever counted there.
 #[inline(never)]
-fn received(m: &mut MemSyscalls, l: MsgLayout, msg: u64, msgs: Option<u64>) {
-    let n = match msgs {
-        None => received_fds(l, msg),
-        Some(msgs) => {
-            let mut n = 0;
-            for i in 0..MAX_MMSGS {
-                if i >= msgs {
-                    break;
-                }
-                n += received_fds(l, msg + i * l.mmsghdr);
-            }
-            if msgs > MAX_MMSGS {
-                count_drop(Drop::FdsUnscanned);
-            }
-            n
-        }
+fn received<const COMPAT: bool>(m: &mut MemSyscalls, msg: u64, msgs: u64) {
+    let l = if COMPAT {
+        MsgLayout::I386
+    } else {
+        MsgLayout::X86_64
     };
+    let mut n = 0;
+    for i in 0..MAX_MMSGS {
+        if i >= msgs {
+            break;
+        }
+        n += received_fds(&l, msg + i * l.mmsghdr);
+    }
+    if msgs > MAX_MMSGS {
+        count_drop(Drop::FdsUnscanned);
+    }
     if n > 0 {
         opened(m, n);
     }
@@ -467,7 +465,7 @@ fn received(m: &mut MemSyscalls, l: MsgLayout, msg: u64, msgs: Option<u64>) {
 /// socket passing descriptors, as node's cluster does to its workers), read from the
 /// caller's `struct msghdr` after the call.
 #[inline(always)]
-fn received_fds(l: MsgLayout, msg: u64) -> u64 {
+fn received_fds(l: &MsgLayout, msg: u64) -> u64 {
     let (Some(control), Some(len)) = (
         user_word(msg + l.control, l.word),
         user_word(msg + l.controllen, l.word),

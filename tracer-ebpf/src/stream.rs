@@ -18,12 +18,12 @@ use tracer_common::{
     COMPAT_IDX, MAX_THREADS, SYSCALL_SLOTS,
     stream::{
         CallRecord, CallStart, ERRNO_BITS, HEADER_BYTES, LOST_KINDS, Lost, NR_COMPAT, PATH_BUF,
-        PATH_READ, RING_BYTES_DEFAULT, StreamConfig,
+        PATH_READ, RING_BYTES_DEFAULT, SELECT_BITS, StreamConfig,
     },
 };
 
 use crate::{
-    events::{offsets, read_at, rodata},
+    events::{offsets, opaque, read_at, rodata},
     filter::noted_entry,
 };
 
@@ -84,7 +84,10 @@ pub fn on_enter(regs: u64, id: u64, compat: bool, tid: u32, tgid: u32) -> bool {
         return false;
     }
     let c = config();
-    let bit = StreamConfig::bit(id, compat);
+    // Masked after a barrier (see `events::opaque`): the compiler knew `id` below 512 and
+    // left the mask out; 5.10's and 6.1's verifiers lost that bound where `id` was
+    // spilled before its test ("unbounded memory access").
+    let bit = opaque(StreamConfig::bit(id, compat) as u64) as usize & (SELECT_BITS - 1);
     let Some(&word) = c.select.get(bit / 64) else {
         return false;
     };
@@ -210,17 +213,13 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
     }
     if c.errno_filter != 0 {
         let e = if failed { (-ret) as usize } else { 0 };
-        // The word's index is masked after a barrier (see `events::hist_slot`): folded
+        // The word's index is masked after a barrier (see `events::opaque`): folded
         // into the shift, the mask was lost to Linux 6.12's and 6.16's verifiers
         // ("unbounded memory access").
-        let mut w = (e / 64) as u64;
-        // SAFETY: an empty block: no instruction is emitted, no memory is touched.
-        unsafe {
-            core::arch::asm!("/* {0} */", inout(reg) w, options(nomem, nostack, preserves_flags))
-        };
+        let w = opaque((e / 64) as u64) as usize;
         let hit = failed
             && c.errnos
-                .get(w as usize & (ERRNO_BITS / 64 - 1))
+                .get(w & (ERRNO_BITS / 64 - 1))
                 .is_some_and(|w| w & (1 << (e % 64)) != 0);
         if !hit {
             return;

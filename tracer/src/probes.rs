@@ -13,11 +13,12 @@ use aya::{
 use tracer_common::{
     KernelOffsets, MAX_TARGETS, MAX_THREADS, ProcCalls, SYSCALL_SLOTS, SelectConfig, SyscallTiming,
     TargetEntry, globals,
-    loops::LoopConfig,
+    loops::{LoopConfig, MAX_LOOPS},
     maps,
     memory::{MemConfig, class},
     stream::StreamConfig,
     table, target_flags,
+    threads::MAX_THREAD_CALLS,
 };
 
 use crate::{
@@ -248,6 +249,20 @@ impl Probes {
                 } else {
                     1
                 },
+            )
+            // Loop threads and per-thread syscall rows only where followed (the LRUs are
+            // preallocated: 2.8 MiB and 3.3 MiB).
+            .map_max_entries(
+                maps::LOOPS,
+                if loop_config.enabled != 0 {
+                    MAX_LOOPS
+                } else {
+                    1
+                },
+            )
+            .map_max_entries(
+                maps::THREAD_CALLS,
+                if thread_calls { MAX_THREAD_CALLS } else { 1 },
             )
             .map_max_entries(maps::TARGETS, table_entries)
             .map_max_entries(maps::PROC_CALLS, table_entries)

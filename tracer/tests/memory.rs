@@ -198,10 +198,6 @@ fn descriptors_received_over_a_socket_are_counted() {
     // The socket pair, 10 x 2 received with recvmsg, 2 x 1 with recvmmsg.
     assert_eq!(said.trim(), "delta 24");
     let r = final_report(&out);
-    if let Some(release) = before_6_12() {
-        eprintln!("KNOWN LIMIT on Linux {release}: received descriptors are not counted (NOTES)");
-        return;
-    }
     let f = &r["fds"];
     assert_eq!(
         f["end"].as_u64().unwrap() - f["start"].as_u64().unwrap(),

@@ -46,9 +46,6 @@ fn without_thread(line: &str) -> &str {
 #[test]
 fn a_known_workload_streams_exactly_its_calls() {
     let Some(_guard) = ebpf_test() else { return };
-    if refused_here() {
-        return;
-    }
     let (dir, out) = trace_files(&["--trace=mkdir,openat,rename,renameat2,access,unlink,unlinkat"]);
     let lines = call_lines(&out.stdout);
     // The loader's opens are streamed too; the workload's own calls are those naming its
@@ -104,9 +101,6 @@ fn a_known_workload_streams_exactly_its_calls() {
 #[test]
 fn json_stream_has_raw_and_decoded_arguments() {
     let Some(_guard) = ebpf_test() else { return };
-    if refused_here() {
-        return;
-    }
     let (dir, out) = trace_files(&["--trace=rename", "--output", "json"]);
     let objects = json_lines(&out);
     let calls: Vec<_> = objects.iter().filter(|o| o["type"] == "call").collect();
@@ -226,9 +220,6 @@ fn same_failures_as_strace(cmd: &[&str]) {
 #[test]
 fn failing_file_calls_of_real_programs_match_strace() {
     let Some(_guard) = ebpf_test() else { return };
-    if refused_here() {
-        return;
-    }
     if which("strace").is_none() {
         skip("strace is not installed");
         return;
@@ -247,9 +238,6 @@ fn failing_file_calls_of_real_programs_match_strace() {
 #[test]
 fn a_flood_is_streamed_or_counted_lost_exactly() {
     let Some(_guard) = ebpf_test() else { return };
-    if refused_here() {
-        return;
-    }
     const CALLS: u64 = 200_000;
     // A ring of one page holds about 30 records: most of the flood is lost, and counted.
     let out = run(tracer().args([
@@ -305,9 +293,6 @@ fn a_flood_is_streamed_or_counted_lost_exactly() {
 #[test]
 fn filters_select_in_the_kernel() {
     let Some(_guard) = ebpf_test() else { return };
-    if refused_here() {
-        return;
-    }
     // 50 getppid (fast, succeed), 20 failing opens: --failed keeps the opens only,
     // --errno EACCES none of them, --slower-than 10s none.
     for (args, want) in [
@@ -351,9 +336,6 @@ fn filters_select_in_the_kernel() {
 #[test]
 fn attached_by_pid_and_following_children() {
     let Some(_guard) = ebpf_test() else { return };
-    if refused_here() {
-        return;
-    }
     // --follow: three children making 7 getppids each, all streamed with their own tids.
     let out = run(tracer().args([
         "--trace=getppid",
@@ -424,9 +406,6 @@ fn tempdir() -> String {
 #[test]
 fn calls_through_the_32_bit_entry_are_named_and_decoded_from_the_i386_table() {
     let Some(_guard) = ebpf_test() else { return };
-    if refused_here() {
-        return;
-    }
     let out = run(tracer().args([
         "--trace=getppid,open,close",
         // Every call asked for its entry (see the NOTES: beyond a tick's budget a 64-bit
@@ -485,21 +464,4 @@ fn calls_through_the_32_bit_entry_are_named_and_decoded_from_the_i386_table() {
     }
     assert_eq!(i386[6].1, [i386[3].2.to_string()]);
     assert_eq!(i386[6].2, 0);
-}
-
-/// Whether this kernel's verifier refuses the stream's programs: Linux 5.10's and 6.1's
-/// do (sys_enter: "unbounded memory access"; known, see NOTES), 6.12 and later accept
-/// them. There, `--trace` must fail as any runtime error does: one line, exit 1, nothing
-/// left attached; the tests of what it streams have nothing to stream.
-fn refused_here() -> bool {
-    let Some(release) = before_6_12() else {
-        return false;
-    };
-    let out = run(tracer().args(["--trace=getppid", "--", WORKLOAD, "syscalls", "1", "0", "0"]));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("verifier rejected"), "{err}");
-    eprintln!("strace mode is refused by Linux {release}'s verifier (known): {err}");
-    true
 }

@@ -56,19 +56,6 @@ pub fn tracer() -> Command {
     Command::new(TRACER)
 }
 
-/// Linux before 6.12 (5.10 and 6.1 in the matrix): where two of this session's limits
-/// stand (NOTES: received descriptors are not counted there since the scan went out of
-/// line; a thread's silent run is not seen in its interval reports there).
-pub fn before_6_12() -> Option<String> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut v = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
-    ((major, minor) < (6, 12)).then(|| release.trim().to_string())
-}
-
 /// Runs tracer to completion and returns its output; panics if it does not end in 60 s.
 pub fn run(cmd: &mut Command) -> Output {
     let child = cmd

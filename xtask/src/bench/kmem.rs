@@ -39,9 +39,11 @@ impl Drop for PidMax {
     }
 }
 
-/// Memlock of the BPF maps process `pid` holds, and its RSS, in KiB.
+/// Memlock of the BPF maps process `pid` holds, and its RSS, in KiB. A map held by
+/// two descriptors (tracer keeps a second handle of one) counts once, by its id.
 pub fn maps_and_rss(pid: i32) -> Result<(u64, u64)> {
     let mut bytes = 0;
+    let mut seen = std::collections::BTreeSet::new();
     for fd in fs::read_dir(format!("/proc/{pid}/fd"))? {
         let fd = fd?;
         let Ok(link) = fs::read_link(fd.path()) else {
@@ -54,6 +56,10 @@ pub fn maps_and_rss(pid: i32) -> Result<(u64, u64)> {
             "/proc/{pid}/fdinfo/{}",
             fd.file_name().to_string_lossy()
         ))?;
+        let id = info.lines().find_map(|l| l.strip_prefix("map_id:"));
+        if !seen.insert(id.map(|v| v.trim().to_string())) {
+            continue;
+        }
         bytes += info
             .lines()
             .find_map(|l| l.strip_prefix("memlock:"))
