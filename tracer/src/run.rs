@@ -56,7 +56,7 @@ fn wall_offset_ns() -> i128 {
 pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let begun = Instant::now();
     target::check_privileges()?;
-    let sinks = crate::sink::open_all(&cli)?;
+    let mut sinks = crate::sink::open_all(&cli)?;
     let programs = if cli.bench_floor {
         Programs::Floor
     } else {
@@ -168,7 +168,7 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     let launched: Option<Launched> = match mode {
         Mode::Attach(_) => None,
         Mode::Launch(argv) => {
-            let l = target::launch(&argv)?;
+            let l = target::launch(&argv, cli.tui)?;
             pidfds.push(target::pidfd_open(l.info.pid)?);
             l.wait_until_parked()?;
             targets.push(l.info.clone());
@@ -239,7 +239,12 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
         m.start_clock(started);
     }
     let launched_pid = launched.as_ref().map(|l| l.info.pid);
-    if let Some(l) = launched {
+    if let Some(mut l) = launched {
+        // To the sink that shows it (the live view); none taking it closes the pipe.
+        let mut output = l.take_output();
+        for s in sinks.iter_mut() {
+            output = output.and_then(|o| s.command_output(&l.info, o, t0_ns));
+        }
         l.release()?;
     }
 

@@ -3,7 +3,7 @@
 use std::{
     ffi::{CString, OsStr, OsString},
     os::{
-        fd::{AsFd, FromRawFd, OwnedFd},
+        fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
         unix::ffi::OsStrExt,
     },
     path::PathBuf,
@@ -90,6 +90,8 @@ pub struct Launched {
     go: OwnedFd,
     exec_err: OwnedFd,
     program: PathBuf,
+    /// With its output captured: the read end of the pipe its stdout and stderr write to.
+    output: Option<OwnedFd>,
 }
 
 /// Why `name` cannot be run, as a shell would say: a directory, a file without execute
@@ -117,8 +119,11 @@ fn not_executable(name: &OsStr) -> anyhow::Error {
 }
 
 /// Forks `argv`; the child stops in a `read` of a pipe just before `execve`. Must be called
-/// before any other thread exists (before the async runtime starts).
-pub fn launch(argv: &[OsString]) -> Result<Launched> {
+/// before any other thread exists (before the async runtime starts). With `capture` (the
+/// live view holds the terminal), the command's stdin is /dev/null and its stdout and
+/// stderr one pipe, whose read end [`Launched::take_output`] gives; else it shares
+/// tracer's.
+pub fn launch(argv: &[OsString], capture: bool) -> Result<Launched> {
     let name = argv.first().ok_or_else(|| anyhow!("empty command"))?;
     let program = which::which(name).map_err(|_| not_executable(name))?;
     let cstr = |s: &[u8]| CString::new(s).map_err(|_| anyhow!("command contains a NUL byte"));
@@ -129,12 +134,39 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
         .collect::<Result<Vec<_>>>()?;
     let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+    // Opened before the fork: the child only moves them into place (dup2). Close-on-exec,
+    // so that the command keeps only its 0, 1 and 2 of them.
+    let stdio = if capture {
+        // std opens with O_CLOEXEC.
+        let null = OwnedFd::from(
+            std::fs::File::open("/dev/null")
+                .context("cannot open /dev/null for the command's input")?,
+        );
+        let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+        Some((null, out_r, out_w))
+    } else {
+        None
+    };
     // SAFETY: single-threaded here (checked by the caller's contract); the child calls only
-    // async-signal-safe functions (close, read, execv, write, _exit) before exec.
+    // async-signal-safe functions (close, dup2, read, execv, write, _exit) before exec.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(go_w);
             drop(err_r);
+            if let Some((null, _, out_w)) = &stdio {
+                let (null, out) = (null.as_raw_fd(), out_w.as_raw_fd());
+                // SAFETY: dup2 is async-signal-safe; the descriptors are open (ours). The
+                // copies are not close-on-exec: the command inherits them as 0, 1 and 2.
+                let ok = unsafe {
+                    nix::libc::dup2(null, 0) == 0
+                        && nix::libc::dup2(out, 1) == 1
+                        && nix::libc::dup2(out, 2) == 2
+                };
+                if !ok {
+                    // SAFETY: _exit is async-signal-safe and never returns.
+                    unsafe { nix::libc::_exit(127) }
+                }
+            }
             let mut b = [0u8; 1];
             // Blocks until tracer has put this pid in the kernel filter. The pipe ends are
             // close-on-exec, so no syscall stands between this read and execve. End of file
@@ -151,6 +183,9 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
         ForkResult::Parent { child } => {
             drop(go_r);
             drop(err_w);
+            // The child's copies stay open in it; ours of the write end would keep the pipe
+            // from ever ending.
+            let output = stdio.map(|(_, out_r, _)| out_r);
             let comm = program
                 .file_name()
                 .map(|n| n.to_string_lossy().chars().take(15).collect())
@@ -163,12 +198,18 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
                 go: go_w,
                 exec_err: err_r,
                 program,
+                output,
             })
         }
     }
 }
 
 impl Launched {
+    /// The command's output (with `capture`), once.
+    pub fn take_output(&mut self) -> Option<OwnedFd> {
+        self.output.take()
+    }
+
     /// Waits until the child is blocked in its `read` (syscall 0), so that everything it
     /// does after tracer starts counting is its exec and what follows.
     pub fn wait_until_parked(&self) -> Result<()> {

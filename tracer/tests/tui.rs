@@ -27,6 +27,17 @@ impl Tmux {
     /// Runs `tracer --tui ARGS -- tracer-workload linger SECS ...` in a 160x50 terminal,
     /// with the terminal's settings saved before and after, and its exit status.
     fn start(name: &str, tui_args: &str, linger_s: u64) -> Option<Tmux> {
+        Tmux::start_cmd(
+            name,
+            tui_args,
+            &format!("{WORKLOAD} linger {linger_s} {GETPPID} {WRITES} {MISSING_OPENS}"),
+            None,
+        )
+    }
+
+    /// Runs `tracer --tui ARGS -- CMD`, or with `script`, `-- sh SCRIPT` (the script's text
+    /// written to a file first).
+    fn start_cmd(name: &str, tui_args: &str, cmd: &str, script: Option<&str>) -> Option<Tmux> {
         if which("tmux").is_none() {
             skip("tmux is not installed (cargo xtask test installs Debian's tmux)");
             return None;
@@ -35,8 +46,15 @@ impl Tmux {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
+        let cmd = match script {
+            Some(text) => {
+                std::fs::write(dir.join("cmd.sh"), text).unwrap();
+                format!("sh {d}/cmd.sh")
+            }
+            None => cmd.to_string(),
+        };
         let script = format!(
-            "stty -g > {d}/before; {TRACER} --tui {tui_args} -- {WORKLOAD} linger {linger_s} {GETPPID} {WRITES} {MISSING_OPENS}; \
+            "stty -g > {d}/before; {TRACER} --tui {tui_args} -- {cmd}; \
              echo $? > {d}/rc; stty -g > {d}/after; exec sleep 600"
         );
         let t = Tmux {
@@ -304,6 +322,83 @@ fn sigterm_restores_the_terminal() {
     let all = check_summary(&t);
     // SAFETY: as above; the workload is still running.
     unsafe { libc::kill(workload_pid(&all), libc::SIGKILL) };
+}
+
+/// Every line of the view's screen is its header (two lines), a pane's (between its
+/// borders) or its footer: nothing written over it.
+fn inside_the_frame(screen: &str) {
+    let lines: Vec<&str> = screen.lines().collect();
+    assert_eq!(lines.len(), 50, "{screen}");
+    assert!(lines[0].starts_with("tracer "), "{screen}");
+    assert!(lines[1].starts_with("showing: all targets"), "{screen}");
+    assert!(lines[49].starts_with("q quit"), "{screen}");
+    for l in &lines[2..49] {
+        let first = l.chars().next();
+        let last = l.chars().last();
+        assert!(
+            matches!(first, Some('┌' | '│' | '└')) && matches!(last, Some('┐' | '│' | '┘')),
+            "a line outside the view's frame: {l:?}\n{screen}"
+        );
+    }
+}
+
+/// The event log's lines of the command's output (`+T output  PID (sh): TEXT`): TEXT.
+fn output_lines(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let at = l.find(" output  ")?;
+            let text = l[at..].split_once(" (sh): ")?.1;
+            Some(text.trim_end_matches([' ', '│']).to_string())
+        })
+        .collect()
+}
+
+/// Runs `tracer --tui -- sh SCRIPT`, waits for `lines` lines of its output in the view's
+/// log, checks that nothing was written over the view, and gives those lines, the screen
+/// and the session (its exit waited for).
+fn shown_output(name: &str, script: &str, lines: usize) -> Option<(Vec<String>, String, Tmux)> {
+    let t = Tmux::start_cmd(name, "", "", Some(script))?;
+    let screen = t.wait_for("the command's output in the log", |s| {
+        output_lines(s).len() == lines
+    });
+    inside_the_frame(&screen);
+    // The script ends after its sleep, and tracer with it.
+    assert_eq!(t.wait_exit(), "0");
+    Some((output_lines(&screen), screen, t))
+}
+
+#[test]
+fn a_launched_commands_output_is_shown_in_the_log_not_over_the_view() {
+    let Some(_g) = ebpf_test() else { return };
+    // Its stdin is /dev/null: `read` ends at once (1: end of file), not waiting for keys.
+    let script = "echo hello-from-cmd\nread line; echo stdin-eof-$?\necho to-stderr >&2\nsleep 3\n";
+    let Some((lines, screen, t)) = shown_output("output", script, 3) else {
+        return;
+    };
+    assert_eq!(
+        lines,
+        ["hello-from-cmd", "stdin-eof-1", "to-stderr"],
+        "{screen}"
+    );
+    assert_eq!(screen.matches("hello-from-cmd").count(), 1, "{screen}");
+    let all = t.capture(true);
+    assert_eq!(t.file("before"), t.file("after"), "stty -g differs:\n{all}");
+    assert!(all.contains("(sh): summary of "), "{all}");
+    assert!(all.contains("exited with code 0"), "{all}");
+    // Nothing of it reached the terminal (the normal screen keeps what is written there).
+    assert!(!all.contains("hello-from-cmd"), "{all}");
+    assert!(!all.contains("to-stderr"), "{all}");
+}
+
+#[test]
+fn a_launched_commands_escape_sequences_are_shown_escaped() {
+    let Some(_g) = ebpf_test() else { return };
+    let script = "printf 'esc-\\033[31mred\\033[2J-end\\n'\nsleep 3\n";
+    let Some((lines, screen, _t)) = shown_output("escape", script, 1) else {
+        return;
+    };
+    assert_eq!(lines, ["esc-\\33[31mred\\33[2J-end"], "{screen}");
 }
 
 #[test]

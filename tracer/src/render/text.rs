@@ -9,8 +9,10 @@ use crate::model::{
     anomaly::AnomalyKind,
     blocked::BlockedBy,
     events::{CrashReport, LifeCounts, ProcessEvent},
+    loops::LoopRow,
     memory::{FdReport, MIN_FIT_SAMPLES, MemoryReport, OomReport},
     procs::{Joined, ProcEnd, ProcsReport},
+    roles::PoolRow,
     sched::{SchedReport, ThreadRow},
 };
 
@@ -280,20 +282,7 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
         }
         thread_syscalls(out, &s.threads)?;
         for p in &s.pools {
-            let tids: Vec<String> = p.tids.iter().map(u32::to_string).collect();
-            writeln!(
-                out,
-                "  pool of {} threads in {} (tids {}): busy {:.1}% of their time{}",
-                p.tids.len(),
-                p.pid,
-                tids.join(","),
-                100.0 * p.utilisation,
-                if p.saturated {
-                    ": SATURATED, work waits for a free thread"
-                } else {
-                    ""
-                }
-            )?;
+            writeln!(out, "  {}", pool_line(p, true))?;
         }
         if s.threads_dropped > 0 {
             writeln!(
@@ -304,6 +293,28 @@ fn sched_section(out: &mut dyn Write, s: &SchedReport, secs: f64) -> std::io::Re
         }
     }
     Ok(())
+}
+
+/// A pool's line: its threads, utilisation, and whether it is saturated; `long`: with the
+/// threads' ids and what saturated means.
+pub fn pool_line(p: &PoolRow, long: bool) -> String {
+    let (ids, time, saturated) = if long {
+        let ids: Vec<String> = p.tids.iter().map(u32::to_string).collect();
+        (
+            format!(" (tids {})", ids.join(",")),
+            " of their time",
+            ": SATURATED, work waits for a free thread",
+        )
+    } else {
+        (String::new(), "", ", SATURATED")
+    };
+    format!(
+        "pool of {} threads in {}{ids}: busy {:.1}%{time}{}",
+        p.tids.len(),
+        p.pid,
+        100.0 * p.utilisation,
+        if p.saturated { saturated } else { "" }
+    )
 }
 
 /// Syscalls made per thread listed in a thread's own table.
@@ -349,12 +360,10 @@ fn blocked_line(out: &mut dyn Write, b: &BlockedBy) -> std::io::Result<()> {
     if b.total_ns() == 0 {
         return Ok(());
     }
-    let parts = b.parts();
     let group = |idle: bool| {
-        parts
+        causes(b, idle)
             .iter()
-            .filter(|p| p.2 == idle && p.1 > 0 && p.0 != "since before tracing")
-            .map(|p| format!("{} {}", p.0, ns(p.1)))
+            .map(|(name, n)| format!("{name} {}", ns(*n)))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -372,6 +381,16 @@ fn blocked_line(out: &mut dyn Write, b: &BlockedBy) -> std::io::Result<()> {
         line += &format!("; since before tracing {}", ns(b.unknown_ns));
     }
     writeln!(out, "{line}")
+}
+
+/// The causes of one group (`idle`: waiting for work, else waiting on something) that
+/// blocked threads for some time, in report order.
+pub fn causes(b: &BlockedBy, idle: bool) -> Vec<(&'static str, u64)> {
+    b.parts()
+        .into_iter()
+        .filter(|p| p.2 == idle && p.1 > 0 && p.0 != "since before tracing")
+        .map(|p| (p.0, p.1))
+        .collect()
 }
 
 /// A thread's on-CPU time since its latest syscall, when a second or more.
@@ -422,14 +441,19 @@ fn loops_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             opt_ns(l.p99_ns),
             opt_ns(l.max_ns),
             l.stalls,
-            l.stalled_now_ns
-                .map_or(String::new(), |n| format!("  STALLED now for {}", ns(n)))
+            stalled_now(l).map_or(String::new(), |s| format!("  {s}"))
         )?;
     }
     if r.loops_omitted > 0 {
         writeln!(out, "  ({} more loop threads)", r.loops_omitted)?;
     }
     Ok(())
+}
+
+/// A loop's iteration still open past `--stall`: `STALLED now for 2.50s`.
+pub fn stalled_now(l: &LoopRow) -> Option<String> {
+    l.stalled_now_ns
+        .map(|n| format!("STALLED now for {}", ns(n)))
 }
 
 fn life_section(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {

@@ -54,6 +54,17 @@ pub trait Sink {
     fn stream_summary(&mut self, _summary: &StreamSummary) -> Result<()> {
         Ok(())
     }
+    /// The launched command's stdout and stderr (a pipe; `--tui` gives it one, see
+    /// `target::launch`), before `start`: a sink that shows it keeps it, else hands it
+    /// back. `t0_ns`: the run's start (monotonic), for the lines' times.
+    fn command_output(
+        &mut self,
+        _who: &crate::model::ProcessInfo,
+        out: std::os::fd::OwnedFd,
+        _t0_ns: u64,
+    ) -> Option<std::os::fd::OwnedFd> {
+        Some(out)
+    }
     /// For a sink that can end the run (a live view's `q`): taken once, after `start`; the
     /// run ends when it is sent, or dropped.
     fn stop_request(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {

@@ -9,7 +9,8 @@
 //! engine only sends reports. A `q` is sent back over a oneshot the engine waits on
 //! ([`Sink::stop_request`]). The view's state and layout are in `render::tui`.
 use std::{
-    io::{Stdout, Write as _},
+    io::{Read as _, Stdout, Write as _},
+    os::fd::OwnedFd,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -33,12 +34,18 @@ use tokio::sync::oneshot;
 use super::{Sink, own::OwnMeter};
 use crate::{
     cli::{Cli, Format},
-    model::{Report, ReportKind},
-    render::{self, tui::View},
+    model::{ProcessInfo, Report, ReportKind},
+    render::{
+        self,
+        tui::{OutputLine, OutputLines, View},
+    },
 };
 
 /// How often the key reader looks whether the view has ended.
 const INPUT_POLL: Duration = Duration::from_millis(200);
+/// The command's output redraws the view at most this often (a chatty command would
+/// otherwise redraw it at every write).
+const OUTPUT_REDRAW: Duration = Duration::from_millis(100);
 
 enum Msg {
     Report(Box<Report>),
@@ -46,6 +53,12 @@ enum Msg {
     Final,
     Key(event::Event),
     Say(String),
+    /// Lines the launched command wrote, `t_s` after the run began.
+    Output {
+        who: ProcessInfo,
+        t_s: f64,
+        lines: Vec<OutputLine>,
+    },
 }
 
 /// Whether the terminal is in the view's modes (for the panic hook and for each way out).
@@ -84,6 +97,8 @@ pub struct TuiSink {
     view: Option<JoinHandle<()>>,
     input: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
     stop: Option<oneshot::Receiver<()>>,
+    /// The launched command's output, until `start` gives it to its reader.
+    output: Option<(ProcessInfo, OwnedFd, u64)>,
     ended: bool,
 }
 
@@ -97,6 +112,7 @@ impl TuiSink {
             view: None,
             input: None,
             stop: None,
+            output: None,
             ended: false,
         }
     }
@@ -109,9 +125,9 @@ impl TuiSink {
         }
         self.ended = true;
         crate::say::route(None);
-        if let Some(tx) = self.tx.take()
-            && last.is_some()
-        {
+        // Also without a final report (an error): the view thread ends at this, not when
+        // every sender is gone (the key and output readers hold theirs).
+        if let Some(tx) = self.tx.take() {
             let _ = tx.send(Msg::Final);
         }
         // A view that panicked (said by the panic hook) makes the run fail, after the summary.
@@ -175,6 +191,14 @@ impl Sink for TuiSink {
                 }
             })
             .context("cannot start the view's key reader")?;
+        if let Some((who, fd, t0_ns)) = self.output.take() {
+            let tx = tx.clone();
+            // Not joined: it reads until the command and its children close the pipe.
+            std::thread::Builder::new()
+                .name("tui-output".into())
+                .spawn(move || read_output(fd, who, t0_ns, tx))
+                .context("cannot start the reader of the command's output")?;
+        }
         let view = View::new(self.interval_s, self.colour);
         let view = std::thread::Builder::new()
             .name("tui-view".into())
@@ -203,6 +227,42 @@ impl Sink for TuiSink {
     fn stop_request(&mut self) -> Option<oneshot::Receiver<()>> {
         self.stop.take()
     }
+
+    fn command_output(&mut self, who: &ProcessInfo, out: OwnedFd, t0_ns: u64) -> Option<OwnedFd> {
+        self.output = Some((who.clone(), out, t0_ns));
+        None
+    }
+}
+
+/// The command's output, line by line, to the view. Once the view has ended, the rest is
+/// read and dropped: the pipe stays open until tracer exits (then the command's writes
+/// fail with EPIPE, or SIGPIPE, as with any pipe whose reader has gone).
+fn read_output(fd: OwnedFd, who: ProcessInfo, t0_ns: u64, tx: mpsc::Sender<Msg>) {
+    let mut f = std::fs::File::from(fd);
+    let mut cutter = OutputLines::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut shown = true;
+    let send = |lines: Vec<OutputLine>, shown: &mut bool| {
+        if *shown && !lines.is_empty() {
+            let t_s = crate::run::monotonic_ns().saturating_sub(t0_ns) as f64 / 1e9;
+            *shown = tx
+                .send(Msg::Output {
+                    who: who.clone(),
+                    t_s,
+                    lines,
+                })
+                .is_ok();
+        }
+    };
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => send(cutter.feed(&buf[..n]), &mut shown),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    send(cutter.end().into_iter().collect(), &mut shown);
 }
 
 /// The view thread: draws at each report, key and message, until the final report (or
@@ -224,8 +284,37 @@ fn show(
     if !draw(&mut terminal, &view) {
         return;
     }
-    while let Ok(msg) = rx.recv() {
+    let mut drawn = Instant::now();
+    // Output came in since the last drawing: drawn at `drawn + OUTPUT_REDRAW` at the latest.
+    let mut pending = false;
+    loop {
+        let msg = if pending {
+            match rx.recv_timeout(OUTPUT_REDRAW.saturating_sub(drawn.elapsed())) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            }
+        };
+        let Some(msg) = msg else {
+            if !draw(&mut terminal, &view) {
+                break;
+            }
+            (drawn, pending) = (Instant::now(), false);
+            continue;
+        };
         let redraw = match msg {
+            Msg::Output { who, t_s, lines } => {
+                for l in &lines {
+                    view.output(&who, t_s, l);
+                }
+                pending = true;
+                drawn.elapsed() >= OUTPUT_REDRAW
+            }
             Msg::Report(r) => {
                 view.add(&r);
                 if let (Some(o), Some((t, cpu))) = (own.as_ref(), before) {
@@ -263,8 +352,11 @@ fn show(
             Msg::Key(event::Event::Resize(..)) => true,
             Msg::Key(_) => false,
         };
-        if redraw && !draw(&mut terminal, &view) {
-            break;
+        if redraw {
+            if !draw(&mut terminal, &view) {
+                break;
+            }
+            (drawn, pending) = (Instant::now(), false);
         }
     }
     let _ = terminal.show_cursor();

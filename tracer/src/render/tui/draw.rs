@@ -10,7 +10,13 @@ use ratatui::{
 };
 
 use super::{Pane, ProcCol, Scope, Selection, SysCol, SysLine, View};
-use crate::render::text::{bytes, max_ns, ns, opt_ns, rate, secs};
+use crate::{
+    model::{blocked::BlockedBy, loops::LoopRow, roles::PoolRow},
+    render::{
+        term::printable,
+        text::{bytes, causes, max_ns, ns, opt_ns, pool_line, rate, secs, stalled_now},
+    },
+};
 
 /// Where each pane goes; None: it does not fit and is not drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,8 +49,14 @@ fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
     }
 }
 
-/// The layout for a terminal of `area`.
-pub fn plan(area: Rect) -> Plan {
+/// The layout of the view for a terminal of `area`.
+pub fn plan_for(v: &View, area: Rect) -> Plan {
+    plan(area, sched_height(v))
+}
+
+/// The layout for a terminal of `area`, with a scheduling pane that would take `sched_h`
+/// lines (it gets at least [`SCHED_H`] where it fits, more where there is room).
+pub fn plan(area: Rect, sched_h: u16) -> Plan {
     let mut p = Plan::default();
     if area.width < 24 || area.height < HEADER_H + SYS_MIN {
         p.too_small = true;
@@ -65,9 +77,12 @@ pub fn plan(area: Rect) -> Plan {
         p.syscalls = Some(rect(area.x, top, left_w, upper));
         let rx = area.x + left_w;
         let rw = area.width - left_w;
-        p.sched = Some(rect(rx, top, rw, SCHED_H.min(upper)));
-        if upper >= SCHED_H + MEMORY_H {
-            p.memory = Some(rect(rx, top + SCHED_H, rw, upper - SCHED_H));
+        let sh = sched_h
+            .min(upper.saturating_sub(MEMORY_H))
+            .max(SCHED_H.min(upper));
+        p.sched = Some(rect(rx, top, rw, sh));
+        if upper >= sh + MEMORY_H {
+            p.memory = Some(rect(rx, top + sh, rw, upper - sh));
         }
         if h > upper {
             let half = area.width / 2;
@@ -96,8 +111,15 @@ pub fn plan(area: Rect) -> Plan {
     let memory = area.width >= 40 && take(MEMORY_H);
     let procs = take(PROCS_MIN);
     let events = take(EVENTS_MIN);
-    // What is left goes to the syscall table, half of it to the two lists.
-    let spare = h - used;
+    // What is left goes to the scheduling pane's further lines (half of it at most), then
+    // to the syscall table, half of that to the two lists.
+    let mut spare = h - used;
+    let sched_extra = if sched {
+        sched_h.saturating_sub(SCHED_H).min(spare / 2)
+    } else {
+        0
+    };
+    spare -= sched_extra;
     let list_extra = if procs || events { spare / 2 } else { 0 };
     let mut y = top;
     let mut place = |on: bool, height: u16| {
@@ -108,7 +130,7 @@ pub fn plan(area: Rect) -> Plan {
         r
     };
     p.syscalls = place(true, SYS_MIN + spare - list_extra);
-    p.sched = place(sched, SCHED_H);
+    p.sched = place(sched, SCHED_H + sched_extra);
     p.memory = place(memory, MEMORY_H);
     let (pe, ee) = match (procs, events) {
         (true, true) => (list_extra - list_extra / 2, list_extra / 2),
@@ -144,7 +166,7 @@ type DrawPane = fn(&mut Frame, &View, Rect);
 /// The view, on a frame of any size.
 pub fn draw(f: &mut Frame, v: &View) {
     let area = f.area();
-    let p = plan(area);
+    let p = plan_for(v, area);
     if p.too_small {
         f.render_widget(
             Paragraph::new(format!(
@@ -441,58 +463,170 @@ fn syscalls(f: &mut Frame, v: &View, r: Rect) {
 }
 
 /// On-CPU, run-queue and blocked time, and what the scheduling lines show.
-struct SchedFigures {
+struct SchedFigures<'a> {
     on: u64,
     runq: u64,
     blocked: u64,
+    blocked_by: &'a BlockedBy,
     p99: Option<u64>,
     voluntary_per_s: f64,
     involuntary_per_s: f64,
 }
 
-fn sched(f: &mut Frame, v: &View, r: Rect) {
-    let m = v.shown();
-    let report = m.last.as_ref();
-    let secs_w = report.map_or(1.0, |r| r.duration_s.max(1e-9));
-    let figures = report.and_then(|rep| match v.selected {
-        Some(Selection::Thread { tid, .. }) => rep
-            .sched
-            .as_ref()
-            .and_then(|s| s.threads.iter().find(|t| t.tid == tid))
-            .map(|t| SchedFigures {
-                on: t.on_cpu_ns,
-                runq: t.runqueue_ns,
-                blocked: t.blocked_ns,
-                p99: t.runqueue.p99_ns,
-                voluntary_per_s: t.voluntary_switches as f64 / secs_w,
-                involuntary_per_s: t.involuntary_switches as f64 / secs_w,
-            }),
-        sel => {
-            let s = match sel {
-                Some(s) => rep
-                    .processes
-                    .get(s.slot() as usize)
-                    .and_then(|p| p.sched.as_ref()),
-                None => rep.sched.as_ref(),
-            }?;
-            Some(SchedFigures {
-                on: s.on_cpu_ns,
-                runq: s.off_cpu_ns - s.blocked_ns,
-                blocked: s.blocked_ns,
-                p99: s.runqueue.p99_ns,
-                voluntary_per_s: s.voluntary_per_s,
-                involuntary_per_s: s.involuntary_per_s,
-            })
+/// Loop threads listed in the scheduling pane (the longest iterations first).
+const LOOPS_SHOWN: usize = 5;
+
+/// A cause's name without its explanation: `uninterruptible`.
+fn short(name: &str) -> &str {
+    name.split(" (").next().unwrap_or(name)
+}
+
+/// Blocked time by cause, for the scheduling pane: waiting for work, then waiting on
+/// something, each with its share of the blocked time and its two largest causes'.
+fn blocked_lines(b: &BlockedBy) -> Vec<String> {
+    let total = b.total_ns();
+    if total == 0 {
+        return Vec::new();
+    }
+    let pct = |n: u64| format!("{:.0}%", 100.0 * n as f64 / total as f64);
+    let group = |label: &str, n: u64, idle: bool| {
+        let mut top = causes(b, idle);
+        top.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let top: Vec<String> = top
+            .iter()
+            .take(2)
+            .map(|(name, n)| format!("{} {}", short(name), pct(*n)))
+            .collect();
+        let mut l = format!("{label} {}", pct(n));
+        if !top.is_empty() {
+            l += &format!(" ({})", top.join(", "));
         }
-    });
-    let block = v.block("scheduling (last interval)".into(), None);
-    let lines = match figures {
-        None => vec![Line::from(
-            "no scheduling figures (sched section off, or none yet)",
-        )],
+        l
+    };
+    let mut lines = vec![
+        format!(
+            "{:<10}{}",
+            "blocked",
+            group("for work", b.waiting_for_work_ns, true)
+        ),
+        format!(
+            "{:<10}{}",
+            "",
+            group("on something", b.waiting_on_something_ns, false)
+        ),
+    ];
+    if b.unknown_ns > 0 {
+        lines[1] += &format!("; since before tracing {}", pct(b.unknown_ns));
+    }
+    lines
+}
+
+/// `parts` (each after its separator), as many as fit `width` (0: all).
+fn fitting_parts(parts: &[(&str, String)], width: usize) -> String {
+    let mut line = String::new();
+    for (i, (sep, p)) in parts.iter().enumerate() {
+        let n = line.chars().count() + sep.chars().count() + p.chars().count();
+        if width > 0 && i > 0 && n > width {
+            break;
+        }
+        line += sep;
+        line += p;
+    }
+    line
+}
+
+/// An event loop's line: its thread, a stall going on, its stalls and iterations' busy
+/// time (what does not fit `width` left out).
+fn loop_line(l: &LoopRow, width: usize) -> String {
+    let mut parts = vec![("", format!("loop {} {}", l.tid, printable(&l.comm)))];
+    parts.extend(stalled_now(l).map(|s| ("  ", s)));
+    parts.push(("  ", format!("stalls {}", l.stalls)));
+    parts.push((
+        "  ",
+        format!(
+            "p50 {} p99 {} max {}",
+            opt_ns(l.p50_ns),
+            opt_ns(l.p99_ns),
+            opt_ns(l.max_ns),
+        ),
+    ));
+    fitting_parts(&parts, width)
+}
+
+/// The scheduling pane's lines, each with how much it is needed (lower is kept first when
+/// the pane is short), for a pane `width` wide.
+fn sched_lines(v: &View, width: u16) -> Vec<(u8, Line<'static>)> {
+    let m = v.shown();
+    let Some(rep) = m.last.as_ref() else {
+        return vec![(
+            0,
+            Line::from("no scheduling figures (sched section off, or none yet)"),
+        )];
+    };
+    let secs_w = rep.duration_s.max(1e-9);
+    let merged = rep.sched.as_ref();
+    let (figures, loops, pools): (Option<SchedFigures>, Vec<&LoopRow>, Vec<&PoolRow>) =
+        match v.selected {
+            Some(Selection::Thread { tid, .. }) => (
+                merged
+                    .and_then(|s| s.threads.iter().find(|t| t.tid == tid))
+                    .map(|t| SchedFigures {
+                        on: t.on_cpu_ns,
+                        runq: t.runqueue_ns,
+                        blocked: t.blocked_ns,
+                        blocked_by: &t.blocked_by,
+                        p99: t.runqueue.p99_ns,
+                        voluntary_per_s: t.voluntary_switches as f64 / secs_w,
+                        involuntary_per_s: t.involuntary_switches as f64 / secs_w,
+                    }),
+                rep.loops.iter().filter(|l| l.tid == tid).collect(),
+                merged
+                    .iter()
+                    .flat_map(|s| &s.pools)
+                    .filter(|p| p.tids.contains(&tid))
+                    .collect(),
+            ),
+            sel => {
+                let s = match sel {
+                    Some(s) => rep
+                        .processes
+                        .get(s.slot() as usize)
+                        .and_then(|p| p.sched.as_ref()),
+                    None => merged,
+                };
+                let pid = sel.map(|s| s.pid());
+                (
+                    s.map(|s| SchedFigures {
+                        on: s.on_cpu_ns,
+                        runq: s.off_cpu_ns - s.blocked_ns,
+                        blocked: s.blocked_ns,
+                        blocked_by: &s.blocked_by,
+                        p99: s.runqueue.p99_ns,
+                        voluntary_per_s: s.voluntary_per_s,
+                        involuntary_per_s: s.involuntary_per_s,
+                    }),
+                    rep.loops
+                        .iter()
+                        .filter(|l| pid.is_none_or(|p| l.pid == p))
+                        .collect(),
+                    merged
+                        .iter()
+                        .flat_map(|s| &s.pools)
+                        .filter(|p| pid.is_none_or(|pid| p.pid == pid))
+                        .collect(),
+                )
+            }
+        };
+    let inner = width.saturating_sub(2) as usize;
+    let mut lines: Vec<(u8, Line)> = Vec::new();
+    match figures {
+        None => lines.push((
+            0,
+            Line::from("no scheduling figures (sched section off, or none yet)"),
+        )),
         Some(s) => {
             let wall = (s.on + s.runq + s.blocked).max(1) as f64;
-            let w = (r.width as usize).saturating_sub(32).clamp(4, 30);
+            let w = (width as usize).saturating_sub(32).clamp(4, 30);
             let line = |name: &str, t: u64, colour: Color| {
                 Line::from(vec![
                     Span::raw(format!("{name:<10}")),
@@ -503,20 +637,85 @@ fn sched(f: &mut Frame, v: &View, r: Rect) {
                     Span::raw(format!(" {:>3.0}% {:>9}", 100.0 * t as f64 / wall, ns(t))),
                 ])
             };
-            vec![
-                line("on-CPU", s.on, Color::Green),
-                line("run queue", s.runq, Color::Red),
-                line("blocked", s.blocked, Color::Blue),
-                Line::from(format!(
-                    "run-queue p99 {}  switches {}/s (voluntary {}/s, involuntary {}/s)",
-                    opt_ns(s.p99),
-                    rate(s.voluntary_per_s + s.involuntary_per_s),
-                    rate(s.voluntary_per_s),
-                    rate(s.involuntary_per_s)
-                )),
-            ]
+            lines.push((1, line("on-CPU", s.on, Color::Green)));
+            lines.push((1, line("run queue", s.runq, Color::Red)));
+            lines.push((1, line("blocked", s.blocked, Color::Blue)));
+            for (i, l) in blocked_lines(s.blocked_by).into_iter().enumerate() {
+                lines.push((2 + i as u8, Line::from(l)));
+            }
+            let parts = [
+                ("", format!("run-queue p99 {}", opt_ns(s.p99))),
+                (
+                    "  ",
+                    format!(
+                        "switches {}/s",
+                        rate(s.voluntary_per_s + s.involuntary_per_s)
+                    ),
+                ),
+                (
+                    " ",
+                    format!(
+                        "(voluntary {}/s, involuntary {}/s)",
+                        rate(s.voluntary_per_s),
+                        rate(s.involuntary_per_s)
+                    ),
+                ),
+            ];
+            lines.push((3, Line::from(fitting_parts(&parts, inner))));
         }
-    };
+    }
+    // A loop stalled now and a saturated pool are kept first, before the bars.
+    let alarm = v.style(Style::default().fg(Color::Red).add_modifier(Modifier::BOLD));
+    for l in loops.iter().take(LOOPS_SHOWN) {
+        let text = loop_line(l, inner);
+        lines.push(if l.stalled_now_ns.is_some() {
+            (0, Line::styled(text, alarm))
+        } else {
+            (4, Line::from(text))
+        });
+    }
+    let more = loops.len().saturating_sub(LOOPS_SHOWN) as u64
+        + if v.selected.is_none() {
+            rep.loops_omitted
+        } else {
+            0
+        };
+    if more > 0 {
+        lines.push((5, Line::from(format!("({more} more loop threads)"))));
+    }
+    for p in pools {
+        let text = pool_line(p, false);
+        lines.push(if p.saturated {
+            (0, Line::styled(text, alarm))
+        } else {
+            (4, Line::from(text))
+        });
+    }
+    lines
+}
+
+/// The scheduling pane's height for all its lines (their number does not depend on the
+/// width).
+pub fn sched_height(v: &View) -> u16 {
+    (sched_lines(v, 0).len() as u16 + 2).max(SCHED_H)
+}
+
+/// The `n` lines most needed, in their order.
+fn most_needed(lines: Vec<(u8, Line<'static>)>, n: usize) -> Vec<Line<'static>> {
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| (lines[i].0, i));
+    order.truncate(n);
+    lines
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| order.contains(i))
+        .map(|(_, (_, l))| l)
+        .collect()
+}
+
+fn sched(f: &mut Frame, v: &View, r: Rect) {
+    let lines = most_needed(sched_lines(v, r.width), r.height.saturating_sub(2) as usize);
+    let block = v.block("scheduling (last interval)".into(), None);
     f.render_widget(Paragraph::new(lines).block(block), r);
 }
 
@@ -703,6 +902,35 @@ fn procs(f: &mut Frame, v: &View, r: Rect) {
     f.render_widget(Table::new(body, widths).header(head).block(block), r);
 }
 
+/// `text` in rows of `width` characters at most, the rows after the first indented by two;
+/// broken at a space where one is in the row's second half.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(4);
+    let chars: Vec<char> = text.chars().collect();
+    let mut rows = Vec::new();
+    let mut at = 0;
+    while at < chars.len() || rows.is_empty() {
+        let (indent, room) = if rows.is_empty() {
+            ("", width)
+        } else {
+            ("  ", width - 2)
+        };
+        let mut end = (at + room).min(chars.len());
+        let mut next = end;
+        if end < chars.len()
+            && let Some(space) = (at + room / 2..end).rev().find(|&i| chars[i] == ' ')
+        {
+            (end, next) = (space, space + 1);
+        }
+        rows.push(format!(
+            "{indent}{}",
+            chars[at..end].iter().collect::<String>()
+        ));
+        at = next;
+    }
+    rows
+}
+
 fn events(f: &mut Frame, v: &View, r: Rect) {
     let lines = v.log_lines();
     let visible = r.height.saturating_sub(2) as usize;
@@ -717,10 +945,17 @@ fn events(f: &mut Frame, v: &View, r: Rect) {
     } else {
         format!("events ({} lines)", lines.len())
     };
-    let text: Vec<Line> = lines[start..end]
-        .iter()
-        .map(|l| Line::from(l.text.as_str()))
-        .collect();
+    // The newest lines, wrapped, that fill the pane; the oldest may show its end only.
+    let width = r.width.saturating_sub(2) as usize;
+    let mut rows: Vec<String> = Vec::new();
+    for l in lines[start..end].iter().rev() {
+        if rows.len() >= visible {
+            break;
+        }
+        rows.extend(wrap(&l.text, width).into_iter().rev());
+    }
+    rows.truncate(visible);
+    let text: Vec<Line> = rows.into_iter().rev().map(Line::from).collect();
     f.render_widget(
         Paragraph::new(text).block(v.block(title, Some(Pane::Events))),
         r,

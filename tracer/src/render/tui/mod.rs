@@ -13,7 +13,9 @@ use super::{
     term::printable,
     text::{bytes, event_line, ns},
 };
-use crate::model::{Abi, ProcessInfo, Report, SyscallRow, events::ProcessEvent, memory};
+use crate::model::{
+    Abi, ProcessInfo, Report, SyscallRow, events::ProcessEvent, memory, roles::Role,
+};
 
 /// Intervals of history kept per figure (the sparklines show the last ones that fit).
 pub const HISTORY: usize = 60;
@@ -23,6 +25,8 @@ pub const LOG_LINES: usize = 500;
 const STALL_NS: u64 = 1_000_000_000;
 /// A run-queue p99 above this is logged as a stall.
 const RUNQ_STALL_NS: u64 = 100_000_000;
+/// A line of the launched command's output is cut at this many bytes.
+pub const OUTPUT_LINE_BYTES: usize = 400;
 
 /// Whose figures: every target together (None), or one target's slot.
 pub type Scope = Option<u32>;
@@ -96,6 +100,56 @@ type ScopedMemory<'a> = (
     Option<&'a memory::MemoryReport>,
     Option<&'a memory::FdReport>,
 );
+
+/// The launched command's output, as it comes in pieces, cut into lines: each at most
+/// [`OUTPUT_LINE_BYTES`] (the rest of a longer one is dropped), invalid UTF-8 replaced.
+/// Not yet escaped (see [`View::output`]).
+#[derive(Debug, Default)]
+pub struct OutputLines {
+    partial: Vec<u8>,
+    /// The line being read was longer than the bound: drop the rest of it.
+    cut: bool,
+}
+
+/// A line of the command's output, and whether it was cut.
+pub type OutputLine = (String, bool);
+
+impl OutputLines {
+    /// The lines that `bytes` end.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<OutputLine> {
+        let mut lines = Vec::new();
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            let (body, ends) = match piece.strip_suffix(b"\n") {
+                Some(body) => (body, true),
+                None => (piece, false),
+            };
+            let room = OUTPUT_LINE_BYTES - self.partial.len();
+            if body.len() > room {
+                self.cut = true;
+            }
+            self.partial
+                .extend_from_slice(&body[..body.len().min(room)]);
+            if ends {
+                lines.push(self.take());
+            }
+        }
+        lines
+    }
+
+    /// The last line, when the output ends without a newline.
+    pub fn end(&mut self) -> Option<OutputLine> {
+        if self.partial.is_empty() && !self.cut {
+            return None;
+        }
+        Some(self.take())
+    }
+
+    fn take(&mut self) -> OutputLine {
+        let line = String::from_utf8_lossy(&self.partial).into_owned();
+        self.partial.clear();
+        (line, std::mem::take(&mut self.cut))
+    }
+}
 
 /// What the view keeps of the reports.
 #[derive(Clone, Debug, Default)]
@@ -478,6 +532,8 @@ pub struct ProcLine {
     pub cpu: Option<f64>,
     pub rss: Option<u64>,
     pub fds: Option<u64>,
+    /// A process: running, or how it ended; a thread: its role (`event loop`, `pool
+    /// worker`, ...) while it runs, if one shows, else running or ended.
     pub state: String,
 }
 
@@ -563,20 +619,36 @@ impl View {
         self.live.add(r);
     }
 
+    /// A line into the log, shown at once even while paused.
+    fn log(&mut self, l: LogLine) {
+        if let Some(f) = self.frozen.as_mut() {
+            f.push_log(l.clone());
+        }
+        self.live.push_log(l);
+    }
+
     /// A message said during the run: in the header, and in the log.
     pub fn say(&mut self, msg: String) {
         let msg = printable(&msg).into_owned();
-        self.live.push_log(LogLine {
+        self.log(LogLine {
             pid: None,
             text: msg.clone(),
         });
-        if let Some(f) = self.frozen.as_mut() {
-            f.push_log(LogLine {
-                pid: None,
-                text: msg.clone(),
-            });
-        }
         self.message = Some(msg);
+    }
+
+    /// A line the launched command `who` wrote, `t_s` after the run began: into the log,
+    /// escaped (another user's output never reaches the terminal raw).
+    pub fn output(&mut self, who: &ProcessInfo, t_s: f64, (line, cut): &OutputLine) {
+        let cut = if *cut { " [cut]" } else { "" };
+        self.log(LogLine {
+            pid: Some(who.pid),
+            text: format!(
+                "+{t_s:.3}s output  {}: {}{cut}",
+                printable(&ProcessInfo::name(who.pid, &who.comm)),
+                printable(line)
+            ),
+        });
     }
 
     /// The targets, as the header names them.
@@ -635,7 +707,11 @@ impl View {
                 cpu: Some(t.on_cpu_ns as f64 / window_ns),
                 rss: None,
                 fds: None,
-                state: if t.alive { "running" } else { "ended" }.into(),
+                state: match (t.alive, t.role) {
+                    (false, _) => "ended".into(),
+                    (true, Role::Other) => "running".into(),
+                    (true, role) => role.name().into(),
+                },
             })
             .collect();
         let mut procs: Vec<ProcLine> = r

@@ -7,7 +7,10 @@ use ratatui::{
     style::{Color, Modifier},
 };
 
-use super::{draw::plan, *};
+use super::{
+    draw::{plan, plan_for},
+    *,
+};
 use crate::model::{ProcessInfo, Report, ReportKind, Sample, SyscallCounts};
 
 const GETPPID: u32 = 110;
@@ -195,7 +198,7 @@ fn narrow_and_short_terminals_drop_panes_without_breaking() {
     for w in [1, 10, 24, 30, 40, 60, 80, 109, 110, 200, 400] {
         for h in [1, 3, 5, 6, 8, 10, 14, 20, 24, 50, 100] {
             let lines = screen(&v, w, h);
-            let p = plan(Rect::new(0, 0, w, h));
+            let p = plan_for(&v, Rect::new(0, 0, w, h));
             if p.too_small {
                 if w >= 40 {
                     assert!(lines[0].starts_with("tracer: the terminal"), "{w}x{h}");
@@ -218,19 +221,19 @@ fn narrow_and_short_terminals_drop_panes_without_breaking() {
         }
     }
     // 80x24: one column; scheduling, memory and processes fit, the event log does not.
-    let p = plan(Rect::new(0, 0, 80, 24));
+    let p = plan_for(&v, Rect::new(0, 0, 80, 24));
     assert!(p.sched.is_some() && p.memory.is_some() && p.procs.is_some());
     assert_eq!(p.events, None);
     // 30 columns: no memory pane; 200x50: all of them.
-    assert_eq!(plan(Rect::new(0, 0, 30, 40)).memory, None);
-    let p = plan(Rect::new(0, 0, 200, 50));
+    assert_eq!(plan_for(&v, Rect::new(0, 0, 30, 40)).memory, None);
+    let p = plan_for(&v, Rect::new(0, 0, 200, 50));
     assert!(p.sched.is_some() && p.memory.is_some() && p.procs.is_some() && p.events.is_some());
     // A narrow table keeps the name and counts, and drops latency columns.
     let lines = screen(&v, 40, 20);
     assert_eq!(table_row(&lines, "getppid")[..2], ["getppid", "1000"]);
     assert!(!lines.join("\n").contains("p50"));
-    assert!(plan(Rect::new(0, 0, 23, 40)).too_small);
-    assert!(plan(Rect::new(0, 0, 200, 5)).too_small);
+    assert!(plan_for(&v, Rect::new(0, 0, 23, 40)).too_small);
+    assert!(plan(Rect::new(0, 0, 200, 5), 6).too_small);
 }
 
 #[test]
@@ -466,5 +469,327 @@ fn baseline_anomalies_are_logged_when_they_begin() {
     assert!(
         texts[0].starts_with("+13.000s anomaly 7 (svc) getppid: 9.0k calls/s, baseline 1.0k"),
         "{texts:?}"
+    );
+}
+
+/// The lines inside the pane whose title starts with `title`: from its top border to its
+/// bottom one, between its side borders.
+fn pane(lines: &[String], title: &str) -> Vec<String> {
+    let chars: Vec<Vec<char>> = lines.iter().map(|l| l.chars().collect()).collect();
+    let (top, at) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(y, l)| {
+            let i = l.find(&format!("┌ {title}"))?;
+            Some((y, l[..i].chars().count()))
+        })
+        .unwrap_or_else(|| panic!("no pane {title}:\n{}", lines.join("\n")));
+    let left = at;
+    let right = (at..chars[top].len())
+        .find(|&x| chars[top][x] == '┐')
+        .unwrap();
+    chars[top + 1..]
+        .iter()
+        .take_while(|l| l[left] != '└')
+        .map(|l| {
+            l[left + 1..right]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// A report of one target (7, svc) with an event loop stalled now, a second loop, a
+/// saturated pool, blocked time by cause and a loop-stall event, all of known sizes.
+fn loaded_report() -> Report {
+    use crate::model::{
+        blocked::BlockedBy,
+        loops::LoopRow,
+        roles::{PoolRow, Role},
+        sched::{RunQueue, SchedReport, ThreadRow},
+    };
+    let t = one();
+    let mut r = report(&t, 0.0, 1.0, &[(0, GETPPID, 1000, 0)]);
+    const MS: u64 = 1_000_000;
+    let blocked_by = BlockedBy {
+        waiting_for_work_ns: 450 * MS,
+        event_wait_ns: 300 * MS,
+        sleep_ns: 150 * MS,
+        waiting_on_something_ns: 150 * MS,
+        lock_ns: 100 * MS,
+        uninterruptible_ns: 50 * MS,
+        ..Default::default()
+    };
+    let thread = |tid: u32, role: Role| ThreadRow {
+        tid,
+        pid: 7,
+        comm: "svc".into(),
+        alive: true,
+        voluntary_switches: 10,
+        involuntary_switches: 0,
+        on_cpu_ns: 100 * MS,
+        runqueue_ns: 0,
+        blocked_ns: 900 * MS,
+        blocked_by: BlockedBy {
+            waiting_for_work_ns: 900 * MS,
+            condition_ns: 900 * MS,
+            ..Default::default()
+        },
+        wall_ns: 1000 * MS,
+        runqueue: RunQueue::default(),
+        role,
+        syscalls: Vec::new(),
+        cpu_without_syscalls_ns: 0,
+    };
+    let sched = SchedReport {
+        voluntary_switches: 100,
+        involuntary_switches: 10,
+        voluntary_per_s: 100.0,
+        involuntary_per_s: 10.0,
+        on_cpu_ns: 300 * MS,
+        off_cpu_ns: 700 * MS,
+        blocked_ns: 600 * MS,
+        blocked_by: blocked_by.clone(),
+        runqueue: RunQueue {
+            p99_ns: Some(2 * MS),
+            ..Default::default()
+        },
+        threads: vec![
+            thread(7, Role::MainEventLoop),
+            thread(8, Role::PoolWorker),
+            thread(9, Role::PoolWorker),
+        ],
+        pools: vec![PoolRow {
+            pid: 7,
+            tids: vec![8, 9],
+            wall_ns: 2000 * MS,
+            busy_ns: 1800 * MS,
+            utilisation: 0.9,
+            saturated: true,
+        }],
+        threads_dropped: 0,
+    };
+    r.processes[0].sched = Some(sched.clone());
+    r.sched = Some(sched);
+    let looping = |tid: u32, comm: &str, p: [u64; 3], stalls: u64, now: Option<u64>| LoopRow {
+        slot: 0,
+        tid,
+        pid: 7,
+        comm: comm.into(),
+        iterations: 120,
+        iterations_per_s: 120.0,
+        busy_ns: 0,
+        busy_share: 0.0,
+        p50_ns: Some(p[0]),
+        p99_ns: Some(p[1]),
+        max_ns: Some(p[2]),
+        stalls,
+        stalled_now_ns: now,
+        hist: Vec::new(),
+    };
+    r.loops = vec![
+        looping(
+            7,
+            "svc",
+            [1_200_000, 40 * MS, 1500 * MS],
+            2,
+            Some(2500 * MS),
+        ),
+        looping(10, "io", [10_000, 100_000, 300_000], 0, None),
+    ];
+    r.events = vec![ProcessEvent::Stall {
+        t_s: 0.25,
+        pid: 7,
+        tid: 7,
+        comm: "svc".into(),
+        busy_ns: 1500 * MS,
+        on_cpu_ns: 1200 * MS,
+        runqueue_ns: 100 * MS,
+        blocked_ns: 200 * MS,
+        syscalls: 3,
+        slowest_syscall: Some("fsync".into()),
+        slowest_ns: Some(180 * MS),
+    }];
+    r
+}
+
+#[test]
+fn the_scheduling_pane_shows_blocked_causes_loops_and_pools() {
+    let v = view_of(&[loaded_report()]);
+    let lines = screen(&v, 200, 50);
+    let sched = pane(&lines, "scheduling");
+    assert_eq!(
+        sched[3..],
+        [
+            "blocked   for work 75% (event waits 50%, sleeps 25%)",
+            "          on something 25% (locks 17%, uninterruptible 8%)",
+            "run-queue p99 2.00ms  switches 110.0/s (voluntary 100.0/s, involuntary 10.0/s)",
+            "loop 7 svc  STALLED now for 2.50s  stalls 2  p50 1.20ms p99 40.00ms max 1.50s",
+            "loop 10 io  stalls 0  p50 10.0us p99 100.0us max 300.0us",
+            "pool of 2 threads in 7: busy 90.0%, SATURATED",
+        ],
+        "{}",
+        lines.join("\n")
+    );
+    assert_eq!(
+        sched[..3],
+        [
+            format!("on-CPU    {}  30%  300.00ms", draw::bar(0.3, 30)),
+            format!("run queue {}  10%  100.00ms", draw::bar(0.1, 30)),
+            format!("blocked   {}  60%  600.00ms", draw::bar(0.6, 30)),
+        ]
+    );
+    // A narrower pane (62 columns inside) leaves out whole fields that do not fit.
+    assert_eq!(
+        pane(&screen(&v, 160, 50), "scheduling")[5..8],
+        [
+            "run-queue p99 2.00ms  switches 110.0/s",
+            "loop 7 svc  STALLED now for 2.50s  stalls 2",
+            "loop 10 io  stalls 0  p50 10.0us p99 100.0us max 300.0us",
+        ]
+    );
+    // Thread roles in the thread rows' state (after the process's own).
+    let procs = pane(&lines, "processes and threads");
+    let words = |i: usize| procs[i].split_whitespace().collect::<Vec<_>>();
+    assert_eq!(words(0)[6..], ["state"], "{procs:?}");
+    assert_eq!(words(1)[..2], ["7", "svc"], "{procs:?}");
+    assert_eq!(words(1)[6..], ["running"], "{procs:?}");
+    assert_eq!(words(2)[..2], ["7", "svc"], "{procs:?}");
+    assert_eq!(words(2)[6..], ["main,", "event", "loop"], "{procs:?}");
+    assert_eq!(words(3)[..2], ["8", "svc"], "{procs:?}");
+    assert_eq!(words(3)[6..], ["pool", "worker"], "{procs:?}");
+}
+
+#[test]
+fn a_short_scheduling_pane_keeps_a_stall_going_on_and_a_saturated_pool() {
+    let v = view_of(&[loaded_report()]);
+    // 80x24: one column, the scheduling pane at its least (four lines).
+    let lines = screen(&v, 80, 24);
+    let sched = pane(&lines, "scheduling");
+    assert_eq!(sched.len(), 4, "{}", lines.join("\n"));
+    assert_eq!(
+        sched[0],
+        format!("on-CPU    {}  30%  300.00ms", draw::bar(0.3, 30))
+    );
+    assert!(sched[1].starts_with("run queue "), "{sched:?}");
+    assert_eq!(
+        sched[2..],
+        [
+            "loop 7 svc  STALLED now for 2.50s  stalls 2  p50 1.20ms p99 40.00ms max 1.50s",
+            "pool of 2 threads in 7: busy 90.0%, SATURATED",
+        ]
+    );
+    // Taller: every line, the table keeping at least half of what is spare.
+    let lines = screen(&v, 80, 60);
+    assert_eq!(pane(&lines, "scheduling").len(), 9, "{}", lines.join("\n"));
+}
+
+#[test]
+fn selecting_a_thread_narrows_the_scheduling_pane_to_it() {
+    let mut v = view_of(&[loaded_report()]);
+    key(&mut v, KeyCode::Tab);
+    // The process 7, then its threads 7, 8, 9 (by id: their calls/s are equal).
+    let rows: Vec<(bool, u32)> = v.proc_rows().iter().map(|p| (p.thread, p.id)).collect();
+    assert_eq!(rows, [(false, 7), (true, 7), (true, 8), (true, 9)]);
+    key(&mut v, KeyCode::Down);
+    key(&mut v, KeyCode::Down);
+    key(&mut v, KeyCode::Enter);
+    assert_eq!(
+        v.selected,
+        Some(Selection::Thread {
+            tid: 8,
+            pid: 7,
+            slot: 0
+        })
+    );
+    assert_eq!(
+        pane(&screen(&v, 200, 50), "scheduling")[3..],
+        [
+            "blocked   for work 100% (condition waits 100%)",
+            "          on something 0%",
+            "run-queue p99 -  switches 10.0/s (voluntary 10.0/s, involuntary 0.0/s)",
+            "pool of 2 threads in 7: busy 90.0%, SATURATED",
+        ]
+    );
+}
+
+#[test]
+fn a_loop_stall_is_logged_with_what_the_thread_did() {
+    let v = view_of(&[loaded_report()]);
+    let texts: Vec<&str> = v.log_lines().iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "+0.250s stall   event loop of 7 (thread 7 svc) busy 1.50s without waiting: on-CPU 1.20s, waiting for a CPU 100.00ms, blocked 200.00ms; 3 syscalls, slowest fsync 180.00ms"
+        ]
+    );
+    assert_eq!(v.log_lines()[0].pid, Some(7));
+    // Longer than the pane is wide: wrapped, not cut.
+    assert_eq!(
+        pane(&screen(&v, 200, 50), "events")[..2],
+        [
+            "+0.250s stall   event loop of 7 (thread 7 svc) busy 1.50s without waiting: on-CPU 1.20s, waiting",
+            "  for a CPU 100.00ms, blocked 200.00ms; 3 syscalls, slowest fsync 180.00ms",
+        ]
+    );
+    assert_eq!(draw::wrap("abcdefghij", 6), ["abcdef", "  ghij"]);
+    assert_eq!(draw::wrap("ab cd efgh", 6), ["ab cd", "  efgh"]);
+    assert_eq!(draw::wrap("", 6), [""]);
+}
+
+#[test]
+fn the_commands_output_is_cut_into_bounded_lines() {
+    let mut c = OutputLines::default();
+    assert_eq!(c.feed(b"hel"), []);
+    assert_eq!(
+        c.feed(b"lo\nworld\n\npart"),
+        [
+            ("hello".to_string(), false),
+            ("world".to_string(), false),
+            (String::new(), false)
+        ]
+    );
+    assert_eq!(c.end(), Some(("part".to_string(), false)));
+    assert_eq!(c.end(), None);
+    // A long line keeps its first OUTPUT_LINE_BYTES, whatever the pieces it came in.
+    let long = vec![b'x'; OUTPUT_LINE_BYTES + 50];
+    assert_eq!(c.feed(&long[..300]), []);
+    assert_eq!(
+        c.feed(&[&long[300..], &b"\nnext\n"[..]].concat()),
+        [
+            ("x".repeat(OUTPUT_LINE_BYTES), true),
+            ("next".to_string(), false)
+        ]
+    );
+    assert_eq!(c.feed(b"\xff\n"), [("\u{fffd}".to_string(), false)]);
+}
+
+#[test]
+fn the_commands_output_is_logged_escaped() {
+    let mut v = view_of(&[]);
+    let who = ProcessInfo {
+        pid: 42,
+        comm: "sh".into(),
+    };
+    v.output(&who, 1.5, &("hello-from-cmd".into(), false));
+    v.output(&who, 1.75, &("\u{1b}[2Jevil\u{9b}31m\t".into(), true));
+    let all = screen(&v, 200, 50);
+    assert_eq!(
+        pane(&all, "events")[..2],
+        [
+            "+1.500s output  42 (sh): hello-from-cmd",
+            "+1.750s output  42 (sh): \\33[2Jevil\\u{9b}31m\\t [cut]",
+        ]
+    );
+    assert!(!all.join("").contains('\u{1b}'));
+    assert_eq!(v.log_lines()[0].pid, Some(42));
+    // Paused: the lines still show.
+    key(&mut v, KeyCode::Char('p'));
+    v.output(&who, 2.0, &("while paused".into(), false));
+    assert_eq!(
+        v.log_lines().last().unwrap().text,
+        "+2.000s output  42 (sh): while paused"
     );
 }
