@@ -237,11 +237,13 @@ fn the_view_counts_exactly_sorts_and_quits_restoring_the_terminal() {
     let Some(t) = Tmux::start("keys", "--interval 0.5", 60) else {
         return;
     };
-    let screen = t.wait_for("the workload's getppid calls", |s| {
-        view_row(s, "getppid").get(1).map(String::as_str) == Some("3000")
+    // Calls since the start: exactly what the workload made, once a report has all of
+    // them (a report may end between its getppid calls and its writes).
+    let calls = |s: &str, name: &str| view_row(s, name).get(1).cloned();
+    let screen = t.wait_for("the workload's getppid and write calls", |s| {
+        calls(s, "getppid").as_deref() == Some("3000")
+            && calls(s, "write").as_deref() == Some("200")
     });
-    // Calls since the start: exactly what the workload made.
-    assert_eq!(view_row(&screen, "write")[1], "200", "{screen}");
     let (names, head) = table(&screen);
     assert_eq!(
         names.first().map(String::as_str),
