@@ -69,6 +69,10 @@ pub struct Opts {
     /// per process) scraped every second (written to bench/SOAK.md).
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..))]
     soak: Option<u32>,
+    /// With --soak: issue 12's plain `--follow --interval 1`, without the metrics endpoint
+    /// and its scrapes (written to bench/SOAK-PLAIN.md).
+    #[arg(long, requires = "soak")]
+    plain: bool,
     /// Instead of the workloads: the live view's own CPU (tracer --tui against text
     /// reports, 50 threads, --interval 1, in tmux; written to bench/TUI.md), in this many
     /// pairs of 20 s runs.
@@ -337,20 +341,20 @@ pub fn run(opts: Opts) -> Result<()> {
         );
     }
     if let Some(minutes) = opts.soak {
-        return measurement(
-            &root,
-            "SOAK.md",
-            "tracer soak",
-            &format!("--soak {minutes}"),
-            |tmp| {
-                Ok(soak::markdown(&soak::run(
-                    &bins.tracer,
-                    &bins.workload,
-                    tmp,
-                    minutes,
-                )?))
-            },
-        );
+        let (file, args) = if opts.plain {
+            ("SOAK-PLAIN.md", format!("--soak {minutes} --plain"))
+        } else {
+            ("SOAK.md", format!("--soak {minutes}"))
+        };
+        return measurement(&root, file, "tracer soak", &args, |tmp| {
+            Ok(soak::markdown(&soak::run(
+                &bins.tracer,
+                &bins.workload,
+                tmp,
+                minutes,
+                !opts.plain,
+            )?))
+        });
     }
     let stats = system::BpfStats::new()?;
     if stats.original() != "0" {

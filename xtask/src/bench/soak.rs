@@ -108,6 +108,9 @@ pub struct Cycle {
 
 pub struct Soak {
     pub minutes: u32,
+    /// With the metrics endpoint scraped every second (else issue 12's plain `--follow
+    /// --interval 1`).
+    pub scraped: bool,
     pub cycles: Vec<Cycle>,
     /// Kernel memory of tracer's maps (memlock) and its RSS when it had just attached.
     pub maps_kib: u64,
@@ -142,7 +145,14 @@ pub(super) fn ticks_per_s() -> f64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as f64
 }
 
-pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<Soak> {
+/// The soak; `scraped`: with `--listen --metrics-pid`, scraped every second.
+pub fn run(
+    tracer: &Path,
+    workload: &Path,
+    tmp: &Path,
+    minutes: u32,
+    scraped: bool,
+) -> Result<Soak> {
     let _pid_max = PidMax::set(SYSTEMD_PID_MAX)?;
     let dir = tmp.join("soak");
     fs::create_dir_all(&dir)?;
@@ -153,7 +163,7 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
     );
     let _ = fs::remove_file(&busy);
     let _ = fs::remove_file(&stop);
-    let argv: Vec<OsString> = vec![
+    let mut argv: Vec<OsString> = vec![
         tracer.into(),
         "--follow".into(),
         "--interval".into(),
@@ -162,9 +172,11 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
         "json".into(),
         "-o".into(),
         report.clone().into(),
-        "--listen".into(),
-        LISTEN.into(),
-        "--metrics-pid".into(),
+    ];
+    if scraped {
+        argv.extend(["--listen".into(), LISTEN.into(), "--metrics-pid".into()]);
+    }
+    argv.extend([
         "--".into(),
         workload.into(),
         "soak".into(),
@@ -172,7 +184,7 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
         CHILDREN.to_string().into(),
         THREADS.to_string().into(),
         CALLS.to_string().into(),
-    ];
+    ]);
     let mut p = Proc::spawn(&argv, Watch::default())?;
     if p.wait_line(
         |l| l.stderr && l.text.contains("tracer: tracing"),
@@ -186,7 +198,7 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
     let (maps_kib, start_rss_kib) = kmem::maps_and_rss(p.pid())?;
     let scrapes = Arc::new(Mutex::new(Scrapes::default()));
     let stop_scraping = Arc::new(AtomicBool::new(false));
-    let scraping = scraper(stop_scraping.clone(), scrapes.clone());
+    let scraping = scraped.then(|| scraper(stop_scraping.clone(), scrapes.clone()));
     let mut cycles = Vec::new();
     let end = attached + Duration::from_secs(60 * u64::from(minutes));
     while Instant::now() < end {
@@ -218,13 +230,17 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
         cycles.push(c);
     }
     stop_scraping.store(true, Ordering::Relaxed);
-    let _ = scraping.join();
+    if let Some(t) = scraping {
+        let _ = t.join();
+    }
     let scrapes = scrapes.lock().map(|s| s.clone()).unwrap_or_default();
     fs::write(&stop, b"")?;
     // With --listen, tracer keeps serving after its targets end: a signal ends it.
     thread::sleep(Duration::from_secs(2));
-    // SAFETY: signals tracer, which ends its run cleanly at SIGINT.
-    unsafe { libc::kill(p.pid(), libc::SIGINT) };
+    if scraped {
+        // SAFETY: signals tracer, which ends its run cleanly at SIGINT.
+        unsafe { libc::kill(p.pid(), libc::SIGINT) };
+    }
     let done = p.wait(Duration::from_secs(120))?;
     done.ok().context("the soak's tracer")?;
     let rounds = done.stdout().lines().filter(|l| *l == "round").count() as u64;
@@ -241,6 +257,7 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
     let _ = fs::remove_dir_all(&dir);
     Ok(Soak {
         minutes,
+        scraped,
         cycles,
         maps_kib,
         start_rss_kib,
@@ -260,14 +277,24 @@ pub fn run(tracer: &Path, workload: &Path, tmp: &Path, minutes: u32) -> Result<S
 /// The soak's section of the report.
 pub fn markdown(s: &Soak) -> String {
     let mut md = String::new();
+    let (options, scrapes) = if s.scraped {
+        (
+            format!(" --listen {LISTEN} --metrics-pid"),
+            " Its metrics, a series per process, are scraped every second throughout (idle CPU includes the scrapes).",
+        )
+    } else {
+        (
+            String::new(),
+            " No metrics endpoint (issue 12's configuration).",
+        )
+    };
     md.push_str(&format!(
-        "## Soak: {} minutes of `--follow --interval 1 --listen {LISTEN} --metrics-pid` at pid_max {SYSTEMD_PID_MAX}\n\n",
+        "## Soak: {} minutes of `--follow --interval 1{options}` at pid_max {SYSTEMD_PID_MAX}\n\n",
         s.minutes
     ));
     md.push_str(&format!(
         "Cycles of {} s busy (rounds of {CHILDREN} children forked and {THREADS} threads started, {CALLS} `getppid` each) and {} s idle; \
-         idle CPU is tracer's utime+stime over the last {} s of each idle phase. \
-         Its metrics, a series per process, are scraped every second throughout (idle CPU includes the scrapes).\n\n",
+         idle CPU is tracer's utime+stime over the last {} s of each idle phase.{scrapes}\n\n",
         BUSY.as_secs(),
         IDLE.as_secs(),
         (IDLE - SETTLE).as_secs()
@@ -317,7 +344,8 @@ pub fn markdown(s: &Soak) -> String {
         s.lost_events
     ));
     let c = &s.scrapes;
-    md.push_str(&format!(
+    if s.scraped {
+        md.push_str(&format!(
         "| scrapes of /metrics, ok / failed | {} / {} |\n| samples in a scrape, at the end / most | {} / {} |\n| largest scrape / slowest | {:.1} KiB / {:.1} ms |\n",
         c.ok,
         c.failed,
@@ -326,6 +354,7 @@ pub fn markdown(s: &Soak) -> String {
         c.max_bytes as f64 / 1024.0,
         c.max_ms
     ));
+    }
     let drops: Vec<String> = s.drops.iter().map(|(k, n)| format!("{k} {n}")).collect();
     md.push_str(&format!(
         "| drops (final report) | {} |\n\n",
