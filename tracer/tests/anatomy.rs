@@ -63,6 +63,11 @@ fn a_known_process_is_shown_as_proc_shows_it() {
                 .into_owned()
         })
         .collect();
+    // Readings from before this are of the idle workload: closing its stdin wakes it to
+    // exit, and a reading taken then finds it running (seen once under emulation).
+    let idle_until =
+        humantime::format_rfc3339_micros(std::time::SystemTime::now() - Duration::from_millis(200))
+            .to_string();
     drop(stdin);
     w.wait().unwrap();
     let out = wait_output(tr, Duration::from_secs(30));
@@ -75,12 +80,13 @@ fn a_known_process_is_shown_as_proc_shows_it() {
     let running: Vec<&Value> = lines
         .iter()
         .filter(|v| v["type"] == "interval")
+        .filter(|v| v["end"].as_str().is_some_and(|e| e < idle_until.as_str()))
         .filter_map(|v| v["processes"][0].get("anatomy"))
         .filter(|a| a["ended"] == false)
         .collect();
     let a = *running
         .last()
-        .expect("an interval with the process running");
+        .expect("an interval with the process running, before its stdin was closed");
 
     // Who it is.
     assert_eq!(a["parent"], std::process::id());
