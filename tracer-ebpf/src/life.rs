@@ -154,6 +154,9 @@ fn exit(ctx: &RawTracePointContext, twin: Twin) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     let Some(slot) = target_slot(tgid) else {
+        // A thread of a process that left the filter may still hold an entry: it is
+        // vacated here, as no other thread may take it (see `syscalls::look_up`).
+        syscalls::forget(tid);
         return 0;
     };
     if !twin.handles(Key::new(tid, Kind::Exit, 0, 0)) {

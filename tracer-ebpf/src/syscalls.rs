@@ -151,8 +151,8 @@ fn enter(ctx: *mut c_void) -> i32 {
             None => return 0,
         },
     };
-    // SAFETY: only this thread writes its own entry, and it is on this CPU now; an entry
-    // taken over holds no call.
+    // SAFETY: only this thread writes its own entry (no other takes an entry with an
+    // owner), and it is on this CPU now.
     let s = unsafe { &mut *state };
     let (tid, tgid, slot, target_flags, proc1) = (s.tid, s.tgid, s.slot, s.target_flags, s.proc1);
     let id: u64 = ctx.arg(1);
@@ -241,10 +241,19 @@ fn enter(ctx: *mut c_void) -> i32 {
 }
 
 /// The running thread's entry, found the long way: its ids (a helper call), its process in
-/// the filter, its entry (the one its previous call used, its own, or a free one: an entry
-/// of another thread that is not inside a call may be taken over), noted by `regs` for its
-/// next calls with what they need of its process. None for an untraced thread (remembered
-/// as such) and when its set is full (counted).
+/// the filter, its entry (the one its previous call used, its own, or a vacant one), noted
+/// by `regs` for its next calls with what they need of its process. None for an untraced
+/// thread (remembered as such) and when its set is full (counted).
+///
+/// An entry with an owner is never taken, even between the owner's calls: without a
+/// compare-and-swap (none before Linux 5.12) the owner, starting a call on another CPU at
+/// that moment, and the taker would both write it, and a call of one of them would go
+/// uncounted or be counted in the other's row. The soak lost one getppid in 46 million
+/// that way, a child taking its parent's entry; a workload that forks 240 children whose
+/// ids share the parent's set lost one in 2 runs of 40. Entries are vacated when their
+/// thread exits, traced or not (`life::exit`), and when its id is given to a new task.
+/// Left: two threads without an entry whose ids share a set (16384·k apart), making their
+/// first calls at the same moment, can still both take the same vacant entry.
 #[inline(always)]
 fn look_up(regs: u64, generation: u32) -> Option<*mut ThreadState> {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -256,7 +265,7 @@ fn look_up(regs: u64, generation: u32) -> Option<*mut ThreadState> {
     let state = match own_entry(regs).filter(|p| unsafe { (**p).tid } == tid) {
         Some(p) => p,
         None => {
-            let i = table::find_or_free_index(&THREADS, tid, |e| e.status & IN_CALL == 0);
+            let i = table::find_or_free_index(&THREADS, tid, |e| e.tid == 0);
             let Some(p) = THREADS.get_ptr_mut(i) else {
                 count_drop(Drop::ThreadTableFull);
                 return None;
@@ -269,7 +278,7 @@ fn look_up(regs: u64, generation: u32) -> Option<*mut ThreadState> {
     unsafe {
         let s = &mut *state;
         if s.tid != tid {
-            // Another thread's entry (free, or taken over): its sampling state is not this
+            // A vacant entry: the sampling state a previous owner left is not this
             // thread's. The rest `enter` writes. (Field by field: a struct update of this
             // size becomes a call of a byte-loop memset, which old verifiers walk byte by
             // byte.)

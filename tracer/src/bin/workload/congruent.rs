@@ -66,6 +66,12 @@ pub fn congruent(first: u64, stride: u64, count: u64, calls: u64, wait: bool) {
 pub fn congruent_children(first: u64, stride: u64, count: u64, calls: u64, wait: bool) {
     crate::memory::wait_for_go(wait);
     let mut pids = Vec::new();
+    // First 0: the children's ids share this process's set, from one stride above its own.
+    let first = if first == 0 {
+        u64::from(std::process::id()) + stride
+    } else {
+        first
+    };
     for k in 0..count {
         let want = (first + k * stride) as i32;
         let mut got = false;
