@@ -29,6 +29,7 @@ impl Tmux {
     fn start(name: &str, tui_args: &str, linger_s: u64) -> Option<Tmux> {
         Tmux::start_cmd(
             name,
+            "",
             tui_args,
             &format!("{WORKLOAD} linger {linger_s} {GETPPID} {WRITES} {MISSING_OPENS}"),
             None,
@@ -36,8 +37,14 @@ impl Tmux {
     }
 
     /// Runs `tracer --tui ARGS -- CMD`, or with `script`, `-- sh SCRIPT` (the script's text
-    /// written to a file first).
-    fn start_cmd(name: &str, tui_args: &str, cmd: &str, script: Option<&str>) -> Option<Tmux> {
+    /// written to a file first); `env`: `NAME=VALUE ...` for tracer, or empty.
+    fn start_cmd(
+        name: &str,
+        env: &str,
+        tui_args: &str,
+        cmd: &str,
+        script: Option<&str>,
+    ) -> Option<Tmux> {
         if which("tmux").is_none() {
             skip("tmux is not installed (cargo xtask test installs Debian's tmux)");
             return None;
@@ -54,7 +61,7 @@ impl Tmux {
             None => cmd.to_string(),
         };
         let script = format!(
-            "stty -g > {d}/before; {TRACER} --tui {tui_args} -- {cmd}; \
+            "stty -g > {d}/before; env {env} {TRACER} --tui {tui_args} -- {cmd} 2> {d}/stderr; \
              echo $? > {d}/rc; stty -g > {d}/after; exec sleep 600"
         );
         let t = Tmux {
@@ -326,6 +333,55 @@ fn sigterm_restores_the_terminal() {
     unsafe { libc::kill(workload_pid(&all), libc::SIGKILL) };
 }
 
+#[test]
+fn ctrl_c_restores_the_terminal() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(t) = Tmux::start("ctrlc", "", 60) else {
+        return;
+    };
+    t.wait_for("the view", |s| view_row(s, "getppid").get(1).is_some());
+    // In raw mode Ctrl-C is a key, not SIGINT: it quits like q.
+    t.keys(&["C-c"]);
+    assert_eq!(t.wait_exit(), "0");
+    let all = check_summary(&t);
+    // SAFETY: kill has no memory preconditions; the workload is still running.
+    unsafe { libc::kill(workload_pid(&all), libc::SIGKILL) };
+}
+
+/// A bug in the view (a panic, asked for through TRACER_TEST_VIEW_PANIC) restores the
+/// terminal before it is said (a line, then a line saying the view stopped); the run
+/// stops, prints its summary, and fails.
+#[test]
+fn a_panic_in_the_view_restores_the_terminal() {
+    let Some(_g) = ebpf_test() else { return };
+    let Some(t) = Tmux::start_cmd(
+        "panic",
+        "TRACER_TEST_VIEW_PANIC=1",
+        "--interval 0.5",
+        &format!("{WORKLOAD} linger 2 {GETPPID} {WRITES} {MISSING_OPENS}"),
+        None,
+    ) else {
+        return;
+    };
+    assert_eq!(t.wait_exit(), "1");
+    let all = check_summary(&t);
+    let err = t.file("stderr");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("internal error"))
+        .collect();
+    assert!(
+        lines.len() == 2 && lines[0].contains("the view was asked to fail"),
+        "{err}\n{all}"
+    );
+    assert!(
+        err.contains("tracer: the live view stopped at an internal error"),
+        "{err}"
+    );
+    // SAFETY: kill has no memory preconditions; the workload may still be lingering.
+    unsafe { libc::kill(workload_pid(&all), libc::SIGKILL) };
+}
+
 /// Every line of the view's screen is its header (two lines), a pane's (between its
 /// borders) or its footer: nothing written over it.
 fn inside_the_frame(screen: &str) {
@@ -360,7 +416,7 @@ fn output_lines(screen: &str) -> Vec<String> {
 /// log, checks that nothing was written over the view, and gives those lines, the screen
 /// and the session (its exit waited for).
 fn shown_output(name: &str, script: &str, lines: usize) -> Option<(Vec<String>, String, Tmux)> {
-    let t = Tmux::start_cmd(name, "", "", Some(script))?;
+    let t = Tmux::start_cmd(name, "", "", "", Some(script))?;
     let screen = t.wait_for("the command's output in the log", |s| {
         output_lines(s).len() == lines
     });

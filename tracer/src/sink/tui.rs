@@ -316,6 +316,11 @@ fn show(
                 drawn.elapsed() >= OUTPUT_REDRAW
             }
             Msg::Report(r) => {
+                // For the test that a panic restores the terminal (tests/tui.rs): a view
+                // asked to fail at its first report.
+                if std::env::var_os("TRACER_TEST_VIEW_PANIC").is_some() {
+                    panic!("the view was asked to fail (TRACER_TEST_VIEW_PANIC)");
+                }
                 view.add(&r);
                 if let (Some(o), Some((t, cpu))) = (own.as_ref(), before) {
                     let cost = o.measure();

@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Cell, Clear, Paragraph, Row, Table},
 };
 
-use super::{Pane, ProcCol, Scope, Selection, SysCol, SysLine, View};
+use super::{Owner, Pane, ProcCol, Scope, Selection, SysCol, SysLine, View};
 use crate::{
     model::{blocked::BlockedBy, loops::LoopRow, roles::PoolRow},
     render::{
@@ -354,7 +354,10 @@ fn sys_cell(v: &View, scope: Scope, col: usize, l: &SysLine) -> String {
         1 => l.calls.to_string(),
         2 => rate(l.rate),
         3 => {
-            let ring = v.shown().rates.get(&(scope, l.name.clone()));
+            let ring = match v.own_scope() {
+                Some(owner) => v.shown().own_rates.get(&(owner, l.name.clone())),
+                None => v.shown().rates.get(&(scope, l.name.clone())),
+            };
             ring.map_or_else(
                 || spark(std::iter::empty(), 12),
                 |r| spark(r.iter().copied(), 12),
@@ -392,26 +395,19 @@ fn syscalls(f: &mut Frame, v: &View, r: Rect) {
     let rows = v.sys_rows();
     let scope = v.scope();
     let sort = v.sys_sort;
-    let title = match v.selected {
-        None => "syscalls".to_string(),
-        Some(s) => {
-            let shared = v.shown().last.as_ref().is_some_and(|r| {
-                r.per_process
-                    .listed
-                    .iter()
-                    .filter(|e| e.slot == s.slot())
-                    .count()
-                    > 1
-            });
-            if shared {
-                format!(
-                    "syscalls of the target {} counts under (its processes together)",
-                    s.pid()
-                )
-            } else {
-                format!("syscalls of {}", s.pid())
-            }
+    let title = match (v.selected, v.own_scope()) {
+        (None, _) => "syscalls".to_string(),
+        (Some(_), Some(Owner::Thread { tid, .. })) => {
+            format!("syscalls of thread {tid} (its own rows: no latencies)")
         }
+        (Some(_), Some(Owner::Process(pid))) => {
+            format!("syscalls of {pid} (its threads' rows: no latencies)")
+        }
+        (Some(s), None) if v.shares_slot() => format!(
+            "syscalls of the target {} counts under (its processes together; --threads narrows it)",
+            s.pid()
+        ),
+        (Some(s), None) => format!("syscalls of {}", s.pid()),
     };
     let block = v.block(
         format!("{title} ({} rows)", rows.len()),

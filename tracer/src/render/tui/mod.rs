@@ -25,11 +25,24 @@ pub const LOG_LINES: usize = 500;
 const STALL_NS: u64 = 1_000_000_000;
 /// A run-queue p99 above this is logged as a stall.
 const RUNQ_STALL_NS: u64 = 100_000_000;
+/// Processes and threads whose own syscall rows are kept (see [`Owner`]); beyond, those
+/// no longer reported are forgotten.
+pub const OWNERS_KEPT: usize = 4096;
 /// A line of the launched command's output is cut at this many bytes.
 pub const OUTPUT_LINE_BYTES: usize = 400;
 
 /// Whose figures: every target together (None), or one target's slot.
 pub type Scope = Option<u32>;
+
+/// Whose own syscall rows, from the per-thread tables (`--threads`): where processes share
+/// a target's slot (followed children), the slot's table is theirs together, and these
+/// narrow it to one process (its threads' rows summed) or one thread. They have calls and
+/// errors, not latency percentiles or errnos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Owner {
+    Process(u32),
+    Thread { pid: u32, tid: u32 },
+}
 
 /// The last [`HISTORY`] values of each series, aligned: one value per interval for every
 /// series (0 where a series had none), so that memory stays bounded.
@@ -161,6 +174,10 @@ pub struct Model {
     pub totals: BTreeMap<(Scope, String), Cum>,
     /// Calls per second of each syscall row, per interval.
     pub rates: Rings<(Scope, String)>,
+    /// The per-thread tables' rows, by process and by thread, since the start, and their
+    /// calls per second per interval (see [`Owner`]).
+    pub own_totals: BTreeMap<(Owner, String), Cum>,
+    pub own_rates: Rings<(Owner, String)>,
     /// RSS and open descriptors at each interval's end, and those ends (s since start).
     pub rss: Rings<Scope>,
     pub fds: Rings<Scope>,
@@ -232,6 +249,7 @@ impl Model {
             }
         }
         self.rates.push(rates);
+        self.add_own(r);
         let mut rss = BTreeMap::new();
         let mut fds = BTreeMap::new();
         if let Some(m) = &r.memory {
@@ -257,6 +275,69 @@ impl Model {
         self.lost += r.lost_events;
         self.log_report(r, t_s);
         self.last = Some(r.clone());
+    }
+
+    /// The per-thread rows of an interval report (its threads' calls in the interval).
+    fn add_own(&mut self, r: &Report) {
+        let secs = r.duration_s.max(1e-9);
+        let mut rates: BTreeMap<(Owner, String), f64> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for t in r.sched.iter().flat_map(|s| &s.threads) {
+            for c in &t.syscalls {
+                for owner in [
+                    Owner::Process(t.pid),
+                    Owner::Thread {
+                        pid: t.pid,
+                        tid: t.tid,
+                    },
+                ] {
+                    seen.insert(owner);
+                    let key = (owner, c.name.clone());
+                    let cum = self.own_totals.entry(key.clone()).or_default();
+                    cum.calls += c.calls;
+                    cum.errors += c.errors;
+                    *rates.entry(key).or_default() += c.calls as f64 / secs;
+                }
+            }
+        }
+        self.own_rates.push(rates);
+        // Bounded: past OWNERS_KEPT processes and threads, only those of this report stay.
+        let mut owners = self.own_totals.keys().map(|(o, _)| *o).collect::<Vec<_>>();
+        owners.dedup();
+        if owners.len() > OWNERS_KEPT {
+            self.own_totals.retain(|(o, _), _| seen.contains(o));
+        }
+    }
+
+    /// Whether the per-thread tables gave rows of `owner`.
+    pub fn has_own(&self, owner: Owner) -> bool {
+        self.own_totals
+            .range((owner, String::new())..)
+            .next()
+            .is_some_and(|((o, _), _)| *o == owner)
+    }
+
+    /// `owner`'s own rows (see [`Owner`]), with the last interval's rates.
+    pub fn own_lines(&self, owner: Owner) -> Vec<SysLine> {
+        self.own_totals
+            .range((owner, String::new())..)
+            .take_while(|((o, _), _)| *o == owner)
+            .map(|((_, name), c)| SysLine {
+                name: name.clone(),
+                calls: c.calls,
+                rate: self
+                    .own_rates
+                    .get(&(owner, name.clone()))
+                    .and_then(|r| r.back().copied())
+                    .unwrap_or(0.0),
+                errors: c.errors,
+                top_errno: None,
+                p50: None,
+                p99: None,
+                max: None,
+                max_is_bound: false,
+            })
+            .collect()
     }
 
     /// The events of a report, and what in it looks wrong, into the log.
@@ -667,9 +748,42 @@ impl View {
         self.selected.map(|s| s.slot())
     }
 
+    /// Whether the selected process shares its target's slot with other processes (its
+    /// syscall table is then theirs together).
+    pub fn shares_slot(&self) -> bool {
+        self.selected.is_some_and(|s| {
+            self.shown().last.as_ref().is_some_and(|r| {
+                r.per_process
+                    .listed
+                    .iter()
+                    .filter(|e| e.slot == s.slot())
+                    .count()
+                    > 1
+            })
+        })
+    }
+
+    /// Whose own rows the syscall pane shows instead of its scope's table: a selected
+    /// thread's, or a selected process's that shares its slot where the per-thread tables
+    /// have its rows.
+    pub fn own_scope(&self) -> Option<Owner> {
+        match self.selected? {
+            // Threads are listed from the per-thread tables: one without rows made no call.
+            Selection::Thread { tid, pid, .. } => Some(Owner::Thread { pid, tid }),
+            Selection::Process { pid, .. } if self.shares_slot() => {
+                let owner = Owner::Process(pid);
+                self.shown().has_own(owner).then_some(owner)
+            }
+            Selection::Process { .. } => None,
+        }
+    }
+
     /// The syscall rows shown, sorted.
     pub fn sys_rows(&self) -> Vec<SysLine> {
-        let mut rows = self.shown().sys_lines(self.scope());
+        let mut rows = match self.own_scope() {
+            Some(owner) => self.shown().own_lines(owner),
+            None => self.shown().sys_lines(self.scope()),
+        };
         let s = self.sys_sort;
         rows.sort_by(|a, b| {
             let by = match s.col {

@@ -793,3 +793,161 @@ fn the_commands_output_is_logged_escaped() {
         "+2.000s output  42 (sh): while paused"
     );
 }
+
+/// A report of one target (7, svc) followed into a child (8, kid): both processes under
+/// slot 0, the slot's table theirs together, and the per-thread tables (`--threads`) of
+/// 7's two threads (7, 70) and 8's one, of known calls.
+fn followed_report(start_s: f64) -> Report {
+    use crate::model::{
+        procs::ProcEntry,
+        sched::{SchedReport, ThreadRow, ThreadSyscall},
+    };
+    let t = one();
+    let mut r = report(&t, start_s, 1.0, &[(0, GETPPID, 130, 0), (0, WRITE, 25, 5)]);
+    let entry = |pid: u32, comm: &str, calls: u64| ProcEntry {
+        pid,
+        comm: comm.into(),
+        parent: 1,
+        joined: None,
+        under: "7 (svc)".into(),
+        slot: 0,
+        calls,
+        calls_per_s: calls as f64,
+        errors: 0,
+        alive: true,
+        end: None,
+        rss_bytes: None,
+        fds: None,
+    };
+    r.per_process.listed = vec![entry(7, "svc", 120), entry(8, "kid", 35)];
+    let sys = |name: &str, calls: u64, errors: u64| ThreadSyscall {
+        name: name.into(),
+        calls,
+        errors,
+        total_ns: calls * 100,
+        avg_ns: 100,
+    };
+    let thread = |tid: u32, pid: u32, syscalls: Vec<ThreadSyscall>| ThreadRow {
+        tid,
+        pid,
+        comm: "t".into(),
+        alive: true,
+        voluntary_switches: 0,
+        involuntary_switches: 0,
+        on_cpu_ns: 0,
+        runqueue_ns: 0,
+        blocked_ns: 0,
+        blocked_by: Default::default(),
+        wall_ns: 1_000_000_000,
+        runqueue: Default::default(),
+        role: crate::model::roles::Role::Other,
+        syscalls,
+        cpu_without_syscalls_ns: 0,
+    };
+    r.sched = Some(SchedReport {
+        threads: vec![
+            thread(7, 7, vec![sys("getppid", 100, 0)]),
+            thread(70, 7, vec![sys("getppid", 10, 0), sys("write", 10, 0)]),
+            thread(8, 8, vec![sys("getppid", 20, 0), sys("write", 15, 5)]),
+        ],
+        ..Default::default()
+    });
+    r
+}
+
+#[test]
+fn a_followed_child_is_narrowed_to_its_own_rows() {
+    let mut v = view_of(&[followed_report(0.0), followed_report(1.0)]);
+    let names = |v: &View| {
+        v.sys_rows()
+            .into_iter()
+            .map(|l| (l.name, l.calls, l.errors))
+            .collect::<Vec<_>>()
+    };
+    // Every target: the slot's table, both processes together.
+    assert_eq!(
+        names(&v),
+        [("getppid".into(), 260, 0), ("write".into(), 50, 10)]
+    );
+    // Select the child 8 (sorted by calls/s: 7, its threads 7 and 70, then 8).
+    key(&mut v, KeyCode::Tab);
+    let rows: Vec<(bool, u32)> = v.proc_rows().iter().map(|p| (p.thread, p.id)).collect();
+    let at = rows.iter().position(|&r| r == (false, 8)).unwrap();
+    for _ in 0..at {
+        key(&mut v, KeyCode::Down);
+    }
+    key(&mut v, KeyCode::Enter);
+    assert_eq!(v.selected, Some(Selection::Process { pid: 8, slot: 0 }));
+    assert_eq!(
+        names(&v),
+        [("getppid".into(), 40, 0), ("write".into(), 30, 10)]
+    );
+    let lines = screen(&v, 200, 50);
+    let all = lines.join("\n");
+    assert!(
+        all.contains("syscalls of 8 (its threads' rows: no latencies)"),
+        "{all}"
+    );
+    assert_eq!(table_row(&lines, "write")[..3], ["write", "30", "15.0"]);
+    // The parent: its two threads' rows summed.
+    key(&mut v, KeyCode::Esc);
+    v.selected = Some(Selection::Process { pid: 7, slot: 0 });
+    assert_eq!(
+        names(&v),
+        [("getppid".into(), 220, 0), ("write".into(), 20, 0)]
+    );
+    // One thread: its own.
+    v.selected = Some(Selection::Thread {
+        tid: 70,
+        pid: 7,
+        slot: 0,
+    });
+    assert_eq!(
+        names(&v),
+        [("getppid".into(), 20, 0), ("write".into(), 20, 0)]
+    );
+    assert!(
+        screen(&v, 200, 50)
+            .join("\n")
+            .contains("syscalls of thread 70")
+    );
+}
+
+#[test]
+fn without_per_thread_rows_a_shared_slot_says_so() {
+    let mut r = followed_report(0.0);
+    r.sched = None;
+    let mut v = view_of(&[r]);
+    v.selected = Some(Selection::Process { pid: 8, slot: 0 });
+    assert_eq!(v.own_scope(), None);
+    assert_eq!(v.sys_rows().iter().map(|l| l.calls).sum::<u64>(), 155);
+    let all = screen(&v, 200, 50).join("\n");
+    assert!(
+        all.contains("its processes together; --threads narrows it"),
+        "{all}"
+    );
+}
+
+#[test]
+fn own_rows_are_bounded() {
+    let mut v = View::new(1.0, true);
+    let mut r = followed_report(0.0);
+    let kid = r.sched.as_ref().unwrap().threads[2].clone();
+    for i in 0..(OWNERS_KEPT as u32) {
+        let mut t = kid.clone();
+        t.tid = 100_000 + i;
+        r.sched.as_mut().unwrap().threads = vec![t];
+        v.add(&r);
+    }
+    // 8 and each of the threads: past the bound only the last report's owners stay.
+    let owners = |v: &View| {
+        let mut o: Vec<Owner> = v.live.own_totals.keys().map(|(o, _)| *o).collect();
+        o.dedup();
+        o.len()
+    };
+    assert_eq!(owners(&v), 2);
+    assert_eq!(
+        v.live.own_lines(Owner::Process(8))[0].calls,
+        20 * OWNERS_KEPT as u64
+    );
+}
