@@ -64,7 +64,8 @@ pub mod maps {
     /// state.
     pub const THREAD_SCHED: &str = "THREAD_SCHED";
     /// `HashMap<u32 tid, SchedStats>`: cumulative scheduling counters per traced thread
-    /// (kept after the thread ends, so that its numbers reach the report).
+    /// (kept after the thread ends, so that its numbers reach the report). Preallocated
+    /// before Linux 6.1, allocated by use from 6.1 (userspace sets its flags).
     pub const THREAD_STATS: &str = "THREAD_STATS";
     /// `PerCpuArray<SchedStats>` indexed by target slot: per-process totals.
     pub const SCHED_STATS: &str = "SCHED_STATS";
@@ -78,8 +79,8 @@ pub mod maps {
     pub const BLOCK_CAUSE: &str = "BLOCK_CAUSE";
     /// `LruHashMap<u32, loops::LoopState>` by tid: the loop threads ([`crate::loops`]).
     pub const LOOPS: &str = "LOOPS";
-    /// `LruHashMap<threads::ThreadCallKey, threads::ThreadCalls>`: per-thread syscall
-    /// tables (`--threads`).
+    /// `HashMap<threads::ThreadCallKey, threads::ThreadCalls>`: per-thread syscall
+    /// tables (`--threads`). Preallocated before Linux 6.1, allocated by use from 6.1.
     pub const THREAD_CALLS: &str = "THREAD_CALLS";
     /// `Array<MemSyscalls>` indexed by target slot (shared by all CPUs, atomic adds).
     pub const MEM_SYSCALLS: &str = "MEM_SYSCALLS";
@@ -111,7 +112,7 @@ pub mod maps {
 }
 
 /// Threads whose scheduling counters can be kept per run ([`maps::THREAD_STATS`], with
-/// `--threads` only): preallocated, 1408 bytes each, 5.8 MB.
+/// `--threads` only): 1408 bytes each, 5.8 MB where preallocated (before Linux 6.1).
 pub const MAX_THREADS: u32 = 4096;
 
 /// Names of the globals userspace sets at load time (`EbpfLoader::set_global`).

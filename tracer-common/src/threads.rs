@@ -27,6 +27,7 @@ pub struct ThreadCalls {
 }
 const _: () = assert!(core::mem::size_of::<ThreadCalls>() == 32);
 
-/// Rows kept (thread, syscall) with `--threads`: 3.3 MiB of kernel memory (an LRU hash is
-/// preallocated; without `--threads` the map has one entry).
+/// Rows kept (thread, syscall) with `--threads`: where preallocated (before Linux 6.1),
+/// about 2.6 MiB of kernel memory; from 6.1, what the rows in use take. Without
+/// `--threads` the map has one entry.
 pub const MAX_THREAD_CALLS: u32 = 32768;

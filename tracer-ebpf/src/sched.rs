@@ -36,9 +36,10 @@ use crate::{
 #[map(name = "THREAD_SCHED")]
 pub static THREAD_SCHED: Array<ThreadSched> = Array::with_max_entries(1, 0);
 
-/// Per-thread counters, kept only with `--threads` ([`PER_THREAD`]). Preallocated (tracing
-/// programs must not allocate: Linux 5.x warns, and refuses on PREEMPT_RT); sized by
-/// userspace, to 1 entry when unused.
+/// Per-thread counters, kept only with `--threads` ([`PER_THREAD`]). Preallocated here;
+/// from Linux 6.1 userspace loads it allocated by use (`probes::by_use`): before, a tracing
+/// program's insert into such a map allocates with `GFP_ATOMIC` (5.x warns with a stack
+/// trace, PREEMPT_RT refuses). Sized by userspace, to 1 entry when unused.
 #[map(name = "THREAD_STATS")]
 static THREAD_STATS: HashMap<u32, SchedStats> = HashMap::with_max_entries(1, 0);
 

@@ -1,7 +1,7 @@
 //! Per-thread syscall tables (`--threads`; see `tracer_common::threads`): sys_exit adds
 //! each call of a traced thread to its row. With `THREAD_CALLS_ON == 0` (in .rodata) the
 //! verifier removes the call.
-use aya_ebpf::{bindings::BPF_ANY, macros::map, maps::LruHashMap};
+use aya_ebpf::{bindings::BPF_ANY, macros::map, maps::HashMap};
 use tracer_common::{
     Drop,
     threads::{MAX_THREAD_CALLS, ThreadCallKey, ThreadCalls},
@@ -12,9 +12,13 @@ use crate::filter::count_drop;
 #[unsafe(no_mangle)]
 static THREAD_CALLS_ON: u32 = 0;
 
+/// The rows. Not an LRU: a full map refuses a new row, which is counted, where an LRU would
+/// drop another thread's counts unsaid; userspace takes out the rows of threads that ended.
+/// Preallocated here; from Linux 6.1 userspace loads it allocated by use (as
+/// `sched::THREAD_STATS`).
 #[map(name = "THREAD_CALLS")]
-static THREAD_CALLS: LruHashMap<ThreadCallKey, ThreadCalls> =
-    LruHashMap::with_max_entries(MAX_THREAD_CALLS, 0);
+static THREAD_CALLS: HashMap<ThreadCallKey, ThreadCalls> =
+    HashMap::with_max_entries(MAX_THREAD_CALLS, 0);
 
 #[inline(always)]
 pub fn enabled() -> bool {

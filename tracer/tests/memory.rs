@@ -529,7 +529,8 @@ fn prog_names_of(pid: u32) -> Vec<String> {
 #[test]
 fn sections_select_the_hooks() {
     let Some(_g) = ebpf_test() else { return };
-    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    // Long enough for eight attaches in an emulated guest (5.10's outlived 30 s once).
+    let sleeper = KillOnDrop(Command::new("sleep").arg("600").spawn().unwrap());
     let pid_victim = mark_victim_passes_a_pid();
     for (sections, want) in [
         // sys_switch: sched_switch for the syscall section alone, to time calls that block;
@@ -639,7 +640,7 @@ fn sections_select_the_hooks() {
         };
         let mut tr = tracer()
             .args(&args)
-            .args(["--pid", &sleeper.id().to_string()])
+            .args(["--pid", &sleeper.0.id().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -665,8 +666,7 @@ fn sections_select_the_hooks() {
         unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
         assert!(wait_output(tr, Duration::from_secs(10)).status.success());
     }
-    sleeper.kill().unwrap();
-    sleeper.wait().unwrap();
+    drop(sleeper);
 
     let out = run(tracer().env_remove("LD_LIBRARY_PATH").args([
         "--output",

@@ -15,7 +15,7 @@ use super::take;
 use crate::model::sched::ThreadCallCounts;
 
 pub struct ThreadCallsCollector {
-    /// An LRU hash map in the kernel; read like any hash map.
+    /// A hash map in the kernel.
     map: BpfHashMap<MapData, ThreadCallKey, ThreadCalls>,
     /// The rows of threads that ended and gave their kernel rows back (with their
     /// scheduling entries, see [`Self::reclaim`]): their final counts.
