@@ -282,6 +282,28 @@ impl Model {
         let secs = r.duration_s.max(1e-9);
         let mut rates: BTreeMap<(Owner, String), f64> = BTreeMap::new();
         let mut seen = std::collections::BTreeSet::new();
+        // An id given again: what was kept under it was another process's (or thread's).
+        for e in &r.events {
+            if let ProcessEvent::Fork {
+                pid,
+                child_pid,
+                child_tid,
+                thread,
+                ..
+            } = *e
+            {
+                self.own_totals.retain(|(o, _), _| match *o {
+                    Owner::Process(p) => thread || p != child_pid,
+                    Owner::Thread { pid: p, tid } => {
+                        if thread {
+                            (p, tid) != (pid, child_tid)
+                        } else {
+                            p != child_pid
+                        }
+                    }
+                });
+            }
+        }
         for t in r.sched.iter().flat_map(|s| &s.threads) {
             for c in &t.syscalls {
                 for owner in [

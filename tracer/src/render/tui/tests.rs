@@ -951,3 +951,23 @@ fn own_rows_are_bounded() {
         20 * OWNERS_KEPT as u64
     );
 }
+
+#[test]
+fn a_reused_pid_starts_its_own_rows_afresh() {
+    let mut v = view_of(&[followed_report(0.0)]);
+    assert_eq!(v.live.own_lines(Owner::Process(8))[0].calls, 20);
+    // 8 ended; a new process is forked as 8: the old one's rows are not its.
+    let mut r = followed_report(1.0);
+    r.events.push(ProcessEvent::Fork {
+        t_s: 1.0,
+        pid: 7,
+        tid: 7,
+        child_pid: 8,
+        child_tid: 8,
+        thread: false,
+        followed: true,
+    });
+    v.add(&r);
+    assert_eq!(v.live.own_lines(Owner::Process(8))[0].calls, 20);
+    assert_eq!(v.live.own_lines(Owner::Process(7))[0].calls, 220);
+}
