@@ -62,7 +62,8 @@ pub fn congruent(first: u64, stride: u64, count: u64, calls: u64, wait: bool) {
 /// FIRST + STRIDE, ... (COUNT of them), one after another: each makes CALLS `getppid`s and
 /// exits before the next is forked, so that they share a set of tracer's per-process table
 /// one at a time. A child that did not get its id exits at once, making no call, and is
-/// forked again. Prints the ids.
+/// forked again; an id some other task holds is passed over for the next of the set. Prints
+/// the ids.
 pub fn congruent_children(first: u64, stride: u64, count: u64, calls: u64, wait: bool) {
     crate::memory::wait_for_go(wait);
     let mut pids = Vec::new();
@@ -72,9 +73,23 @@ pub fn congruent_children(first: u64, stride: u64, count: u64, calls: u64, wait:
     } else {
         first
     };
-    for k in 0..count {
-        let want = (first + k * stride) as i32;
-        let mut got = false;
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4_194_304);
+    let mut candidates = (0..)
+        .map(|k| first + k * stride)
+        .take_while(|&p| p < pid_max);
+    while (pids.len() as u64) < count {
+        let Some(want) = candidates.next() else {
+            panic!("no room below pid_max for {count} children {stride} apart");
+        };
+        let want = want as i32;
+        // An id another program holds (a thread of a long-lived process that took it after
+        // an earlier run's child) cannot be had: the next one of the same set will do.
+        if std::path::Path::new(&format!("/proc/{want}")).exists() {
+            continue;
+        }
         for _ in 0..50 {
             std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).unwrap();
             // SAFETY: the child makes only raw syscalls and leaves with _exit.
@@ -96,12 +111,10 @@ pub fn congruent_children(first: u64, stride: u64, count: u64, calls: u64, wait:
             unsafe { libc::waitpid(child, &mut status, 0) };
             if child == want {
                 assert_eq!(status, 0);
-                got = true;
+                pids.push(want);
                 break;
             }
         }
-        assert!(got, "could not fork a child as {want}");
-        pids.push(want);
     }
     println!("pids {pids:?}");
 }
