@@ -9,6 +9,7 @@ mod proc;
 mod report;
 mod scrape;
 mod soak;
+mod stream;
 mod system;
 mod tools;
 mod tui;
@@ -84,6 +85,13 @@ pub struct Opts {
     /// bench/SCRAPE.md; about 4 minutes).
     #[arg(long, conflicts_with_all = ["soak", "tui"])]
     scrape: bool,
+    /// Instead of the workloads: strace mode's cost on W1 (`--trace=openat`, `--failed`
+    /// against aggregate mode; every call streamed, beside `strace -f` and `perf trace`),
+    /// in this many rounds (written to bench/STREAM.md; about 15 s a round).
+    #[arg(long, value_name = "ROUNDS", num_args = 0..=1, default_missing_value = "9",
+          value_parser = clap::value_parser!(u32).range(1..),
+          conflicts_with_all = ["soak", "tui", "scrape"])]
+    stream: Option<u32>,
     /// Workloads to run (comma-separated).
     #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',',
           default_values_t = [Workload::W1, Workload::W2, Workload::W3, Workload::W4])]
@@ -323,6 +331,20 @@ pub fn run(opts: Opts) -> Result<()> {
                 &bins.workload,
             )?))
         });
+    }
+    if let Some(rounds) = opts.stream {
+        return measurement(
+            &root,
+            "STREAM.md",
+            "tracer strace mode: its cost",
+            &format!("--stream {rounds}"),
+            |_| {
+                Ok(stream::markdown(&stream::run(
+                    &bins.tracer,
+                    rounds as usize,
+                )?))
+            },
+        );
     }
     if let Some(pairs) = opts.tui {
         return measurement(
