@@ -117,7 +117,7 @@ impl Sink for Writer {
         for item in items {
             match (self.format, item) {
                 (Format::Json, _) => text.push_str(&strace::json_line(item)),
-                (Format::Text, Item::Call(c)) => text.push_str(&c.line()),
+                (Format::Text, Item::Call(c)) => c.write_line(&mut text),
                 (Format::Text, Item::Lost(n)) => text.push_str(&strace::lost_line(*n)),
             }
             text.push('\n');

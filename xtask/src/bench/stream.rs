@@ -25,7 +25,7 @@ use super::{
 const DD_COUNT: u64 = 1_000_000;
 /// strace and perf trace run 1/div of the count, their time multiplied back.
 const STRACE_DIV: u64 = 20;
-const PERF_DIV: u64 = 4;
+const PERF_DIV: u64 = 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

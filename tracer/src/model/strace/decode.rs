@@ -285,8 +285,19 @@ pub fn quote(bytes: &[u8], cut: bool) -> String {
 }
 
 /// A duration as strace's `-T` prints it: seconds with six decimals.
-pub fn duration(ns: u64) -> String {
-    format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000)
+pub fn duration(ns: u64) -> impl std::fmt::Display {
+    struct Secs(u64);
+    impl std::fmt::Display for Secs {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "{}.{:06}",
+                self.0 / 1_000_000_000,
+                (self.0 % 1_000_000_000) / 1000
+            )
+        }
+    }
+    Secs(ns)
 }
 
 #[cfg(test)]
@@ -343,8 +354,8 @@ mod tests {
         assert_eq!(hex(0x1000), "0x1000");
         assert_eq!(signal(15), "SIGTERM");
         assert_eq!(signal(0), "0");
-        assert_eq!(duration(12_345), "0.000012");
-        assert_eq!(duration(2_000_001_000), "2.000001");
+        assert_eq!(duration(12_345).to_string(), "0.000012");
+        assert_eq!(duration(2_000_001_000).to_string(), "2.000001");
     }
 
     #[test]

@@ -236,17 +236,37 @@ impl Call {
 
     /// The line strace would print with `-f -tt -T` (and the thread's name):
     /// `12:00:01.123456 [2201 node] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <0.000012>`.
+    #[cfg(test)]
     pub fn line(&self) -> String {
-        format!(
-            "{} [{} {}] {}({}) = {} <{}>",
-            clock(self.time_ns),
+        let mut s = String::new();
+        self.write_line(&mut s);
+        s
+    }
+
+    /// The line appended to `out`, without a String of its own: a flood is
+    /// hundreds of thousands of lines a second, and allocating was half of their cost.
+    pub fn write_line(&self, out: &mut String) {
+        use std::fmt::Write;
+        write_clock(self.time_ns, out);
+        let _ = write!(
+            out,
+            " [{} {}] {}(",
             self.tid,
             printable(&self.comm),
-            self.syscall,
-            self.decoded.join(", "),
+            self.syscall
+        );
+        for (i, a) in self.decoded.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(a);
+        }
+        let _ = write!(
+            out,
+            ") = {} <{}>",
             self.result,
             decode::duration(self.duration_ns)
-        )
+        );
     }
 }
 
@@ -255,20 +275,30 @@ pub fn lost_line(n: u64) -> String {
     format!("... {n} calls lost ...")
 }
 
-/// Wall-clock ns as local `HH:MM:SS.uuuuuu`.
-pub fn clock(wall_ns: i128) -> String {
+/// Wall-clock ns as local `HH:MM:SS.uuuuuu`, appended to `out`. The local `HH:MM:SS` of the last second asked is kept:
+/// a stream asks for the same second thousands of times.
+fn write_clock(wall_ns: i128, out: &mut String) {
+    use std::{cell::RefCell, fmt::Write};
+    thread_local! {
+        static LAST: RefCell<(libc::time_t, String)> = const { RefCell::new((0, String::new())) };
+    }
     let secs = wall_ns.div_euclid(1_000_000_000) as libc::time_t;
     let micros = wall_ns.rem_euclid(1_000_000_000) / 1000;
-    // SAFETY: localtime_r writes only the struct it is given.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call.
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return format!("{secs}.{micros:06}");
-    }
-    format!(
-        "{:02}:{:02}:{:02}.{micros:06}",
-        tm.tm_hour, tm.tm_min, tm.tm_sec
-    )
+    LAST.with_borrow_mut(|(last, hms)| {
+        if *last != secs || hms.is_empty() {
+            hms.clear();
+            // SAFETY: localtime_r writes only the struct it is given.
+            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+            // SAFETY: both pointers are valid for the call.
+            if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+                let _ = write!(hms, "{secs}");
+            } else {
+                let _ = write!(hms, "{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
+            }
+            *last = secs;
+        }
+        let _ = write!(out, "{hms}.{micros:06}");
+    });
 }
 
 /// The stream's totals, said at the end.
