@@ -31,6 +31,15 @@
 //! (EISDIR: an errno no program start makes), then BASE_HZ for TAIL_MS ms (a steady rate,
 //! a surge, a new errno).
 //!
+//! `tracer-workload families GETPPID SLEEPS FAILS CHILDREN`: something for every metric
+//! family (tests/metrics.rs): sets RLIMIT_DATA to 64 GiB (a memory limit in force; its
+//! hard limit if lower), makes GETPPID `getppid`s, SLEEPS `clock_nanosleep`s of 3 ms, then
+//! FAILS `openat`s of / for writing (EISDIR, after the sleeps: not in a tracer's first
+//! interval, so a new errno); forks CHILDREN children one after another, each making 10
+//! `getppid`s, and one more that aborts (SIGABRT, no core file); and runs an event loop of
+//! 20 iterations, the 10th a 150 ms stall, in a thread of its own (`loop 20 2 10 150`, see
+//! `workload/loops.rs`).
+//!
 //! `tracer-workload rare COUNT EVERY`: COUNT `getppid`s, and one `getuid` after every
 //! EVERY-th (a busy thread's rare syscall).
 //!
@@ -125,7 +134,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | compute ROUNDS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan | files DIR"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | families GETPPID SLEEPS FAILS CHILDREN | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | compute ROUNDS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan | files DIR"
     );
     std::process::exit(2)
 }
@@ -234,6 +243,52 @@ fn thread_getppid(count: u64, calls: u64, nap_ms: u64) {
     }
 }
 
+/// See `families` in the module's documentation.
+fn families(getppid: u64, sleeps: u64, fails: u64, children: u64) {
+    let mut data = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid rlimits; the hard limit stays as it is.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_DATA, &mut data), 0);
+        data.rlim_cur = data.rlim_max.min(64 << 30);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_DATA, &data), 0);
+    }
+    for _ in 0..getppid {
+        // SAFETY: getppid takes no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    for _ in 0..sleeps {
+        sleep_ms(3);
+    }
+    for _ in 0..fails {
+        // SAFETY: a NUL-terminated path; the call fails with EISDIR.
+        unsafe { libc::openat(libc::AT_FDCWD, c"/".as_ptr(), libc::O_WRONLY) };
+    }
+    for _ in 0..children {
+        fork_getppid(10);
+    }
+    // SAFETY: the child makes only async-signal-safe calls: no core file (RLIMIT_CORE 1
+    // is "none", see `workload/crash.rs`), SIGABRT's default action, abort.
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            let one = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &one);
+            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            libc::abort()
+        },
+        -1 => panic!("fork failed"),
+        child => wait_for(child),
+    }
+    std::thread::spawn(|| loops::run(20, 2, 10, 150))
+        .join()
+        .unwrap();
+}
+
 /// `syscalls`' counted calls: GETPPID `getppid`s, WRITES one-byte `write`s to /dev/null,
 /// OPENS `openat`s failing with ENOENT.
 fn counted_syscalls(getppid: u64, writes: u64, opens: u64, wait: bool) {
@@ -275,6 +330,10 @@ fn main() {
         Some("syscalls") => {
             let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
             counted_syscalls(getppid, writes, opens, wait);
+        }
+        Some("families") => {
+            let [getppid, sleeps, fails, children] = std::array::from_fn(|_| num(args.next()));
+            families(getppid, sleeps, fails, children);
         }
         Some("linger") => {
             let secs = num(args.next());

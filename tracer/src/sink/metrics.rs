@@ -320,7 +320,7 @@ impl Metrics {
             overflow: 0,
             services: BTreeMap::new(),
             procs: BTreeMap::new(),
-            lost: BTreeMap::new(),
+            lost: lost_causes().into_iter().map(|c| (c, 0)).collect(),
             own: OwnCost::default(),
             push_failures: None,
             updates: 0,
@@ -353,10 +353,7 @@ impl Metrics {
         self.last_ns = r.end_mono_ns;
         if let Ok(serde_json::Value::Object(drops)) = serde_json::to_value(r.drops) {
             for (cause, n) in drops {
-                let n = n.as_u64().unwrap_or(0);
-                if n > 0 {
-                    *self.lost.entry(cause).or_default() += n;
-                }
+                *self.lost.entry(cause).or_default() += n.as_u64().unwrap_or(0);
             }
         }
         let label = self.opts.label.clone();
@@ -553,6 +550,16 @@ impl Metrics {
                 .is_none_or(|t| now.saturating_sub(t) < ENDED_KEPT_NS)
         });
         self.series -= 2 * (before - self.procs.len());
+    }
+}
+
+/// The causes of lost events: the fields of the reports' `drops`. Each is a series from
+/// the start, at 0 until it loses something: a counter that appeared only with its first
+/// loss would make `rate()` and `increase()` miss that loss.
+fn lost_causes() -> Vec<String> {
+    match serde_json::to_value(crate::model::Drops::default()) {
+        Ok(serde_json::Value::Object(o)) => o.into_iter().map(|(k, _)| k).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -1109,6 +1116,73 @@ pub(crate) mod tests {
         );
         assert_eq!(line("tracer_reports_total"), "3");
         assert!(t.ends_with("# EOF\n"), "{t}");
+    }
+
+    /// Every cause of lost events is a series from the start (before the first report
+    /// too), at 0 until it loses something: a counter that first appears with its first
+    /// loss would make Prometheus's `rate()` and `increase()` miss that loss.
+    #[test]
+    fn lost_events_have_every_cause_from_the_start() {
+        let mut causes = lost_causes();
+        causes.sort();
+        assert_eq!(causes.len(), 12, "{causes:?}");
+        assert!(
+            causes.contains(&"ring_buffer_full".to_string()),
+            "{causes:?}"
+        );
+        let lost = |m: &Metrics| -> BTreeMap<String, Num> {
+            let f = m.families();
+            let f = f.iter().find(|f| f.name == "tracer_lost_events").unwrap();
+            f.series
+                .iter()
+                .map(|(l, p)| match (l.as_slice(), p) {
+                    ([("cause", c)], Point::Num(n)) => (c.clone(), *n),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let mut m = Metrics::new(opts(DEFAULT_SERIES_LIMIT));
+        for _ in 0..2 {
+            // Before any report, then after the first.
+            let now = lost(&m);
+            assert_eq!(now.keys().cloned().collect::<Vec<_>>(), causes);
+            assert!(now.values().all(|n| *n == Num::U(0)), "{now:?}");
+            m.add(&report("app", 110, 5, 300, 0));
+        }
+        let mut r = report("app", 110, 5, 300, 0);
+        r.drops.ring_buffer_full = 3;
+        m.add(&r);
+        m.add(&report("app", 110, 5, 300, 0));
+        let now = lost(&m);
+        assert_eq!(now.len(), causes.len());
+        assert_eq!(now["ring_buffer_full"], Num::U(3));
+        assert_eq!(now.values().filter(|n| **n != Num::U(0)).count(), 1);
+        let t = exposition(m);
+        assert!(
+            t.contains(r#"tracer_lost_events_total{cause="errno_map_full"} 0"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"tracer_lost_events_total{cause="ring_buffer_full"} 3"#),
+            "{t}"
+        );
+    }
+
+    /// tests/metrics.rs's `every_family_holds_what_the_final_report_holds` checks each
+    /// family the endpoint exports against the final report, and fails on a family it does
+    /// not know; this holds it to every family there is, those its run does not export too.
+    #[test]
+    fn every_family_is_checked_by_tests_metrics() {
+        let test = include_str!("../../tests/metrics.rs");
+        let m = Metrics::new(opts(DEFAULT_SERIES_LIMIT));
+        let names: Vec<&str> = m.families().iter().map(|f| f.name).collect();
+        assert!(names.len() > 30, "{names:?}");
+        for name in names {
+            assert!(
+                test.contains(&format!("\"{name}\"")),
+                "{name} is not checked in tests/metrics.rs"
+            );
+        }
     }
 
     /// A process name is another user's input: it reaches the exposition escaped, never
