@@ -265,7 +265,7 @@ fn a_collector_that_never_answers_holds_nothing_up() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
     let mut rest = Vec::new();
-    while let Some(line) = out.next() {
+    for line in out {
         rest.push(serde_json::from_str::<serde_json::Value>(&line.unwrap()).unwrap());
     }
     let status = tr.wait().unwrap();
