@@ -7,6 +7,37 @@ mod common;
 
 use common::*;
 
+/// The windows an anomaly that began in `intervals[first]` lasts: it and each window
+/// after it in which `flagged` finds it, not new, one more window each time, with the
+/// same start.
+fn lasting(
+    intervals: &[serde_json::Value],
+    first: usize,
+    flagged: impl Fn(&serde_json::Value) -> Option<serde_json::Value>,
+) -> u64 {
+    let mut windows = 1;
+    for v in &intervals[first + 1..] {
+        let Some(a) = flagged(v) else { break };
+        windows += 1;
+        assert_eq!(
+            (a["new"].as_bool(), a["windows"].as_u64()),
+            (Some(false), Some(windows))
+        );
+        assert_eq!(a["started"], intervals[first]["start"]);
+    }
+    windows
+}
+
+/// The rate anomalies of `syscall` the final object lists.
+fn rate_runs<'a>(fin: &'a serde_json::Value, syscall: &str) -> Vec<&'a serde_json::Value> {
+    fin["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["syscall"] == syscall && a["kind"] == "rate")
+        .collect()
+}
+
 #[test]
 fn a_surge_and_a_new_errno_are_flagged_when_they_start() {
     let Some(_g) = ebpf_test() else { return };
@@ -78,18 +109,7 @@ fn a_surge_and_a_new_errno_are_flagged_when_they_start() {
     );
     // While it lasts: the same start, one more window each time; every window of the
     // surge's full rate is in it (a window the surge's end cuts may be too, or not).
-    let mut windows = 1;
-    for v in &intervals[surge + 1..] {
-        let Some(a) = flagged(v, "rate", "getppid") else {
-            break;
-        };
-        windows += 1;
-        assert_eq!(
-            (a["new"].as_bool(), a["windows"].as_u64()),
-            (Some(false), Some(windows))
-        );
-        assert_eq!(a["started"], intervals[surge]["start"]);
-    }
+    let windows = lasting(intervals, surge, |v| flagged(v, "rate", "getppid"));
     assert!(windows >= 4, "{windows} windows of surge");
     let missed = intervals[surge + windows as usize..]
         .iter()
@@ -115,12 +135,7 @@ fn a_surge_and_a_new_errno_are_flagged_when_they_start() {
         (Some("EISDIR"), Some(3.0))
     );
     // The final object: the surge once, with its windows; the errno.
-    let runs: Vec<&serde_json::Value> = fin["anomalies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["syscall"] == "getppid" && a["kind"] == "rate")
-        .collect();
+    let runs = rate_runs(fin, "getppid");
     assert!(!runs.is_empty(), "{}", fin["anomalies"]);
     assert_eq!(runs[0]["started"], intervals[surge]["start"]);
     assert_eq!(runs[0]["windows"].as_u64(), Some(windows));
@@ -222,16 +237,7 @@ fn a_stall_is_flagged_from_the_window_it_began() {
     assert!(a["value"].as_f64().unwrap() < 0.5 * baseline, "{a}");
     // While it lasts: the same start, one more window each; every window without a poll
     // is in it (1.5 s: at least 5 windows of 250 ms wholly inside).
-    let mut windows = 1;
-    for v in &intervals[first + 1..] {
-        let Some(a) = flagged(v) else { break };
-        windows += 1;
-        assert_eq!(
-            (a["new"].as_bool(), a["windows"].as_u64()),
-            (Some(false), Some(windows))
-        );
-        assert_eq!(a["started"], intervals[first]["start"]);
-    }
+    let windows = lasting(intervals, first, flagged);
     assert!(windows >= 5, "{windows} windows of the stall flagged");
     let after = &intervals[first + windows as usize..];
     assert!(
@@ -247,21 +253,21 @@ fn a_stall_is_flagged_from_the_window_it_began() {
     );
     // The final object: the stall once, with its start and windows; the loop's stall event
     // at the same moment.
-    let runs: Vec<&serde_json::Value> = fin["anomalies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["syscall"] == "poll" && a["kind"] == "rate")
-        .collect();
+    let runs = rate_runs(fin, "poll");
     assert_eq!(runs.len(), 1, "{}", fin["anomalies"]);
     assert_eq!(runs[0]["started"], intervals[first]["start"]);
     assert_eq!(runs[0]["windows"].as_u64(), Some(windows));
     assert_eq!(runs[0]["value"].as_f64(), Some(0.0), "{}", runs[0]);
-    let stalls: Vec<&serde_json::Value> = fin["events"]
-        .as_array()
-        .unwrap()
+    let events = fin["events"].as_array().unwrap();
+    let stalls: Vec<f64> = events
         .iter()
         .filter(|e| e["type"] == "stall")
+        .map(|e| mono(fin, "start_mono_ns") as f64 + e["t_s"].as_f64().unwrap() * 1e9)
         .collect();
-    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls.len(), 1, "{events:?}");
+    assert!(
+        (stalls[0] - stall_ns as f64).abs() < 2e6,
+        "the stall event at {}, the workload's stall at {stall_ns}",
+        stalls[0]
+    );
 }
