@@ -5,9 +5,9 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Lines},
+    io::{BufRead, BufReader, Lines, Write},
     process::{ChildStdout, Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use common::*;
@@ -206,4 +206,93 @@ fn a_collector_that_refuses_or_goes_away() {
     unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
     assert!(wait_output(tr, Duration::from_secs(30)).status.success());
     sleeper.0.kill().unwrap();
+}
+
+/// A collector that takes the connection and never answers (a listener nothing accepts
+/// from: the kernel completes the handshakes). The trace goes on at its pace while a push
+/// waits; a workload attached by pid makes exactly known calls and exits; tracer, stopped
+/// then, ends within the push timeout (5 s, the last push) and a margin, exit 0, with the
+/// exact counts, the failure said once on stderr, counted, "trying again".
+#[test]
+fn a_collector_that_never_answers_holds_nothing_up() {
+    let Some(_g) = ebpf_test() else { return };
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/metrics", hung.local_addr().unwrap());
+    let mut work = ready_workload(WORKLOAD, &["syscalls", "500", "20", "7"]);
+    let mut tr = tracer()
+        .args([
+            "--otlp",
+            &url,
+            "--output",
+            "json",
+            "--interval",
+            "0.2",
+            "--pid",
+        ])
+        .arg(work.id().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = wait_for_stderr(&mut tr, "tracing");
+    let said = std::thread::spawn(move || err.lines().map(|l| l.unwrap()).collect::<Vec<String>>());
+    let mut out = BufReader::new(tr.stdout.take().unwrap()).lines();
+    let mut next = || -> serde_json::Value {
+        serde_json::from_str(&out.next().expect("tracer ended").unwrap()).unwrap()
+    };
+    // The first push went out at the first interval and waits for its answer (5 s): ten
+    // intervals (2 s) come meanwhile.
+    let begun = Instant::now();
+    let mut intervals = 0;
+    while intervals < 10 {
+        if next()["type"] == "interval" {
+            intervals += 1;
+        }
+    }
+    assert!(
+        begun.elapsed() < Duration::from_secs(4),
+        "10 intervals of 0.2 s took {:?}",
+        begun.elapsed()
+    );
+    work.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert!(work.wait().unwrap().success());
+    // Until an interval has the workload's calls, then stop it.
+    while next()["syscalls"]
+        .as_array()
+        .is_none_or(|rows| !rows.iter().any(|r| r["name"] == "getppid"))
+    {}
+    let stopped = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(tr.id() as i32, libc::SIGTERM) };
+    let mut rest = Vec::new();
+    for line in out {
+        rest.push(serde_json::from_str::<serde_json::Value>(&line.unwrap()).unwrap());
+    }
+    let status = tr.wait().unwrap();
+    let took = stopped.elapsed();
+    let said = said.join().unwrap();
+    assert!(status.success(), "{status:?}: {said:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "tracer took {took:?} to end after SIGTERM: {said:?}"
+    );
+    let r = rest.last().expect("no final report");
+    assert_eq!(r["type"], "final");
+    assert_calls(r, "getppid", 500);
+    assert_calls(r, "write", 20);
+    let openat = row(r, "openat").expect("openat row");
+    assert_eq!(openat["errnos"], serde_json::json!({ "ENOENT": 7 }));
+    // One line for the failures (a timeout each: one kind), with its count so far.
+    let failures: Vec<&String> = said
+        .iter()
+        .filter(|l| l.contains("pushing metrics"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{said:?}");
+    assert!(
+        failures[0].contains(&format!(
+            "pushing metrics to {url} failed (1 so far): no answer within 5 s; trying again each interval"
+        )),
+        "{said:?}"
+    );
+    drop(hung);
 }

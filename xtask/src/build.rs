@@ -90,12 +90,30 @@ pub fn run_tracer(args: &[OsString]) -> Result<()> {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// tracer without its default features (`otlp`) must build and lint clean too: nothing
+/// else compiles that configuration. Clippy checks it (a check build and the lints).
+pub fn check_no_default_features() -> Result<()> {
+    eprintln!("xtask: checking tracer without default features");
+    run(cargo(None).args([
+        "clippy",
+        "--release",
+        "-p",
+        "tracer",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
 /// Every test of the workspace. The integration tests load eBPF programs, so the test
 /// binaries run as root (through `sudo -E` when needed).
 pub fn test(args: &[OsString]) -> Result<()> {
     setup::ensure()?;
     setup::ensure_test_packages()?;
     ebpf()?;
+    check_no_default_features()?;
     let mut c = cargo(None);
     // Every test must run: one that would skip fails instead.
     // Release: the binaries users run, and the ones the kernel matrix boots with.

@@ -332,6 +332,7 @@ impl Metrics {
         self.own = own;
     }
 
+    #[cfg(feature = "otlp")]
     pub fn set_push_failures(&mut self, n: u64) {
         self.push_failures = Some(n);
     }
