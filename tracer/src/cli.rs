@@ -229,10 +229,6 @@ impl Cli {
         }
     }
 
-    /// Whether processes are selected by name or cgroup (they come and go: the run lasts
-    /// until it is stopped).
-    /// Whether the run feeds a monitoring system (`--listen`, `--otlp`): it goes on until
-    /// stopped, and writes no report unless asked.
     /// The call stream asked for, if any.
     pub fn trace_spec(&self) -> Option<crate::model::strace::TraceSpec> {
         let implied = self.failed || !self.errno.is_empty() || self.slower_than.is_some();
@@ -247,10 +243,14 @@ impl Cli {
         })
     }
 
+    /// Whether the run feeds a monitoring system (`--listen`, `--otlp`): it goes on until
+    /// stopped, and writes no report unless asked.
     pub fn serving(&self) -> bool {
         self.listen.is_some() || self.otlp.is_some()
     }
 
+    /// Whether processes are selected by name or cgroup (they come and go: the run lasts
+    /// until it is stopped).
     pub fn selecting(&self) -> bool {
         !self.comms.is_empty() || !self.cgroups.is_empty() || !self.exes.is_empty()
     }
