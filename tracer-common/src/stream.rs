@@ -27,7 +27,10 @@ pub struct StreamConfig {
     pub failed_only: u32,
     /// Only calls that fail with an errno whose bit is set in `errnos` (`--errno`).
     pub errno_filter: u32,
-    pub _pad: u32,
+    /// A call's start is the one the aggregate took, if it timed the call (within its
+    /// thread's budget, or sampled); else not known: no clock read at entry for every
+    /// call when only failures are kept (`--failed`, `--errno` without `--slower-than`).
+    pub sampled_start: u32,
     /// Only calls that took at least this long (`--slower-than`); 0: all.
     pub min_ns: u64,
     /// Which syscalls are streamed, a bit per number (see [`SELECT_BITS`]).
@@ -39,13 +42,17 @@ pub struct StreamConfig {
 }
 const _: () = assert!(core::mem::size_of::<StreamConfig>() == 24 + 128 + 512 + 1024);
 
+/// [`CallRecord::dur_ns`] of a call whose start was not taken (see
+/// [`StreamConfig::sampled_start`]).
+pub const DUR_UNKNOWN: u64 = u64::MAX;
+
 impl StreamConfig {
     /// The stream off: what the kernel side's global holds until userspace sets it.
     pub const OFF: StreamConfig = StreamConfig {
         enabled: 0,
         failed_only: 0,
         errno_filter: 0,
-        _pad: 0,
+        sampled_start: 0,
         min_ns: 0,
         select: [0; SELECT_BITS / 64],
         errnos: [0; ERRNO_BITS / 64],
@@ -98,7 +105,8 @@ pub struct CallRecord {
     pub tgid: u32,
     /// How many of `paths` are filled (0 to [`MAX_PATHS`]).
     pub npaths: u32,
-    /// Monotonic ns at entry, and the call's duration.
+    /// Monotonic ns at entry (at exit when the start is not known), and the call's
+    /// duration ([`DUR_UNKNOWN`] when its start is not known).
     pub start_ns: u64,
     pub dur_ns: u64,
     pub ret: i64,

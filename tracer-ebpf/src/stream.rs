@@ -17,8 +17,8 @@ use aya_ebpf::{
 use tracer_common::{
     COMPAT_IDX, MAX_THREADS, SYSCALL_SLOTS,
     stream::{
-        CallRecord, CallStart, ERRNO_BITS, HEADER_BYTES, LOST_KINDS, Lost, NR_COMPAT, PATH_BUF,
-        PATH_READ, RING_BYTES_DEFAULT, SELECT_BITS, StreamConfig,
+        CallRecord, CallStart, DUR_UNKNOWN, ERRNO_BITS, HEADER_BYTES, LOST_KINDS, Lost, NR_COMPAT,
+        PATH_BUF, PATH_READ, RING_BYTES_DEFAULT, SELECT_BITS, StreamConfig,
     },
 };
 
@@ -79,7 +79,9 @@ fn count_lost(why: Lost) {
 /// same registers. A call with paths has them and its arguments captured now (the memory
 /// an exec replaces is gone by its exit), kept by tid in [`STREAM_PENDING`].
 #[inline(never)]
-pub fn on_enter(regs: u64, id: u64, compat: bool, tid: u32, tgid: u32) -> bool {
+pub fn on_enter(regs: u64, id: u64, compat: bool, pid_tgid: u64, timed_ns: u64) -> bool {
+    // One argument for both (BPF calls take five).
+    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     if id >= SYSCALL_SLOTS as u64 {
         return false;
     }
@@ -100,10 +102,18 @@ pub fn on_enter(regs: u64, id: u64, compat: bool, tid: u32, tgid: u32) -> bool {
             count_lost(Lost::PendingFull);
             return false;
         };
+        // Only failures kept: the aggregate's start if it timed the call (0 if not), rather
+        // than a clock read for every call.
+        let start = if c.sampled_start != 0 {
+            timed_ns
+        } else {
+            // SAFETY: reading the monotonic clock has no preconditions.
+            unsafe { bpf_ktime_get_ns() }
+        };
         // SAFETY: the entry beside the running thread's own THREADS entry.
         unsafe {
             (*p).tid = tid;
-            (*p).start_ns = bpf_ktime_get_ns();
+            (*p).start_ns = start;
         }
         return true;
     }
@@ -274,7 +284,14 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
         r
     };
     // SAFETY: reading the monotonic clock has no preconditions.
-    let dur = unsafe { bpf_ktime_get_ns() }.wrapping_sub(r.start_ns);
+    let now = unsafe { bpf_ktime_get_ns() };
+    let dur = if r.start_ns == 0 {
+        // Not timed at entry (`sampled_start`): the line takes the call's end.
+        r.start_ns = now;
+        DUR_UNKNOWN
+    } else {
+        now.wrapping_sub(r.start_ns)
+    };
     if dur < c.min_ns {
         return;
     }

@@ -230,7 +230,15 @@ fn enter(ctx: *mut c_void) -> i32 {
         status: kept | if forced { IN_CALL | FORCED } else { IN_CALL },
     };
     // Removed by the verifier when the stream is off (STREAM is in .rodata).
-    if stream::enabled() && stream::on_enter(regs, id, compat, tid, tgid) {
+    if stream::enabled()
+        && stream::on_enter(
+            regs,
+            id,
+            compat,
+            u64::from(tgid) << 32 | u64::from(tid),
+            s.start_ns,
+        )
+    {
         s.status |= STREAMED;
     }
     // Removed by the verifier when the memory section is off (MEMORY is in .rodata).

@@ -333,6 +333,57 @@ fn filters_select_in_the_kernel() {
     }
 }
 
+/// `--failed` takes the start of a call without path arguments from the aggregate's
+/// timing (no clock read at entry for every call): a failing call the aggregate did not
+/// time (beyond its thread's budget of timed calls in a tick, not sampled) is still
+/// streamed, its duration `<unavailable>`, as strace says of a call whose start it did not
+/// see; `--exact-latency` times every call.
+#[test]
+fn failed_calls_are_all_streamed_timed_or_said_untimed() {
+    let Some(_guard) = ebpf_test() else { return };
+    for exact in [false, true] {
+        let mut cmd = tracer();
+        if exact {
+            cmd.arg("--exact-latency");
+        }
+        // 2000 close(-1) in a burst: far beyond a tick's budget of 32 timed calls.
+        let out = run(cmd.args([
+            "--failed",
+            "--sections",
+            "syscalls",
+            "--",
+            WORKLOAD,
+            "bad-closes",
+            "2000",
+        ]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Whole lines (call_lines takes the durations off).
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let closes: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains("] close(-1) = -1 EBADF ("))
+            .collect();
+        assert_eq!(closes.len(), 2000, "exact {exact}");
+        let mut untimed = 0;
+        for l in &closes {
+            match l.rsplit_once(" <").unwrap().1.strip_suffix('>').unwrap() {
+                "unavailable" => untimed += 1,
+                d => assert!(d.parse::<f64>().is_ok(), "{l}"),
+            }
+        }
+        eprintln!("--failed (exact latency {exact}): {untimed} of 2000 closes untimed");
+        if exact {
+            assert_eq!(untimed, 0);
+        } else {
+            assert!(untimed > 0, "every close was timed");
+        }
+    }
+}
+
 #[test]
 fn attached_by_pid_and_following_children() {
     let Some(_guard) = ebpf_test() else { return };

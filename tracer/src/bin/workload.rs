@@ -331,6 +331,14 @@ fn main() {
             let (getppid, writes, opens) = (num(args.next()), num(args.next()), num(args.next()));
             counted_syscalls(getppid, writes, opens, wait);
         }
+        // `bad-closes N`: N `close(-1)`s in a burst, each failing with EBADF (a failing
+        // call without a path argument).
+        Some("bad-closes") => {
+            for _ in 0..num(args.next()) {
+                // SAFETY: closing an invalid descriptor only fails.
+                unsafe { libc::syscall(libc::SYS_close, -1) };
+            }
+        }
         Some("families") => {
             let [getppid, sleeps, fails, children] = std::array::from_fn(|_| num(args.next()));
             families(getppid, sleeps, fails, children);

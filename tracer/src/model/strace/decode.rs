@@ -221,7 +221,12 @@ pub fn errno(e: i32) -> (String, String) {
     let name = syscalls::Errno::new(e)
         .name()
         .map_or_else(|| format!("E{e}"), str::to_string);
-    let msg = nix::errno::Errno::from_raw(e).desc().to_string();
+    // The C library's message (strerror, through std), as strace prints it: "Bad file
+    // descriptor", where nix's table has the kernel header's "Bad file number".
+    let msg = std::io::Error::from_raw_os_error(e).to_string();
+    let msg = msg
+        .strip_suffix(&format!(" (os error {e})"))
+        .map_or_else(|| msg.clone(), str::to_string);
     (name, msg)
 }
 
@@ -361,6 +366,8 @@ mod tests {
     #[test]
     fn errnos_and_returns() {
         assert_eq!(ret(-2, false), "-1 ENOENT (No such file or directory)");
+        // The C library's words, as strace prints them (not the kernel header's).
+        assert_eq!(ret(-9, false), "-1 EBADF (Bad file descriptor)");
         assert_eq!(ret(-13, false), "-1 EACCES (Permission denied)");
         assert_eq!(ret(3, false), "3");
         assert_eq!(ret(0x7f00_0000_0000, true), "0x7f0000000000");

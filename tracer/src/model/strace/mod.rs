@@ -8,7 +8,9 @@ pub mod decode;
 use std::{collections::BTreeSet, time::Duration};
 
 use serde::Serialize;
-use tracer_common::stream::{CallRecord, ERRNO_BITS, NR_COMPAT, SELECT_BITS, StreamConfig};
+use tracer_common::stream::{
+    CallRecord, DUR_UNKNOWN, ERRNO_BITS, NR_COMPAT, SELECT_BITS, StreamConfig,
+};
 
 use crate::render::term::printable;
 
@@ -80,6 +82,9 @@ pub fn config(spec: &TraceSpec) -> Result<StreamConfig, String> {
         enabled: 1,
         failed_only: u32::from(spec.failed),
         errno_filter: u32::from(!spec.errnos.is_empty()),
+        sampled_start: u32::from(
+            (spec.failed || !spec.errnos.is_empty()) && spec.slower_than.is_none(),
+        ),
         min_ns: spec.slower_than.map_or(0, |d| d.as_nanos() as u64),
         ..StreamConfig::default()
     };
@@ -141,7 +146,9 @@ pub struct Call {
     pub ret: i64,
     pub errno: Option<String>,
     pub error: Option<String>,
-    pub duration_ns: u64,
+    /// None: not timed (`--failed`/`--errno` take the start only from calls the
+    /// aggregate timed); the line then says `<unavailable>`, as strace does.
+    pub duration_ns: Option<u64>,
     /// strace's rendering of the return value (`-1 ENOENT (No such file or directory)`).
     pub result: String,
 }
@@ -229,7 +236,7 @@ impl Call {
             ret: r.ret,
             errno,
             error,
-            duration_ns: r.dur_ns,
+            duration_ns: (r.dur_ns != DUR_UNKNOWN).then_some(r.dur_ns),
             result: decode::ret(r.ret, addr),
         }
     }
@@ -261,12 +268,13 @@ impl Call {
             }
             out.push_str(a);
         }
-        let _ = write!(
-            out,
-            ") = {} <{}>",
-            self.result,
-            decode::duration(self.duration_ns)
-        );
+        let _ = write!(out, ") = {} <", self.result);
+        match self.duration_ns {
+            Some(ns) => {
+                let _ = write!(out, "{}>", decode::duration(ns));
+            }
+            None => out.push_str("unavailable>"),
+        }
     }
 }
 
