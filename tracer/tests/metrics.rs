@@ -692,7 +692,9 @@ fn every_family_holds_what_the_final_report_holds() {
         let got = one(&rss_by, &[("type", t)]);
         assert_eq!(got, n(&mem["rss"]["end"][format!("{t}_bytes")]), "{t}");
     }
-    assert!(one(&rss_by, &[("type", "file")]) > 0.0);
+    // Some of it is there (in the matrix's guests the binaries lie in an initramfs: their
+    // pages are shmem, and file RSS is 0).
+    assert!(rss_by.iter().map(|s| s.value).sum::<f64>() > 0.0);
     let faults = take("tracer_page_faults");
     assert_eq!(faults.len(), 2);
     for k in ["minor", "major"] {
