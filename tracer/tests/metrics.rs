@@ -787,7 +787,10 @@ fn every_family_holds_what_the_final_report_holds() {
     assert_eq!((count, n(&loops[0]["iterations"])), (20.0, 20.0));
     assert_seconds("loop busy", sum, &loops[0]["busy_ns"]);
     let stalls = one(&take("tracer_loop_stalls"), &[]);
-    assert_eq!((stalls, n(&loops[0]["stalls"])), (1.0, 1.0));
+    // The one spun iteration; more where a loaded emulated guest stretched others past
+    // --stall (3 once on 6.12 beside another build): the metric is the report's count.
+    assert_eq!(stalls, n(&loops[0]["stalls"]));
+    assert!(stalls >= 1.0, "{stalls}");
 
     // Each process's calls and errors (--metrics-pid): the report's list of processes.
     let per_pid = take("tracer_process_syscalls");
