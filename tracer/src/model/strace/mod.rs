@@ -4,6 +4,7 @@
 pub mod args;
 pub mod classes;
 pub mod decode;
+pub mod fds;
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -169,6 +170,16 @@ pub enum Item {
 impl Call {
     /// Decodes a kernel record; `wall_offset_ns` turns its monotonic time into wall time.
     pub fn from_record(r: &CallRecord, wall_offset_ns: i128) -> Call {
+        Self::from_record_named(r, wall_offset_ns, None)
+    }
+
+    /// [`from_record`](Self::from_record), with its descriptors named by `fds` (`-y`):
+    /// `3</etc/passwd>` in the arguments, and in the result of a call that returns one.
+    pub fn from_record_named(
+        r: &CallRecord,
+        wall_offset_ns: i128,
+        mut fds: Option<&mut dyn fds::FdNamer>,
+    ) -> Call {
         let compat = r.nr & NR_COMPAT != 0;
         let nr = r.nr & !NR_COMPAT;
         let name = if compat {
@@ -208,9 +219,27 @@ impl Call {
                 continue;
             }
             let prev = if i > 0 { raw[i - 1] } else { 0 };
-            if let Some(s) = args::show(kind, v, prev) {
+            if let Some(mut s) = args::show(kind, v, prev) {
+                // AT_FDCWD too: strace -y shows it `AT_FDCWD</cwd>`.
+                let is_fd = matches!(kind, args::Arg::Fd | args::Arg::DirFd);
+                // A descriptor a successful close freed is gone, or already another one.
+                let freed = syscall == "close" && r.ret == 0;
+                if is_fd
+                    && !freed
+                    && let Some(name) = fds.as_deref_mut().and_then(|f| f.name(r.tgid, v as i32))
+                {
+                    decorate(&mut s, &name);
+                }
                 decoded.push(s);
             }
+        }
+        let mut result = decode::ret(r.ret, addr);
+        if r.ret >= 0
+            && r.ret <= i32::MAX as i64
+            && name.is_some_and(args::returns_fd)
+            && let Some(n) = fds.and_then(|f| f.name(r.tgid, r.ret as i32))
+        {
+            decorate(&mut result, &n);
         }
         let failed = (-4095..0).contains(&r.ret);
         let (errno, error) = if failed {
@@ -237,7 +266,7 @@ impl Call {
             errno,
             error,
             duration_ns: (r.dur_ns != DUR_UNKNOWN).then_some(r.dur_ns),
-            result: decode::ret(r.ret, addr),
+            result,
         }
     }
 
@@ -276,6 +305,13 @@ impl Call {
             None => out.push_str("unavailable>"),
         }
     }
+}
+
+/// `3` as `3<NAME>`.
+fn decorate(shown: &mut String, name: &str) {
+    shown.push('<');
+    shown.push_str(name);
+    shown.push('>');
 }
 
 /// The stream's line for calls lost at that point.
@@ -478,6 +514,89 @@ mod tests {
                     .is_ok()
             );
         }
+    }
+
+    /// Names from a fixed table, for the formatting without /proc.
+    struct Names(Vec<(i32, &'static str)>);
+
+    impl fds::FdNamer for Names {
+        fn name(&mut self, tgid: u32, fd: i32) -> Option<String> {
+            assert_eq!(tgid, 2200);
+            self.0.iter().find(|n| n.0 == fd).map(|n| n.1.to_string())
+        }
+    }
+
+    #[test]
+    fn descriptors_named_as_strace_y_shows_them() {
+        let mut names = Names(vec![
+            (3, "/etc/passwd"),
+            (4, "pipe:[6789]"),
+            (5, "TCP:[127.0.0.1:41234->127.0.0.1:8080]"),
+            (9, "/tmp"),
+            (-100, "/root"),
+        ]);
+        let mut named =
+            |r: &CallRecord| line_without_time(&Call::from_record_named(r, 0, Some(&mut names)));
+        assert_eq!(
+            named(&record(0, [3, 0x1000, 64, 0, 0, 0], &[], 12)),
+            "[2201 node] read(3</etc/passwd>, 0x1000, 64) = 12 <0.000012>"
+        );
+        assert_eq!(
+            named(&record(1, [4, 0x1000, 1, 0, 0, 0], &[], 1)),
+            "[2201 node] write(4<pipe:[6789]>, 0x1000, 1) = 1 <0.000012>"
+        );
+        // A returned descriptor; AT_FDCWD named as the directory it is, as strace does,
+        // and a directory descriptor.
+        assert_eq!(
+            named(&record(
+                257,
+                [-100i64 as u64, 0x1, 0, 0, 0, 0],
+                &[b"/etc/passwd"],
+                3
+            )),
+            "[2201 node] openat(AT_FDCWD</root>, \"/etc/passwd\", O_RDONLY) = 3</etc/passwd> <0.000012>"
+        );
+        assert_eq!(
+            named(&record(257, [9, 0x1, 0, 0, 0, 0], &[b"passwd"], -2)),
+            "[2201 node] openat(9</tmp>, \"passwd\", O_RDONLY) = -1 ENOENT (No such file or directory) <0.000012>"
+        );
+        assert_eq!(
+            named(&record(43, [5, 0, 0, 0, 0, 0], &[], 3)),
+            "[2201 node] accept(5<TCP:[127.0.0.1:41234->127.0.0.1:8080]>, NULL, NULL) = 3</etc/passwd> <0.000012>"
+        );
+        // Gone: the bare number. A successful close's descriptor is gone (or reused).
+        assert_eq!(
+            named(&record(0, [7, 0x1000, 1, 0, 0, 0], &[], 1)),
+            "[2201 node] read(7, 0x1000, 1) = 1 <0.000012>"
+        );
+        assert_eq!(
+            named(&record(3, [3, 0, 0, 0, 0, 0], &[], 0)),
+            "[2201 node] close(3) = 0 <0.000012>"
+        );
+        assert_eq!(
+            named(&record(3, [3, 0, 0, 0, 0, 0], &[], -9)),
+            "[2201 node] close(3</etc/passwd>) = -1 EBADF (Bad file number) <0.000012>"
+        );
+        // mmap's -1 and a non-descriptor result are left alone.
+        assert_eq!(
+            named(&record(
+                9,
+                [0, 8192, 3, 0x22, u64::MAX, 0],
+                &[],
+                0x7f00_0000_0000
+            )),
+            "[2201 node] mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000 <0.000012>"
+        );
+        // JSON: the decoded arguments and the result carry the same text.
+        let c = Call::from_record_named(
+            &record(0, [3, 0x1000, 64, 0, 0, 0], &[], 12),
+            0,
+            Some(&mut names),
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&Item::Call(Box::new(c)))).unwrap();
+        assert_eq!(v["decoded"][0], "3</etc/passwd>");
+        assert_eq!(v["args"][0], 3);
     }
 
     #[test]
