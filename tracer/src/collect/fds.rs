@@ -1,9 +1,11 @@
 //! `-y` / `--decode-fds`: what the traced processes' descriptors are, read from `/proc`
 //! when their calls are decoded (`readlink /proc/TGID/fd/N`; with `-yy` a socket's
-//! protocol from its `system.sockprotoname` attribute and its addresses from the process's
-//! `/proc/TGID/net/*` tables, by inode). Everything read is kept for one batch of calls
-//! only: the batch is decoded at one moment, so a flood reads each descriptor, and each
-//! table, once per batch rather than once per call.
+//! protocol from its `system.sockprotoname` attribute, its addresses from the process's
+//! `/proc/TGID/net/*` tables by inode, a unix socket's peer from sock_diag). What is read
+//! is kept, with when it was read, for calls that ended before that: a flood's backlog
+//! (calls that ended before the reading) reads each descriptor, and each table, once,
+//! where a call that ends after a reading (the reader caught up) is read again. Kept for
+//! one batch of calls at most.
 use std::{collections::HashMap, ffi::CString, os::unix::ffi::OsStrExt, path::Path};
 
 use crate::model::strace::fds::{self, FdNamer, InetRow, UnixRow};
@@ -12,15 +14,11 @@ use crate::model::strace::fds::{self, FdNamer, InetRow, UnixRow};
 pub struct FdNames {
     /// 1: `-y`, 2 and more: `-yy`.
     level: u8,
-    names: HashMap<(u32, i32), Option<String>>,
-    nets: HashMap<u32, Nets>,
-}
-
-/// A process's `/proc/TGID/net` tables, each read when first needed.
-#[derive(Default)]
-struct Nets {
-    inet: HashMap<&'static str, Vec<InetRow>>,
-    unix: Option<Vec<UnixRow>>,
+    /// (tgid, fd) -> (read at, CLOCK_MONOTONIC ns; what it was).
+    names: HashMap<(u32, i32), (u64, Option<String>)>,
+    /// (tgid, table) -> (read at; rows).
+    inet: HashMap<(u32, &'static str), (u64, Vec<InetRow>)>,
+    unix: HashMap<u32, (u64, Vec<UnixRow>)>,
 }
 
 impl FdNames {
@@ -34,10 +32,11 @@ impl FdNames {
     /// A new batch: what was read for the last one is forgotten.
     pub fn batch(&mut self) {
         self.names.clear();
-        self.nets.clear();
+        self.inet.clear();
+        self.unix.clear();
     }
 
-    fn read(&mut self, tgid: u32, fd: i32) -> Option<String> {
+    fn read(&mut self, tgid: u32, fd: i32, after_ns: u64) -> Option<String> {
         let path = if fd == libc::AT_FDCWD {
             format!("/proc/{tgid}/cwd")
         } else {
@@ -49,15 +48,14 @@ impl FdNames {
             && let Some(inode) = fds::socket_inode(link)
             && let Some(proto) = sock_proto(&path)
         {
-            return Some(self.socket(tgid, &proto, inode));
+            return Some(self.socket(tgid, &proto, inode, after_ns));
         }
         Some(fds::link_text(link))
     }
 
     /// `-yy`'s text for a socket: its addresses when its table has them, else
     /// `PROTO:[INODE]` (a socket not bound yet).
-    fn socket(&mut self, tgid: u32, proto: &str, inode: u64) -> String {
-        let nets = self.nets.entry(tgid).or_default();
+    fn socket(&mut self, tgid: u32, proto: &str, inode: u64, after_ns: u64) -> String {
         let table = match proto {
             "TCP" => "tcp",
             "TCPv6" => "tcp6",
@@ -71,9 +69,9 @@ impl FdNames {
                 if let Some((peer, name)) = unix_diag(inode) {
                     return fds::unix_text(&proto, inode, peer, name.as_deref());
                 }
-                let rows = nets
-                    .unix
-                    .get_or_insert_with(|| fds::parse_unix(&net_table(tgid, "unix")));
+                let rows = fresh(&mut self.unix, tgid, after_ns, || {
+                    fds::parse_unix(&net_table(tgid, "unix"))
+                });
                 let path = rows
                     .iter()
                     .find(|r| r.0 == inode)
@@ -82,33 +80,58 @@ impl FdNames {
             }
             _ => "",
         };
-        let rows = if table.is_empty() {
-            None
-        } else {
-            Some(
-                nets.inet
-                    .entry(table)
-                    .or_insert_with(|| fds::parse_inet(&net_table(tgid, table))),
-            )
-        };
         let proto = fds::link_text(proto.as_bytes());
-        match rows.and_then(|rows| rows.iter().find(|r| r.0 == inode)) {
-            Some(&(_, local, remote)) => fds::inet_text(&proto, local, remote),
-            None => format!("{proto}:[{inode}]"),
+        if !table.is_empty() {
+            let rows = fresh(&mut self.inet, (tgid, table), after_ns, || {
+                fds::parse_inet(&net_table(tgid, table))
+            });
+            if let Some(&(_, local, remote)) = rows.iter().find(|r| r.0 == inode) {
+                return fds::inet_text(&proto, local, remote);
+            }
         }
+        format!("{proto}:[{inode}]")
     }
 }
 
+/// The entry of `key`, read again by `read` unless it was read after `after_ns` (the
+/// clock is taken before reading: a reading begun after a call ended reflects it).
+fn fresh<K: std::hash::Hash + Eq, V>(
+    cache: &mut HashMap<K, (u64, V)>,
+    key: K,
+    after_ns: u64,
+    read: impl FnOnce() -> V,
+) -> &V {
+    use std::collections::hash_map::Entry;
+    let slot = match cache.entry(key) {
+        Entry::Occupied(o) => {
+            let slot = o.into_mut();
+            if slot.0 <= after_ns {
+                slot.0 = crate::run::monotonic_ns();
+                slot.1 = read();
+            }
+            slot
+        }
+        Entry::Vacant(v) => {
+            let at = crate::run::monotonic_ns();
+            v.insert((at, read()))
+        }
+    };
+    &slot.1
+}
+
 impl FdNamer for FdNames {
-    fn name(&mut self, tgid: u32, fd: i32) -> Option<String> {
+    fn name(&mut self, tgid: u32, fd: i32, after_ns: u64) -> Option<String> {
         if self.level == 0 || (fd < 0 && fd != libc::AT_FDCWD) {
             return None;
         }
-        if let Some(n) = self.names.get(&(tgid, fd)) {
+        if let Some((at, n)) = self.names.get(&(tgid, fd))
+            && *at > after_ns
+        {
             return n.clone();
         }
-        let n = self.read(tgid, fd);
-        self.names.insert((tgid, fd), n.clone());
+        let at = crate::run::monotonic_ns();
+        let n = self.read(tgid, fd, after_ns);
+        self.names.insert((tgid, fd), (at, n.clone()));
         n
     }
 }

@@ -10,8 +10,8 @@ use super::decode::escape_into;
 /// Names the descriptors of the traced processes (at decode time).
 pub trait FdNamer {
     /// What descriptor `fd` of process `tgid` is, escaped, without the `<>` (None: gone,
-    /// or not asked).
-    fn name(&mut self, tgid: u32, fd: i32) -> Option<String>;
+    /// or not asked), as read after `after_ns` (CLOCK_MONOTONIC), when the call ended.
+    fn name(&mut self, tgid: u32, fd: i32, after_ns: u64) -> Option<String>;
 }
 
 /// A descriptor's `/proc/PID/fd/N` link as strace's `-y` shows it: the path or
