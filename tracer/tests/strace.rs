@@ -571,20 +571,18 @@ fn matches(template: &str, line: &str, vars: &mut BTreeMap<String, String>) -> b
     true
 }
 
+/// The workload's `descriptors` in `dir` under tracer with `args`.
+fn descriptors_under_tracer(dir: &str, args: &[&str]) -> std::process::Output {
+    run(tracer()
+        .args(args)
+        .args(["--sections", "syscalls", "--", WORKLOAD, "descriptors", dir]))
+}
+
 /// The workload's `descriptors` in `dir` (holding `known`) under tracer with `flag`: its
 /// own calls (from its open of `known`, without its final write to standard output), and
 /// the descriptors it says it had.
 fn traced_descriptors(dir: &str, flag: &str) -> (Vec<String>, Vec<String>) {
-    let out = run(tracer().args([
-        &format!("--trace={DESCRIPTOR_CALLS}"),
-        flag,
-        "--sections",
-        "syscalls",
-        "--",
-        WORKLOAD,
-        "descriptors",
-        dir,
-    ]));
+    let out = descriptors_under_tracer(dir, &[&format!("--trace={DESCRIPTOR_CALLS}"), flag]);
     assert!(
         out.status.success(),
         "{}",
@@ -672,6 +670,36 @@ fn descriptors_are_shown_as_what_they_are() {
     }
     assert_ne!(vars["port"], vars["eph"]);
     assert_ne!(vars["u0"], vars["u1"]);
+
+    // JSON: the decoded argument and the result carry the names, and `fds` lists them.
+    let out = descriptors_under_tracer(&dir, &["--trace=openat,read", "-y", "--output", "json"]);
+    // The workload's own line (its descriptors) is on the same standard output.
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let known = format!("{dir}/known");
+    let open = objects
+        .iter()
+        .find(|o| o["syscall"] == "openat" && o["paths"][0]["path"] == known.as_str())
+        .expect("the open of known");
+    let fd = open["ret"].as_i64().unwrap();
+    assert_eq!(open["result"], format!("{fd}<{known}>"));
+    assert_eq!(
+        open["fds"][1],
+        serde_json::json!({"arg": null, "fd": fd, "name": known})
+    );
+    assert_eq!(open["fds"][0]["arg"], 0, "AT_FDCWD named: {open}");
+    let read = objects
+        .iter()
+        .find(|o| o["syscall"] == "read" && o["args"][0] == fd && o["ret"] == 6)
+        .expect("the read of known");
+    assert_eq!(read["decoded"][0], format!("{fd}<{known}>"));
+    assert_eq!(
+        read["fds"],
+        serde_json::json!([{"arg": 0, "fd": fd, "name": known}])
+    );
 
     // -y: sockets by inode only, files and pipes the same.
     let (lines, fds) = traced_descriptors(&dir, "-y");
