@@ -62,7 +62,7 @@ pub fn run(dir: &str) {
 /// 127.0.0.1 (`socket`, `bind` to port 0, `listen`, `getsockname`), a `socket` that
 /// `connect`s to it, `accept` on the listener, a `write` of one byte on the connection
 /// and a `read` of it on the accepted socket; a unix `socketpair`, a `write` of one byte
-/// on the first and a `read` on the second. Then a 1 s pause, so that the calls are
+/// on the first and a `read` on the second. Then a 2 s pause, so that the calls are
 /// decoded while every descriptor is open, a `close` of each in the order opened, and
 /// their numbers on standard output (`descriptors: 3 4 5 ...`).
 pub fn descriptors(dir: &str) {
@@ -129,8 +129,9 @@ pub fn descriptors(dir: &str) {
         write(u0, b"u");
         read(u1, &mut buf, 1);
 
+        // Long enough for a slow (emulated) guest's reader to decode them first.
         let pause = libc::timespec {
-            tv_sec: 1,
+            tv_sec: 2,
             tv_nsec: 0,
         };
         libc::syscall(libc::SYS_nanosleep, &pause as *const libc::timespec, 0);

@@ -69,7 +69,8 @@ fn inet_addr(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// One row of `/proc/net/unix`: (inode, path, raw: `@` first for an abstract name).
+/// One row of `/proc/net/unix`: (inode, path as the kernel prints it: `@` first for an
+/// abstract name).
 pub type UnixRow = (u64, Option<Vec<u8>>);
 
 /// The rows of `/proc/net/unix`. The path is what follows the inode (it may hold spaces).
