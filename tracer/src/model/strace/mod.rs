@@ -212,7 +212,12 @@ impl Call {
         let mut paths = Vec::new();
         let mut next_path = 0;
         let mut named = Vec::new();
-        let end_ns = r.start_ns.saturating_add(r.dur_ns);
+        // When the call ended (its start is its end when the start is not known).
+        let end_ns = if r.dur_ns == DUR_UNKNOWN {
+            r.start_ns
+        } else {
+            r.start_ns.saturating_add(r.dur_ns)
+        };
         for (i, &v) in raw.iter().enumerate() {
             let kind = sig
                 .and_then(|s| s.get(i))
@@ -613,7 +618,7 @@ mod tests {
                 [3, 0, 0, 0, 0, 0],
                 &[],
                 -9,
-                "close(3</etc/passwd>) = -1 EBADF (Bad file number)",
+                "close(3</etc/passwd>) = -1 EBADF (Bad file descriptor)",
             ),
             // mmap's -1 and a non-descriptor result are left alone.
             (
