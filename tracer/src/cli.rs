@@ -154,6 +154,13 @@ pub struct Cli {
     #[arg(long = "slower-than", value_name = "DURATION", value_parser = parse_duration)]
     pub slower_than: Option<Duration>,
 
+    /// Show the streamed calls' descriptors as what they are (strace -y): 3</etc/passwd>,
+    /// 4<pipe:[6789]>, 5<socket:[12345]>; -yy adds sockets' protocol and addresses
+    /// (5<TCP:[127.0.0.1:41234->127.0.0.1:8080]>). Read from /proc when the call is
+    /// decoded, milliseconds after it; needs --trace.
+    #[arg(short = 'y', long = "decode-fds", action = clap::ArgAction::Count)]
+    pub decode_fds: u8,
+
     /// Size of the call stream's ring buffer (bytes, or with K or M; a power of two, at
     /// least 4K; default 8M).
     #[arg(long = "trace-buffer", value_name = "SIZE", value_parser = parse_ring_size)]
@@ -311,6 +318,10 @@ impl Cli {
                         .into(),
                 );
             }
+        } else if self.decode_fds > 0 {
+            return Err(
+                "-y names the descriptors of --trace's calls, which is not asked for".into(),
+            );
         } else if self.trace_buffer.is_some() {
             return Err(
                 "--trace-buffer sizes the stream of --trace, which is not asked for".into(),
@@ -575,6 +586,16 @@ mod tests {
         assert_eq!(cli.trace_buffer, Some(65536));
         let (cli, _) = parse(&["tracer", "-p", "1"]).unwrap();
         assert_eq!(cli.trace_spec(), None);
+        assert_eq!(cli.decode_fds, 0);
+        let (cli, _) = parse(&["tracer", "-p", "1", "--failed", "-yy"]).unwrap();
+        assert_eq!(cli.decode_fds, 2);
+        let (cli, _) = parse(&["tracer", "-p", "1", "--trace", "--decode-fds"]).unwrap();
+        assert_eq!(cli.decode_fds, 1);
+        assert!(
+            parse(&["tracer", "-p", "1", "-y"])
+                .unwrap_err()
+                .contains("-y names the descriptors of --trace's calls")
+        );
     }
 
     #[test]

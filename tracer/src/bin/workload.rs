@@ -134,7 +134,7 @@ mod renames;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | families GETPPID SLEEPS FAILS CHILDREN | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | compute ROUNDS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan | files DIR"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | families GETPPID SLEEPS FAILS CHILDREN | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | compute ROUNDS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan | files DIR | descriptors DIR"
     );
     std::process::exit(2)
 }
@@ -637,6 +637,7 @@ fn main() {
             }
         }
         Some("files") => files::run(&args.next().unwrap_or_else(|| usage())),
+        Some("descriptors") => files::descriptors(&args.next().unwrap_or_else(|| usage())),
         Some("brk") => memory::brk(num(args.next()), wait),
         Some("mmap") => memory::mmap(num(args.next()), wait),
         Some("fds") => memory::fds(num(args.next()), wait),

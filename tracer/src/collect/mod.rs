@@ -2,6 +2,7 @@
 //! counters are laid out in maps. Discrete events are decoded in [`events`].
 pub mod anatomy;
 pub mod events;
+pub mod fds;
 pub mod loops;
 pub mod memory;
 pub mod proc;

@@ -19,6 +19,8 @@ pub struct StreamReader {
     summary: StreamSummary,
     /// Ring losses said in the stream so far.
     lost_said: u64,
+    /// `-y`: the descriptors named at decode time.
+    fds: Option<super::fds::FdNames>,
 }
 
 impl StreamReader {
@@ -28,12 +30,22 @@ impl StreamReader {
             lost: super::take(ebpf, maps::STREAM_LOST)?,
             summary: StreamSummary::default(),
             lost_said: 0,
+            fds: None,
         })
+    }
+
+    /// Names the calls' descriptors (`-y` is 1, `-yy` 2).
+    pub fn decode_fds(mut self, level: u8) -> Self {
+        self.fds = (level > 0).then(|| super::fds::FdNames::new(level));
+        self
     }
 
     /// Takes what the ring holds, up to `max` records; `wall_offset_ns` turns monotonic
     /// times into wall ones.
     pub fn drain(&mut self, wall_offset_ns: i128, max: usize, out: &mut Vec<Item>) {
+        if let Some(f) = self.fds.as_mut() {
+            f.batch();
+        }
         for _ in 0..max {
             let Some(bytes) = self.ring.next() else {
                 break;
@@ -47,7 +59,15 @@ impl StreamReader {
                 out.push(Item::Lost(r.lost_before));
             }
             self.summary.streamed += 1;
-            out.push(Item::Call(Box::new(Call::from_record(&r, wall_offset_ns))));
+            let fds = self
+                .fds
+                .as_mut()
+                .map(|f| f as &mut dyn crate::model::strace::fds::FdNamer);
+            out.push(Item::Call(Box::new(Call::from_record_named(
+                &r,
+                wall_offset_ns,
+                fds,
+            ))));
         }
     }
 

@@ -65,6 +65,11 @@ pub fn open_flags(v: u64) -> String {
     }
 }
 
+/// The flags of `pipe2` and `dup3` (`O_CLOEXEC`, `O_NONBLOCK`): `0` when none, as strace.
+pub fn fd_flags(v: u64) -> String {
+    flags(v & 0xffff_ffff, OPEN_FLAGS, "0")
+}
+
 /// Whether `open`'s flags take a mode (`O_CREAT`, `O_TMPFILE`): strace prints it then only.
 pub fn open_has_mode(v: u64) -> bool {
     v & libc::O_CREAT as u64 != 0 || v & libc::O_TMPFILE as u64 == libc::O_TMPFILE as u64
@@ -262,6 +267,17 @@ pub fn ret(v: i64, addr: bool) -> String {
 pub fn quote(bytes: &[u8], cut: bool) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
     out.push('"');
+    escape_into(bytes, b"", &mut out);
+    out.push('"');
+    if cut {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Bytes escaped as [`quote`] does, without the quotes, and `also` escaped in octal too:
+/// strace's `-y` shows a descriptor's path as `3</etc/passwd>`, with `<` and `>` escaped.
+pub fn escape_into(bytes: &[u8], also: &[u8], out: &mut String) {
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'"' => out.push_str("\\\""),
@@ -271,7 +287,7 @@ pub fn quote(bytes: &[u8], cut: bool) -> String {
             0x0b => out.push_str("\\v"),
             0x0c => out.push_str("\\f"),
             b'\r' => out.push_str("\\r"),
-            0x20..=0x7e => out.push(b as char),
+            0x20..=0x7e if !also.contains(&b) => out.push(b as char),
             _ => {
                 let next_digit = bytes.get(i + 1).is_some_and(|n| (b'0'..=b'7').contains(n));
                 if next_digit {
@@ -282,11 +298,6 @@ pub fn quote(bytes: &[u8], cut: bool) -> String {
             }
         }
     }
-    out.push('"');
-    if cut {
-        out.push_str("...");
-    }
-    out
 }
 
 /// A duration as strace's `-T` prints it: seconds with six decimals.

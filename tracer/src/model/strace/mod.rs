@@ -4,6 +4,7 @@
 pub mod args;
 pub mod classes;
 pub mod decode;
+pub mod fds;
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -151,6 +152,18 @@ pub struct Call {
     pub duration_ns: Option<u64>,
     /// strace's rendering of the return value (`-1 ENOENT (No such file or directory)`).
     pub result: String,
+    /// With `-y`: the descriptors named, in the arguments and the result.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fds: Vec<NamedFd>,
+}
+
+/// A descriptor `-y` named: which argument (None: the result), its number, and what it
+/// was at decode time, as the line shows it between `<>` (escaped).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NamedFd {
+    pub arg: Option<usize>,
+    pub fd: i32,
+    pub name: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -168,7 +181,19 @@ pub enum Item {
 
 impl Call {
     /// Decodes a kernel record; `wall_offset_ns` turns its monotonic time into wall time.
+    /// (Without `-y`: the stream's reader calls [`from_record_named`](Self::from_record_named).)
+    #[cfg(test)]
     pub fn from_record(r: &CallRecord, wall_offset_ns: i128) -> Call {
+        Self::from_record_named(r, wall_offset_ns, None)
+    }
+
+    /// [`from_record`](Self::from_record), with its descriptors named by `fds` (`-y`):
+    /// `3</etc/passwd>` in the arguments, and in the result of a call that returns one.
+    pub fn from_record_named(
+        r: &CallRecord,
+        wall_offset_ns: i128,
+        mut fds: Option<&mut dyn fds::FdNamer>,
+    ) -> Call {
         let compat = r.nr & NR_COMPAT != 0;
         let nr = r.nr & !NR_COMPAT;
         let name = if compat {
@@ -186,6 +211,13 @@ impl Call {
         let mut decoded = Vec::with_capacity(n);
         let mut paths = Vec::new();
         let mut next_path = 0;
+        let mut named = Vec::new();
+        // When the call ended (its start is its end when the start is not known).
+        let end_ns = if r.dur_ns == DUR_UNKNOWN {
+            r.start_ns
+        } else {
+            r.start_ns.saturating_add(r.dur_ns)
+        };
         for (i, &v) in raw.iter().enumerate() {
             let kind = sig
                 .and_then(|s| s.get(i))
@@ -208,9 +240,39 @@ impl Call {
                 continue;
             }
             let prev = if i > 0 { raw[i - 1] } else { 0 };
-            if let Some(s) = args::show(kind, v, prev) {
+            if let Some(mut s) = args::show(kind, v, prev) {
+                // AT_FDCWD too: strace -y shows it `AT_FDCWD</cwd>`.
+                let is_fd = matches!(kind, args::Arg::Fd | args::Arg::DirFd);
+                // A descriptor a successful close freed is gone, or already another one.
+                let freed = syscall == "close" && r.ret == 0;
+                if is_fd
+                    && !freed
+                    && let Some(name) = fds
+                        .as_deref_mut()
+                        .and_then(|f| f.name(r.tgid, v as i32, end_ns))
+                {
+                    decorate(&mut s, &name);
+                    named.push(NamedFd {
+                        arg: Some(i),
+                        fd: v as i32,
+                        name,
+                    });
+                }
                 decoded.push(s);
             }
+        }
+        let mut result = decode::ret(r.ret, addr);
+        if r.ret >= 0
+            && r.ret <= i32::MAX as i64
+            && name.is_some_and(args::returns_fd)
+            && let Some(name) = fds.and_then(|f| f.name(r.tgid, r.ret as i32, end_ns))
+        {
+            decorate(&mut result, &name);
+            named.push(NamedFd {
+                arg: None,
+                fd: r.ret as i32,
+                name,
+            });
         }
         let failed = (-4095..0).contains(&r.ret);
         let (errno, error) = if failed {
@@ -237,7 +299,8 @@ impl Call {
             errno,
             error,
             duration_ns: (r.dur_ns != DUR_UNKNOWN).then_some(r.dur_ns),
-            result: decode::ret(r.ret, addr),
+            result,
+            fds: named,
         }
     }
 
@@ -276,6 +339,13 @@ impl Call {
             None => out.push_str("unavailable>"),
         }
     }
+}
+
+/// `3` as `3<NAME>`.
+fn decorate(shown: &mut String, name: &str) {
+    shown.push('<');
+    shown.push_str(name);
+    shown.push('>');
 }
 
 /// The stream's line for calls lost at that point.
@@ -478,6 +548,122 @@ mod tests {
                     .is_ok()
             );
         }
+    }
+
+    /// Names from a fixed table, for the formatting without /proc.
+    struct Names(Vec<(i32, &'static str)>);
+
+    impl fds::FdNamer for Names {
+        fn name(&mut self, tgid: u32, fd: i32, after_ns: u64) -> Option<String> {
+            assert_eq!((tgid, after_ns), (2200, 5_000 + 12_345));
+            self.0.iter().find(|n| n.0 == fd).map(|n| n.1.to_string())
+        }
+    }
+
+    #[test]
+    fn descriptors_named_as_strace_y_shows_them() {
+        let mut names = Names(vec![
+            (3, "/etc/passwd"),
+            (4, "pipe:[6789]"),
+            (5, "TCP:[127.0.0.1:41234->127.0.0.1:8080]"),
+            (9, "/tmp"),
+            (-100, "/root"),
+        ]);
+        let at_fdcwd = -100i64 as u64;
+        // (nr, args, path, ret, the line without its time, thread and duration.)
+        type Case<'a> = (u32, [u64; 6], &'a [&'a [u8]], i64, &'a str);
+        let cases: &[Case] = &[
+            (
+                0,
+                [3, 0x1000, 64, 0, 0, 0],
+                &[],
+                12,
+                "read(3</etc/passwd>, 0x1000, 64) = 12",
+            ),
+            (
+                1,
+                [4, 0x1000, 1, 0, 0, 0],
+                &[],
+                1,
+                "write(4<pipe:[6789]>, 0x1000, 1) = 1",
+            ),
+            // A returned descriptor; AT_FDCWD named as the directory it is, as strace
+            // does, and a directory descriptor.
+            (
+                257,
+                [at_fdcwd, 0x1, 0, 0, 0, 0],
+                &[b"/etc/passwd"],
+                3,
+                "openat(AT_FDCWD</root>, \"/etc/passwd\", O_RDONLY) = 3</etc/passwd>",
+            ),
+            (
+                257,
+                [9, 0x1, 0, 0, 0, 0],
+                &[b"passwd"],
+                -2,
+                "openat(9</tmp>, \"passwd\", O_RDONLY) = -1 ENOENT (No such file or directory)",
+            ),
+            (
+                43,
+                [5, 0, 0, 0, 0, 0],
+                &[],
+                3,
+                "accept(5<TCP:[127.0.0.1:41234->127.0.0.1:8080]>, NULL, NULL) = 3</etc/passwd>",
+            ),
+            // Gone: the bare number. A successful close's descriptor is gone (or reused).
+            (0, [7, 0x1000, 1, 0, 0, 0], &[], 1, "read(7, 0x1000, 1) = 1"),
+            (3, [3, 0, 0, 0, 0, 0], &[], 0, "close(3) = 0"),
+            (
+                3,
+                [3, 0, 0, 0, 0, 0],
+                &[],
+                -9,
+                "close(3</etc/passwd>) = -1 EBADF (Bad file descriptor)",
+            ),
+            // mmap's -1 and a non-descriptor result are left alone.
+            (
+                9,
+                [0, 8192, 3, 0x22, u64::MAX, 0],
+                &[],
+                0x7f00_0000_0000,
+                "mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000",
+            ),
+        ];
+        for &(nr, args, paths, ret, want) in cases {
+            let c = Call::from_record_named(&record(nr, args, paths, ret), 0, Some(&mut names));
+            assert_eq!(
+                line_without_time(&c),
+                format!("[2201 node] {want} <0.000012>")
+            );
+        }
+        // JSON: the decoded arguments and the result carry the same text.
+        let c = Call::from_record_named(
+            &record(0, [3, 0x1000, 64, 0, 0, 0], &[], 12),
+            0,
+            Some(&mut names),
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&Item::Call(Box::new(c)))).unwrap();
+        assert_eq!(v["decoded"][0], "3</etc/passwd>");
+        assert_eq!(v["args"][0], 3);
+        assert_eq!(
+            v["fds"],
+            serde_json::json!([{"arg": 0, "fd": 3, "name": "/etc/passwd"}])
+        );
+        let c =
+            Call::from_record_named(&record(43, [5, 0, 0, 0, 0, 0], &[], 3), 0, Some(&mut names));
+        assert_eq!(
+            c.fds[1],
+            NamedFd {
+                arg: None,
+                fd: 3,
+                name: "/etc/passwd".into()
+            }
+        );
+        assert_eq!(c.result, "3</etc/passwd>");
+        // Without -y, no `fds` key.
+        let c = Call::from_record(&record(0, [3, 0x1000, 64, 0, 0, 0], &[], 12), 0);
+        assert!(!json_line(&Item::Call(Box::new(c))).contains("\"fds\""));
     }
 
     #[test]
