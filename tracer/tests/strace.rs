@@ -652,13 +652,16 @@ fn descriptors_are_shown_as_what_they_are() {
         vec!["socketpair(1, PTR, 0, PTR) = 0".into()],
         // Without the peer where the kernel has no unix_diag to ask (a module in Debian's
         // kernels, not loaded in the matrix's guests): strace -yy shows the same there.
+        // And `UNIX` on 5.10, whose unix sockets all had that protocol name.
         vec![
             format!("write({u0}<UNIX-STREAM:[{{u0}}->{{u1}}]>, PTR, 1) = 1"),
             format!("write({u0}<UNIX-STREAM:[{{u0}}]>, PTR, 1) = 1"),
+            format!("write({u0}<UNIX:[{{u0}}]>, PTR, 1) = 1"),
         ],
         vec![
             format!("read({u1}<UNIX-STREAM:[{{u1}}->{{u0}}]>, PTR, 1) = 1"),
             format!("read({u1}<UNIX-STREAM:[{{u1}}]>, PTR, 1) = 1"),
+            format!("read({u1}<UNIX:[{{u1}}]>, PTR, 1) = 1"),
         ],
     ]
     .into_iter()
