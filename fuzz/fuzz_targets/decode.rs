@@ -3,13 +3,15 @@
 //! back to those bytes; anything shorter than a record of its kind, or of an unknown kind,
 //! is the matching error. The same bytes go to the call stream's record decoder
 //! (`CallRecord::decode`, `--trace`): a record decodes only from at least its header and
-//! the paths it claims, and its paths stay within their buffers.
+//! the buffers it claims, and its paths, argv entries and addresses stay within them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tracer_common::{
     event::{DecodeError, EventData, Header, Kind, decode},
-    stream::{CallRecord, HEADER_BYTES, MAX_PATHS, PATH_BUF, PATH_SHOWN},
+    stream::{
+        ADDR_READ, ARG_BUF, ARGV_SHOWN, CallRecord, HEADER_BYTES, MAX_PATHS, PATH_BUF, PATH_SHOWN,
+    },
 };
 
 const HEADER: usize = size_of::<Header>();
@@ -17,24 +19,39 @@ const HEADER: usize = size_of::<Header>();
 fn call_record(data: &[u8]) {
     match CallRecord::decode(data) {
         Some(r) => {
-            let n = r.npaths as usize;
+            let n = r.nbufs as usize;
             assert!(n <= MAX_PATHS && data.len() >= HEADER_BYTES + n * PATH_BUF);
             for i in 0..MAX_PATHS {
+                assert!(r.kind(i).is_none() || i < n);
                 match r.path(i) {
-                    None => assert!(i >= n),
+                    None => {}
                     Some(Ok((bytes, _cut))) => {
                         assert!(i < n && bytes.len() <= PATH_SHOWN && !bytes.contains(&0))
                     }
                     Some(Err(e)) => assert!(i < n && e > 0),
                 }
             }
+            if let Some(Ok((entries, _more))) = r.argv() {
+                assert!(entries <= ARGV_SHOWN);
+                for i in 0..ARGV_SHOWN {
+                    match r.argv_entry(i) {
+                        None => assert!(i >= entries),
+                        Some(Ok((bytes, _cut))) => {
+                            assert!(bytes.len() < ARG_BUF && !bytes.contains(&0))
+                        }
+                        Some(Err(e)) => assert!(e > 0),
+                    }
+                }
+            }
+            if let Some(Ok((bytes, _len))) = r.addr() {
+                assert!(bytes.len() <= ADDR_READ);
+            }
         }
         None => assert!(
             data.len() < HEADER_BYTES
                 || data
-                    .get(12..16)
-                    .map(|b| u32::from_ne_bytes(b.try_into().unwrap()) as usize)
-                    .is_some_and(|n| n > MAX_PATHS || data.len() < HEADER_BYTES + n * PATH_BUF)
+                    .get(12)
+                    .is_some_and(|&n| n as usize > MAX_PATHS || data.len() < HEADER_BYTES + n as usize * PATH_BUF)
         ),
     }
 }

@@ -6,7 +6,8 @@
 pub const SELECT_BITS: usize = 2 * crate::SYSCALL_SLOTS as usize;
 /// errnos that `--errno` can name (the kernel's stop below 4096).
 pub const ERRNO_BITS: usize = 4096;
-/// Path arguments captured per call (`rename` has two).
+/// Buffers of user memory captured per call: paths (`rename` has two), `execve`'s argv,
+/// a socket address.
 pub const MAX_PATHS: usize = 2;
 /// Bytes of a path shown; a longer one is marked cut (strace's `"..."...`).
 pub const PATH_SHOWN: usize = 256;
@@ -14,6 +15,44 @@ pub const PATH_SHOWN: usize = 256;
 pub const PATH_READ: u32 = PATH_SHOWN as u32 + 2;
 /// The buffer of one path in a record (8-byte aligned).
 pub const PATH_BUF: usize = 264;
+
+/// Entries of `execve`'s argv captured, and the bytes of each (with its NUL): a longer
+/// one is marked cut, as strace's `-s` does (an entry of exactly `ARG_BUF - 1` bytes
+/// too: the read cannot tell it from a longer one).
+pub const ARGV_SHOWN: usize = 8;
+pub const ARG_BUF: usize = 32;
+/// In an argv buffer, after the entries: each entry's read result (bytes with the NUL,
+/// or a negative errno), one `i8` each.
+pub const ARGV_LENS: usize = ARGV_SHOWN * ARG_BUF;
+/// Bit of an argv buffer's length: the array goes on after the entries captured.
+pub const ARGV_MORE: i32 = 1 << 8;
+/// Bytes of a socket address captured (`sockaddr_un` is 110, `sockaddr_in6` 28).
+pub const ADDR_READ: usize = 127;
+/// In an address buffer, at this offset: the address length the call had (its argument,
+/// or what the kernel wrote to its `socklen_t *`), a `u32`.
+pub const ADDR_LEN_AT: usize = 256;
+const _: () = assert!(ARGV_LENS + ARGV_SHOWN <= PATH_BUF && ADDR_LEN_AT + 4 <= PATH_BUF);
+
+/// What a record's buffer holds ([`CallRecord::kinds`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buf {
+    /// A NUL-terminated path; its length is the bytes read with the NUL.
+    Path = 0,
+    /// `execve`'s first [`ARGV_SHOWN`] argv entries, [`ARG_BUF`] bytes each; its length
+    /// is how many entries the array had before its NULL (at most [`ARGV_SHOWN`]), with
+    /// [`ARGV_MORE`] when more follow.
+    Argv = 1,
+    /// A socket address (at most [`ADDR_READ`] bytes, its length the bytes read), and
+    /// the call's address length at [`ADDR_LEN_AT`].
+    Addr = 2,
+}
+
+/// A nibble of [`StreamConfig::paths`] with this bit names an argv array, not a path.
+pub const ARG_IS_ARGV: u8 = 8;
+/// A high nibble of [`StreamConfig::addrs`] with this bit names a `socklen_t *` (the
+/// kernel writes the address: read at exit, from a call that succeeded).
+pub const LEN_IS_PTR: u8 = 8;
 /// Default size of the ring buffer (`--trace-buffer`), bytes.
 pub const RING_BYTES_DEFAULT: u32 = 8 << 20;
 
@@ -36,11 +75,16 @@ pub struct StreamConfig {
     /// Which syscalls are streamed, a bit per number (see [`SELECT_BITS`]).
     pub select: [u64; SELECT_BITS / 64],
     pub errnos: [u64; ERRNO_BITS / 64],
-    /// Per syscall number (as `select`): which arguments are paths to capture, as
-    /// `index + 1` in the low nibble (first path) and the high nibble (second); 0: none.
+    /// Per syscall number (as `select`): which arguments are paths to capture at entry, as
+    /// `index + 1` in the low nibble (first path) and the high nibble (second, or with
+    /// [`ARG_IS_ARGV`] `execve`'s argv); 0: none.
     pub paths: [u8; SELECT_BITS],
+    /// Per syscall number: which argument is a socket address to capture at exit, as
+    /// `index + 1` in the low nibble, and its length's in the high nibble (with
+    /// [`LEN_IS_PTR`] when the argument points to it); 0: none.
+    pub addrs: [u8; SELECT_BITS],
 }
-const _: () = assert!(core::mem::size_of::<StreamConfig>() == 24 + 128 + 512 + 1024);
+const _: () = assert!(core::mem::size_of::<StreamConfig>() == 24 + 128 + 512 + 2 * 1024);
 
 /// [`CallRecord::dur_ns`] of a call whose start was not taken (see
 /// [`StreamConfig::sampled_start`]).
@@ -57,6 +101,7 @@ impl StreamConfig {
         select: [0; SELECT_BITS / 64],
         errnos: [0; ERRNO_BITS / 64],
         paths: [0; SELECT_BITS],
+        addrs: [0; SELECT_BITS],
     };
 
     /// The selection bit of syscall `nr` (an i386 number when `compat`).
@@ -64,14 +109,26 @@ impl StreamConfig {
         (nr as usize + if compat { SELECT_BITS / 2 } else { 0 }) & (SELECT_BITS - 1)
     }
 
-    /// Which arguments of the syscall at `bit` are paths: their indexes + 1 (0: none).
+    /// Which arguments of the syscall at `bit` are paths: their nibbles (index + 1, the
+    /// second with [`ARG_IS_ARGV`] for an argv), 0: none.
     pub fn path_args(&self, bit: usize) -> (usize, usize) {
-        let p = match self.paths.get(bit) {
-            Some(&p) => p,
-            None => 0,
-        };
-        ((p & 0xf) as usize, (p >> 4) as usize)
+        nibbles(self.paths.get(bit))
     }
+
+    /// Which argument of the syscall at `bit` is a socket address, and its length's
+    /// (index + 1, the second with [`LEN_IS_PTR`]), 0: none.
+    pub fn addr_args(&self, bit: usize) -> (usize, usize) {
+        nibbles(self.addrs.get(bit))
+    }
+}
+
+#[inline(always)]
+fn nibbles(v: Option<&u8>) -> (usize, usize) {
+    let p = match v {
+        Some(&p) => p,
+        None => 0,
+    };
+    ((p & 0xf) as usize, (p >> 4) as usize)
 }
 
 impl Default for StreamConfig {
@@ -94,8 +151,8 @@ const _: () = assert!(core::mem::size_of::<CallStart>() == 16);
 /// Bit of [`CallRecord::nr`] saying the number is an i386 one.
 pub const NR_COMPAT: u32 = 1 << 31;
 
-/// One streamed call: the header always, then as many path buffers as the call has
-/// path arguments (the record is cut after them).
+/// One streamed call: the header always, then as many buffers as the call captured
+/// (paths, argv, a socket address; the record is cut after them).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallRecord {
@@ -103,8 +160,10 @@ pub struct CallRecord {
     pub nr: u32,
     pub tid: u32,
     pub tgid: u32,
-    /// How many of `paths` are filled (0 to [`MAX_PATHS`]).
-    pub npaths: u32,
+    /// How many of `bufs` are filled (0 to [`MAX_PATHS`]), and what each holds ([`Buf`]).
+    pub nbufs: u8,
+    pub kinds: [u8; MAX_PATHS],
+    pub _pad: u8,
     /// Monotonic ns at entry (at exit when the start is not known), and the call's
     /// duration ([`DUR_UNKNOWN`] when its start is not known).
     pub start_ns: u64,
@@ -116,15 +175,15 @@ pub struct CallRecord {
     /// in the stream before this call.
     pub lost_before: u64,
     pub comm: [u8; 16],
-    /// Per path: bytes read including the NUL (at most [`PATH_READ`]), or a negative
-    /// errno when the read failed (a bad pointer).
-    pub path_len: [i32; MAX_PATHS],
-    pub paths: [[u8; PATH_BUF]; MAX_PATHS],
+    /// Per buffer: for a path, bytes read including the NUL (at most [`PATH_READ`]); for
+    /// the others see [`Buf`]; a negative errno when the read failed (a bad pointer).
+    pub buf_len: [i32; MAX_PATHS],
+    pub bufs: [[u8; PATH_BUF]; MAX_PATHS],
 }
 /// Bytes of a record without paths.
 pub const HEADER_BYTES: usize = 120;
 const _: () = assert!(core::mem::size_of::<CallRecord>() == HEADER_BYTES + 2 * PATH_BUF);
-const _: () = assert!(core::mem::offset_of!(CallRecord, paths) == HEADER_BYTES);
+const _: () = assert!(core::mem::offset_of!(CallRecord, bufs) == HEADER_BYTES);
 
 /// Why a call selected for the stream was not sent. Index into
 /// [`crate::maps::STREAM_LOST`].
@@ -140,7 +199,7 @@ pub enum Lost {
 pub const LOST_KINDS: u32 = 2;
 
 impl CallRecord {
-    /// Decodes a record read from the ring buffer: at least the header, and the paths it
+    /// Decodes a record read from the ring buffer: at least the header, and the buffers it
     /// says it has (a shorter record, or one that claims more, is refused).
     pub fn decode(bytes: &[u8]) -> Option<CallRecord> {
         if bytes.len() < HEADER_BYTES {
@@ -152,31 +211,104 @@ impl CallRecord {
         // SAFETY: the buffer is the record's size; every field is an integer or an array
         // of them, for which any bytes are a valid value.
         let r: CallRecord = unsafe { core::ptr::read_unaligned(buf.as_ptr().cast()) };
-        let npaths = r.npaths as usize;
-        if npaths > MAX_PATHS || bytes.len() < HEADER_BYTES + npaths * PATH_BUF {
+        let n = r.nbufs as usize;
+        if n > MAX_PATHS || bytes.len() < HEADER_BYTES + n * PATH_BUF {
             return None;
         }
         Some(r)
     }
 
-    /// Path `i`: its bytes (without the NUL, at most [`PATH_SHOWN`]) and whether it was
-    /// cut; `Err(errno)` when it could not be read, None when the call has no such path.
-    pub fn path(&self, i: usize) -> Option<Result<(&[u8], bool), i32>> {
-        if i >= self.npaths as usize {
+    /// What buffer `i` holds, if the record has it (an unknown kind: None).
+    pub fn kind(&self, i: usize) -> Option<Buf> {
+        if i >= self.nbufs as usize {
             return None;
         }
-        let len = *self.path_len.get(i)?;
+        match self.kinds.get(i)? {
+            0 => Some(Buf::Path),
+            1 => Some(Buf::Argv),
+            2 => Some(Buf::Addr),
+            _ => None,
+        }
+    }
+
+    /// The `i`th buffer that holds `kind`: its index.
+    pub fn nth(&self, kind: Buf, i: usize) -> Option<usize> {
+        (0..MAX_PATHS)
+            .filter(|&b| self.kind(b) == Some(kind))
+            .nth(i)
+    }
+
+    /// Path `i` (the `i`th buffer holding a path): its bytes (without the NUL, at most
+    /// [`PATH_SHOWN`]) and whether it was cut; `Err(errno)` when it could not be read,
+    /// None when the call has no such path.
+    pub fn path(&self, i: usize) -> Option<Result<(&[u8], bool), i32>> {
+        let b = self.nth(Buf::Path, i)?;
+        let len = *self.buf_len.get(b)?;
         if len < 0 {
             return Some(Err(len.saturating_neg()));
         }
-        let buf = self.paths.get(i)?;
-        let with_nul = (len as usize).min(PATH_READ as usize);
-        let text = with_nul.saturating_sub(1);
-        // The string ends at its first NUL whatever the length said.
-        let end = buf[..text].iter().position(|&b| b == 0).unwrap_or(text);
-        let cut = end > PATH_SHOWN;
-        Some(Ok((&buf[..end.min(PATH_SHOWN)], cut)))
+        Some(Ok(string(self.bufs.get(b)?, len, PATH_SHOWN)))
     }
+
+    /// `execve`'s argv: how many entries were captured and whether more follow;
+    /// `Err(errno)` when the array could not be read, None when the call has none.
+    pub fn argv(&self) -> Option<Result<(usize, bool), i32>> {
+        let b = self.nth(Buf::Argv, 0)?;
+        let len = *self.buf_len.get(b)?;
+        if len < 0 {
+            return Some(Err(len.saturating_neg()));
+        }
+        Some(Ok((
+            ((len & 0xff) as usize).min(ARGV_SHOWN),
+            len & ARGV_MORE != 0,
+        )))
+    }
+
+    /// argv entry `i` (below what [`argv`](Self::argv) counts): its bytes (without the
+    /// NUL, at most `ARG_BUF - 1`) and whether it was cut, or `Err(errno)`.
+    pub fn argv_entry(&self, i: usize) -> Option<Result<(&[u8], bool), i32>> {
+        let (n, _) = self.argv()?.ok()?;
+        if i >= n {
+            return None;
+        }
+        let buf = self.bufs.get(self.nth(Buf::Argv, 0)?)?;
+        let got = buf[ARGV_LENS + i] as i8 as i32;
+        if got < 0 {
+            return Some(Err(got.saturating_neg()));
+        }
+        let at = i * ARG_BUF;
+        Some(Ok(string(&buf[at..at + ARG_BUF], got, ARG_BUF - 1)))
+    }
+
+    /// The socket address: its bytes (at most [`ADDR_READ`]) and the call's address
+    /// length; `Err(errno)` when it could not be read, None when the call has none.
+    pub fn addr(&self) -> Option<Result<(&[u8], u32), i32>> {
+        let b = self.nth(Buf::Addr, 0)?;
+        let len = *self.buf_len.get(b)?;
+        if len < 0 {
+            return Some(Err(len.saturating_neg()));
+        }
+        let buf = self.bufs.get(b)?;
+        let claimed = u32::from_ne_bytes([
+            buf[ADDR_LEN_AT],
+            buf[ADDR_LEN_AT + 1],
+            buf[ADDR_LEN_AT + 2],
+            buf[ADDR_LEN_AT + 3],
+        ]);
+        Some(Ok((&buf[..(len as usize).min(ADDR_READ)], claimed)))
+    }
+}
+
+/// A NUL-terminated string read into `buf` (`len`: bytes read with the NUL): its bytes
+/// up to its first NUL, at most `shown`, and whether it was longer.
+fn string(buf: &[u8], len: i32, shown: usize) -> (&[u8], bool) {
+    let with_nul = (len.max(0) as usize).min(buf.len());
+    let text = with_nul.saturating_sub(1);
+    // The string ends at its first NUL whatever the length said.
+    let end = buf[..text].iter().position(|&b| b == 0).unwrap_or(text);
+    // Filled to the last byte: cut there (a path is read one byte beyond what is shown).
+    let cut = end > shown || (shown + 1 == buf.len() && end == shown);
+    (&buf[..end.min(shown)], cut)
 }
 
 #[cfg(test)]
@@ -192,23 +324,29 @@ mod tests {
         b
     }
 
-    #[test]
-    fn records_decode_from_their_header_and_paths() {
-        let mut r = CallRecord {
+    fn record() -> CallRecord {
+        CallRecord {
             nr: 82,
             tid: 7,
             tgid: 7,
-            npaths: 1,
+            nbufs: 1,
+            kinds: [Buf::Path as u8; MAX_PATHS],
+            _pad: 0,
             start_ns: 1,
             dur_ns: 2,
             ret: -2,
             args: [1, 2, 3, 4, 5, 6],
             lost_before: 0,
             comm: [0; 16],
-            path_len: [4, i32::MIN],
-            paths: [[0; PATH_BUF]; MAX_PATHS],
-        };
-        r.paths[0][..3].copy_from_slice(b"/ab");
+            buf_len: [4, i32::MIN],
+            bufs: [[0; PATH_BUF]; MAX_PATHS],
+        }
+    }
+
+    #[test]
+    fn records_decode_from_their_header_and_paths() {
+        let mut r = record();
+        r.bufs[0][..3].copy_from_slice(b"/ab");
         let one = HEADER_BYTES + PATH_BUF;
         let b = bytes(&r, one);
         assert_eq!(CallRecord::decode(&b[..HEADER_BYTES - 1]), None);
@@ -216,20 +354,63 @@ mod tests {
         let d = CallRecord::decode(&b[..one]).unwrap();
         assert_eq!(d.path(0), Some(Ok((&b"/ab"[..], false))));
         assert_eq!(d.path(1), None);
-        r.npaths = 2;
+        assert_eq!(d.argv(), None);
+        assert_eq!(d.addr(), None);
+        r.nbufs = 2;
         let d = CallRecord::decode(&bytes(&r, HEADER_BYTES + 2 * PATH_BUF)).unwrap();
         assert_eq!(d.path(1), Some(Err(i32::MAX)));
-        r.npaths = 3;
+        r.nbufs = 3;
         assert_eq!(
             CallRecord::decode(&bytes(&r, HEADER_BYTES + 2 * PATH_BUF)),
             None
         );
         // A path longer than shown is cut there.
-        r.npaths = 1;
-        r.paths[0] = [b'a'; PATH_BUF];
-        r.path_len[0] = PATH_READ as i32;
+        r.nbufs = 1;
+        r.bufs[0] = [b'a'; PATH_BUF];
+        r.buf_len[0] = PATH_READ as i32;
         let d = CallRecord::decode(&bytes(&r, one)).unwrap();
         let (p, cut) = d.path(0).unwrap().unwrap();
         assert!(cut && p.len() == PATH_SHOWN);
+    }
+
+    #[test]
+    fn argv_and_addresses_decode_from_their_buffers() {
+        let mut r = record();
+        // execve: a path, then argv ["ls", <31 bytes or more>, <unreadable>], more after.
+        r.nbufs = 2;
+        r.kinds = [Buf::Path as u8, Buf::Argv as u8];
+        r.bufs[0][..3].copy_from_slice(b"/ls");
+        r.buf_len[1] = 3 | ARGV_MORE;
+        let argv = &mut r.bufs[1];
+        argv[..3].copy_from_slice(b"ls\0");
+        argv[ARG_BUF..2 * ARG_BUF].copy_from_slice(&[b'x'; ARG_BUF]);
+        argv[2 * ARG_BUF - 1] = 0;
+        argv[ARGV_LENS] = 3;
+        argv[ARGV_LENS + 1] = ARG_BUF as u8;
+        argv[ARGV_LENS + 2] = -14i8 as u8;
+        let d = CallRecord::decode(&bytes(&r, HEADER_BYTES + 2 * PATH_BUF)).unwrap();
+        assert_eq!(d.path(0), Some(Ok((&b"/ls"[..], false))));
+        assert_eq!(d.path(1), None);
+        assert_eq!(d.argv(), Some(Ok((3, true))));
+        assert_eq!(d.argv_entry(0), Some(Ok((&b"ls"[..], false))));
+        assert_eq!(d.argv_entry(1), Some(Ok((&[b'x'; ARG_BUF - 1][..], true))));
+        assert_eq!(d.argv_entry(2), Some(Err(14)));
+        assert_eq!(d.argv_entry(3), None);
+        r.buf_len[1] = -14;
+        assert_eq!(r.argv(), Some(Err(14)));
+        assert_eq!(r.argv_entry(0), None);
+        // An address: 16 bytes read, the call said 16.
+        r.nbufs = 1;
+        r.kinds = [Buf::Addr as u8, 0];
+        r.buf_len[0] = 16;
+        r.bufs[0][..4].copy_from_slice(&[2, 0, 0x1f, 0x90]);
+        r.bufs[0][ADDR_LEN_AT..ADDR_LEN_AT + 4].copy_from_slice(&16u32.to_ne_bytes());
+        let d = CallRecord::decode(&bytes(&r, HEADER_BYTES + PATH_BUF)).unwrap();
+        let (a, len) = d.addr().unwrap().unwrap();
+        assert_eq!((a.len(), &a[..4], len), (16, &[2, 0, 0x1f, 0x90][..], 16));
+        assert_eq!(d.path(0), None);
+        // An unknown kind is no buffer at all.
+        r.kinds = [9, 0];
+        assert_eq!((r.kind(0), r.addr(), r.path(0)), (None, None, None));
     }
 }

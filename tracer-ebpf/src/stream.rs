@@ -5,7 +5,9 @@
 //! and an array store at entry; with paths, its arguments and paths are captured then into
 //! a per-CPU scratch record, kept by tid until its exit. sys_exit applies the filters
 //! (`--failed`, `--errno` before any helper call, then `--slower-than`) and sends what
-//! passes through a ring buffer of its own. A call the ring cannot take is counted, per
+//! passes through a ring buffer of its own. `execve`'s argv is captured at entry with its
+//! path; a socket address at exit (one the kernel writes exists only then, one the
+//! program passed is still there). A call the ring cannot take is counted, per
 //! CPU, and the count rides on the next record sent from that CPU (where the stream says
 //! it).
 use aya_ebpf::{
@@ -17,8 +19,9 @@ use aya_ebpf::{
 use tracer_common::{
     COMPAT_IDX, MAX_THREADS, SYSCALL_SLOTS,
     stream::{
-        CallRecord, CallStart, DUR_UNKNOWN, ERRNO_BITS, HEADER_BYTES, LOST_KINDS, Lost, NR_COMPAT,
-        PATH_BUF, PATH_READ, RING_BYTES_DEFAULT, SELECT_BITS, StreamConfig,
+        ADDR_LEN_AT, ADDR_READ, ARG_BUF, ARG_IS_ARGV, ARGV_LENS, ARGV_MORE, ARGV_SHOWN, Buf,
+        CallRecord, CallStart, DUR_UNKNOWN, ERRNO_BITS, HEADER_BYTES, LEN_IS_PTR, LOST_KINDS, Lost,
+        NR_COMPAT, PATH_BUF, PATH_READ, RING_BYTES_DEFAULT, SELECT_BITS, StreamConfig,
     },
 };
 
@@ -126,11 +129,18 @@ pub fn on_enter(regs: u64, id: u64, compat: bool, pid_tgid: u64, timed_ns: u64) 
     r.nr = id as u32 | if compat { NR_COMPAT } else { 0 };
     r.tid = tid;
     r.tgid = tgid;
-    r.npaths = 1;
-    r.path_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.paths[0]);
+    r.nbufs = 1;
+    r.kinds = [Buf::Path as u8; 2];
+    r.buf_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.bufs[0]);
     if second != 0 {
-        r.path_len[1] = read_path(r.args.get(second - 1).copied(), &mut r.paths[1]);
-        r.npaths = 2;
+        let arg = r.args.get((second & 7) - 1).copied();
+        if second & ARG_IS_ARGV as usize != 0 {
+            r.kinds[1] = Buf::Argv as u8;
+            r.buf_len[1] = read_argv(arg, compat, &mut r.bufs[1]);
+        } else {
+            r.buf_len[1] = read_path(arg, &mut r.bufs[1]);
+        }
+        r.nbufs = 2;
     }
     // SAFETY: reading the monotonic clock has no preconditions.
     r.start_ns = unsafe { bpf_ktime_get_ns() };
@@ -169,9 +179,9 @@ fn read_args(r: &mut CallRecord, regs: u64, compat: bool) {
             o.regs_arg5,
         ]
     };
-    // Into the second path's buffer (the stack is too small; a second path is read
-    // after this, over it).
-    let block = &mut r.paths[1];
+    // Into the second buffer (the stack is too small; a second path is read after this,
+    // over it).
+    let block = &mut r.bufs[1];
     // SAFETY: the helper checks the address; the buffer is larger than REGS_BYTES.
     let got = unsafe {
         generated::bpf_probe_read_kernel(
@@ -207,6 +217,111 @@ fn read_path(addr: Option<u64>, buf: &mut [u8; PATH_BUF]) -> i32 {
             addr as *const core::ffi::c_void,
         ) as i32
     }
+}
+
+/// Reads the first [`ARGV_SHOWN`] entries of the argv array at `addr` (pointers of 4
+/// bytes for a 32-bit call) into `buf`: how many the array had before its NULL, with
+/// [`ARGV_MORE`] when more follow; a negative errno when the array cannot be read.
+#[inline(always)]
+fn read_argv(addr: Option<u64>, compat: bool, buf: &mut [u8; PATH_BUF]) -> i32 {
+    let Some(addr) = addr else { return -14 };
+    let width = if compat { 4 } else { 8 };
+    let mut n = 0;
+    let mut i = 0;
+    while i <= ARGV_SHOWN {
+        let Ok(p) = read_user_word(addr + (i * width) as u64, compat) else {
+            return if i == 0 { -14 } else { n };
+        };
+        if p == 0 {
+            return n;
+        }
+        if i == ARGV_SHOWN {
+            return n | ARGV_MORE;
+        }
+        let at = (opaque(i as u64) as usize & (ARGV_SHOWN - 1)) * ARG_BUF;
+        let Some(dst) = buf.get_mut(at..at + ARG_BUF) else {
+            return n;
+        };
+        // SAFETY: the helper checks the address; `dst` holds ARG_BUF bytes.
+        let got = unsafe {
+            generated::bpf_probe_read_user_str(
+                dst.as_mut_ptr().cast(),
+                ARG_BUF as u32,
+                p as *const core::ffi::c_void,
+            )
+        };
+        if let Some(l) = buf.get_mut(ARGV_LENS + (i & (ARGV_SHOWN - 1))) {
+            *l = got as i8 as u8;
+        }
+        n += 1;
+        i += 1;
+    }
+    n
+}
+
+/// The user word at `addr`: 8 bytes, or 4 when `four` (a 32-bit process's pointer).
+#[inline(always)]
+fn read_user_word(addr: u64, four: bool) -> Result<u64, i64> {
+    let mut p = 0u64;
+    let from = addr as *const core::ffi::c_void;
+    let to: *mut core::ffi::c_void = (&mut p as *mut u64).cast();
+    // SAFETY: the helper checks the address; `p` holds 8 bytes (4 are read into its low
+    // half: x86 is little-endian).
+    let rc = unsafe {
+        if four {
+            generated::bpf_probe_read_user(to, 4, from)
+        } else {
+            generated::bpf_probe_read_user(to, 8, from)
+        }
+    };
+    if rc == 0 { Ok(p) } else { Err(rc) }
+}
+
+/// The socket address argument `addr` (an index + 1) of a call that returned `ret`, with
+/// its length from argument `len` (or where it points, with [`LEN_IS_PTR`]), into `r`'s
+/// first buffer. An address the kernel writes is read only if the call succeeded.
+#[inline(always)]
+fn read_addr(r: &mut CallRecord, addr: usize, len: usize, ret: i64) {
+    let by_ptr = len & LEN_IS_PTR as usize != 0;
+    let (Some(&a), Some(&l)) = (
+        r.args.get((addr & 7).wrapping_sub(1)),
+        r.args.get((len & 7).wrapping_sub(1)),
+    ) else {
+        return;
+    };
+    if a == 0 || (by_ptr && l == 0) {
+        return;
+    }
+    let claimed = if by_ptr {
+        // A socklen_t: 4 bytes.
+        match read_user_word(l, true) {
+            Ok(v) => v,
+            Err(_) => return,
+        }
+    } else {
+        l & 0xffff_ffff
+    };
+    // A call that failed wrote no address: its length is still shown (what the program
+    // passed), as strace shows it.
+    let readable = if by_ptr && ret < 0 { 0 } else { claimed };
+    let want = if readable > ADDR_READ as u64 {
+        ADDR_READ as u64
+    } else {
+        readable
+    };
+    // Masked after a barrier: the verifiers need the size's bound on the register itself.
+    let want = opaque(want) as u32 & ADDR_READ as u32;
+    let buf = &mut r.bufs[0];
+    // SAFETY: the helper checks the address; the buffer holds more than ADDR_READ bytes.
+    let rc = unsafe {
+        generated::bpf_probe_read_user(buf.as_mut_ptr().cast(), want, a as *const core::ffi::c_void)
+    };
+    if let Some(at) = buf.get_mut(ADDR_LEN_AT..ADDR_LEN_AT + 4) {
+        at.copy_from_slice(&(claimed as u32).to_ne_bytes());
+    }
+    r.buf_len[0] = if rc == 0 { want as i32 } else { rc as i32 };
+    r.kinds[0] = Buf::Addr as u8;
+    r.nbufs = 1;
 }
 
 /// A selected call returns with `ret`: sent if it passes the filters (the errno filters
@@ -263,8 +378,12 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
         r.nr = nr | if compat { NR_COMPAT } else { 0 };
         r.tid = tid;
         r.tgid = (pid_tgid >> 32) as u32;
-        r.npaths = 0;
+        r.nbufs = 0;
         r.start_ns = start.start_ns;
+        let (addr, len) = c.addr_args(bit);
+        if addr != 0 {
+            read_addr(r, addr, len, ret);
+        }
         r
     } else {
         let Some(r) = STREAM_PENDING.get_ptr_mut(&tid) else {
@@ -274,11 +393,11 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
         // SAFETY: the running thread's own entry; only it writes it.
         let r = unsafe { &mut *r };
         if !(exec && ret == 0) {
-            if r.path_len[0] < 0 {
-                r.path_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.paths[0]);
+            if r.buf_len[0] < 0 {
+                r.buf_len[0] = read_path(r.args.get(first - 1).copied(), &mut r.bufs[0]);
             }
-            if r.path_len[1] < 0 && second != 0 {
-                r.path_len[1] = read_path(r.args.get(second - 1).copied(), &mut r.paths[1]);
+            if r.buf_len[1] < 0 && second != 0 && second & ARG_IS_ARGV as usize == 0 {
+                r.buf_len[1] = read_path(r.args.get(second - 1).copied(), &mut r.bufs[1]);
             }
         }
         r
@@ -301,7 +420,7 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
     let unsaid = STREAM_LOST.get_ptr_mut(LOST_KINDS);
     // SAFETY: per-CPU value.
     r.lost_before = unsaid.map_or(0, |p| unsafe { *p });
-    let len = match r.npaths {
+    let len = match r.nbufs {
         0 => HEADER_BYTES,
         1 => HEADER_BYTES + PATH_BUF,
         _ => HEADER_BYTES + 2 * PATH_BUF,

@@ -98,6 +98,136 @@ fn a_known_workload_streams_exactly_its_calls() {
     assert!(!Path::new(&format!("{dir}/d")).exists());
 }
 
+/// The workload's `net` in a fresh directory under tracer, its network calls and execs
+/// streamed (text, or JSON with `json`).
+fn trace_net(json: bool) -> (String, std::process::Output) {
+    let dir = tempdir();
+    let mut cmd = tracer();
+    cmd.args(["--trace=%network,execve", "--sections", "syscalls"]);
+    if json {
+        cmd.args(["--output", "json"]);
+    }
+    let out = run(cmd.args(["--", WORKLOAD, "net", &dir]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, out)
+}
+
+#[test]
+fn socket_addresses_and_argv_are_decoded() {
+    let Some(_guard) = ebpf_test() else { return };
+    let (dir, out) = trace_net(false);
+    let lines = call_lines(&out.stdout);
+    let calls: Vec<String> = lines
+        .iter()
+        .map(|l| without_pointers(without_thread(l)))
+        .collect();
+    let lo = |port: &str| {
+        format!("{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"127.0.0.1\")}}")
+    };
+    let six = |port: &str| {
+        format!(
+            "{{sa_family=AF_INET6, sin6_port=htons({port}), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, \"::1\", &sin6_addr), sin6_scope_id=0}}"
+        )
+    };
+    let long = "a".repeat(31);
+    // An argv entry as captured: 31 bytes, marked cut from there.
+    let entry = |a: &str| match a.get(..31) {
+        Some(head) => format!("\"{head}\"..."),
+        None => format!("\"{a}\""),
+    };
+    let want = [
+        format!(
+            "execve(\"{WORKLOAD}\", [{}, \"net\", {}], PTR) = 0",
+            entry(WORKLOAD),
+            entry(&dir)
+        ),
+        "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = {l}".to_string(),
+        format!("bind({{l}}, {}, 16) = 0", lo("0")),
+        "listen({l}, 1) = 0".to_string(),
+        format!("getsockname({{l}}, {}, [16]) = 0", lo("{p}")),
+        "socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = {c}".to_string(),
+        format!("connect({{c}}, {}, 16) = 0", lo("{p}")),
+        format!("accept4({{l}}, {}, [16], SOCK_CLOEXEC) = {{a}}", lo("{cp}")),
+        format!("getpeername({{c}}, {}, [16]) = 0", lo("{p}")),
+        "socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = {r}".to_string(),
+        format!("bind({{r}}, {}, 16) = 0", lo("0")),
+        format!("getsockname({{r}}, {}, [16]) = 0", lo("{rp}")),
+        "socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = {c2}".to_string(),
+        format!(
+            "connect({{c2}}, {}, 16) = -1 ECONNREFUSED (Connection refused)",
+            lo("{rp}")
+        ),
+        "socket(AF_INET6, SOCK_DGRAM, IPPROTO_IP) = {u}".to_string(),
+        format!("bind({{u}}, {}, 28) = 0", six("0")),
+        format!("getsockname({{u}}, {}, [28]) = 0", six("{up}")),
+        format!("sendto({{u}}, PTR, 1, 0, {}, 28) = 1", six("{up}")),
+        format!(
+            "recvfrom({{u}}, PTR, 8, MSG_DONTWAIT, {}, [28]) = 1",
+            six("{up}")
+        ),
+        "socket(AF_UNIX, SOCK_STREAM, 0) = {s}".to_string(),
+        format!(
+            "connect({{s}}, {{sa_family=AF_UNIX, sun_path=\"{dir}/missing.sock\"}}, {}) = -1 ENOENT (No such file or directory)",
+            2 + dir.len() + "/missing.sock".len() + 1
+        ),
+        "socket(AF_UNIX, SOCK_DGRAM, 0) = {d}".to_string(),
+        "bind({d}, {sa_family=AF_UNIX, sun_path=@\"tracer-net-test\"}, 18) = 0".to_string(),
+        format!(
+            "execve(\"{dir}/missing\", [\"missing\", \"a\\tb\", \"{long}\"..., \"4\", \"5\", \"6\", \"7\", \"8\", ...], PTR) = -1 ENOENT (No such file or directory)"
+        ),
+        "execve(\"/proc/self/exe\", [\"tracer-workload\", \"bad-closes\", \"0\"], PTR) = 0"
+            .to_string(),
+    ];
+    let mut vars = BTreeMap::new();
+    assert_eq!(calls.len(), want.len(), "{calls:#?}");
+    for (t, l) in want.iter().zip(&calls) {
+        assert!(
+            matches(t, l, &mut vars),
+            "want {t}\n got {l}\n(bound: {vars:?})"
+        );
+    }
+    // The ports are real: the client's connect reached the listener's, and no two of the
+    // sockets' ports are one.
+    let port = |k: &str| vars[k].parse::<u16>().unwrap();
+    assert!(port("p") > 0 && port("cp") > 0 && port("rp") > 0 && port("up") > 0);
+    assert_ne!(port("p"), port("rp"));
+    // JSON: the same addresses as data, and the argv as captured.
+    let (_, out) = trace_net(true);
+    let objects = json_lines(&out);
+    let calls: Vec<_> = objects.iter().filter(|o| o["type"] == "call").collect();
+    let refused = calls
+        .iter()
+        .find(|c| c["syscall"] == "connect" && c["errno"] == "ECONNREFUSED")
+        .unwrap();
+    assert_eq!(refused["addr"]["family"], "AF_INET");
+    assert_eq!(refused["addr"]["address"], "127.0.0.1");
+    assert_eq!(refused["addr"]["len"], 16);
+    assert!(refused["addr"]["port"].as_u64().is_some_and(|p| p > 0));
+    let abs = calls
+        .iter()
+        .find(|c| c["syscall"] == "bind" && c["addr"]["family"] == "AF_UNIX")
+        .unwrap();
+    assert_eq!(abs["addr"]["path"], "@tracer-net-test");
+    let udp = calls.iter().find(|c| c["syscall"] == "recvfrom").unwrap();
+    assert_eq!(udp["addr"]["address"], "::1");
+    let exec = calls
+        .iter()
+        .find(|c| c["syscall"] == "execve" && c["errno"] == "ENOENT")
+        .unwrap();
+    assert_eq!(exec["argv"]["more"], true);
+    let entries = exec["argv"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 8);
+    assert_eq!(
+        entries[1],
+        serde_json::json!({"path": "a\tb", "cut": false})
+    );
+    assert_eq!(entries[2], serde_json::json!({"path": long, "cut": true}));
+}
+
 #[test]
 fn json_stream_has_raw_and_decoded_arguments() {
     let Some(_guard) = ebpf_test() else { return };
@@ -538,16 +668,30 @@ fn without_pointers(line: &str) -> String {
     out
 }
 
+/// The next `{name}` in `t` (a name of letters, digits and `_`; other braces, such as a
+/// socket address's `{sa_family=...}`, are text): where it opens and closes.
+fn next_var(t: &str) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(open) = t[from..].find('{').map(|i| from + i) {
+        let close = open + t[open..].find('}')?;
+        let name = &t[open + 1..close];
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Some((open, close));
+        }
+        from = open + 1;
+    }
+    None
+}
+
 /// Whether `line` is `template`, where `{name}` stands for a number, the same number
 /// wherever the same name is (bound in `vars`, kept only when the whole line matches).
 fn matches(template: &str, line: &str, vars: &mut BTreeMap<String, String>) -> bool {
     let mut bound = vars.clone();
     let (mut t, mut l) = (template, line);
-    while let Some(open) = t.find('{') {
+    while let Some((open, close)) = next_var(t) {
         let Some(lit) = l.strip_prefix(&t[..open]) else {
             return false;
         };
-        let close = open + t[open..].find('}').unwrap();
         let name = &t[open + 1..close];
         let n = lit.find(|c: char| !c.is_ascii_digit()).unwrap_or(lit.len());
         if n == 0 {
@@ -621,6 +765,10 @@ fn descriptors_are_shown_as_what_they_are() {
     let tcp_l = "TCP:[127.0.0.1:{port}]";
     let tcp_c = "TCP:[127.0.0.1:{eph}->127.0.0.1:{port}]";
     let tcp_a = "TCP:[127.0.0.1:{port}->127.0.0.1:{eph}]";
+    let lo = |port: &str| {
+        format!("{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"127.0.0.1\")}}")
+    };
+    let (any, port) = (lo("0"), lo("{port}"));
     // Each line's templates: a socket's state at decode time may already be the one the
     // next calls gave it (bound, listening, connected), milliseconds later.
     let want: Vec<Vec<String>> = vec![
@@ -632,24 +780,24 @@ fn descriptors_are_shown_as_what_they_are() {
         vec![format!("write({pw}<pipe:[{{pipe}}]>, PTR, 1) = 1")],
         vec![format!("read({pr}<pipe:[{{pipe}}]>, PTR, 1) = 1")],
         vec![
-            format!("socket(2, PTR, 0) = {l}<TCP:[{{lino}}]>"),
-            format!("socket(2, PTR, 0) = {l}<{tcp_l}>"),
+            format!("socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = {l}<TCP:[{{lino}}]>"),
+            format!("socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = {l}<{tcp_l}>"),
         ],
         vec![
-            format!("bind({l}<TCP:[{{lino}}]>, PTR, 16) = 0"),
-            format!("bind({l}<{tcp_l}>, PTR, 16) = 0"),
+            format!("bind({l}<TCP:[{{lino}}]>, {any}, 16) = 0"),
+            format!("bind({l}<{tcp_l}>, {any}, 16) = 0"),
         ],
         vec![format!("listen({l}<{tcp_l}>, 1) = 0")],
-        vec![format!("getsockname({l}<{tcp_l}>, PTR, PTR) = 0")],
+        vec![format!("getsockname({l}<{tcp_l}>, {port}, [16]) = 0")],
         vec![
-            format!("socket(2, PTR, 0) = {c}<TCP:[{{cino}}]>"),
-            format!("socket(2, PTR, 0) = {c}<{tcp_c}>"),
+            format!("socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = {c}<TCP:[{{cino}}]>"),
+            format!("socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = {c}<{tcp_c}>"),
         ],
-        vec![format!("connect({c}<{tcp_c}>, PTR, 16) = 0")],
+        vec![format!("connect({c}<{tcp_c}>, {port}, 16) = 0")],
         vec![format!("accept({l}<{tcp_l}>, NULL, NULL) = {a}<{tcp_a}>")],
         vec![format!("write({c}<{tcp_c}>, PTR, 1) = 1")],
         vec![format!("read({a}<{tcp_a}>, PTR, 1) = 1")],
-        vec!["socketpair(1, PTR, 0, PTR) = 0".into()],
+        vec!["socketpair(AF_UNIX, SOCK_STREAM, 0, PTR) = 0".into()],
         // Without the peer where the kernel has no unix_diag to ask (a module in Debian's
         // kernels, not loaded in the matrix's guests): strace -yy shows the same there.
         // And `UNIX` on 5.10, whose unix sockets all had that protocol name.

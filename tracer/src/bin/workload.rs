@@ -102,6 +102,9 @@
 //! with one stalled iteration (see workload/loops.rs); `compute ROUNDS`, a thread that
 //! computes without a syscall.
 //!
+//! `tracer-workload net DIR`: socket calls with known addresses (a refused connect on
+//! loopback among them) and execs with a known argv (see workload/net.rs).
+//!
 //! `tracer-workload [--wait] crash null|readonly|bus|abort`: a thread crashes the process
 //! in a known way at a known address (see workload/crash.rs).
 //!
@@ -129,6 +132,8 @@ mod kin;
 mod loops;
 #[path = "workload/memory.rs"]
 mod memory;
+#[path = "workload/net.rs"]
+mod net;
 #[path = "workload/renames.rs"]
 mod renames;
 
@@ -638,6 +643,7 @@ fn main() {
         }
         Some("files") => files::run(&args.next().unwrap_or_else(|| usage())),
         Some("descriptors") => files::descriptors(&args.next().unwrap_or_else(|| usage())),
+        Some("net") => net::run(&args.next().unwrap_or_else(|| usage())),
         Some("brk") => memory::brk(num(args.next()), wait),
         Some("mmap") => memory::mmap(num(args.next()), wait),
         Some("fds") => memory::fds(num(args.next()), wait),

@@ -112,6 +112,7 @@ pub fn config(spec: &TraceSpec) -> Result<StreamConfig, String> {
             let bit = base + id;
             c.select[bit / 64] |= 1 << (bit % 64);
             c.paths[bit] = args::path_nibbles(name);
+            c.addrs[bit] = args::addr_nibbles(name);
         }
     }
     for &e in &spec.errnos {
@@ -144,6 +145,14 @@ pub struct Call {
     pub decoded: Vec<String>,
     /// The captured paths, in order (lossy UTF-8), with whether each was cut.
     pub paths: Vec<PathArg>,
+    /// `execve`'s argv as captured (its first entries, lossy UTF-8), and whether more
+    /// followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<ArgvArg>,
+    /// The socket address captured (`connect`, `bind`, `sendto`, `accept*`,
+    /// `recvfrom`, `getsockname`, `getpeername`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<AddrArg>,
     pub ret: i64,
     pub errno: Option<String>,
     pub error: Option<String>,
@@ -170,6 +179,28 @@ pub struct NamedFd {
 pub struct PathArg {
     pub path: String,
     pub cut: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ArgvArg {
+    /// Each entry captured; None for one that could not be read.
+    pub entries: Vec<Option<PathArg>>,
+    /// More entries followed those captured.
+    pub more: bool,
+}
+
+/// A socket address: its family (`AF_INET`), the address and port of an IP one, the
+/// path of a unix one (`@name` for an abstract one); the length the call had.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AddrArg {
+    pub family: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub len: u32,
 }
 
 /// A piece of the stream: a call, or calls that could not be sent at that point.
@@ -202,7 +233,7 @@ impl Call {
             syscalls::Sysno::new(nr as usize).map(|s| s.name())
         };
         let syscall = name.map_or_else(|| format!("syscall_{nr:#x}"), str::to_string);
-        let (sig, addr) = match name.and_then(args::signature) {
+        let (sig, ret_addr) = match name.and_then(args::signature) {
             Some((s, a)) => (Some(s), a),
             None => (None, false),
         };
@@ -212,6 +243,7 @@ impl Call {
         let mut paths = Vec::new();
         let mut next_path = 0;
         let mut named = Vec::new();
+        let (mut argv, mut addr) = (None, None);
         // When the call ended (its start is its end when the start is not known).
         let end_ns = if r.dur_ns == DUR_UNKNOWN {
             r.start_ns
@@ -223,6 +255,10 @@ impl Call {
                 .and_then(|s| s.get(i))
                 .copied()
                 .unwrap_or(args::Arg::Hex);
+            if let Some(shown) = captured(r, kind, v, &mut argv, &mut addr) {
+                decoded.push(shown);
+                continue;
+            }
             if kind == args::Arg::Path {
                 let shown = match r.path(next_path) {
                     _ if v == 0 => decode::ptr(0),
@@ -239,8 +275,7 @@ impl Call {
                 decoded.push(shown);
                 continue;
             }
-            let prev = if i > 0 { raw[i - 1] } else { 0 };
-            if let Some(mut s) = args::show(kind, v, prev) {
+            if let Some(mut s) = args::show(kind, &raw, i) {
                 // AT_FDCWD too: strace -y shows it `AT_FDCWD</cwd>`.
                 let is_fd = matches!(kind, args::Arg::Fd | args::Arg::DirFd);
                 // A descriptor a successful close freed is gone, or already another one.
@@ -261,7 +296,10 @@ impl Call {
                 decoded.push(s);
             }
         }
-        let mut result = decode::ret(r.ret, addr);
+        if syscall == "clone" && !compat {
+            decoded = decode::clone_args(&raw);
+        }
+        let mut result = decode::ret(r.ret, ret_addr);
         if r.ret >= 0
             && r.ret <= i32::MAX as i64
             && name.is_some_and(args::returns_fd)
@@ -295,6 +333,8 @@ impl Call {
             args: raw,
             decoded,
             paths,
+            argv,
+            addr,
             ret: r.ret,
             errno,
             error,
@@ -339,6 +379,95 @@ impl Call {
             None => out.push_str("unavailable>"),
         }
     }
+}
+
+/// An argument the kernel captured other than a path (`execve`'s argv, a socket address
+/// and its length) as strace shows it, noting the capture in `argv`/`addr`; None for
+/// other arguments. One the kernel could not read shows as its pointer.
+fn captured(
+    r: &CallRecord,
+    kind: args::Arg,
+    v: u64,
+    argv: &mut Option<ArgvArg>,
+    addr: &mut Option<AddrArg>,
+) -> Option<String> {
+    use args::Arg;
+    if !matches!(kind, Arg::Argv | Arg::Addr | Arg::AddrLenPtr) {
+        return None;
+    }
+    if v == 0 {
+        return Some(decode::ptr(0));
+    }
+    Some(match kind {
+        Arg::Argv => match r.argv() {
+            Some(Ok((n, more))) => {
+                let entries = (0..n).filter_map(|i| r.argv_entry(i));
+                *argv = Some(ArgvArg {
+                    entries: entries
+                        .clone()
+                        .map(|e| {
+                            e.ok().map(|(b, cut)| PathArg {
+                                path: String::from_utf8_lossy(b).into_owned(),
+                                cut,
+                            })
+                        })
+                        .collect(),
+                    more,
+                });
+                decode::argv(entries, more)
+            }
+            _ => decode::ptr(v),
+        },
+        Arg::Addr => match r.addr().and_then(Result::ok) {
+            Some((bytes, len)) => match decode::sockaddr(bytes) {
+                Some(shown) => {
+                    *addr = Some(addr_arg(bytes, len));
+                    shown
+                }
+                None => decode::ptr(v),
+            },
+            None => decode::ptr(v),
+        },
+        _ => match r.addr().and_then(Result::ok) {
+            Some((_, len)) => format!("[{len}]"),
+            None => decode::ptr(v),
+        },
+    })
+}
+
+/// The JSON form of a socket address [`decode::sockaddr`] showed.
+fn addr_arg(b: &[u8], len: u32) -> AddrArg {
+    let fam = u16::from_ne_bytes([b[0], b[1]]);
+    let mut a = AddrArg {
+        family: decode::family(fam as u64),
+        len,
+        ..AddrArg::default()
+    };
+    let port = |b: &[u8]| b.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]]));
+    match fam as i32 {
+        libc::AF_INET => {
+            if let Some(ip) = b.get(4..8) {
+                a.address = Some(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string());
+                a.port = port(b);
+            }
+        }
+        libc::AF_INET6 => {
+            if let Some(ip) = b.get(8..24).and_then(|ip| <[u8; 16]>::try_from(ip).ok()) {
+                a.address = Some(std::net::Ipv6Addr::from(ip).to_string());
+                a.port = port(b);
+            }
+        }
+        libc::AF_UNIX if b.len() > 2 => {
+            let rest = &b[2..];
+            a.path = Some(match rest.split_first() {
+                Some((0, name)) => format!("@{}", String::from_utf8_lossy(name)),
+                _ => String::from_utf8_lossy(rest.split(|&c| c == 0).next().unwrap_or(rest))
+                    .into_owned(),
+            });
+        }
+        _ => {}
+    }
+    a
 }
 
 /// `3` as `3<NAME>`.
@@ -441,19 +570,21 @@ mod tests {
             nr,
             tid: 2201,
             tgid: 2200,
-            npaths: paths.len() as u32,
+            nbufs: paths.len() as u8,
+            kinds: [0; MAX_PATHS],
+            _pad: 0,
             start_ns: 5_000,
             dur_ns: 12_345,
             ret,
             args,
             lost_before: 0,
             comm: *b"node\0\0\0\0\0\0\0\0\0\0\0\0",
-            path_len: [0; MAX_PATHS],
-            paths: [[0; PATH_BUF]; MAX_PATHS],
+            buf_len: [0; MAX_PATHS],
+            bufs: [[0; PATH_BUF]; MAX_PATHS],
         };
         for (i, p) in paths.iter().enumerate() {
-            r.paths[i][..p.len()].copy_from_slice(p);
-            r.path_len[i] = p.len() as i32 + 1;
+            r.bufs[i][..p.len()].copy_from_slice(p);
+            r.buf_len[i] = p.len() as i32 + 1;
         }
         r
     }
@@ -507,7 +638,7 @@ mod tests {
         );
         // A path that could not be read shows its pointer.
         let mut r = record(2, [0xdead, 0, 0, 0, 0, 0], &[b""], -14);
-        r.path_len[0] = -14;
+        r.buf_len[0] = -14;
         assert!(
             line_without_time(&Call::from_record(&r, 0))
                 .starts_with("[2201 node] open(0xdead, O_RDONLY) = -1 EFAULT")
@@ -532,9 +663,10 @@ mod tests {
             };
             r.args = [next(), next(), next(), next(), next(), next()];
             r.ret = next() as i64 % 5000;
-            r.npaths = (next() % 3) as u32;
-            r.path_len = [next() as i32, next() as i32];
-            for b in r.paths.iter_mut().flatten().step_by(7) {
+            r.nbufs = (next() % 3) as u8;
+            r.kinds = [(next() % 4) as u8, (next() % 4) as u8];
+            r.buf_len = [next() as i32, next() as i32];
+            for b in r.bufs.iter_mut().flatten().step_by(7) {
                 *b = next() as u8;
             }
             for b in r.comm.iter_mut() {
