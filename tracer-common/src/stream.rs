@@ -66,9 +66,10 @@ pub struct StreamConfig {
     pub failed_only: u32,
     /// Only calls that fail with an errno whose bit is set in `errnos` (`--errno`).
     pub errno_filter: u32,
-    /// A call's start is the one the aggregate took, if it timed the call (within its
-    /// thread's budget, or sampled); else not known: no clock read at entry for every
-    /// call when only failures are kept (`--failed`, `--errno` without `--slower-than`).
+    /// Only failures are kept (`--failed`, `--errno` without `--slower-than`): a call
+    /// without arguments to capture at entry is seen at its exit only, if it failed, and
+    /// its start is the one the aggregate took, if it timed the call (within its thread's
+    /// budget, or sampled); else not known.
     pub sampled_start: u32,
     /// Only calls that took at least this long (`--slower-than`); 0: all.
     pub min_ns: u64,

@@ -3,7 +3,10 @@
 //! these calls from the syscall hooks, so aggregate mode's hot path is unchanged). A call
 //! not selected costs a bit test. A selected one without path arguments costs a clock read
 //! and an array store at entry; with paths, its arguments and paths are captured then into
-//! a per-CPU scratch record, kept by tid until its exit. sys_exit applies the filters
+//! a per-CPU scratch record, kept by tid until its exit. When only failures are kept
+//! (`--failed`, `--errno` without `--slower-than`), a call without arguments to capture
+//! is not handed over at entry at all, and at exit only if it failed: a successful call
+//! costs two inline tests more than in aggregate mode. sys_exit applies the filters
 //! (`--failed`, `--errno` before any helper call, then `--slower-than`) and sends what
 //! passes through a ring buffer of its own. `execve`'s argv is captured at entry with its
 //! path; a socket address at exit (one the kernel writes exists only then, one the
@@ -75,6 +78,28 @@ fn count_lost(why: Lost) {
     }
 }
 
+/// Whether sys_enter hands call `id` to [`on_enter`]: every call, but when only failures
+/// are kept and take the aggregate's start (`sampled_start`), only the calls with
+/// arguments to capture at entry (paths, argv: a byte of the read-only table, inline);
+/// the others are seen at exit only, and only if they failed ([`unnoted_kept`]), so
+/// that a successful call costs no call out of the hot path at either end.
+#[inline(always)]
+pub fn noted_at_entry(id: u64, compat: bool) -> bool {
+    let c = config();
+    if c.sampled_start == 0 {
+        return true;
+    }
+    let bit = opaque(StreamConfig::bit(id, compat) as u64) as usize & (SELECT_BITS - 1);
+    c.paths.get(bit).is_some_and(|&p| p != 0)
+}
+
+/// Whether a call [`noted_at_entry`] passed over goes to [`on_exit`]: with
+/// `sampled_start`, one that `failed` (the filters are failures only).
+#[inline(always)]
+pub fn unnoted_kept(failed: bool) -> bool {
+    config().sampled_start != 0 && failed
+}
+
 /// Whether syscall `id` (an i386 number when `compat`) is selected; if so, notes what
 /// [`on_exit`] needs. Out of line: only the stream's calls take it. A call without path
 /// arguments has only its start noted, in the entry of [`STREAM_START`] beside its
@@ -82,7 +107,7 @@ fn count_lost(why: Lost) {
 /// same registers. A call with paths has them and its arguments captured now (the memory
 /// an exec replaces is gone by its exit), kept by tid in [`STREAM_PENDING`].
 #[inline(never)]
-pub fn on_enter(regs: u64, id: u64, compat: bool, pid_tgid: u64, timed_ns: u64) -> bool {
+pub fn on_enter(regs: u64, id: u64, compat: bool, pid_tgid: u64) -> bool {
     // One argument for both (BPF calls take five).
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     if id >= SYSCALL_SLOTS as u64 {
@@ -93,10 +118,7 @@ pub fn on_enter(regs: u64, id: u64, compat: bool, pid_tgid: u64, timed_ns: u64) 
     // left the mask out; 5.10's and 6.1's verifiers lost that bound where `id` was
     // spilled before its test ("unbounded memory access").
     let bit = opaque(StreamConfig::bit(id, compat) as u64) as usize & (SELECT_BITS - 1);
-    let Some(&word) = c.select.get(bit / 64) else {
-        return false;
-    };
-    if word & (1 << (bit % 64)) == 0 {
+    if !selected(c, bit) {
         return false;
     }
     let (first, second) = c.path_args(bit);
@@ -105,14 +127,9 @@ pub fn on_enter(regs: u64, id: u64, compat: bool, pid_tgid: u64, timed_ns: u64) 
             count_lost(Lost::PendingFull);
             return false;
         };
-        // Only failures kept: the aggregate's start if it timed the call (0 if not), rather
-        // than a clock read for every call.
-        let start = if c.sampled_start != 0 {
-            timed_ns
-        } else {
-            // SAFETY: reading the monotonic clock has no preconditions.
-            unsafe { bpf_ktime_get_ns() }
-        };
+        // (With `sampled_start` such a call does not come here: see `noted_at_entry`.)
+        // SAFETY: reading the monotonic clock has no preconditions.
+        let start = unsafe { bpf_ktime_get_ns() };
         // SAFETY: the entry beside the running thread's own THREADS entry.
         unsafe {
             (*p).tid = tid;
@@ -149,6 +166,14 @@ pub fn on_enter(regs: u64, id: u64, compat: bool, pid_tgid: u64, timed_ns: u64) 
         return false;
     }
     true
+}
+
+/// Whether the syscall at selection bit `bit` is streamed.
+#[inline(always)]
+fn selected(c: &StreamConfig, bit: usize) -> bool {
+    c.select
+        .get(bit / 64)
+        .is_some_and(|&word| word & (1 << (bit % 64)) != 0)
 }
 
 /// Bytes of `struct pt_regs` read at once for the arguments (x86_64's is 168: every
@@ -324,13 +349,15 @@ fn read_addr(r: &mut CallRecord, addr: usize, len: usize, ret: i64) {
     r.nbufs = 1;
 }
 
-/// A selected call returns with `ret`: sent if it passes the filters (the errno filters
-/// first: they need no helper). `stats_idx` says which syscall it was (see
-/// `ThreadState::stats_idx`). A path that could not be read at entry (its page not yet
+/// A call returns with `ret`: sent if it passes the filters (the errno filters first:
+/// they need no helper). `stats_idx` says which syscall it was (see
+/// `ThreadState::stats_idx`), `timed_ns` when the aggregate timed its start (0: not
+/// timed), `noted` whether [`on_enter`] took it (else it is tested for selection here,
+/// with the aggregate's start). A path that could not be read at entry (its page not yet
 /// faulted in: a program's helper cannot fault) is read again now that the kernel has
 /// read it, unless an exec replaced the memory.
 #[inline(never)]
-pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
+pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, timed_ns: u64, noted: bool) {
     let c = config();
     let failed = ret < 0 && ret >= -MAX_ERRNO;
     if c.failed_only != 0 && !failed {
@@ -354,21 +381,31 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
     let nr = (stats_idx & !COMPAT_IDX) % SYSCALL_SLOTS;
     let bit = StreamConfig::bit(nr as u64, compat);
     let (first, second) = c.path_args(bit);
+    if !noted && (first != 0 || !selected(c, bit)) {
+        // Not selected, or a call with paths on_enter could not keep (counted there).
+        return;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
+    let exec = crate::memory::is_exec(stats_idx);
     let r = if first == 0 {
-        let Some(start) = STREAM_START.get_ptr(noted_entry(regs)) else {
-            count_lost(Lost::PendingFull);
-            return;
+        let start_ns = if noted {
+            let Some(start) = STREAM_START.get_ptr(noted_entry(regs)) else {
+                count_lost(Lost::PendingFull);
+                return;
+            };
+            // SAFETY: a map value, valid while the program runs.
+            let start = unsafe { *start };
+            // The note was taken over by another thread (its registers' slot): the
+            // call's start is not known.
+            if start.tid != tid {
+                count_lost(Lost::PendingFull);
+                return;
+            }
+            start.start_ns
+        } else {
+            timed_ns
         };
-        // SAFETY: a map value, valid while the program runs.
-        let start = unsafe { *start };
-        // The note was taken over by another thread (its registers' slot): the call's
-        // start is not known.
-        if start.tid != tid {
-            count_lost(Lost::PendingFull);
-            return;
-        }
         let Some(r) = STREAM_SCRATCH.get_ptr_mut(0) else {
             return;
         };
@@ -379,7 +416,7 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, exec: bool) {
         r.tid = tid;
         r.tgid = (pid_tgid >> 32) as u32;
         r.nbufs = 0;
-        r.start_ns = start.start_ns;
+        r.start_ns = start_ns;
         let (addr, len) = c.addr_args(bit);
         if addr != 0 {
             read_addr(r, addr, len, ret);

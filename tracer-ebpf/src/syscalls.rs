@@ -231,12 +231,12 @@ fn enter(ctx: *mut c_void) -> i32 {
     };
     // Removed by the verifier when the stream is off (STREAM is in .rodata).
     if stream::enabled()
+        && stream::noted_at_entry(id, compat)
         && stream::on_enter(
             regs,
             id,
             compat,
             u64::from(tgid) << 32 | u64::from(tid),
-            s.start_ns,
         )
     {
         s.status |= STREAMED;
@@ -450,9 +450,10 @@ fn exit(ctx: *mut c_void) -> i32 {
     }
     // Last, so that the aggregate path keeps nothing more live for it. Removed by the
     // verifier when the stream is off (STREAM is in .rodata).
-    if stream::enabled() && status & STREAMED != 0 {
+    let noted = status & STREAMED != 0;
+    if stream::enabled() && (noted || stream::unnoted_kept(failed)) {
         // TP_PROTO(struct pt_regs *regs, long ret)
-        stream::on_exit(ctx.arg(0), ctx.arg(1), idx, memory::is_exec(idx));
+        stream::on_exit(ctx.arg(0), ctx.arg(1), idx, start, noted);
     }
     0
 }
