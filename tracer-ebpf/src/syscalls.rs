@@ -232,12 +232,7 @@ fn enter(ctx: *mut c_void) -> i32 {
     // Removed by the verifier when the stream is off (STREAM is in .rodata).
     if stream::enabled()
         && stream::noted_at_entry(id, compat)
-        && stream::on_enter(
-            regs,
-            id,
-            compat,
-            u64::from(tgid) << 32 | u64::from(tid),
-        )
+        && stream::on_enter(regs, id, compat, u64::from(tgid) << 32 | u64::from(tid))
     {
         s.status |= STREAMED;
     }

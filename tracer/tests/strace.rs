@@ -228,6 +228,110 @@ fn socket_addresses_and_argv_are_decoded() {
     assert_eq!(entries[2], serde_json::json!({"path": long, "cut": true}));
 }
 
+/// strace's line as tracer shows it where the two differ by design: the length
+/// `[128 => 16]` strace reads at entry and exit is the one the kernel wrote, `[16]`; the
+/// data `sendto`/`recvfrom` carry (strace quotes it) is a pointer.
+fn as_tracer_shows(line: &str) -> String {
+    let mut l = line.to_string();
+    while let Some(i) = l.find(" => ") {
+        let Some(open) = l[..i].rfind('[') else { break };
+        l.replace_range(open + 1..i + 4, "");
+    }
+    for call in ["sendto(", "recvfrom("] {
+        if let Some(rest) = l.strip_prefix(call)
+            && let Some((fd, rest)) = rest.split_once(", \"")
+            && let Some((_, rest)) = rest.split_once("\", ")
+        {
+            l = format!("{call}{fd}, PTR, {rest}");
+        }
+    }
+    l
+}
+
+#[test]
+fn socket_calls_are_shown_as_strace_shows_them() {
+    let Some(_guard) = ebpf_test() else { return };
+    if which("strace").is_none() {
+        return skip("strace is not installed");
+    }
+    let dir = tempdir();
+    let log = format!("{dir}/strace.log");
+    let st = Command::new("strace")
+        .args([
+            "-qq",
+            "-e",
+            "trace=%network",
+            "-o",
+            &log,
+            WORKLOAD,
+            "net",
+            &dir,
+        ])
+        .output()
+        .expect("strace runs");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let theirs: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| without_pointers(&as_tracer_shows(l.trim_end())))
+        .map(|l| {
+            // strace pads the result to a column: `listen(3, 1)      = 0`.
+            let mut l = l;
+            while l.contains("  = ") {
+                l = l.replace("  = ", " = ");
+            }
+            l
+        })
+        .map(|l| l.replacen(&dir, "DIR", 1))
+        .collect();
+    let (ours_dir, out) = trace_net(false);
+    let ours: Vec<String> = call_lines(&out.stdout)
+        .iter()
+        .map(|l| without_pointers(without_thread(l)))
+        .filter(|l| !l.starts_with("execve("))
+        .map(|l| l.replacen(&ours_dir, "DIR", 1))
+        .collect();
+    // Ports (and the unix path's length, the directories being of one length) as in the
+    // order first seen: the two runs bind other ports.
+    let ports = |lines: &[String]| -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        lines
+            .iter()
+            .map(|l| {
+                let mut out = String::new();
+                let mut rest = l.as_str();
+                while let Some(i) = rest.find("htons(") {
+                    out.push_str(&rest[..i + 6]);
+                    let tail = &rest[i + 6..];
+                    let n = tail.find(')').unwrap_or(tail.len());
+                    let port = &tail[..n];
+                    let k = match seen.iter().position(|p| p == port) {
+                        Some(k) => k,
+                        None => {
+                            seen.push(port.to_string());
+                            seen.len() - 1
+                        }
+                    };
+                    out.push_str(&if port == "0" {
+                        "0".to_string()
+                    } else {
+                        format!("P{k}")
+                    });
+                    rest = &tail[n..];
+                }
+                out.push_str(rest);
+                out
+            })
+            .collect()
+    };
+    assert_eq!(ours.len(), 22, "{ours:#?}");
+    assert_eq!(ports(&ours), ports(&theirs));
+}
+
 #[test]
 fn json_stream_has_raw_and_decoded_arguments() {
     let Some(_guard) = ebpf_test() else { return };
