@@ -5,7 +5,8 @@
 //! is kept, with when it was read, for calls that ended before that: a flood's backlog
 //! (calls that ended before the reading) reads each descriptor, and each table, once,
 //! where a call that ends after a reading (the reader caught up) is read again. Kept for
-//! one batch of calls at most.
+//! one batch of calls at most. A process that began after the call ended (its pid reused
+//! between the call and its decoding) is not the caller: its descriptors name nothing.
 use std::{collections::HashMap, ffi::CString, os::unix::ffi::OsStrExt, path::Path};
 
 use crate::model::strace::fds::{self, FdNamer, InetRow, UnixRow};
@@ -19,6 +20,8 @@ pub struct FdNames {
     /// (tgid, table) -> (read at; rows).
     inet: HashMap<(u32, &'static str), (u64, Vec<InetRow>)>,
     unix: HashMap<u32, (u64, Vec<UnixRow>)>,
+    /// tgid -> when the process now holding that pid began, CLOCK_MONOTONIC ns (None: gone).
+    began: HashMap<u32, Option<u64>>,
 }
 
 impl FdNames {
@@ -34,6 +37,17 @@ impl FdNames {
         self.names.clear();
         self.inet.clear();
         self.unix.clear();
+        self.began.clear();
+    }
+
+    /// Whether the process now at `tgid` is the one whose call ended at `end_ns`: it began
+    /// before (within a clock tick: /proc's start time counts ticks).
+    fn same_process(&mut self, tgid: u32, end_ns: u64) -> bool {
+        let began = *self.began.entry(tgid).or_insert_with(|| {
+            let (ticks, _) = super::proc::start_and_parent(tgid)?;
+            Some(boot_ticks_to_monotonic_ns(ticks))
+        });
+        began.is_some_and(|b| b <= end_ns.saturating_add(tick_ns()))
     }
 
     fn read(&mut self, tgid: u32, fd: i32, after_ns: u64) -> Option<String> {
@@ -129,11 +143,32 @@ impl FdNamer for FdNames {
         {
             return n.clone();
         }
+        if !self.same_process(tgid, after_ns) {
+            return None;
+        }
         let at = crate::run::monotonic_ns();
         let n = self.read(tgid, fd, after_ns);
         self.names.insert((tgid, fd), (at, n.clone()));
         n
     }
+}
+
+/// One clock tick (of /proc's start times), ns.
+fn tick_ns() -> u64 {
+    1_000_000_000 / procfs::ticks_per_second().max(1)
+}
+
+/// A start time in clock ticks since boot (CLOCK_BOOTTIME) on CLOCK_MONOTONIC, the calls'
+/// clock (they differ by the time the machine was suspended).
+fn boot_ticks_to_monotonic_ns(ticks: u64) -> u64 {
+    let ns = |id| {
+        nix::time::clock_gettime(id).map_or(0, |t| {
+            t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+        })
+    };
+    let suspended = ns(nix::time::ClockId::CLOCK_BOOTTIME)
+        .saturating_sub(ns(nix::time::ClockId::CLOCK_MONOTONIC));
+    ticks.saturating_mul(tick_ns()).saturating_sub(suspended)
 }
 
 fn net_table(tgid: u32, name: &str) -> String {
@@ -200,4 +235,26 @@ fn unix_diag(inode: u64) -> Option<(Option<u64>, Option<Vec<u8>>)> {
         return None;
     }
     fds::parse_unix_diag(&buf[..n as usize], inode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_that_began_after_the_call_is_not_its_caller() {
+        let me = std::process::id();
+        let now = crate::run::monotonic_ns();
+        let mut n = FdNames::new(1);
+        assert!(n.same_process(me, now));
+        // A call that ended before this process began (a second after boot) was another's.
+        n.batch();
+        assert!(!n.same_process(me, 1_000_000_000));
+        assert_eq!(n.name(me, 0, 1_000_000_000), None);
+        n.batch();
+        assert!(n.name(me, 0, now).is_some());
+        // A pid nothing holds.
+        n.batch();
+        assert!(!n.same_process(u32::MAX - 1, now));
+    }
 }
