@@ -828,9 +828,14 @@ fn descriptors_under_tracer(dir: &str, args: &[&str]) -> std::process::Output {
 
 /// The workload's `descriptors` in `dir` (holding `known`) under tracer with `flag`: its
 /// own calls (from its open of `known`, without its final write to standard output), and
-/// the descriptors it says it had.
-fn traced_descriptors(dir: &str, flag: &str) -> (Vec<String>, Vec<String>) {
-    let out = descriptors_under_tracer(dir, &[&format!("--trace={DESCRIPTOR_CALLS}"), flag]);
+/// the descriptors it says it had, and the stream's summary line. The stream goes to a file of its own (`-o`): on the
+/// standard output they share, the workload's line could land inside one of tracer's.
+fn traced_descriptors(dir: &str, flag: &str) -> (Vec<String>, Vec<String>, String) {
+    let trace = format!("{dir}/trace{flag}.txt");
+    let out = descriptors_under_tracer(
+        dir,
+        &[&format!("--trace={DESCRIPTOR_CALLS}"), flag, "-o", &trace],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -844,13 +849,19 @@ fn traced_descriptors(dir: &str, flag: &str) -> (Vec<String>, Vec<String>) {
         .split(' ')
         .map(str::to_string)
         .collect();
-    let lines: Vec<String> = call_lines(&out.stdout)
+    let text = std::fs::read(&trace).unwrap();
+    let summary = String::from_utf8_lossy(&text)
+        .lines()
+        .find(|l| l.contains(" calls streamed, "))
+        .unwrap_or_default()
+        .to_string();
+    let lines: Vec<String> = call_lines(&text)
         .iter()
         .map(|l| without_pointers(without_thread(l)))
         .skip_while(|l| !(l.starts_with("openat(") && l.contains(&format!("\"{dir}/known\""))))
         .filter(|l| !l.starts_with("write(1,") && !l.starts_with("write(1<"))
         .collect();
-    (lines, fds)
+    (lines, fds, summary)
 }
 
 #[test]
@@ -858,7 +869,8 @@ fn descriptors_are_shown_as_what_they_are() {
     let Some(_guard) = ebpf_test() else { return };
     let dir = tempdir();
     std::fs::write(format!("{dir}/known"), "hello\n").unwrap();
-    let (lines, fds) = traced_descriptors(&dir, "-yy");
+    let (lines, fds, summary) = traced_descriptors(&dir, "-yy");
+    assert!(summary.contains(" 0 lost "), "{summary}");
     let cwd = std::env::current_dir()
         .unwrap()
         .to_string_lossy()
@@ -919,7 +931,7 @@ fn descriptors_are_shown_as_what_they_are() {
     .into_iter()
     .chain(fds.iter().map(|fd| vec![format!("close({fd}) = 0")]))
     .collect();
-    assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    assert_eq!(lines.len(), want.len(), "{lines:#?}\n{summary}");
     let mut vars = BTreeMap::new();
     for (line, templates) in lines.iter().zip(&want) {
         assert!(
@@ -961,7 +973,7 @@ fn descriptors_are_shown_as_what_they_are() {
     );
 
     // -y: sockets by inode only, files and pipes the same.
-    let (lines, fds) = traced_descriptors(&dir, "-y");
+    let (lines, fds, _) = traced_descriptors(&dir, "-y");
     let (f, c, u0) = (&fds[0], &fds[4], &fds[6]);
     let mut vars = BTreeMap::new();
     for t in [
@@ -1102,7 +1114,7 @@ fn descriptors_decorated_as_strace_yy_decorates_them() {
         .skip_while(|l| !(l.starts_with("openat(") && l.contains(&format!("\"{dir}/known\""))))
         .filter(|l| !l.starts_with("write(1,") && !l.starts_with("write(1<"))
         .collect();
-    let (ours, _) = traced_descriptors(&dir, "-yy");
+    let (ours, _, _) = traced_descriptors(&dir, "-yy");
     // The calls whose descriptors are in the same state when strace prints them (at entry,
     // or at exit for a result) as when tracer decodes them, milliseconds after the call.
     // Left out: socket (strace names the new socket before it is bound), bind and connect
