@@ -107,6 +107,9 @@ pub mod maps {
     pub const STREAM_START: &str = "STREAM_START";
     /// `PerCpuArray` of one `CallRecord`: where sys_enter builds it.
     pub const STREAM_SCRATCH: &str = "STREAM_SCRATCH";
+    /// `PerCpuArray` of one record with its user stack (`--stack`): where sys_exit
+    /// appends the stack before sending.
+    pub const STREAM_STACKED: &str = "STREAM_STACKED";
     /// `PerCpuArray<u64>` by [`crate::stream::Lost`]: calls selected but not sent.
     pub const STREAM_LOST: &str = "STREAM_LOST";
 }

@@ -84,8 +84,11 @@ pub struct StreamConfig {
     /// `index + 1` in the low nibble, and its length's in the high nibble (with
     /// [`LEN_IS_PTR`] when the argument points to it); 0: none.
     pub addrs: [u8; SELECT_BITS],
+    /// Each sent call carries its user stack (`--stack`, see [`STACK_FRAMES`]).
+    pub stack: u32,
+    pub _pad_stack: u32,
 }
-const _: () = assert!(core::mem::size_of::<StreamConfig>() == 24 + 128 + 512 + 2 * 1024);
+const _: () = assert!(core::mem::size_of::<StreamConfig>() == 24 + 128 + 512 + 2 * 1024 + 8);
 
 /// [`CallRecord::dur_ns`] of a call whose start was not taken (see
 /// [`StreamConfig::sampled_start`]).
@@ -103,6 +106,8 @@ impl StreamConfig {
         errnos: [0; ERRNO_BITS / 64],
         paths: [0; SELECT_BITS],
         addrs: [0; SELECT_BITS],
+        stack: 0,
+        _pad_stack: 0,
     };
 
     /// The selection bit of syscall `nr` (an i386 number when `compat`).
@@ -179,10 +184,15 @@ pub struct CallRecord {
     /// Per buffer: for a path, bytes read including the NUL (at most [`PATH_READ`]); for
     /// the others see [`Buf`]; a negative errno when the read failed (a bad pointer).
     pub buf_len: [i32; MAX_PATHS],
+    /// With `--stack` only (else not set): bytes of user stack that follow the buffers
+    /// sent (8 per frame, innermost first, at most [`STACK_FRAMES`]), or a negative errno
+    /// when the kernel could not take it.
+    pub stack_len: i32,
+    pub _pad_stack: u32,
     pub bufs: [[u8; PATH_BUF]; MAX_PATHS],
 }
-/// Bytes of a record without paths.
-pub const HEADER_BYTES: usize = 120;
+/// Bytes of a record without buffers.
+pub const HEADER_BYTES: usize = 128;
 const _: () = assert!(core::mem::size_of::<CallRecord>() == HEADER_BYTES + 2 * PATH_BUF);
 const _: () = assert!(core::mem::offset_of!(CallRecord, bufs) == HEADER_BYTES);
 
@@ -198,6 +208,12 @@ pub enum Lost {
     PendingFull = 1,
 }
 pub const LOST_KINDS: u32 = 2;
+
+/// User frames sent with a call (`--stack`): `bpf_get_stack` keeps the innermost ones.
+pub const STACK_FRAMES: usize = 64;
+/// A record with the most paths and frames: what the kernel side's scratch for `--stack`
+/// holds.
+pub const STACKED_BYTES: usize = HEADER_BYTES + MAX_PATHS * PATH_BUF + STACK_FRAMES * 8;
 
 impl CallRecord {
     /// Decodes a record read from the ring buffer: at least the header, and the buffers it
@@ -217,6 +233,24 @@ impl CallRecord {
             return None;
         }
         Some(r)
+    }
+
+    /// The user stack that follows the buffers of a record sent with `--stack` (`bytes` as
+    /// read from the ring): its return addresses, innermost first, or the errno the kernel
+    /// gave when it could not take it. A length beyond what was read is cut to it.
+    pub fn stack(&self, bytes: &[u8]) -> Result<impl Iterator<Item = u64>, i32> {
+        if self.stack_len < 0 {
+            return Err(self.stack_len.saturating_neg());
+        }
+        let at = HEADER_BYTES + (self.nbufs as usize).min(MAX_PATHS) * PATH_BUF;
+        let tail = bytes.get(at..).unwrap_or(&[]);
+        let n = (self.stack_len as usize)
+            .min(tail.len())
+            .min(STACK_FRAMES * 8)
+            / 8;
+        Ok(tail[..n * 8]
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])))
     }
 
     /// What buffer `i` holds, if the record has it (an unknown kind: None).
@@ -340,6 +374,8 @@ mod tests {
             lost_before: 0,
             comm: [0; 16],
             buf_len: [4, i32::MIN],
+            stack_len: 0,
+            _pad_stack: 0,
             bufs: [[0; PATH_BUF]; MAX_PATHS],
         }
     }
@@ -413,5 +449,22 @@ mod tests {
         // An unknown kind is no buffer at all.
         r.kinds = [9, 0];
         assert_eq!((r.kind(0), r.addr(), r.path(0)), (None, None, None));
+    }
+
+    #[test]
+    fn a_stack_follows_the_buffers_sent() {
+        let mut r = CallRecord::decode(&[0u8; HEADER_BYTES]).unwrap();
+        r.nbufs = 1;
+        r.stack_len = 24;
+        let mut b = [0u8; HEADER_BYTES + PATH_BUF + 24];
+        for (i, f) in [0x1111u64, 0x2222, 0x3333].iter().enumerate() {
+            let at = HEADER_BYTES + PATH_BUF + 8 * i;
+            b[at..at + 8].copy_from_slice(&f.to_ne_bytes());
+        }
+        assert!(r.stack(&b).unwrap().eq([0x1111, 0x2222, 0x3333]));
+        // Cut to what was read; an errno said as one.
+        assert!(r.stack(&b[..b.len() - 3]).unwrap().eq([0x1111, 0x2222]));
+        r.stack_len = -14;
+        assert_eq!(r.stack(&b).err(), Some(14));
     }
 }

@@ -29,6 +29,8 @@ mod sched;
 #[cfg(target_arch = "bpf")]
 mod select;
 #[cfg(target_arch = "bpf")]
+mod stack;
+#[cfg(target_arch = "bpf")]
 mod stream;
 #[cfg(target_arch = "bpf")]
 mod syscalls;

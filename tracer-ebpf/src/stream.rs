@@ -18,6 +18,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    programs::RawTracePointContext,
 };
 use tracer_common::{
     COMPAT_IDX, MAX_THREADS, SYSCALL_SLOTS,
@@ -355,9 +356,14 @@ fn read_addr(r: &mut CallRecord, addr: usize, len: usize, ret: i64) {
 /// timed), `noted` whether [`on_enter`] took it (else it is tested for selection here,
 /// with the aggregate's start). A path that could not be read at entry (its page not yet
 /// faulted in: a program's helper cannot fault) is read again now that the kernel has
-/// read it, unless an exec replaced the memory.
+/// read it, unless an exec replaced the memory. `ctx` is the program's (sys_exit's
+/// registers and result are read from it; `--stack` takes the user stack through it).
 #[inline(never)]
-pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, timed_ns: u64, noted: bool) {
+pub fn on_exit(ctx: *mut core::ffi::c_void, stats_idx: u32, timed_ns: u64, noted: bool) {
+    // TP_PROTO(struct pt_regs *regs, long ret): read here, not passed (BPF calls take five
+    // arguments).
+    let tp = RawTracePointContext::new(ctx);
+    let (regs, ret): (u64, i64) = (tp.arg(0), tp.arg(1));
     let c = config();
     let failed = ret < 0 && ret >= -MAX_ERRNO;
     if c.failed_only != 0 && !failed {
@@ -462,8 +468,16 @@ pub fn on_exit(regs: u64, ret: i64, stats_idx: u32, timed_ns: u64, noted: bool) 
         1 => HEADER_BYTES + PATH_BUF,
         _ => HEADER_BYTES + 2 * PATH_BUF,
     };
+    // Removed by the verifier without --stack (in .rodata).
+    let stacked = if crate::stack::enabled(c) {
+        crate::stack::with_stack(ctx, r, len)
+    } else {
+        None
+    };
     // SAFETY: `len` is at most the record's size.
-    let bytes = unsafe { core::slice::from_raw_parts((r as *const CallRecord).cast::<u8>(), len) };
+    let bytes = stacked.unwrap_or_else(|| unsafe {
+        core::slice::from_raw_parts((r as *const CallRecord).cast::<u8>(), len)
+    });
     if STREAM_RING.output::<[u8]>(bytes, 0).is_ok() {
         if let Some(p) = unsaid {
             // SAFETY: per-CPU value.

@@ -447,8 +447,7 @@ fn exit(ctx: *mut c_void) -> i32 {
     // verifier when the stream is off (STREAM is in .rodata).
     let noted = status & STREAMED != 0;
     if stream::enabled() && (noted || stream::unnoted_kept(failed)) {
-        // TP_PROTO(struct pt_regs *regs, long ret)
-        stream::on_exit(ctx.arg(0), ctx.arg(1), idx, start, noted);
+        stream::on_exit(ctx.as_ptr(), idx, start, noted);
     }
     0
 }

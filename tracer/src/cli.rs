@@ -161,6 +161,13 @@ pub struct Cli {
     #[arg(short = 'y', long = "decode-fds", action = clap::ArgAction::Count)]
     pub decode_fds: u8,
 
+    /// Show each streamed call's user stack after its line, symbolized (strace -k): one
+    /// line per frame, JIT frames named from /tmp/perf-PID.map. Walked by frame pointers
+    /// in the kernel: past code built without them, frames are skipped or the walk ends
+    /// (README). Needs --trace.
+    #[arg(long)]
+    pub stack: bool,
+
     /// Size of the call stream's ring buffer (bytes, or with K or M; a power of two, at
     /// least 4K; default 8M).
     #[arg(long = "trace-buffer", value_name = "SIZE", value_parser = parse_ring_size)]
@@ -247,6 +254,7 @@ impl Cli {
             failed: self.failed,
             errnos: self.errno.clone(),
             slower_than: self.slower_than,
+            stack: self.stack,
         })
     }
 
@@ -321,6 +329,10 @@ impl Cli {
         } else if self.decode_fds > 0 {
             return Err(
                 "-y names the descriptors of --trace's calls, which is not asked for".into(),
+            );
+        } else if self.stack {
+            return Err(
+                "--stack shows the stacks of --trace's calls, which is not asked for".into(),
             );
         } else if self.trace_buffer.is_some() {
             return Err(
@@ -595,6 +607,13 @@ mod tests {
             parse(&["tracer", "-p", "1", "-y"])
                 .unwrap_err()
                 .contains("-y names the descriptors of --trace's calls")
+        );
+        let (cli, _) = parse(&["tracer", "-p", "1", "--failed", "--stack"]).unwrap();
+        assert!(cli.trace_spec().unwrap().stack);
+        assert!(
+            parse(&["tracer", "-p", "1", "--stack"])
+                .unwrap_err()
+                .contains("--stack shows the stacks of --trace's calls")
         );
     }
 

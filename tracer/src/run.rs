@@ -154,7 +154,11 @@ pub fn run(mut cli: Cli, mode: Mode) -> Result<ExitCode> {
     };
 
     let stream = if real && stream.is_some() {
-        Some(StreamReader::new(probes.ebpf_mut())?.decode_fds(cli.decode_fds))
+        Some(
+            StreamReader::new(probes.ebpf_mut())?
+                .decode_fds(cli.decode_fds)
+                .stacks(cli.stack),
+        )
     } else {
         None
     };

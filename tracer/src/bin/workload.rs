@@ -110,6 +110,9 @@
 //!
 //! `tracer-workload [--wait] zombies EARLY LATE MILLIS` and `tracer-workload orphan`:
 //! zombie children and an orphan with known numbers and times (see workload/kin.rs).
+//!
+//! `tracer-workload stack COUNT`: calls from functions with known frames, for `--stack`
+//! (see workload/stack.rs).
 use std::{ffi::CString, fs::OpenOptions, os::fd::AsRawFd};
 
 #[path = "workload/anatomy.rs"]
@@ -136,10 +139,12 @@ mod memory;
 mod net;
 #[path = "workload/renames.rs"]
 mod renames;
+#[path = "workload/stack.rs"]
+mod stack;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | families GETPPID SLEEPS FAILS CHILDREN | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | compute ROUNDS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan | files DIR | descriptors DIR"
+        "usage: tracer-workload [--wait] syscalls GETPPID WRITES MISSING_OPENS | paced COUNT MILLIS | mixed COUNT EVERY KIB | steady HZ SECS SLEEP_MS | bursts ROUNDS CALLS MILLIS | surge BASE_HZ BASE_MS SURGE_HZ SURGE_MS FAILS TAIL_MS | families GETPPID SLEEPS FAILS CHILDREN | rare COUNT EVERY | spin THREADS SECS | forks CHILDREN CALLS | family CHILDREN CALLS | stranger | threads COUNT CALLS [NAP_MS] | exits | churn ROUNDS MIB | brk MIB | mmap MIB | fds N | oom | grow MIB MILLIS COUNT | dups | fdexec | passfds ROUNDS | evilname | int80 GETPPID | congruent FIRST STRIDE COUNT CALLS | household CHILDREN CALLS | renames NAME N M K | rename | anatomy | blocking FSYNC_PATH | loop ITERATIONS BUSY_MS STALL_AT STALL_MS | compute ROUNDS | crash null|readonly|bus|abort | zombies EARLY LATE MILLIS | orphan | stack COUNT | files DIR | descriptors DIR"
     );
     std::process::exit(2)
 }
@@ -658,6 +663,7 @@ fn main() {
         ),
         Some("zombies") => kin::zombies(num(args.next()), num(args.next()), num(args.next()), wait),
         Some("orphan") => kin::orphan(),
+        Some("stack") => stack::run(num(args.next())),
         Some("crash") => crash::run(&args.next().unwrap_or_else(|| usage()), wait),
         Some("oom") => memory::oom(wait),
         Some("dups") => memory::dups(wait),

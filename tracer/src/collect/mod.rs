@@ -8,6 +8,7 @@ pub mod memory;
 pub mod proc;
 pub mod procs;
 pub mod sched;
+pub mod stack;
 pub mod stream;
 pub mod threads;
 

@@ -21,6 +21,8 @@ pub struct StreamReader {
     lost_said: u64,
     /// `-y`: the descriptors named at decode time.
     fds: Option<super::fds::FdNames>,
+    /// `--stack`: the symbolizer of the calls' stacks.
+    stacks: Option<super::stack::Stacks>,
 }
 
 impl StreamReader {
@@ -31,6 +33,7 @@ impl StreamReader {
             summary: StreamSummary::default(),
             lost_said: 0,
             fds: None,
+            stacks: None,
         })
     }
 
@@ -40,11 +43,20 @@ impl StreamReader {
         self
     }
 
+    /// Shows each call's user stack (`--stack`).
+    pub fn stacks(mut self, on: bool) -> Self {
+        self.stacks = on.then(super::stack::Stacks::new);
+        self
+    }
+
     /// Takes what the ring holds, up to `max` records; `wall_offset_ns` turns monotonic
     /// times into wall ones.
     pub fn drain(&mut self, wall_offset_ns: i128, max: usize, out: &mut Vec<Item>) {
         if let Some(f) = self.fds.as_mut() {
             f.batch();
+        }
+        if let Some(s) = self.stacks.as_mut() {
+            s.batch();
         }
         for _ in 0..max {
             let Some(bytes) = self.ring.next() else {
@@ -63,11 +75,20 @@ impl StreamReader {
                 .fds
                 .as_mut()
                 .map(|f| f as &mut dyn crate::model::strace::fds::FdNamer);
-            out.push(Item::Call(Box::new(Call::from_record_named(
-                &r,
-                wall_offset_ns,
-                fds,
-            ))));
+            let mut call = Call::from_record_named(&r, wall_offset_ns, fds);
+            if let Some(s) = self.stacks.as_mut() {
+                use crate::model::strace::stack::{self, Symbolize};
+                let end_ns = call.mono_ns.saturating_add(call.duration_ns.unwrap_or(0));
+                let frames = r.stack(&bytes).map(|a| {
+                    let addrs: Vec<u64> = a.collect();
+                    s.frames(r.tgid, stack::walked(&addrs), end_ns)
+                });
+                if frames.is_err() {
+                    self.summary.stacks_lost += 1;
+                }
+                call.set_stack(frames);
+            }
+            out.push(Item::Call(Box::new(call)));
         }
     }
 

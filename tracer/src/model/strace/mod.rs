@@ -5,6 +5,7 @@ pub mod args;
 pub mod classes;
 pub mod decode;
 pub mod fds;
+pub mod stack;
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -23,6 +24,8 @@ pub struct TraceSpec {
     pub failed: bool,
     pub errnos: Vec<i32>,
     pub slower_than: Option<Duration>,
+    /// Each call's user stack (`--stack`).
+    pub stack: bool,
 }
 
 /// The classes `--trace` knows, as strace spells them.
@@ -87,6 +90,7 @@ pub fn config(spec: &TraceSpec) -> Result<StreamConfig, String> {
             (spec.failed || !spec.errnos.is_empty()) && spec.slower_than.is_none(),
         ),
         min_ns: spec.slower_than.map_or(0, |d| d.as_nanos() as u64),
+        stack: u32::from(spec.stack),
         ..StreamConfig::default()
     };
     let half = SELECT_BITS / 2;
@@ -164,6 +168,13 @@ pub struct Call {
     /// With `-y`: the descriptors named, in the arguments and the result.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fds: Vec<NamedFd>,
+    /// With `--stack`: the user stack, innermost frame first (None: not asked, or not
+    /// taken: then `stack_error` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Vec<stack::Frame>>,
+    /// The errno of a stack the kernel could not take (`EFAULT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_error: Option<String>,
 }
 
 /// A descriptor `-y` named: which argument (None: the result), its number, and what it
@@ -341,6 +352,16 @@ impl Call {
             duration_ns: (r.dur_ns != DUR_UNKNOWN).then_some(r.dur_ns),
             result,
             fds: named,
+            stack: None,
+            stack_error: None,
+        }
+    }
+
+    /// `--stack`: the call's frames, or the errno the kernel gave for not taking them.
+    pub fn set_stack(&mut self, frames: Result<Vec<stack::Frame>, i32>) {
+        match frames {
+            Ok(f) => self.stack = Some(f),
+            Err(e) => self.stack_error = Some(decode::errno(e).0),
         }
     }
 
@@ -377,6 +398,15 @@ impl Call {
                 let _ = write!(out, "{}>", decode::duration(ns));
             }
             None => out.push_str("unavailable>"),
+        }
+        for f in self.stack.iter().flatten() {
+            out.push('\n');
+            f.write_line(out);
+        }
+        if let Some(e) = &self.stack_error {
+            out.push('\n');
+            let (_, message) = decode::errno(decode::errno_by_name(e).unwrap_or(0));
+            stack::not_taken_line(e, &message, out);
         }
     }
 }
@@ -516,6 +546,8 @@ pub struct StreamSummary {
     pub lost_pending_full: u64,
     /// Records that could not be decoded.
     pub undecodable: u64,
+    /// Calls sent without their stack (`--stack`: the kernel could not take it).
+    pub stacks_lost: u64,
 }
 
 impl StreamSummary {
@@ -525,13 +557,18 @@ impl StreamSummary {
 
     pub fn line(&self) -> String {
         format!(
-            "tracer: {} calls streamed, {} lost (ring buffer full: {}, call table full: {}){}",
+            "tracer: {} calls streamed, {} lost (ring buffer full: {}, call table full: {}){}{}",
             self.streamed,
             self.lost(),
             self.lost_ring_full,
             self.lost_pending_full,
             if self.undecodable > 0 {
                 format!(", {} undecodable records", self.undecodable)
+            } else {
+                String::new()
+            },
+            if self.stacks_lost > 0 {
+                format!(", {} without their stack", self.stacks_lost)
             } else {
                 String::new()
             }
@@ -548,6 +585,7 @@ impl StreamSummary {
                 "pending_full": self.lost_pending_full,
             },
             "undecodable": self.undecodable,
+            "stacks_lost": self.stacks_lost,
         })
     }
 }
@@ -580,6 +618,8 @@ mod tests {
             lost_before: 0,
             comm: *b"node\0\0\0\0\0\0\0\0\0\0\0\0",
             buf_len: [0; MAX_PATHS],
+            stack_len: 0,
+            _pad_stack: 0,
             bufs: [[0; PATH_BUF]; MAX_PATHS],
         };
         for (i, p) in paths.iter().enumerate() {
@@ -839,14 +879,47 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_follows_its_call_line_and_is_in_its_object() {
+        let mut c = Call::from_record(&record(110, [0; 6], &[], 7), 0);
+        c.set_stack(Ok(vec![
+            stack::Frame::named(0x7f00, "getppid", 7, "/lib/libc.so.6"),
+            stack::Frame::unknown(0x5000, "not mapped"),
+        ]));
+        assert_eq!(
+            line_without_time(&c),
+            "[2201 node] getppid() = 7 <0.000012>\n > /lib/libc.so.6(getppid+0x7) [0x7f00]\n > ? [0x5000] (not mapped)"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&Item::Call(Box::new(c)))).unwrap();
+        assert_eq!(v["stack"][0]["symbol"], "getppid");
+        assert_eq!(v["stack"][1]["unknown"], "not mapped");
+        assert!(v.get("stack_error").is_none());
+        let mut c = Call::from_record(&record(110, [0; 6], &[], 7), 0);
+        c.set_stack(Err(14));
+        assert!(
+            c.line()
+                .ends_with("\n > stack not taken: EFAULT (Bad address)")
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&Item::Call(Box::new(c)))).unwrap();
+        assert_eq!(v["stack_error"], "EFAULT");
+        assert!(v.get("stack").is_none());
+        // Without --stack, neither.
+        let c = Call::from_record(&record(110, [0; 6], &[], 7), 0);
+        assert!(!json_line(&Item::Call(Box::new(c))).contains("stack"));
+    }
+
+    #[test]
     fn config_selects_numbers_and_paths() {
         let spec = TraceSpec {
             set: "openat,rename".into(),
             failed: true,
             errnos: vec![2],
             slower_than: Some(Duration::from_millis(2)),
+            stack: true,
         };
         let c = config(&spec).unwrap();
+        assert_eq!(c.stack, 1);
         assert_eq!(c.select[0] & (1 << 2), 0, "open not selected");
         assert_ne!(c.select[257 / 64] & (1 << (257 % 64)), 0);
         assert_eq!(c.paths[257], 2);
