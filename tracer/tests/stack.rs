@@ -202,9 +202,20 @@ fn node_jit_frames_are_named_from_its_perf_map() {
         .iter()
         .find(|v| v["type"] == "call")
         .map(|c| c["pid"].as_u64().unwrap());
-    if let Some(pid) = pid {
-        let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
-    }
+    // What node wrote, for the failure message.
+    let written = pid.map(|pid| {
+        let path = format!("/tmp/perf-{pid}.map");
+        let text = std::fs::read_to_string(&path);
+        let _ = std::fs::remove_file(&path);
+        match text {
+            Ok(t) => format!(
+                "{path}: {} lines, {} naming tracerStackProbe",
+                t.lines().count(),
+                t.lines().filter(|l| l.contains("tracerStackProbe")).count()
+            ),
+            Err(e) => format!("{path}: {e}"),
+        }
+    });
     assert!(
         out.status.success(),
         "{}",
@@ -230,9 +241,20 @@ fn node_jit_frames_are_named_from_its_perf_map() {
                     .is_some_and(|s| s.contains("tracerStackProbe"))
         })
     });
+    let from_map = ours
+        .iter()
+        .filter(|c| {
+            c["stack"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["module"] == map.as_str())
+        })
+        .count();
     assert!(
         jit,
-        "no frame of tracerStackProbe from {map}: {:#?}",
+        "no frame of tracerStackProbe from {map} ({written:?}; {from_map} of {} calls with a frame from it): {:#?}",
+        ours.len(),
         ours.last()
     );
     // And the native frames below: libuv's stat in node's own binary.
