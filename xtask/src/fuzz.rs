@@ -25,6 +25,8 @@ struct Target {
     /// are caught all the same) and runs many times faster, into its own target directory
     /// (another build's flags would rebuild every dependency each time).
     asan: bool,
+    /// The fuzz crate's feature that the target requires (its dependencies).
+    feature: Option<&'static str>,
 }
 
 const TARGETS: &[Target] = &[
@@ -36,6 +38,7 @@ const TARGETS: &[Target] = &[
         max_len: 256,
         seeds: seeds::decode,
         asan: true,
+        feature: None,
     },
     // strace mode's decoding of call records into lines and JSON, and `-y`'s parsers: more
     // than the largest call record (648 bytes), and room for `/proc/net` lines. Safe Rust
@@ -47,6 +50,7 @@ const TARGETS: &[Target] = &[
         max_len: 1024,
         seeds: seeds::stream,
         asan: false,
+        feature: Some("stream"),
     },
 ];
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -168,6 +172,9 @@ fn cargo_fuzz(sub: &str, fuzz_dir: &Path, t: &Target) -> Command {
     if !t.asan {
         c.args(["--sanitizer", "none", "--target-dir"])
             .arg(fuzz_dir.join("target").join("no-sanitizer"));
+    }
+    if let Some(f) = t.feature {
+        c.args(["--features", f]);
     }
     c.arg(t.name);
     c
