@@ -1,49 +1,12 @@
-//! tracer: what one process is doing to the operating system, live, with eBPF.
-//!
-//! Flow: `cli` -> `target` (what to trace) -> `probes` (load + attach) -> `collect` (read
-//! maps) -> `model` (pure numbers) -> `sink`s (`render`: text | json). `run` sets up,
-//! `engine` drives the run and hands each report to the sinks.
-mod btf;
-mod cli;
-mod collect;
-mod compare;
-mod engine;
-mod model;
-mod output;
-mod probes;
-mod render;
-mod run;
-mod say;
-mod select;
-mod sink;
-mod target;
-#[cfg(test)]
-mod testing;
-
+//! tracer's binary: the program is the library's (`lib.rs`), which the fuzz targets
+//! (`fuzz/`) use too.
 use std::process::ExitCode;
 
+// The library builds without the eBPF object (the fuzz targets need none); the binary
+// needs it.
+#[cfg(tracer_missing_ebpf)]
+compile_error!("the eBPF object is not built: run `cargo xtask build` (it builds it first)");
+
 fn main() -> ExitCode {
-    // A bug must still be one plain line, not a backtrace.
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info.to_string().replace('\n', " ");
-        eprintln!("tracer: internal error: {}", render::term::printable(&msg));
-    }));
-    // `tracer compare BEFORE AFTER`: recordings, no tracing.
-    let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "compare") {
-        return compare::main(args.collect());
-    }
-    let (cli, mode) = match cli::parse() {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    match run::run(cli, mode) {
-        Ok(code) => code,
-        Err(e) => {
-            // One line, whatever the message quotes (a process's name, a path).
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("tracer: {}", render::term::printable(&msg));
-            ExitCode::from(1)
-        }
-    }
+    tracer::main()
 }

@@ -27,10 +27,9 @@ use crate::{
     model::{blocked::cause_of, syscall_name},
 };
 
-#[cfg(tracer_missing_ebpf)]
-compile_error!("the eBPF object is not built: run `cargo xtask build` (it builds it first)");
-
-/// The kernel programs, built by `cargo xtask build-ebpf` and embedded at compile time.
+/// The kernel programs, built by `cargo xtask build-ebpf` and embedded at compile time
+/// (empty when it was not built: the library still builds, for the fuzz targets, and the
+/// binary refuses to, in `main.rs`).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer.bpf.o"));
 
 /// Which programs to attach.
@@ -250,6 +249,9 @@ impl Probes {
     /// Loads the programs of the chosen sections into the kernel (the verifier runs here),
     /// without attaching them.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
+        if EBPF_OBJECT.is_empty() {
+            bail!("the eBPF object is not built: run `cargo xtask build` (it builds it first)");
+        }
         let table_entries = table::entries(pid_max()?);
         raise_memlock_limit();
         let follow = u32::from(opts.follow);
@@ -730,6 +732,7 @@ mod tests {
     use super::verifier_reason;
 
     /// The flags of each map definition in an object's `maps` section, by name.
+    #[cfg(not(tracer_missing_ebpf))]
     fn map_flags(object: &[u8]) -> std::collections::BTreeMap<String, u32> {
         use object::{Object, ObjectSection, ObjectSymbol};
         let file = object::File::parse(object).unwrap();

@@ -1,31 +1,66 @@
-//! `cargo xtask fuzz`: runs the libFuzzer target of the ring-buffer decoder (`fuzz/`) with
-//! cargo-fuzz on nightly, from a corpus seeded with one valid record of each kind, and says
-//! how many inputs it ran; any crash fails, naming the input libFuzzer saved.
-use std::{fs, path::Path, time::Instant};
+//! `cargo xtask fuzz`: runs the libFuzzer targets of the decoders of kernel records
+//! (`fuzz/`) with cargo-fuzz on nightly, one after the other, each from a corpus seeded with
+//! valid inputs (`seeds.rs`), and says how many inputs each ran; any crash fails, naming
+//! the input libFuzzer saved.
+mod seeds;
+
+use std::{fs, path::Path, process::Command, time::Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tracer_common::event::{
-    Crash, EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Stall, Taken,
-};
 
 use crate::{
     build::{cargo, workspace_root},
     setup::{self, quiet_ok},
 };
 
-const TARGET: &str = "decode";
+/// A libFuzzer target of `fuzz/`.
+struct Target {
+    name: &'static str,
+    /// Longest input tried.
+    max_len: usize,
+    seeds: fn() -> Vec<(&'static str, Vec<u8>)>,
+    /// Built with AddressSanitizer, which checks the memory accesses of unsafe code. A
+    /// target that reaches only safe Rust is built without it (panics and debug assertions
+    /// are caught all the same) and runs many times faster, into its own target directory
+    /// (another build's flags would rebuild every dependency each time).
+    asan: bool,
+    /// The fuzz crate's feature that the target requires (its dependencies).
+    feature: Option<&'static str>,
+}
+
+const TARGETS: &[Target] = &[
+    // The ring-buffer records (`event::decode`) and the call stream's (`CallRecord::decode`):
+    // more than the largest event (160 bytes), so that records followed by padding are
+    // tried too.
+    Target {
+        name: "decode",
+        max_len: 256,
+        seeds: seeds::decode,
+        asan: true,
+        feature: None,
+    },
+    // strace mode's decoding of call records into lines and JSON, and `-y`'s parsers: more
+    // than the largest call record (648 bytes), and room for `/proc/net` lines. Safe Rust
+    // but for `CallRecord::decode` (`decode` fuzzes it under AddressSanitizer, with the same
+    // bytes) and libc's `localtime_r` (which the sanitizer does not instrument); its many
+    // small allocations made it 7 times slower under the sanitizer (bench/FUZZ.md).
+    Target {
+        name: "stream",
+        max_len: 1024,
+        seeds: seeds::stream,
+        asan: false,
+        feature: Some("stream"),
+    },
+];
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-/// Longest input tried: more than the largest record (160 bytes), so that records followed
-/// by padding are tried too.
-const MAX_LEN: usize = 256;
 
 #[derive(Args)]
 pub struct Opts {
-    /// Fuzz for this many seconds.
+    /// Fuzz each target for this many seconds.
     #[arg(long, default_value_t = 60, conflicts_with = "runs", value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
-    /// Fuzz this many inputs instead.
+    /// Fuzz this many inputs of each target instead.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: Option<u64>,
 }
@@ -34,27 +69,51 @@ pub fn run(opts: &Opts) -> Result<()> {
     setup::ensure_nightly()?;
     ensure_cargo_fuzz()?;
     let fuzz_dir = workspace_root().join("fuzz");
-    let corpus = fuzz_dir.join("corpus").join(TARGET);
-    write_seeds(&corpus)?;
-    eprintln!("xtask fuzz: building the fuzz target {TARGET} (nightly, AddressSanitizer)");
-    let fuzz = |sub: &str| {
-        let mut c = cargo(Some("nightly"));
-        c.args(["fuzz", sub, "--debug-assertions", TARGET]);
-        c
-    };
-    setup::run(&mut fuzz("build"))?;
+    for t in TARGETS {
+        let with = if t.asan {
+            "AddressSanitizer"
+        } else {
+            "no sanitizer"
+        };
+        eprintln!(
+            "xtask fuzz: building the fuzz target {} (nightly, {with})",
+            t.name
+        );
+        setup::run(&mut cargo_fuzz("build", &fuzz_dir, t))?;
+    }
     let limit = match opts.runs {
         Some(n) => format!("-runs={n}"),
         None => format!("-max_total_time={}", opts.seconds),
     };
-    eprintln!("xtask fuzz: fuzzing {TARGET} ({limit})");
+    let mut crashed = Vec::new();
+    for t in TARGETS {
+        match fuzz(&fuzz_dir, t, &limit) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                println!("fuzz {}: {e:#}", t.name);
+                crashed.push(t.name);
+            }
+        }
+    }
+    if !crashed.is_empty() {
+        bail!("fuzzing failed: {} (said above)", crashed.join(", "));
+    }
+    Ok(())
+}
+
+/// Runs one target from its seeded corpus; its line, or why it failed.
+fn fuzz(fuzz_dir: &Path, t: &Target, limit: &str) -> Result<String> {
+    let name = t.name;
+    let corpus = fuzz_dir.join("corpus").join(name);
+    write_seeds(&corpus, (t.seeds)())?;
+    eprintln!("xtask fuzz: fuzzing {name} ({limit})");
     let start = Instant::now();
-    let out = fuzz("run")
+    let out = cargo_fuzz("run", fuzz_dir, t)
         .arg(&corpus)
         .args([
             "--",
-            &limit,
-            &format!("-max_len={MAX_LEN}"),
+            limit,
+            &format!("-max_len={}", t.max_len),
             "-print_final_stats=1",
         ])
         .output()
@@ -63,7 +122,7 @@ pub fn run(opts: &Opts) -> Result<()> {
     let artifacts = fuzz_dir.join("artifacts");
     fs::create_dir_all(&artifacts)
         .with_context(|| format!("cannot create {}", artifacts.display()))?;
-    let log = artifacts.join(format!("{TARGET}.log"));
+    let log = artifacts.join(format!("{name}.log"));
     fs::write(&log, [&out.stderr[..], &out.stdout[..]].concat())
         .with_context(|| format!("cannot write {}", log.display()))?;
     let text = String::from_utf8_lossy(&out.stderr);
@@ -85,7 +144,7 @@ pub fn run(opts: &Opts) -> Result<()> {
             .map(|(_, path)| path.trim());
         match input {
             Some(path) => bail!(
-                "fuzz target {TARGET} crashed: {why}; input saved in {path}; libFuzzer's output in {}",
+                "crashed: {why}; input saved in {path}; libFuzzer's output in {}",
                 log.display()
             ),
             None => bail!(
@@ -94,15 +153,31 @@ pub fn run(opts: &Opts) -> Result<()> {
             ),
         }
     }
-    let stat = |name: &str| {
+    let stat = |stat: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
-            .with_context(|| format!("no {name} in libFuzzer's output ({})", log.display()))
+            .find_map(|l| l.strip_prefix(stat)?.trim().parse::<u64>().ok())
+            .with_context(|| format!("no {stat} in libFuzzer's output ({})", log.display()))
     };
     let runs = stat("stat::number_of_executed_units:")?;
     let per_s = stat("stat::average_exec_per_sec:")?;
-    println!("fuzz {TARGET}: {runs} executions in {wall:.1} s, {per_s} exec/s, no crash");
-    Ok(())
+    Ok(format!(
+        "fuzz {name}: {runs} executions in {wall:.1} s, {per_s} exec/s, no crash"
+    ))
+}
+
+/// `cargo fuzz build` or `run` of a target, with debug assertions.
+fn cargo_fuzz(sub: &str, fuzz_dir: &Path, t: &Target) -> Command {
+    let mut c = cargo(Some("nightly"));
+    c.args(["fuzz", sub, "--debug-assertions"]);
+    if !t.asan {
+        c.args(["--sanitizer", "none", "--target-dir"])
+            .arg(fuzz_dir.join("target").join("no-sanitizer"));
+    }
+    if let Some(f) = t.feature {
+        c.args(["--features", f]);
+    }
+    c.arg(t.name);
+    c
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {
@@ -117,121 +192,13 @@ fn ensure_cargo_fuzz() -> Result<()> {
     ]))
 }
 
-/// Writes one valid record of each kind into the corpus (the same files every time; the
-/// inputs libFuzzer adds beside them are kept between runs).
-fn write_seeds(corpus: &Path) -> Result<()> {
+/// Writes the seeds into the corpus (the same files every time; the inputs libFuzzer adds
+/// beside them are kept between runs).
+fn write_seeds(corpus: &Path, seeds: Vec<(&str, Vec<u8>)>) -> Result<()> {
     fs::create_dir_all(corpus).with_context(|| format!("cannot create {}", corpus.display()))?;
-    let record = |kind: Kind, data| RawEvent {
-        header: Header {
-            kind: kind as u32,
-            slot: 0,
-            ts_ns: 1_500_000_000,
-            tid: 1001,
-            tgid: 1000,
-        },
-        data,
-    };
-    let seeds = [
-        (
-            "fork",
-            record(
-                Kind::Fork,
-                EventData::Fork(Fork {
-                    child_tid: 1002,
-                    child_tgid: 1002,
-                    followed: 1,
-                    _pad: 0,
-                    child_start_ns: 5_000_000_000,
-                }),
-            ),
-        ),
-        (
-            "exec",
-            record(
-                Kind::Exec,
-                EventData::Exec(Exec {
-                    old_tid: 1001,
-                    _pad: 0,
-                    comm: *b"tracer-workload\0",
-                }),
-            ),
-        ),
-        (
-            "exit",
-            record(
-                Kind::Exit,
-                EventData::Exit(Exit {
-                    exit_code: 3 << 8,
-                    group_dead: 1,
-                    calls: 100,
-                    errors: 1,
-                    start_ns: 123_000_000,
-                }),
-            ),
-        ),
-        (
-            "signal",
-            record(
-                Kind::Signal,
-                EventData::Signal(Signal {
-                    sig: 15,
-                    sender_tgid: 1,
-                    result: 0,
-                    from_kernel: 0,
-                }),
-            ),
-        ),
-        (
-            "oom-kill",
-            record(Kind::OomKill, EventData::OomKill(OomKill::example(b"app"))),
-        ),
-        (
-            "taken",
-            record(
-                Kind::Taken,
-                EventData::Taken(Taken {
-                    how: tracer_common::target_flags::BY_COMM,
-                    cause: tracer_common::event::taken_cause::NAME,
-                    start_ns: 7_000_000_000,
-                }),
-            ),
-        ),
-        (
-            "stall",
-            record(
-                Kind::Stall,
-                EventData::Stall(Stall {
-                    busy_ns: 2_000_000_000,
-                    on_cpu_ns: 1_990_000_000,
-                    runq_ns: 4_000_000,
-                    calls: 3,
-                    slow_nr: 0,
-                    slow_ns: 20_000,
-                    comm: *b"node\0\0\0\0\0\0\0\0\0\0\0\0",
-                }),
-            ),
-        ),
-        (
-            "crash",
-            record(
-                Kind::Crash,
-                EventData::Crash(Crash {
-                    sig: 11,
-                    code: 2,
-                    addr: 0x7f00_0000_1000,
-                    ip: 0x5555_0000_1234,
-                    sender_tgid: 1000,
-                    from_kernel: 1,
-                    comm: *b"tracer-workload\0",
-                }),
-            ),
-        ),
-    ];
-    for (name, ev) in seeds {
-        let (bytes, len) = ev.encode();
+    for (name, bytes) in seeds {
         let path = corpus.join(format!("seed-{name}"));
-        fs::write(&path, &bytes[..len])
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ enum Cmd {
         args: Vec<OsString>,
     },
     /// Build, then run every test: unit tests and the eBPF integration tests (as root),
-    /// then fuzz the ring-buffer decoder for 20 s.
+    /// then fuzz the decoders of kernel records for 20 s per fuzz target.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -45,8 +45,9 @@ enum Cmd {
     /// Build, then benchmark tracer against its floor, strace, perf trace and bpftrace, and
     /// write bench/RESULTS.md (as root; takes several minutes, --quick about two).
     Bench(bench::Opts),
-    /// Fuzz the ring-buffer record decoder with libFuzzer (cargo-fuzz, nightly; installs
-    /// cargo-fuzz if missing); fails on any crash, naming the input that caused it.
+    /// Fuzz the decoders of kernel records with libFuzzer, each target in turn (cargo-fuzz,
+    /// nightly; installs cargo-fuzz if missing); fails on any crash, naming the input that
+    /// caused it.
     Fuzz(fuzz::Opts),
 }
 
@@ -75,7 +76,8 @@ fn main() -> ExitCode {
         Cmd::BuildEbpf => setup::ensure().and_then(|_| build::ebpf()),
         Cmd::Build => build::all(),
         Cmd::Run { args } => build::all().and_then(|_| build::run_tracer(&args)),
-        // CI runs `cargo xtask test`: it fuzzes the decoder on every change.
+        // CI runs `cargo xtask test`: it fuzzes the decoders on every change (20 s for each
+        // of the two targets).
         Cmd::Test { args } => build::test(&args).and_then(|()| {
             fuzz::run(&fuzz::Opts {
                 seconds: 20,

@@ -238,7 +238,8 @@ fn build_tests() -> Result<(Vec<TestBinary>, Vec<PathBuf>)> {
         let kind = m["target"]["kind"][0].as_str().unwrap_or_default();
         let path = PathBuf::from(exe);
         if m["profile"]["test"] == true {
-            let name = if kind == "bin" {
+            // The unit tests are the library's (the binary has none of its own).
+            let name = if kind == "lib" {
                 UNIT.to_string()
             } else {
                 m["target"]["name"].as_str().unwrap_or_default().to_string()
