@@ -5,7 +5,10 @@ use tracer_common::{
     event::{
         Crash, EventData, Exec, Exit, Fork, Header, Kind, OomKill, RawEvent, Signal, Stall, Taken,
     },
-    stream::{CallRecord, DUR_UNKNOWN, HEADER_BYTES, NR_COMPAT, PATH_BUF, PATH_READ},
+    stream::{
+        ADDR_LEN_AT, ARG_BUF, ARGV_LENS, ARGV_MORE, Buf, CallRecord, DUR_UNKNOWN, HEADER_BYTES,
+        NR_COMPAT, PATH_BUF, PATH_READ,
+    },
 };
 
 /// One valid record of each kind, for `decode`.
@@ -200,10 +203,37 @@ pub fn stream() -> Vec<(&'static str, Vec<u8>)> {
         &[b""],
         -14,
     );
-    r.path_len[0] = -14;
+    r.buf_len[0] = -14;
     r.dur_ns = DUR_UNKNOWN;
     r.comm = *b"\x1b[2J\n<evil>\0\0\0\0\0";
     seeds.push(("execve-efault", bytes(&r, 1)));
+    // execve with its argv (two entries, more after), and a connect with its address.
+    let mut r = record(
+        Sysno::execve.id() as u32,
+        [0x1000, 0x2000, 0x3000, 0, 0, 0],
+        &[b"/bin/ls", b""],
+        0,
+    );
+    r.kinds[1] = Buf::Argv as u8;
+    r.buf_len[1] = 2 | ARGV_MORE;
+    r.bufs[1] = [0; PATH_BUF];
+    r.bufs[1][..3].copy_from_slice(b"ls\0");
+    r.bufs[1][ARG_BUF..ARG_BUF + 3].copy_from_slice(b"-l\0");
+    r.bufs[1][ARGV_LENS] = 3;
+    r.bufs[1][ARGV_LENS + 1] = 3;
+    seeds.push(("execve-argv", bytes(&r, 2)));
+    let mut r = record(
+        Sysno::connect.id() as u32,
+        [4, 0x2000, 16, 0, 0, 0],
+        &[b""],
+        -111,
+    );
+    r.kinds[0] = Buf::Addr as u8;
+    r.buf_len[0] = 16;
+    r.bufs[0] = [0; PATH_BUF];
+    r.bufs[0][..8].copy_from_slice(&[2, 0, 0x1f, 0x90, 127, 0, 0, 1]);
+    r.bufs[0][ADDR_LEN_AT..ADDR_LEN_AT + 4].copy_from_slice(&16u32.to_ne_bytes());
+    seeds.push(("connect-addr", bytes(&r, 1)));
     seeds.extend([
         (
             "proc-net-tcp",
@@ -242,10 +272,10 @@ fn record(nr: u32, args: [u64; 6], paths: &[&[u8]], ret: i64) -> CallRecord {
     r.args = args;
     r.comm = *b"tracer-workload\0";
     for (i, p) in paths.iter().enumerate() {
-        r.paths[i][..p.len()].copy_from_slice(p);
-        r.path_len[i] = p.len() as i32 + 1;
+        r.bufs[i][..p.len()].copy_from_slice(p);
+        r.buf_len[i] = p.len() as i32 + 1;
     }
-    r.npaths = paths.len() as _;
+    r.nbufs = paths.len() as _;
     r
 }
 
