@@ -7,8 +7,47 @@ use serde::{Serialize, Serializer};
 use crate::model::{Report, WallClock, memory::FdWarning};
 
 pub fn write(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, report)?;
+    to_writer(&mut *out, report)?;
     out.write_all(b"\n")
+}
+
+/// `value` as compact JSON, as `serde_json` writes it but for DEL and the C1 controls
+/// (U+007F to U+009F), which it leaves raw and some terminals obey: escaped as `\u00XX`,
+/// like the C0 ones. A process's name or a path, another user's input, is in the objects.
+pub fn to_writer<W: Write, T: Serialize + ?Sized>(out: W, value: &T) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, NoControls);
+    value.serialize(&mut ser)
+}
+
+/// [`to_writer`] into a String.
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::new();
+    if to_writer(&mut out, value).is_err() {
+        return String::new();
+    }
+    // serde_json writes UTF-8; the escapes are ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// serde_json's compact formatter, escaping DEL and C1 too (see [`to_writer`]).
+struct NoControls;
+
+impl serde_json::ser::Formatter for NoControls {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if ('\u{7f}'..='\u{9f}').contains(&c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                write!(w, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 /// A descriptor warning is its words (see `render`'s `Display`).
@@ -29,6 +68,16 @@ impl Serialize for WallClock {
 mod tests {
     use crate::model::{ProcessInfo, Report, ReportKind, Sample, SyscallCounts, Window};
     use tracer_common::hist;
+
+    #[test]
+    fn del_and_c1_controls_are_escaped_like_c0() {
+        let v = serde_json::json!({"comm": "a\u{7f}b\u{9b}[2J\u{1b}c\u{a0}é"});
+        let s = super::to_string(&v);
+        assert_eq!(s, "{\"comm\":\"a\\u007fb\\u009b[2J\\u001bc\u{a0}é\"}");
+        assert!(!s.chars().any(|c| c.is_control()));
+        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, v);
+    }
 
     #[test]
     fn final_object_has_the_documented_fields() {

@@ -593,7 +593,7 @@ impl StreamSummary {
 /// An item as one NDJSON line.
 pub fn json_line(item: &Item) -> String {
     match item {
-        Item::Call(c) => serde_json::to_string(c).unwrap_or_default(),
+        Item::Call(c) => crate::render::json::to_string(c),
         Item::Lost(n) => serde_json::json!({"type": "lost", "calls": n}).to_string(),
     }
 }
