@@ -248,25 +248,14 @@ fn as_tracer_shows(line: &str) -> String {
     l
 }
 
-#[test]
-fn socket_calls_are_shown_as_strace_shows_them() {
-    let Some(_guard) = ebpf_test() else { return };
-    if which("strace").is_none() {
-        return skip("strace is not installed");
-    }
-    let dir = tempdir();
+/// What strace printed (`-o DIR/strace.log`) for the workload run with `workload` under
+/// strace's `args`; it must succeed.
+fn strace_log(dir: &str, args: &[&str], workload: &[&str]) -> String {
     let log = format!("{dir}/strace.log");
     let st = Command::new("strace")
-        .args([
-            "-qq",
-            "-e",
-            "trace=%network",
-            "-o",
-            &log,
-            WORKLOAD,
-            "net",
-            &dir,
-        ])
+        .args(args)
+        .args(["-o", &log, WORKLOAD])
+        .args(workload)
         .output()
         .expect("strace runs");
     assert!(
@@ -274,8 +263,17 @@ fn socket_calls_are_shown_as_strace_shows_them() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let theirs: Vec<String> = std::fs::read_to_string(&log)
-        .unwrap()
+    std::fs::read_to_string(&log).unwrap()
+}
+
+#[test]
+fn socket_calls_are_shown_as_strace_shows_them() {
+    let Some(_guard) = ebpf_test() else { return };
+    if which("strace").is_none() {
+        return skip("strace is not installed");
+    }
+    let dir = tempdir();
+    let theirs: Vec<String> = strace_log(&dir, &["-qq", "-e", "trace=%network"], &["net", &dir])
         .lines()
         .map(|l| without_pointers(&as_tracer_shows(l.trim_end())))
         .map(|l| {
@@ -1084,19 +1082,12 @@ fn descriptors_decorated_as_strace_yy_decorates_them() {
     }
     let dir = tempdir();
     std::fs::write(format!("{dir}/known"), "hello\n").unwrap();
-    let log = format!("{dir}/strace.log");
-    let st = Command::new("strace")
-        .args(["-f", "-yy", "-qq", "-e"])
-        .arg(format!("trace={DESCRIPTOR_CALLS}"))
-        .args(["-o", &log, WORKLOAD, "descriptors", &dir])
-        .output()
-        .expect("strace runs");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    let trace = format!("trace={DESCRIPTOR_CALLS}");
+    let raw = strace_log(
+        &dir,
+        &["-f", "-yy", "-qq", "-e", &trace],
+        &["descriptors", &dir],
     );
-    let raw = std::fs::read_to_string(&log).unwrap();
     let strace_lines: Vec<String> = raw
         .lines()
         .map(|l| {
