@@ -646,7 +646,14 @@ fn main() {
                 wait_for(faults);
             }
         }
-        Some("files") => files::run(&args.next().unwrap_or_else(|| usage())),
+        Some("files") => {
+            files::run(&args.next().unwrap_or_else(|| usage()));
+            // `files DIR MILLIS`: then a pause, so that the calls are decoded while the
+            // process lives (its stacks: tests/stack.rs).
+            if let Some(ms) = args.next() {
+                std::thread::sleep(std::time::Duration::from_millis(num(Some(ms))));
+            }
+        }
         Some("descriptors") => files::descriptors(&args.next().unwrap_or_else(|| usage())),
         Some("net") => net::run(&args.next().unwrap_or_else(|| usage())),
         Some("brk") => memory::brk(num(args.next()), wait),

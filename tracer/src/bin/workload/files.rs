@@ -1,4 +1,4 @@
-//! `tracer-workload files DIR`: file calls with exactly known arguments and results, made
+//! `tracer-workload files DIR [MILLIS]`: file calls with exactly known arguments and results, made
 //! as raw syscalls (no C library wrapper in between), for the call stream's tests:
 //! `mkdir DIR/d 0755`, `openat DIR/d/f O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC 0644` (then
 //! closed), `rename DIR/d/f DIR/d/g`, `renameat2` of a missing `DIR/d/m` with

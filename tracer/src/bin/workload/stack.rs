@@ -65,5 +65,7 @@ pub fn run(count: u64) {
     for _ in 0..count {
         std::hint::black_box(tracer_stack_libc_user());
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Long enough for a slow (emulated) guest's reader to decode the calls while the
+    // process lives.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
 }
