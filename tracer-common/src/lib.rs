@@ -553,14 +553,21 @@ pub struct SchedStats {
     /// `blocked_ns` by what the thread waited in, indexed by [`block_cause`]; all in
     /// [`block_cause::UNKNOWN`] when causes are not recorded.
     pub blocked_by: [u64; block_cause::COUNT],
-    /// The futex word of the thread's latest condition wait (only in
-    /// [`maps::THREAD_STATS`]; 0 if none): the threads of a pool wait on the same
-    /// condition variable, so they share it (within its 16 bytes: glibc's waiters use one
-    /// of two words of `__g_signals`).
+    /// The futex word of the thread's latest condition wait, ended or not (only in
+    /// [`maps::THREAD_STATS`]; 0 if none).
     pub cond_addr: u64,
+    /// The futex word of its longest ended condition wait, and that wait's length (only in
+    /// [`maps::THREAD_STATS`]; 0 if none): the threads of a pool wait for work on the same
+    /// condition variable, so they share it (within its 16 bytes: glibc's waiters use one
+    /// of two words of `__g_signals`). The longest, not the latest: a busy pool thread
+    /// waits for work seldom, and in between its latest wait of this kind (glibc makes
+    /// the same `FUTEX_WAIT_BITSET` for rwlocks and semaphores: OpenSSL's locks in node's
+    /// crypto) is a short one on a lock that other threads share.
+    pub pool_addr: u64,
+    pub pool_wait_ns: u64,
 }
 const _: () =
-    assert!(core::mem::size_of::<SchedStats>() == 88 + 8 * hist::BUCKETS + 8 * block_cause::COUNT);
+    assert!(core::mem::size_of::<SchedStats>() == 104 + 8 * hist::BUCKETS + 8 * block_cause::COUNT);
 
 impl Default for SchedStats {
     fn default() -> Self {
@@ -578,6 +585,8 @@ impl Default for SchedStats {
             runq_hist: [0; hist::BUCKETS],
             blocked_by: [0; block_cause::COUNT],
             cond_addr: 0,
+            pool_addr: 0,
+            pool_wait_ns: 0,
         }
     }
 }

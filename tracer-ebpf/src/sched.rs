@@ -147,6 +147,12 @@ fn apply(d: &Delta, slot: u32, tid: u32, tgid: u32, current: bool, flags: &mut u
     // SAFETY: a thread's events are serialized by the scheduler (its runqueue lock).
     let stats = unsafe { &mut *stats };
     add(stats, d, bucket);
+    // A condition wait ends: its word is the latest one recorded (before `d`'s, of the
+    // wait that begins now, replaces it).
+    if d.cause == block_cause::CONDITION && d.blocked_ns > stats.pool_wait_ns {
+        stats.pool_wait_ns = d.blocked_ns;
+        stats.pool_addr = stats.cond_addr;
+    }
     if d.cond_addr != 0 {
         stats.cond_addr = d.cond_addr;
     }

@@ -8,10 +8,13 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray},
 };
-use tracer_common::{SchedStats, ThreadSched, maps, sched_state};
+use tracer_common::{SchedStats, ThreadSched, block_cause, maps, sched_state};
 
 use super::{proc::Live, take};
-use crate::model::sched::{SchedCounts, ThreadCounts};
+use crate::model::{
+    roles,
+    sched::{SchedCounts, ThreadCounts},
+};
 
 /// Ended threads kept in full once their kernel entries are reclaimed (with `--threads`);
 /// beyond, the least busy are dropped from the lists (their process totals keep them).
@@ -114,8 +117,10 @@ impl SchedCollector {
             }
         }
         let mut threads: BTreeMap<u32, ThreadCounts> = BTreeMap::new();
+        let mut latest = HashMap::new();
         for entry in self.threads.iter() {
             let (tid, s) = entry?;
+            latest.insert(tid, (s.cond_addr, s.pool_wait_ns));
             let mut counts = SchedCounts::default();
             counts.add_raw(&s);
             let end = s.comm.iter().position(|&b| b == 0).unwrap_or(s.comm.len());
@@ -131,7 +136,7 @@ impl SchedCollector {
                     comm: String::new(),
                     alive: false,
                     counts,
-                    cond_addr: s.cond_addr,
+                    pool_addr: s.pool_addr,
                     cpu_without_syscalls_ns: 0,
                 },
             );
@@ -174,7 +179,7 @@ impl SchedCollector {
                     comm: String::new(),
                     alive: true,
                     counts: SchedCounts::default(),
-                    cond_addr: 0,
+                    pool_addr: 0,
                     cpu_without_syscalls_ns: 0,
                 });
                 t.alive = true;
@@ -197,6 +202,10 @@ impl SchedCollector {
                 let mut open = SchedCounts::default();
                 open.add_open(st.state, st.cause, st.since_ns, now_ns);
                 t.counts.add(&open);
+                if let Some(&(cond, longest_ns)) = latest.get(tid) {
+                    let waiting = open.blocked_by[block_cause::CONDITION as usize];
+                    t.pool_addr = roles::pool_word(t.pool_addr, longest_ns, cond, waiting);
+                }
                 per_slot.entry(t.slot).or_default().add(&open);
             }
         }

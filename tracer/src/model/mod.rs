@@ -850,7 +850,7 @@ impl Report {
                 let cond = counts
                     .threads
                     .iter()
-                    .map(|(tid, t)| (*tid, t.cond_addr))
+                    .map(|(tid, t)| (*tid, t.pool_addr))
                     .collect();
                 let loops = counts
                     .loops

@@ -64,13 +64,27 @@ pub struct PoolRow {
     pub saturated: bool,
 }
 
+/// The futex word that tells a thread's pool: that of its longest condition wait (`longest`,
+/// `longest_ns`, ended waits, from the kernel), or of the one it is in (`latest`, for
+/// `waiting_ns` so far) if that is longer, or the only one: an idle pool thread may have
+/// waited for work since it started. The longest, not the latest: a busy pool thread
+/// seldom waits for work, and its latest wait may be a short one on a lock its pool shares
+/// (glibc waits on rwlocks and semaphores as on condition variables).
+pub fn pool_word(longest: u64, longest_ns: u64, latest: u64, waiting_ns: u64) -> u64 {
+    if waiting_ns > longest_ns || longest == 0 {
+        latest
+    } else {
+        longest
+    }
+}
+
 /// A thread's time with work: all but its waits for work.
 fn busy(t: &ThreadRow) -> u64 {
     t.wall_ns.saturating_sub(t.blocked_by.waiting_for_work_ns)
 }
 
 /// Gives each thread its role and returns the pools, most utilised first. `cond`: each
-/// thread's latest condition-wait futex word (0 or absent: none); `loops`: the threads
+/// thread's [`pool_word`] (0 or absent: none); `loops`: the threads
 /// that loop on a wait.
 pub fn assign(
     threads: &mut [ThreadRow],
@@ -89,7 +103,7 @@ pub fn assign(
             (false, false) => Role::Other,
         };
         let word = cond.get(&t.tid).copied().unwrap_or(0);
-        // Its latest condition wait may be before the window: a busy pool thread need not
+        // Its longest condition wait may be before the window: a busy pool thread need not
         // wait in every window.
         if t.role == Role::Other && word != 0 {
             by_cond.entry((t.pid, word & !15)).or_default().push(i);
@@ -204,5 +218,20 @@ mod tests {
         assert_eq!(pools[1].tids, [13, 14]);
         assert!((pools[1].utilisation - 0.01).abs() < 1e-9);
         assert!(!pools[1].saturated);
+    }
+
+    #[test]
+    fn the_pool_word_is_the_longest_waits() {
+        // Waited 1 s for work on 0x1000; since then, lock waits of 1 ms on 0x2000.
+        assert_eq!(pool_word(0x1000, 1_000_000_000, 0x2000, 0), 0x1000);
+        assert_eq!(pool_word(0x1000, 1_000_000_000, 0x2000, 1_000_000), 0x1000);
+        // Waiting on 0x2000 for longer than any ended wait.
+        assert_eq!(
+            pool_word(0x1000, 1_000_000_000, 0x2000, 2_000_000_000),
+            0x2000
+        );
+        // In its first wait since it started, or none.
+        assert_eq!(pool_word(0, 0, 0x3000, 5), 0x3000);
+        assert_eq!(pool_word(0, 0, 0, 0), 0);
     }
 }

@@ -218,8 +218,9 @@ pub struct ThreadCounts {
     pub comm: String,
     pub alive: bool,
     pub counts: SchedCounts,
-    /// The futex word of its latest condition wait (0: none; see `SchedStats::cond_addr`).
-    pub cond_addr: u64,
+    /// The futex word that tells its pool: of its longest condition wait (0: none; see
+    /// [`super::roles::pool_word`]).
+    pub pool_addr: u64,
     /// On-CPU time since its latest syscall, as of the reading (see [`SilentRuns`]).
     pub cpu_without_syscalls_ns: u64,
 }
@@ -442,7 +443,7 @@ mod tests {
                 on_cpu_ns: cpu,
                 ..Default::default()
             },
-            cond_addr: 0,
+            pool_addr: 0,
             cpu_without_syscalls_ns: 0,
         };
         let calls = |n: u64| {

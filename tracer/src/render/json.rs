@@ -241,7 +241,7 @@ mod tests {
                 comm: "w".into(),
                 alive: true,
                 counts: SchedCounts::default(),
-                cond_addr: 0,
+                pool_addr: 0,
                 cpu_without_syscalls_ns: 0,
             },
         );
